@@ -1,0 +1,38 @@
+# driftd developer entry points. Every target creates .venv on a fresh clone.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= .driftd/demo
+
+.PHONY: demo test lint typecheck bench clean venv
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: a CPU wheel; never let a resolver pull a CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/driftd generate --out $(DEMO_DIR) --events 60000 --seed 7
+	$(BIN)/driftd replay --config $(DEMO_DIR)/driftd.toml $(DEMO_DIR)/events.jsonl
+
+lint: $(STAMP)
+	$(BIN)/ruff check driftd tests benchmarks
+	$(BIN)/ruff format --check driftd tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) .driftd .pytest_cache .mypy_cache .ruff_cache

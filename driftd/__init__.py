@@ -1,0 +1,3 @@
+"""driftd: keeps deployed ML models healthy."""
+
+__version__ = "0.1.0"

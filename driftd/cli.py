@@ -1,0 +1,281 @@
+"""The ``driftd`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from driftd import __version__
+from driftd.config import LogSettings, Settings, effective_config, load_settings
+from driftd.errors import DriftdError
+
+log = logging.getLogger("driftd.cli")
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except DriftdError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="driftd")
+def cli() -> None:
+    """driftd keeps deployed ML models healthy.
+
+    It reads a model server's prediction and label streams (Kafka, or files), joins them,
+    watches for drift and quality loss, and exports what it sees to Prometheus.
+
+    \b
+    Quick start:
+      driftd generate --out demo
+      driftd replay --config demo/driftd.toml demo/events.jsonl
+    """
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "-c",
+    "config",
+    type=click.Path(path_type=Path),
+    envvar="DRIFTD_CONFIG",
+    required=True,
+    help="TOML configuration file (or DRIFTD_CONFIG).",
+)
+def run(config: Path) -> None:
+    """Run the daemon until SIGTERM or SIGINT.
+
+    Restores the last checkpoint, seeks every source to its saved offsets, then consumes,
+    joins and monitors, checkpointing state and offsets together.
+    """
+    from driftd.daemon import app as app_mod
+    from driftd.logs import configure
+
+    settings = _settings(config)
+    configure(settings.log)
+    try:
+        application = app_mod.build(settings)
+    except DriftdError as exc:
+        raise click.ClickException(str(exc)) from None
+    log.info(
+        "driftd starting",
+        extra={
+            "version": __version__,
+            "pipeline": settings.pipeline.name,
+            "source": settings.source.kind,
+        },
+    )
+    try:
+        app_mod.run(application)
+    finally:
+        application.close()
+    log.info("driftd stopped")
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "-c",
+    "config",
+    type=click.Path(path_type=Path, exists=True),
+    required=True,
+    help="TOML configuration file (its [source] is replaced by FILES).",
+)
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False)
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option(
+    "--dlq",
+    type=click.Path(path_type=Path),
+    help="Dead-letter file (default: <data_dir>/<first file>.dlq.jsonl).",
+)
+def replay(config: Path, files: tuple[Path, ...], as_json: bool, dlq: Path | None) -> None:
+    """Process event files (JSON lines, optionally gzip) to their end and print a summary.
+
+    Starts from empty state and does not touch the daemon's checkpoints.
+    """
+    from driftd.replay import replay_files
+
+    settings = _settings(config)
+    try:
+        summary = replay_files(settings, list(files), dlq, progress=not as_json)
+    except DriftdError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        _echo_json(summary)
+    else:
+        from driftd.replay import print_summary
+
+        print_summary(summary)
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "-c",
+    "config",
+    type=click.Path(path_type=Path),
+    envvar="DRIFTD_CONFIG",
+    required=True,
+    help="TOML configuration file (or DRIFTD_CONFIG).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(config: Path, as_json: bool) -> None:
+    """Show what the daemon's checkpoints hold: counts per model and offsets."""
+    from driftd.replay import checkpoint_status, print_summary
+
+    settings = _settings(config)
+    summary = checkpoint_status(settings)
+    if as_json:
+        _echo_json(summary)
+    else:
+        print_summary(summary)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Directory for events.jsonl, driftd.toml and truth.json.",
+)
+@click.option(
+    "--events",
+    "-n",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Number of predictions.",
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--features",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Numeric features per prediction.",
+)
+@click.option(
+    "--drift-at",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Fraction of the stream after which inputs and concept drift.",
+)
+@click.option(
+    "--label-delay",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Mean label delay in seconds.",
+)
+@click.option(
+    "--max-label-delay",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0.001),
+    help="The model's maximum label delay (later labels do not join).",
+)
+@click.option("--malformed-rate", default=0.002, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--duplicate-rate", default=0.01, show_default=True, type=click.FloatRange(0, 1))
+def generate(
+    out: Path,
+    events: int,
+    seed: int,
+    features: int,
+    drift_at: float,
+    label_delay: float,
+    max_label_delay: float,
+    malformed_rate: float,
+    duplicate_rate: float,
+) -> None:
+    """Write a synthetic prediction + label stream with a known drift point.
+
+    Writes DIR/events.jsonl, a matching DIR/driftd.toml and DIR/truth.json (the exact counts
+    a replay must report). Then: driftd replay --config DIR/driftd.toml DIR/events.jsonl
+    """
+    from driftd.synth import StreamSpec, write
+
+    spec = StreamSpec(
+        events=events,
+        seed=seed,
+        n_features=features,
+        drift_at=drift_at,
+        label_delay_mean_s=label_delay,
+        max_label_delay_s=max_label_delay,
+        malformed_rate=malformed_rate,
+        duplicate_rate=duplicate_rate,
+    )
+    t0 = time.perf_counter()
+    paths = write(spec, out)
+    click.echo(
+        f"wrote {paths['events']} ({paths['events'].stat().st_size / 1e6:.1f} MB), "
+        f"{paths['config']} and {paths['truth']} in {time.perf_counter() - t0:.1f}s",
+        err=True,
+    )
+
+
+@cli.group()
+def config() -> None:
+    """Inspect configuration."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(path_type=Path))
+def config_check(file: Path) -> None:
+    """Validate FILE (with DRIFTD_* overrides) and print the effective configuration."""
+    settings = _settings(file)
+    _echo_json(effective_config(settings))
+    click.echo(f"{file}: OK", err=True)
+
+
+@cli.group()
+def db() -> None:
+    """Manage driftd's database schema."""
+
+
+@db.command("upgrade")
+@click.option(
+    "--config",
+    "-c",
+    "config",
+    type=click.Path(path_type=Path),
+    envvar="DRIFTD_CONFIG",
+    required=True,
+    help="TOML configuration file (or DRIFTD_CONFIG).",
+)
+def db_upgrade(config: Path) -> None:
+    """Apply every pending migration to the checkpoint database."""
+    from driftd.db import make_engine, upgrade
+
+    settings = _settings(config)
+    engine = make_engine(settings.checkpoint.url)
+    upgrade(engine)
+    engine.dispose()
+    click.echo("database is up to date", err=True)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    if not logging.getLogger().handlers:
+        from driftd.logs import configure
+
+        configure(LogSettings(level="WARNING"))
+    try:
+        cli.main(prog_name="driftd")
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,280 @@
+"""Typed configuration: a TOML file plus ``DRIFTD_*`` environment overrides.
+
+Everything is validated once, at start-up, into one frozen ``Settings`` object; each component
+receives its own sub-settings. Environment variables override the file: nested keys are joined
+with ``__`` (``DRIFTD_SOURCE__KAFKA__BOOTSTRAP_SERVERS``, ``DRIFTD_CHECKPOINT__URL``), and an
+unknown ``DRIFTD_*`` name fails start-up rather than being ignored.
+
+Example ``driftd.toml``::
+
+    [source]
+    kind = "kafka"
+    [source.kafka]
+    bootstrap_servers = "kafka:9092"
+
+    [models.fraud]
+    task = "binary"
+    max_label_delay_s = 3600
+    features = { amount = "numeric", country = "categorical" }
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from driftd.errors import ConfigError
+
+ENV_PREFIX = "DRIFTD_"
+ENV_CONFIG_FILE = "DRIFTD_CONFIG"
+_ENV_NOT_SETTINGS = {ENV_CONFIG_FILE}
+
+Policy = Literal["dead_letter", "ignore"]
+FeatureKind = Literal["numeric", "categorical"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PipelineSettings(_Section):
+    """The loop: batch sizes and how often state and offsets are checkpointed."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")] = "driftd"
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
+    checkpoint_every_events: Annotated[int, Field(ge=1)] = 100_000
+    checkpoint_every_s: Annotated[float, Field(gt=0)] = 10.0
+    data_dir: Path = Path(".driftd")
+    poll_timeout_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+
+
+class FileSourceSettings(_Section):
+    """JSON-lines files (optionally gzip): replay and the embedded default."""
+
+    kind: Literal["file"] = "file"
+    paths: Annotated[list[Path], Field(min_length=1)]
+    follow: bool = False
+
+
+class KafkaSettings(_Section):
+    """Kafka connection and consumer tuning; defaults favour throughput."""
+
+    bootstrap_servers: Annotated[str, Field(min_length=1)] = "127.0.0.1:9092"
+    predictions_topic: Annotated[str, Field(min_length=1)] = "predictions"
+    labels_topic: Annotated[str, Field(min_length=1)] = "labels"
+    dlq_suffix: Annotated[str, Field(min_length=1)] = ".dlq"
+    client: Literal["kafka-python", "confluent"] = "kafka-python"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    session_timeout_ms: Annotated[int, Field(ge=1000)] = 10_000
+    heartbeat_interval_ms: Annotated[int, Field(ge=100)] = 3_000
+    max_poll_records: Annotated[int, Field(ge=1)] = 5_000
+    fetch_min_bytes: Annotated[int, Field(ge=1)] = 1
+    fetch_max_wait_ms: Annotated[int, Field(ge=0)] = 100
+    max_partition_fetch_bytes: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+
+class KafkaSourceSettings(_Section):
+    """Predictions and labels topics read by a consumer group."""
+
+    kind: Literal["kafka"] = "kafka"
+    kafka: KafkaSettings = KafkaSettings()
+
+
+class IngestSettings(_Section):
+    """What happens to events that are too large or name unknown models or features."""
+
+    max_event_bytes: Annotated[int, Field(ge=64, le=64 * 1024 * 1024)] = 1024 * 1024
+    oversized: Policy = "dead_letter"
+    unknown_model: Policy = "dead_letter"
+    unknown_feature: Policy = "dead_letter"
+
+
+class JoinSettings(_Section):
+    """Bounds of the prediction/label join store."""
+
+    max_pending: Annotated[int, Field(ge=1)] = 2_000_000
+    overflow: Literal["evict_oldest", "drop_new"] = "evict_oldest"
+    allowed_lateness_s: Annotated[float, Field(ge=0)] = 60.0
+
+
+class CheckpointSettings(_Section):
+    """Where state and offsets are saved together (SQLite file or PostgreSQL)."""
+
+    url: Annotated[str, Field(min_length=1)] = "sqlite:///.driftd/state.db"
+    chunk_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
+
+
+class MetricsSettings(_Section):
+    """The Prometheus exporter."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9464
+
+
+class LogSettings(_Section):
+    """Structured JSON logs when not on a terminal, readable lines when on one."""
+
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class ModelSettings(_Section):
+    """One monitored model: its feature schema, label delay and windows."""
+
+    task: Literal["binary", "multiclass", "regression"] = "binary"
+    features: Annotated[dict[str, FeatureKind], Field(min_length=1)]
+    max_label_delay_s: Annotated[float, Field(gt=0)] = 3600.0
+    window_s: Annotated[float, Field(gt=0)] = 300.0
+    windows_kept: Annotated[int, Field(ge=1, le=10_000)] = 12
+    max_categories: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+
+    @field_validator("features")
+    @classmethod
+    def _names(cls, v: dict[str, FeatureKind]) -> dict[str, FeatureKind]:
+        for name in v:
+            if not name or len(name) > 256:
+                raise ValueError(f"feature names must be 1-256 characters, got {name!r}")
+        return v
+
+
+def _source_kind(value: Any) -> str:
+    """The source's ``kind``; Kafka when omitted, so env-only Kafka settings work."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "kafka"))
+    return str(getattr(value, "kind", "kafka"))
+
+
+class Settings(BaseSettings):
+    """The whole configuration, validated at start-up."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+    )
+
+    pipeline: PipelineSettings = PipelineSettings()
+    source: Annotated[
+        Annotated[FileSourceSettings, Tag("file")] | Annotated[KafkaSourceSettings, Tag("kafka")],
+        Discriminator(_source_kind),
+    ] = KafkaSourceSettings()
+    ingest: IngestSettings = IngestSettings()
+    join: JoinSettings = JoinSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    log: LogSettings = LogSettings()
+    models: Annotated[dict[str, ModelSettings], Field(min_length=1)]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file, which is passed in as init values.
+        return (env_settings, init_settings)
+
+
+def _describe_expected(err: Mapping[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "missing":
+        return "a value (this key is required)"
+    if kind == "extra_forbidden":
+        return "no such key; check the spelling against the documented keys"
+    msg = str(err["msg"])
+    return msg[:1].lower() + msg[1:]
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(p) for p in loc).upper()
+
+
+def format_errors(exc: ValidationError, origin: str, env: Mapping[str, str]) -> str:
+    """One line per problem: the key, the value given, where it came from, what was expected."""
+    lines = [f"invalid configuration ({origin}):"]
+    for err in exc.errors():
+        loc = list(err["loc"])
+        if len(loc) > 1 and loc[0] == "source" and loc[1] in ("file", "kafka"):
+            del loc[1]  # the discriminated union puts its tag in the path
+        key = ".".join(str(p) for p in loc)
+        env_name = _env_name(tuple(loc))
+        where = f" (from {env_name})" if env_name.lower() in {k.lower() for k in env} else ""
+        value = "missing" if err["type"] == "missing" else repr(err.get("input"))
+        lines.append(f"  {key}: got {value}{where}; expected {_describe_expected(err)}")
+    return "\n".join(lines)
+
+
+def _check_env_names(env: Mapping[str, str]) -> None:
+    top = set(Settings.model_fields)
+    unknown = []
+    for name in env:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in _ENV_NOT_SETTINGS:
+            continue
+        head = upper[len(ENV_PREFIX) :].split("__", 1)[0].lower()
+        if head not in top:
+            unknown.append(name)
+    if unknown:
+        raise ConfigError(
+            f"unknown environment variable(s) {', '.join(sorted(unknown))}; expected "
+            f"{ENV_PREFIX}<SECTION>__<KEY> with SECTION one of {', '.join(sorted(top))}"
+        )
+
+
+def load_settings(path: Path | str | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (if any), apply the environment, validate; raise ConfigError."""
+    environ = dict(os.environ if env is None else env)
+    _check_env_names(environ)
+    data: dict[str, Any] = {}
+    origin = "environment only"
+    if path is not None:
+        p = Path(path)
+        origin = str(p)
+        try:
+            with p.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+    saved = os.environ.copy()
+    try:
+        # pydantic-settings reads os.environ; give it exactly the environment we were handed.
+        os.environ.clear()
+        os.environ.update(environ)
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, origin, environ)) from None
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def effective_config(settings: Settings) -> dict[str, Any]:
+    """The validated settings as plain data (secrets masked), for `driftd config check`."""
+    return settings.model_dump(mode="json")

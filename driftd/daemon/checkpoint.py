@@ -1,0 +1,192 @@
+"""Checkpoints in a SQL database: each partition's state blob and offsets, saved atomically.
+
+One transaction per save replaces every given partition's row and blob chunks, and refuses
+offsets that would move backwards. SQLite (WAL, synchronous=FULL) is the embedded default;
+PostgreSQL is the production backend. The schema is managed by Alembic (``driftd db upgrade``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from driftd.daemon.abc import Checkpoint
+from driftd.db import checkpoint_chunks, checkpoints, make_engine, upgrade
+from driftd.errors import CheckpointError
+
+
+class SqlCheckpointStore:
+    """CheckpointStore on SQLAlchemy; the blob is split into chunks of ``chunk_bytes``."""
+
+    def __init__(self, engine: Engine, chunk_bytes: int = 16 * 1024 * 1024) -> None:
+        self.engine = engine
+        self.chunk_bytes = chunk_bytes
+
+    @classmethod
+    def open(cls, url: str, chunk_bytes: int = 16 * 1024 * 1024) -> SqlCheckpointStore:
+        """Connect, bring the schema up to date, and return a store."""
+        engine = make_engine(url)
+        upgrade(engine)
+        return cls(engine, chunk_bytes)
+
+    def save(self, pipeline: str, cps: Sequence[Checkpoint]) -> None:
+        """Save the given partitions in one transaction; offsets must not decrease."""
+        if not cps:
+            return
+        try:
+            with self.engine.begin() as conn:
+                for cp in cps:
+                    self._save_one(conn, pipeline, cp)
+        except CheckpointError:
+            raise
+        except sa.exc.SQLAlchemyError as exc:
+            raise CheckpointError(f"saving checkpoint of {pipeline!r} failed: {exc}") from exc
+
+    def _save_one(self, conn: sa.Connection, pipeline: str, cp: Checkpoint) -> None:
+        key = (checkpoints.c.pipeline == pipeline) & (checkpoints.c.partition == cp.partition)
+        row = conn.execute(sa.select(checkpoints.c.offsets).where(key).with_for_update()).first()
+        if row is not None:
+            old: dict[str, int] = json.loads(row.offsets)
+            back = {
+                k: (v, cp.offsets.get(k))
+                for k, v in old.items()
+                if k in cp.offsets and cp.offsets[k] < v
+            }
+            if back:
+                raise CheckpointError(
+                    f"offsets of {pipeline!r} partition {cp.partition} would move backwards: "
+                    + ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in back.items())
+                )
+            conn.execute(sa.delete(checkpoints).where(key))
+        conn.execute(
+            sa.delete(checkpoint_chunks).where(
+                (checkpoint_chunks.c.pipeline == pipeline)
+                & (checkpoint_chunks.c.partition == cp.partition)
+            )
+        )
+        conn.execute(
+            sa.insert(checkpoints).values(
+                pipeline=pipeline,
+                partition=cp.partition,
+                seq=cp.seq,
+                offsets=json.dumps(cp.offsets, sort_keys=True),
+                created_at=cp.created_at,
+                nbytes=len(cp.blob),
+            )
+        )
+        view = memoryview(cp.blob)
+        step = self.chunk_bytes
+        rows = [
+            {
+                "pipeline": pipeline,
+                "partition": cp.partition,
+                "chunk": i // step,
+                "data": bytes(view[i : i + step]),
+            }
+            for i in range(0, max(len(view), 1), step)
+        ]
+        for r in rows:  # one statement per chunk keeps peak memory at one chunk
+            conn.execute(sa.insert(checkpoint_chunks).values(**r))
+
+    def load(self, pipeline: str, partition: int) -> Checkpoint | None:
+        """The saved checkpoint of a partition, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(checkpoints).where(
+                    (checkpoints.c.pipeline == pipeline) & (checkpoints.c.partition == partition)
+                )
+            ).first()
+            if row is None:
+                return None
+            chunks = (
+                conn.execute(
+                    sa.select(checkpoint_chunks.c.data)
+                    .where(
+                        (checkpoint_chunks.c.pipeline == pipeline)
+                        & (checkpoint_chunks.c.partition == partition)
+                    )
+                    .order_by(checkpoint_chunks.c.chunk)
+                )
+                .scalars()
+                .all()
+            )
+        blob = b"".join(chunks)
+        if len(blob) != row.nbytes:
+            raise CheckpointError(
+                f"checkpoint of {pipeline!r} partition {partition} is {len(blob)} bytes, "
+                f"expected {row.nbytes}"
+            )
+        return Checkpoint(
+            partition, int(row.seq), json.loads(row.offsets), blob, float(row.created_at)
+        )
+
+    def partitions(self, pipeline: str) -> list[int]:
+        """Partitions of a pipeline that have a checkpoint."""
+        with self.engine.connect() as conn:
+            return sorted(
+                conn.execute(
+                    sa.select(checkpoints.c.partition).where(checkpoints.c.pipeline == pipeline)
+                )
+                .scalars()
+                .all()
+            )
+
+    def info(self, pipeline: str) -> list[dict[str, Any]]:
+        """Per partition: seq, offsets, size and age, without reading the blobs."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(checkpoints)
+                .where(checkpoints.c.pipeline == pipeline)
+                .order_by(checkpoints.c.partition)
+            ).all()
+        now = time.time()
+        return [
+            {
+                "partition": r.partition,
+                "seq": r.seq,
+                "offsets": json.loads(r.offsets),
+                "bytes": r.nbytes,
+                "age_s": round(now - r.created_at, 3),
+            }
+            for r in rows
+        ]
+
+    def delete(self, pipeline: str) -> None:
+        """Forget every checkpoint of a pipeline (a fresh start)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(checkpoint_chunks).where(checkpoint_chunks.c.pipeline == pipeline)
+            )
+            conn.execute(sa.delete(checkpoints).where(checkpoints.c.pipeline == pipeline))
+
+    def close(self) -> None:
+        """Dispose of the connection pool."""
+        self.engine.dispose()
+
+
+class MemoryCheckpointStore:
+    """CheckpointStore in memory: one-shot replays and tests."""
+
+    def __init__(self) -> None:
+        self._data: dict[tuple[str, int], Checkpoint] = {}
+
+    def save(self, pipeline: str, cps: Sequence[Checkpoint]) -> None:
+        """Keep the checkpoints."""
+        for cp in cps:
+            self._data[(pipeline, cp.partition)] = cp
+
+    def load(self, pipeline: str, partition: int) -> Checkpoint | None:
+        """The kept checkpoint, or None."""
+        return self._data.get((pipeline, partition))
+
+    def partitions(self, pipeline: str) -> list[int]:
+        """Partitions with a checkpoint."""
+        return sorted(p for name, p in self._data if name == pipeline)
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,399 @@
+"""The prediction/label join: by id, in either arrival order, bounded in memory.
+
+Semantics (all in event time, so a replay gives the same result whatever the batch sizes):
+
+- A label joins its prediction when ``label.ts - prediction.ts <= max_label_delay``.
+- The watermark ``W`` is the largest timestamp seen on either stream minus the allowed
+  lateness. A prediction is held until ``W > ts + max_label_delay``; it then leaves the store,
+  counted ``expired`` when no label joined it. While held, a second prediction with its id is a
+  ``duplicate``, and so is a second label once it joined.
+- A label with no joinable prediction waits until ``W > label.ts``; it then counts as
+  ``unmatched_labels``.
+- Both stores release entries in arrival order (FIFO): an entry stays until every entry before
+  it has left, which in a time-ordered stream changes nothing and keeps expiry O(expired).
+- Results are independent of batch sizes, and of the interleaving of the two streams as long
+  as they are out of step by less than the allowed lateness.
+
+Pending predictions live in a FIFO ring of numpy columns (about 200 bytes per prediction with
+20 numeric features, plus the id string and its dict entry); a full store evicts its oldest
+entries or drops new ones, by policy, and counts them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from driftd.daemon.columns import F64, I32, LabelColumns, PredictionColumns
+
+_EXPIRE_CHUNK = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class JoinedColumns:
+    """Predictions joined with their labels, as columns."""
+
+    version: I32
+    ts: F64  # the prediction's time
+    label_ts: F64
+    numeric: F64
+    categorical: I32
+    prediction: F64
+    score: F64
+    label: F64
+
+    def __len__(self) -> int:
+        return len(self.version)
+
+
+JoinCounter = Literal[
+    "predictions",
+    "labels",
+    "joined",
+    "expired",
+    "duplicates",
+    "unmatched_labels",
+    "evicted",
+    "dropped",
+]
+JOIN_COUNTERS: tuple[JoinCounter, ...] = JoinCounter.__args__  # type: ignore[attr-defined]
+
+
+class JoinStore:
+    """Pending predictions and labels of one model in one partition."""
+
+    def __init__(
+        self,
+        n_numeric: int,
+        n_categorical: int,
+        max_label_delay_s: float,
+        allowed_lateness_s: float,
+        max_pending: int,
+        overflow: Literal["evict_oldest", "drop_new"],
+        initial_capacity: int = 1024,
+    ) -> None:
+        self.k, self.m = n_numeric, n_categorical
+        self.max_delay = max_label_delay_s
+        self.lateness = allowed_lateness_s
+        self.max_pending = max_pending
+        self.overflow = overflow
+        self.watermark = -np.inf
+        self.counts: dict[str, int] = dict.fromkeys(JOIN_COUNTERS, 0)
+        self._index: dict[str, int] = {}  # id -> sequence number
+        self._head = 0  # ring position of the oldest entry
+        self._head_seq = 0  # its sequence number
+        self._size = 0
+        self._joined_held = 0  # held entries that already have their label
+        self._alloc(max(16, initial_capacity))
+        # Labels waiting for their prediction: id -> (ts, label).
+        self._labels: dict[str, tuple[float, float]] = {}
+
+    # -- storage -------------------------------------------------------------------------
+    def _alloc(self, cap: int) -> None:
+        self._cap = cap
+        self._ids: npt.NDArray[np.object_] = np.empty(cap, dtype=object)
+        self._version = np.zeros(cap, dtype=np.int32)
+        self._ts = np.zeros(cap, dtype=np.float64)
+        self._numeric = np.zeros((cap, self.k), dtype=np.float64)
+        self._categorical = np.zeros((cap, self.m), dtype=np.int32)
+        self._prediction = np.zeros(cap, dtype=np.float64)
+        self._score = np.zeros(cap, dtype=np.float32)
+        self._joined = np.zeros(cap, dtype=np.bool_)
+
+    def _columns(self) -> tuple[np.ndarray[Any, Any], ...]:
+        return (
+            self._ids,
+            self._version,
+            self._ts,
+            self._numeric,
+            self._categorical,
+            self._prediction,
+            self._score,
+            self._joined,
+        )
+
+    def _order(self) -> npt.NDArray[np.intp]:
+        """Ring positions of held entries, oldest first."""
+        return (self._head + np.arange(self._size)) % self._cap
+
+    def _grow(self, need: int) -> None:
+        cap = self._cap
+        while cap < need:
+            cap *= 2
+        order = self._order()
+        old = self._columns()
+        self._alloc(cap)
+        for new_col, old_col in zip(self._columns(), old, strict=True):
+            new_col[: self._size] = old_col[order]
+        self._head = 0
+
+    def _pos(self, seqs: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+        return ((self._head + (seqs - self._head_seq)) % self._cap).astype(np.intp)
+
+    @property
+    def held(self) -> int:
+        """Predictions in the store, joined or not."""
+        return self._size
+
+    @property
+    def pending(self) -> int:
+        """Predictions still waiting for a label."""
+        return self._size - self._joined_held
+
+    @property
+    def pending_labels(self) -> int:
+        """Labels waiting for their prediction."""
+        return len(self._labels)
+
+    def nbytes(self) -> int:
+        """Approximate memory of the columns (not counting id strings and the dict)."""
+        return sum(c.nbytes for c in self._columns())
+
+    # -- predictions ---------------------------------------------------------------------
+    def _first_new(self, ids: list[str]) -> npt.NDArray[np.intp]:
+        """Indices of ids neither held nor seen earlier in the batch."""
+        uniq = dict.fromkeys(ids)
+        index = self._index
+        if len(uniq) == len(ids) and index.keys().isdisjoint(uniq):
+            return np.arange(len(ids))
+        keep: list[int] = []
+        seen: set[str] = set()
+        for i, id_ in enumerate(ids):
+            if id_ not in index and id_ not in seen:
+                seen.add(id_)
+                keep.append(i)
+        return np.asarray(keep, dtype=np.intp)
+
+    def _make_room(self, n: int) -> int:
+        """Apply the overflow policy; return how many of n new entries may be stored."""
+        free = self.max_pending - self._size
+        if n <= free:
+            return n
+        if self.overflow == "drop_new":
+            return max(free, 0)
+        evict = min(n - free, self._size)
+        self._pop(evict, counter="evicted")
+        return min(n, self.max_pending)
+
+    def add_predictions(
+        self, cols: PredictionColumns
+    ) -> tuple[npt.NDArray[np.intp], JoinedColumns | None]:
+        """Store new predictions; return the indices accepted and joins with waiting labels."""
+        if not len(cols):
+            return np.empty(0, dtype=np.intp), None
+        keep = self._first_new(cols.ids)
+        self.counts["duplicates"] += len(cols) - len(keep)
+        self.counts["predictions"] += len(keep)
+        self.watermark = max(self.watermark, float(cols.ts.max()))
+        room = self._make_room(len(keep))
+        stored = keep[:room]
+        self.counts["dropped"] += len(keep) - room
+        n = len(stored)
+        if n:
+            if self._size + n > self._cap:
+                self._grow(self._size + n)
+            seqs = np.arange(
+                self._head_seq + self._size, self._head_seq + self._size + n, dtype=np.int64
+            )
+            pos = self._pos(seqs)
+            ids = [cols.ids[i] for i in stored.tolist()]
+            self._ids[pos] = ids
+            self._version[pos] = cols.version[stored]
+            self._ts[pos] = cols.ts[stored]
+            self._numeric[pos] = cols.numeric[stored]
+            self._categorical[pos] = cols.categorical[stored]
+            self._prediction[pos] = cols.prediction[stored]
+            self._score[pos] = cols.score[stored]
+            self._joined[pos] = False
+            self._index.update(zip(ids, seqs.tolist(), strict=True))
+            self._size += n
+        joined = self._join_waiting_labels(cols, stored) if self._labels else None
+        return keep, joined
+
+    def _join_waiting_labels(
+        self, cols: PredictionColumns, stored: npt.NDArray[np.intp]
+    ) -> JoinedColumns | None:
+        labels = self._labels
+        hits = [(i, cols.ids[i]) for i in stored.tolist() if cols.ids[i] in labels]
+        if not hits:
+            return None
+        seqs, lts, lvals = [], [], []
+        for i, id_ in hits:
+            lt, lv = labels[id_]
+            if lt - cols.ts[i] <= self.max_delay:
+                del labels[id_]
+                seqs.append(self._index[id_])
+                lts.append(lt)
+                lvals.append(lv)
+        if not seqs:
+            return None
+        return self._join(np.asarray(seqs, dtype=np.int64), np.asarray(lts), np.asarray(lvals))
+
+    # -- labels --------------------------------------------------------------------------
+    def add_labels(self, cols: LabelColumns) -> JoinedColumns | None:
+        """Join labels to held predictions; the rest wait. Returns the joins made."""
+        n = len(cols)
+        if not n:
+            return None
+        dup_before = self.counts["duplicates"]
+        self.watermark = max(self.watermark, float(cols.ts.max()))
+        get = self._index.get
+        seq = np.array([get(i, -1) for i in cols.ids], dtype=np.int64)
+        found = np.flatnonzero(seq >= 0)
+        join_rows = np.empty(0, dtype=np.intp)
+        waiting: npt.NDArray[np.intp]
+        if len(found):
+            pos = self._pos(seq[found])
+            already = self._joined[pos]
+            in_time = cols.ts[found] - self._ts[pos] <= self.max_delay
+            self.counts["duplicates"] += int(already.sum())
+            cand = found[~already & in_time]
+            # Two labels for one prediction in the same batch: the first joins.
+            _, first = np.unique(seq[cand], return_index=True)
+            first.sort()
+            join_rows = cand[first]
+            self.counts["duplicates"] += len(cand) - len(join_rows)
+            waiting = np.sort(np.concatenate([found[~already & ~in_time], np.flatnonzero(seq < 0)]))
+        else:
+            waiting = np.arange(n)
+        self._wait(cols, waiting)  # in arrival order: the label store is FIFO too
+        self.counts["labels"] += n - (self.counts["duplicates"] - dup_before)
+        if not len(join_rows):
+            return None
+        return self._join(seq[join_rows], cols.ts[join_rows], cols.label[join_rows])
+
+    def _wait(self, cols: LabelColumns, rows: npt.NDArray[np.intp]) -> None:
+        labels = self._labels
+        ts, lv = cols.ts, cols.label
+        for r in rows.tolist():
+            id_ = cols.ids[r]
+            if id_ in labels:
+                self.counts["duplicates"] += 1
+            else:
+                labels[id_] = (float(ts[r]), float(lv[r]))
+        over = len(labels) - self.max_pending
+        if over > 0:  # oldest first: dicts keep insertion order
+            for id_ in list(labels)[:over]:
+                del labels[id_]
+            self.counts["evicted"] += over
+
+    def _join(self, seqs: npt.NDArray[np.int64], label_ts: F64, label: F64) -> JoinedColumns:
+        pos = self._pos(seqs)
+        self._joined[pos] = True
+        self._joined_held += len(pos)
+        self.counts["joined"] += len(pos)
+        return JoinedColumns(
+            version=self._version[pos],
+            ts=self._ts[pos],
+            label_ts=np.asarray(label_ts, dtype=np.float64),
+            numeric=self._numeric[pos],
+            categorical=self._categorical[pos],
+            prediction=self._prediction[pos],
+            score=self._score[pos].astype(np.float64),
+            label=np.asarray(label, dtype=np.float64),
+        )
+
+    # -- expiry --------------------------------------------------------------------------
+    def _pop(self, n: int, counter: str) -> I32:
+        """Remove the n oldest entries; count the unjoined ones; return their versions."""
+        if n <= 0:
+            return np.empty(0, dtype=np.int32)
+        pos = (self._head + np.arange(n)) % self._cap
+        unjoined = ~self._joined[pos]
+        index = self._index
+        for id_ in self._ids[pos].tolist():
+            del index[id_]
+        self._ids[pos] = None
+        n_unjoined = int(unjoined.sum())
+        self.counts[counter] += n_unjoined
+        self._joined_held -= n - n_unjoined
+        self._head = (self._head + n) % self._cap
+        self._head_seq += n
+        self._size -= n
+        return self._version[pos][unjoined]
+
+    def expire(self) -> I32:
+        """Release entries the watermark has passed; return the versions of expired ones."""
+        limit = self.watermark - self.lateness - self.max_delay
+        out: list[I32] = []
+        while self._size:
+            n = min(self._size, _EXPIRE_CHUNK)
+            pos = (self._head + np.arange(n)) % self._cap
+            # FIFO: stop at the first entry still inside its window (arrival ~ time order).
+            alive = np.flatnonzero(self._ts[pos] >= limit)
+            cut = int(alive[0]) if len(alive) else n
+            out.append(self._pop(cut, counter="expired"))
+            if cut < n:
+                break
+        if self._labels:
+            self._expire_labels(self.watermark - self.lateness)
+        return np.concatenate(out) if out else np.empty(0, dtype=np.int32)
+
+    def _expire_labels(self, w: float) -> None:
+        labels = self._labels
+        gone = []
+        for id_, (lt, _) in labels.items():  # FIFO, like predictions
+            if lt >= w:
+                break
+            gone.append(id_)
+        for id_ in gone:
+            del labels[id_]
+        self.counts["unmatched_labels"] += len(gone)
+
+    # -- state ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Held entries (oldest first), waiting labels, watermark and counters."""
+        order = self._order()
+        return {
+            "ids": self._ids[order].tolist(),
+            "version": self._version[order],
+            "ts": self._ts[order],
+            "numeric": self._numeric[order],
+            "categorical": self._categorical[order],
+            "prediction": self._prediction[order],
+            "score": self._score[order],
+            "joined": self._joined[order],
+            "label_ids": list(self._labels),
+            "label_ts": np.array([v[0] for v in self._labels.values()], dtype=np.float64),
+            "label_values": np.array([v[1] for v in self._labels.values()], dtype=np.float64),
+            "watermark": float(self.watermark),
+            "counts": dict(self.counts),
+            "head_seq": self._head_seq,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from state_dict()."""
+        ids: list[str] = state["ids"]
+        n = len(ids)
+        cap = 16
+        while cap < n:
+            cap *= 2
+        self._alloc(max(cap, self._cap))
+        self._head, self._size, self._head_seq = 0, n, int(state["head_seq"])
+        if n:
+            self._ids[:n] = ids
+        self._version[:n] = state["version"]
+        self._ts[:n] = state["ts"]
+        self._numeric[:n] = np.asarray(state["numeric"]).reshape(n, self.k)
+        self._categorical[:n] = np.asarray(state["categorical"]).reshape(n, self.m)
+        self._prediction[:n] = state["prediction"]
+        self._score[:n] = state["score"]
+        self._joined[:n] = state["joined"]
+        self._joined_held = int(np.count_nonzero(self._joined[:n]))
+        self._index = dict(zip(ids, range(self._head_seq, self._head_seq + n), strict=True))
+        self._labels = {
+            i: (float(t), float(v))
+            for i, t, v in zip(
+                state["label_ids"],
+                state["label_ts"].tolist(),
+                state["label_values"].tolist(),
+                strict=True,
+            )
+        }
+        self.watermark = float(state["watermark"])
+        self.counts = dict.fromkeys(JOIN_COUNTERS, 0) | {
+            k: int(v) for k, v in state["counts"].items()
+        }

@@ -1,0 +1,470 @@
+"""The pipeline: raw chunks -> decoded, validated columns -> join -> monitors.
+
+State is kept per partition (Kafka partition number, or 0 for files) so that a partition's
+join store, monitors, counters and offsets move together on a rebalance and are checkpointed
+together. Nothing here does I/O: dead letters are returned to the caller.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from driftd.config import IngestSettings, JoinSettings, ModelSettings
+from driftd.daemon import state_codec
+from driftd.daemon.abc import Monitor, MonitorBatch, Offsets, RawChunk, Stream
+from driftd.daemon.columns import (
+    LabelColumns,
+    ModelSchema,
+    PredictionColumns,
+    Vocab,
+    label_columns,
+    prediction_columns,
+)
+from driftd.daemon.decode import decode_many, single
+from driftd.daemon.join import JoinedColumns, JoinStore
+from driftd.daemon.monitors import OperationalMonitor
+from driftd.events import (
+    DeadLetter,
+    DeadLetterReason,
+    DecodeFailed,
+    EventHead,
+    LabelHead,
+    Position,
+    PredictionHead,
+    classify,
+)
+
+STATE_KIND = "driftd.partition"
+STATE_VERSION = 1
+MAX_VERSIONS = 1000
+MAX_CLASSES = 10_000
+
+ExtraMonitors = Callable[[str, ModelSchema], Sequence[Monitor]]
+
+_pred_decoder = msgspec.json.Decoder(PredictionHead)
+_label_decoder = msgspec.json.Decoder(LabelHead)
+_mixed_decoder: msgspec.json.Decoder[EventHead] = msgspec.json.Decoder(EventHead)
+_any_decoder = msgspec.json.Decoder()
+
+
+def _one_mixed(raw: bytes | msgspec.Raw) -> EventHead:
+    """Slow path for a mixed stream: use ``kind``, or infer it from the fields."""
+    try:
+        return _mixed_decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        if "missing required field `kind`" not in str(exc):
+            raise classify(exc) from None
+    obj = _any_decoder.decode(raw)  # valid JSON: the union decoder got past the syntax
+    is_label = isinstance(obj, dict) and "label" in obj and "prediction" not in obj
+    result: EventHead = single(_label_decoder if is_label else _pred_decoder)(raw)
+    return result
+
+
+_DECODERS: dict[Stream, tuple[msgspec.json.Decoder[Any], Callable[[Any], Any]]] = {
+    "predictions": (_pred_decoder, single(_pred_decoder)),
+    "labels": (_label_decoder, single(_label_decoder)),
+    "mixed": (_mixed_decoder, _one_mixed),
+}
+
+
+class ModelState:
+    """One model's state within one partition."""
+
+    def __init__(
+        self, schema: ModelSchema, join: JoinSettings, extra: Sequence[Monitor] = ()
+    ) -> None:
+        s = schema.settings
+        self.schema = schema
+        self.versions = Vocab(cap=MAX_VERSIONS)
+        self.categories = [Vocab(cap=s.max_categories) for _ in schema.categorical_names]
+        self.classes = Vocab(cap=MAX_CLASSES)
+        self.store = JoinStore(
+            len(schema.numeric_names),
+            len(schema.categorical_names),
+            s.max_label_delay_s,
+            join.allowed_lateness_s,
+            join.max_pending,
+            join.overflow,
+        )
+        self.operational = OperationalMonitor(s.window_s, s.windows_kept)
+        self.monitors: list[Monitor] = [self.operational, *extra]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Vocabularies, join store and monitors."""
+        return {
+            "versions": self.versions.values,
+            "categories": [v.values for v in self.categories],
+            "classes": self.classes.values,
+            "store": self.store.state_dict(),
+            "monitors": [m.state_dict() for m in self.monitors],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from state_dict()."""
+        self.versions = Vocab(state["versions"], cap=MAX_VERSIONS)
+        self.categories = [
+            Vocab(v, cap=c.cap) for v, c in zip(state["categories"], self.categories, strict=True)
+        ]
+        self.classes = Vocab(state["classes"], cap=MAX_CLASSES)
+        self.store.load_state_dict(state["store"])
+        for m, ms in zip(self.monitors, state["monitors"], strict=True):
+            m.load_state_dict(ms)
+
+
+@dataclass
+class PartitionState:
+    """Everything that one partition's checkpoint holds."""
+
+    partition: int
+    models: dict[str, ModelState]
+    offsets: Offsets = field(default_factory=dict)
+    consumed: int = 0
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    ignored: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class Outcome:
+    """What one processed chunk produced: dead letters, alarms and counter deltas."""
+
+    consumed: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    ignored: Counter[str] = field(default_factory=Counter)
+    join_deltas: dict[str, Counter[str]] = field(default_factory=dict)
+    alarms: list[Any] = field(default_factory=list)
+
+
+class Pipeline:
+    """Processes chunks into per-partition state; snapshots and restores that state."""
+
+    def __init__(
+        self,
+        models: dict[str, ModelSettings],
+        ingest: IngestSettings,
+        join: JoinSettings,
+        extra_monitors: ExtraMonitors | None = None,
+    ) -> None:
+        self.schemas = {name: ModelSchema(name, s) for name, s in models.items()}
+        self.ingest = ingest
+        self.join = join
+        self.extra_monitors = extra_monitors
+        self.partitions: dict[int, PartitionState] = {}
+
+    # -- partitions ----------------------------------------------------------------------
+    def _new_partition(self, p: int) -> PartitionState:
+        models = {
+            name: ModelState(
+                schema,
+                self.join,
+                self.extra_monitors(name, schema) if self.extra_monitors else (),
+            )
+            for name, schema in self.schemas.items()
+        }
+        return PartitionState(p, models)
+
+    def partition(self, p: int) -> PartitionState:
+        """The state of partition p, created empty when new."""
+        st = self.partitions.get(p)
+        if st is None:
+            st = self.partitions[p] = self._new_partition(p)
+        return st
+
+    def drop(self, p: int) -> None:
+        """Forget a partition (after it was revoked and checkpointed)."""
+        self.partitions.pop(p, None)
+
+    def snapshot(self, p: int) -> bytes:
+        """The partition's state as a versioned blob."""
+        st = self.partition(p)
+        return state_codec.dumps(
+            STATE_KIND,
+            STATE_VERSION,
+            {
+                "offsets": st.offsets,
+                "consumed": st.consumed,
+                "dead_lettered": dict(st.dead_lettered),
+                "ignored": dict(st.ignored),
+                "models": {name: m.state_dict() for name, m in st.models.items()},
+            },
+        )
+
+    def restore(self, p: int, blob: bytes) -> PartitionState:
+        """Replace partition p's state with a snapshot; models unknown to the config are
+        dropped, new models start empty."""
+        state = state_codec.loads(blob, STATE_KIND, STATE_VERSION)
+        st = self._new_partition(p)
+        st.offsets = {k: int(v) for k, v in state["offsets"].items()}
+        st.consumed = int(state["consumed"])
+        st.dead_lettered = Counter(state["dead_lettered"])
+        st.ignored = Counter(state["ignored"])
+        for name, ms in state["models"].items():
+            if name in st.models:
+                st.models[name].load_state_dict(ms)
+        self.partitions[p] = st
+        return st
+
+    # -- processing ----------------------------------------------------------------------
+    def process(self, chunk: RawChunk) -> Outcome:
+        """Decode, validate, join and monitor one chunk; record its resume offsets."""
+        st = self.partition(chunk.partition)
+        out = Outcome(consumed=len(chunk.raws))
+        st.consumed += len(chunk.raws)
+
+        def reject(i: int, reason: DeadLetterReason, detail: str) -> None:
+            out.dead_letters.append(
+                DeadLetter(
+                    raw=chunk.raws[i],
+                    position=Position(chunk.source, chunk.partition, chunk.positions[i]),
+                    reason=reason,
+                    detail=detail,
+                )
+            )
+
+        rows = self._size_filter(chunk, out, reject)
+        decoder, one = _DECODERS[chunk.stream]
+        heads, failures = decode_many(decoder, [chunk.raws[i] for i in rows], one)
+        for k, exc in failures:
+            reject(rows[k], exc.reason, exc.detail)
+
+        preds = self._group(heads, PredictionHead, rows, out, reject)
+        labels = self._group(heads, LabelHead, rows, out, reject)
+        for name in preds.keys() | labels.keys():
+            self._process_model(
+                st.models[name],
+                [heads[k] for k in preds.get(name, ())],  # type: ignore[misc]
+                [rows[k] for k in preds.get(name, ())],
+                [heads[k] for k in labels.get(name, ())],  # type: ignore[misc]
+                out,
+                reject,
+            )
+        for model in st.models.values():  # the watermark may have moved for every model
+            self._expire(model, out)
+        st.dead_lettered.update(d.reason for d in out.dead_letters)
+        st.ignored.update(out.ignored)
+        st.offsets.update(chunk.resume)
+        return out
+
+    def _group(
+        self,
+        heads: list[EventHead | None],
+        kind: type,
+        rows: list[int],
+        out: Outcome,
+        reject: Callable[[int, DeadLetterReason, str], None],
+    ) -> dict[str, list[int]]:
+        """Indices of the heads of one kind, by model; unknown models follow their policy."""
+        idx = [k for k, h in enumerate(heads) if type(h) is kind]
+        if not idx:
+            return {}
+        models = {heads[k].model for k in idx}  # type: ignore[union-attr]
+        if len(models) == 1 and (only := models.pop()) in self.schemas:
+            return {only: idx}  # the common case: one known model per batch
+        groups: dict[str, list[int]] = {}
+        for k in idx:
+            model = heads[k].model  # type: ignore[union-attr]
+            if model in self.schemas:
+                groups.setdefault(model, []).append(k)
+            elif self.ingest.unknown_model == "ignore":
+                out.ignored["unknown_model"] += 1
+            else:
+                reject(
+                    rows[k],
+                    "unknown_model",
+                    f"model {model!r} is not configured; known: {', '.join(sorted(self.schemas))}",
+                )
+        return groups
+
+    def _size_filter(
+        self, chunk: RawChunk, out: Outcome, reject: Callable[[int, DeadLetterReason, str], None]
+    ) -> list[int]:
+        limit = self.ingest.max_event_bytes
+        if max(map(len, chunk.raws), default=0) <= limit:
+            return list(range(len(chunk.raws)))
+        rows = []
+        for i, raw in enumerate(chunk.raws):
+            if len(raw) <= limit:
+                rows.append(i)
+            elif self.ingest.oversized == "ignore":
+                out.ignored["oversized"] += 1
+            else:
+                reject(
+                    i,
+                    "oversized",
+                    f"event of {len(raw)} bytes or more exceeds ingest.max_event_bytes = {limit}",
+                )
+        return rows
+
+    def _features(
+        self,
+        model: ModelState,
+        heads: list[PredictionHead],
+        rows: list[int],
+        out: Outcome,
+        reject: Callable[[int, DeadLetterReason, str], None],
+    ) -> tuple[list[PredictionHead], list[Any]]:
+        schema = model.schema
+        ignore_unknown = self.ingest.unknown_feature == "ignore"
+        lenient = single(schema.lenient_decoder)
+
+        def one(raw: bytes | msgspec.Raw) -> Any:
+            try:
+                return schema.strict_decoder.decode(raw)
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+                failed = classify(exc)
+                if "unknown field" in failed.detail:
+                    if ignore_unknown:
+                        out.ignored["unknown_feature"] += 1
+                        return lenient(raw)
+                    failed = DecodeFailed("unknown_feature", failed.detail)
+                raise failed from None
+
+        feats, failures = decode_many(schema.strict_decoder, [h.features for h in heads], one)
+        if not failures:
+            return heads, feats
+        for k, exc in failures:
+            detail = exc.detail.replace("`$", "`$.features", 1)
+            if exc.reason == "unknown_feature":
+                detail += (
+                    f"; model {schema.name!r} has features {', '.join(schema.settings.features)}"
+                )
+            reject(rows[k], exc.reason, detail)
+        good = [k for k, f in enumerate(feats) if f is not None]
+        return [heads[k] for k in good], [feats[k] for k in good]
+
+    def _process_model(
+        self,
+        model: ModelState,
+        pheads: list[PredictionHead],
+        prows: list[int],
+        lheads: list[LabelHead],
+        out: Outcome,
+        reject: Callable[[int, DeadLetterReason, str], None],
+    ) -> None:
+        before = dict(model.store.counts)
+        joins: list[JoinedColumns] = []
+        new_preds: PredictionColumns | None = None
+        if pheads:
+            pheads, feats = self._features(model, pheads, prows, out, reject)
+            if pheads:
+                cols = prediction_columns(
+                    pheads, feats, model.schema, model.versions, model.categories, model.classes
+                )
+                keep, joined = model.store.add_predictions(cols)
+                new_preds = cols if len(keep) == len(cols) else cols.take(keep)
+                if joined is not None:
+                    joins.append(joined)
+        if lheads:
+            lcols: LabelColumns = label_columns(lheads, model.classes)
+            joined = model.store.add_labels(lcols)
+            if joined is not None:
+                joins.append(joined)
+        self._delta(model, before, out)
+        if new_preds is None and not joins:
+            return
+        self._monitor(model, new_preds, joins, np.empty(0, dtype=np.int32), out)
+
+    def _expire(self, model: ModelState, out: Outcome) -> None:
+        before = dict(model.store.counts)
+        expired = model.store.expire()
+        self._delta(model, before, out)
+        if len(expired):
+            self._monitor(model, None, [], expired, out)
+
+    def _delta(self, model: ModelState, before: dict[str, int], out: Outcome) -> None:
+        after = model.store.counts
+        d = out.join_deltas.setdefault(model.schema.name, Counter())
+        for k, v in after.items():
+            if v != before[k]:
+                d[k] += v - before[k]
+
+    def _monitor(
+        self,
+        model: ModelState,
+        preds: PredictionColumns | None,
+        joins: list[JoinedColumns],
+        expired: np.ndarray[Any, Any],
+        out: Outcome,
+    ) -> None:
+        schema = model.schema
+        batch = MonitorBatch(
+            model=schema.name,
+            versions=model.versions.values,
+            predictions=preds if preds is not None else _empty_predictions(schema),
+            joined=_concat(joins),
+            expired_versions=expired,
+            numeric_names=schema.numeric_names,
+            categorical_names=schema.categorical_names,
+        )
+        for m in model.monitors:
+            out.alarms.extend(m.update(batch))
+
+    # -- reading -------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """Counts per model and dead letters by reason, summed over partitions."""
+        models: dict[str, Counter[str]] = {name: Counter() for name in self.schemas}
+        dead: Counter[str] = Counter()
+        ignored: Counter[str] = Counter()
+        consumed = 0
+        for st in self.partitions.values():
+            consumed += st.consumed
+            dead.update(st.dead_lettered)
+            ignored.update(st.ignored)
+            for name, m in st.models.items():
+                c = models[name]
+                c.update(m.store.counts)
+                c["pending"] += m.store.pending
+                c["pending_labels"] += m.store.pending_labels
+        return {
+            "consumed": consumed,
+            "models": {
+                name: {
+                    k: int(c[k])
+                    for k in (
+                        "predictions",
+                        "labels",
+                        "joined",
+                        "expired",
+                        "pending",
+                        "duplicates",
+                        "pending_labels",
+                        "unmatched_labels",
+                        "evicted",
+                        "dropped",
+                    )
+                }
+                for name, c in models.items()
+            },
+            "dead_lettered": {"total": sum(dead.values()), "by_reason": dict(sorted(dead.items()))},
+            "ignored": {"total": sum(ignored.values()), "by_reason": dict(sorted(ignored.items()))},
+        }
+
+
+def _empty_predictions(schema: ModelSchema) -> PredictionColumns:
+    e = np.empty(0, dtype=np.float64)
+    return PredictionColumns(
+        ids=[],
+        version=np.empty(0, dtype=np.int32),
+        ts=e,
+        numeric=np.empty((0, len(schema.numeric_names))),
+        categorical=np.empty((0, len(schema.categorical_names)), dtype=np.int32),
+        prediction=e,
+        score=e,
+        latency_ms=e,
+        error=np.empty(0, dtype=np.bool_),
+    )
+
+
+def _concat(joins: list[JoinedColumns]) -> JoinedColumns | None:
+    if not joins:
+        return None
+    if len(joins) == 1:
+        return joins[0]
+    return JoinedColumns(
+        *(np.concatenate([getattr(j, f) for j in joins]) for f in JoinedColumns.__slots__)
+    )

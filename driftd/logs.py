@@ -1,0 +1,61 @@
+"""Logging set-up: JSON lines when not on a terminal, rich console lines when on one."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import msgspec
+
+from driftd.config import LogSettings
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_enc = msgspec.json.Encoder()
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render the record as JSON."""
+        out: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for k, v in vars(record).items():
+            if k not in _STANDARD and not k.startswith("_"):
+                out[k] = v
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return _enc.encode(out).decode() if _safe(out) else str(out)
+
+
+def _safe(obj: dict[str, Any]) -> bool:
+    try:
+        _enc.encode(obj)
+    except TypeError:
+        return False
+    return True
+
+
+def configure(settings: LogSettings) -> None:
+    """Install one handler on the root logger according to the settings."""
+    use_json = settings.format == "json" or (settings.format == "auto" and not sys.stderr.isatty())
+    handler: logging.Handler
+    if use_json:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+    else:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_path=False, rich_tracebacks=True)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.level)
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,160 @@
+"""One-shot processing of event files, and reading the daemon's checkpointed counts."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from driftd.config import FileSourceSettings, Settings
+from driftd.daemon.app import dlq_path
+from driftd.daemon.checkpoint import MemoryCheckpointStore, SqlCheckpointStore
+from driftd.daemon.pipeline import Pipeline
+from driftd.daemon.runner import Runner
+from driftd.daemon.sinks import FileDeadLetterSink
+from driftd.daemon.sources.file import FileSource
+
+log = logging.getLogger("driftd.replay")
+
+
+def replay_files(
+    settings: Settings, files: list[Path], dlq: Path | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Process ``files`` from empty state to their end; return the summary."""
+    pipeline = Pipeline(settings.models, settings.ingest, settings.join)
+    source = FileSource(files, settings.ingest.max_event_bytes)
+    dlq = dlq or dlq_path(settings, FileSourceSettings(paths=files))
+    sink = FileDeadLetterSink(dlq)
+    sink.restore({})  # a replay starts from nothing, so does its dead-letter file
+    ps = settings.pipeline.model_copy(
+        update={"checkpoint_every_events": 1 << 62, "checkpoint_every_s": 1e12}
+    )
+    runner = Runner(pipeline, source, sink, MemoryCheckpointStore(), ps)
+    runner.assign([0])
+    total = sum(f.stat().st_size for f in files)
+    t0 = time.perf_counter()
+    try:
+        if progress and sys.stderr.isatty():
+            _with_progress(runner, source, total)
+        else:
+            _with_log_lines(runner, source, total)
+    finally:
+        sink.close()
+        source.close()
+    summary = pipeline.summary()
+    elapsed = time.perf_counter() - t0
+    summary["elapsed_s"] = round(elapsed, 3)
+    summary["events_per_s"] = round(summary["consumed"] / elapsed) if elapsed else None
+    summary["dead_letter_file"] = str(dlq)
+    return summary
+
+
+def _bytes_done(source: FileSource, runner: Runner) -> int:
+    offsets = runner.pipeline.partition(0).offsets
+    return sum(offsets.get(str(p), 0) for p in source.paths)
+
+
+def _with_progress(runner: Runner, source: FileSource, total: int) -> None:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(
+        TextColumn("replay"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[events]:,} events"),
+        TimeRemainingColumn(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task("replay", total=total, events=0)
+        while not source.exhausted:
+            runner.step()
+            bar.update(
+                task,
+                completed=_bytes_done(source, runner),
+                events=runner.pipeline.partition(0).consumed,
+            )
+        bar.update(task, completed=total)
+
+
+def _with_log_lines(runner: Runner, source: FileSource, total: int) -> None:
+    last = time.monotonic()
+    while not source.exhausted:
+        runner.step()
+        if time.monotonic() - last >= 5:
+            last = time.monotonic()
+            log.info(
+                "replay progress",
+                extra={
+                    "bytes": _bytes_done(source, runner),
+                    "total_bytes": total,
+                    "events": runner.pipeline.partition(0).consumed,
+                },
+            )
+
+
+def checkpoint_status(settings: Settings) -> dict[str, Any]:
+    """The counts held in the daemon's checkpoints, summed over partitions."""
+    store = SqlCheckpointStore.open(settings.checkpoint.url, settings.checkpoint.chunk_bytes)
+    try:
+        pipeline = Pipeline(settings.models, settings.ingest, settings.join)
+        name = settings.pipeline.name
+        for p in store.partitions(name):
+            cp = store.load(name, p)
+            if cp is not None:
+                pipeline.restore(p, cp.blob)
+        summary = pipeline.summary()
+        summary["checkpoints"] = store.info(name)
+    finally:
+        store.close()
+    return summary
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """A readable summary on the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    cols = [
+        "predictions",
+        "labels",
+        "joined",
+        "expired",
+        "pending",
+        "duplicates",
+        "pending_labels",
+        "unmatched_labels",
+        "evicted",
+        "dropped",
+    ]
+    t = Table(title=f"{summary['consumed']:,} events consumed")
+    t.add_column("model")
+    for c in cols:
+        t.add_column(c.replace("_", " "), justify="right")
+    for name, counts in summary["models"].items():
+        t.add_row(name, *(f"{counts[c]:,}" for c in cols))
+    console.print(t)
+    dead = summary["dead_lettered"]
+    d = Table(title=f"{dead['total']:,} dead-lettered")
+    d.add_column("reason")
+    d.add_column("events", justify="right")
+    for reason, n in dead["by_reason"].items():
+        d.add_row(reason, f"{n:,}")
+    console.print(d)
+    if summary.get("ignored", {}).get("total"):
+        console.print(f"ignored by policy: {summary['ignored']['by_reason']}")
+    if "events_per_s" in summary:
+        console.print(
+            f"{summary['elapsed_s']}s, {summary['events_per_s']:,} events/s; "
+            f"dead letters in {summary['dead_letter_file']}"
+        )
