@@ -279,3 +279,7 @@ def main() -> None:
         cli.main(prog_name="driftd")
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

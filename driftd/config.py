@@ -114,6 +114,9 @@ class JoinSettings(_Section):
     max_pending: Annotated[int, Field(ge=1)] = 2_000_000
     overflow: Literal["evict_oldest", "drop_new"] = "evict_oldest"
     allowed_lateness_s: Annotated[float, Field(ge=0)] = 60.0
+    # How far one stream's event time may run ahead of the other's before the slower one
+    # stops holding the watermark back (an idle or dead labels stream).
+    max_stream_skew_s: Annotated[float, Field(gt=0)] = 3600.0
 
 
 class CheckpointSettings(_Section):

@@ -6,6 +6,9 @@ One Alembic environment (``driftd/migrations``) owns every driftd table, so a si
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +72,37 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+# An arbitrary, fixed key: every driftd process migrating this database takes this lock.
+MIGRATION_LOCK_KEY = 0x64726966  # "drif"
+
+
+@contextlib.contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations of one database across processes (two daemons starting at once)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"),
+                             {"k": MIGRATION_LOCK_KEY})
+                conn.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``."""
-    command.upgrade(alembic_config(engine), revision)
+    """Apply migrations up to ``revision``, one process at a time."""
+    with migration_lock(engine):
+        command.upgrade(alembic_config(engine), revision)

@@ -11,6 +11,7 @@ that driftd must report for the stream, computed here independently of the join 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ class StreamSpec:
     label_delay_mean_s: float = 20.0
     max_label_delay_s: float = 60.0
     allowed_lateness_s: float = 30.0
+    max_stream_skew_s: float = 3600.0
     duplicate_rate: float = 0.01
     malformed_rate: float = 0.002
     versions: tuple[str, ...] = ("1",)
@@ -54,6 +56,16 @@ class Stream:
     predictions: list[bytes] = field(default_factory=list)  # valid prediction events, in order
     labels: list[bytes] = field(default_factory=list)
     bad: list[tuple[bytes, str]] = field(default_factory=list)  # (raw, reason)
+    bad_kinds: list[str] = field(default_factory=list)  # "prediction" or "label", per bad line
+    arrays: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)  # ts, has_label, delay
+    spec: StreamSpec = field(default_factory=StreamSpec)
+
+    def truth_by(self, partition_of: Callable[[str], int]) -> dict[str, Any]:
+        """The truth when predictions and labels are split into partitions by their id."""
+        ids = [f"p-{self.spec.seed}-{i}" for i in range(self.spec.events)]
+        part = np.array([partition_of(i) for i in ids], dtype=np.int64)
+        a = self.arrays
+        return truth(self.spec, a["ts"], a["has_label"], a["delay"], self, part)
     truth: dict[str, Any] = field(default_factory=dict)
 
 
@@ -126,6 +138,10 @@ def generate(spec: StreamSpec) -> Stream:
             bad, reason = _malformed(rng, raw, t, spec)
             stream.lines.append(bad)
             stream.bad.append((bad, reason))
+            # The line's own "kind" decides its topic; the not-UTF-8 line claims a prediction.
+            stream.bad_kinds.append("prediction" if reason == "not_utf8" else kind)
+    stream.arrays = {"ts": ts, "has_label": has_label, "delay": delay}
+    stream.spec = spec
     stream.truth = truth(spec, ts, has_label, delay, stream)
     return stream
 
@@ -162,20 +178,30 @@ def truth(
     has_label: np.ndarray[Any, Any],
     delay: np.ndarray[Any, Any],
     stream: Stream,
+    partition: np.ndarray[Any, Any] | None = None,
 ) -> dict[str, Any]:
-    """The counts driftd must report once the whole stream is consumed."""
+    """The counts driftd must report once the whole stream is consumed.
+
+    ``partition[i]`` is the partition of prediction i and its label (all 0 for a file); each
+    partition has its own watermark, as in driftd.
+    """
     n = spec.events
-    last_ts = max(
-        float(ts[-1]), float(np.max(ts[has_label] + delay[has_label])) if has_label.any() else 0.0
-    )
-    w = last_ts - spec.allowed_lateness_s  # the final watermark
+    part = np.zeros(n, dtype=np.int64) if partition is None else np.asarray(partition)
+    label_ts = ts + delay
+    w = np.empty(n)
+    for p in np.unique(part).tolist():
+        sel = part == p
+        wp = float(ts[sel].max())
+        lab = sel & has_label
+        wl = float(label_ts[lab].max()) if lab.any() else -np.inf
+        # The final watermark: the slower stream's progress, unless it lags beyond the skew.
+        w[sel] = max(min(wp, wl), max(wp, wl) - spec.max_stream_skew_s) - spec.allowed_lateness_s
     joined = has_label & (delay <= spec.max_label_delay_s)
     # Held predictions leave in arrival (= time) order once W > ts + max delay.
     released = ts + spec.max_label_delay_s < w
     expired = int((released & ~joined).sum())
     pending = int((~released & ~joined).sum())
     late = has_label & ~joined
-    label_ts = ts + delay
     unmatched = int((late & (label_ts < w)).sum())
     pending_labels = int((late & (label_ts >= w)).sum())
     dup = len(stream.lines) - len(stream.predictions) - len(stream.labels) - len(stream.bad)
@@ -221,6 +247,7 @@ max_event_bytes = {MAX_EVENT_BYTES}
 
 [join]
 allowed_lateness_s = {spec.allowed_lateness_s}
+max_stream_skew_s = {spec.max_stream_skew_s}
 
 [checkpoint]
 url = "sqlite:///{data_dir}/state.db"

@@ -3,8 +3,11 @@
 Semantics (all in event time, so a replay gives the same result whatever the batch sizes):
 
 - A label joins its prediction when ``label.ts - prediction.ts <= max_label_delay``.
-- The watermark ``W`` is the largest timestamp seen on either stream minus the allowed
-  lateness. A prediction is held until ``W > ts + max_label_delay``; it then leaves the store,
+- Each stream's progress is its largest timestamp seen (``wp`` for predictions, ``wl`` for
+  labels). The watermark is ``W = max(min(wp, wl), max(wp, wl) - max_stream_skew) -
+  allowed_lateness``: it follows the slower stream (so a labels topic read ahead of its
+  predictions topic expires nothing early) unless that stream lags by more than the allowed
+  skew (so a model whose labels stop still releases its predictions). A prediction is held until ``W > ts + max_label_delay``; it then leaves the store,
   counted ``expired`` when no label joined it. While held, a second prediction with its id is a
   ``duplicate``, and so is a second label once it joined.
 - A label with no joinable prediction waits until ``W > label.ts``; it then counts as
@@ -74,13 +77,16 @@ class JoinStore:
         max_pending: int,
         overflow: Literal["evict_oldest", "drop_new"],
         initial_capacity: int = 1024,
+        max_stream_skew_s: float = 3600.0,
     ) -> None:
         self.k, self.m = n_numeric, n_categorical
         self.max_delay = max_label_delay_s
         self.lateness = allowed_lateness_s
         self.max_pending = max_pending
         self.overflow = overflow
-        self.watermark = -np.inf
+        self.skew = max_stream_skew_s
+        self.wm_predictions = -np.inf  # largest prediction timestamp seen
+        self.wm_labels = -np.inf  # largest label timestamp seen
         self.counts: dict[str, int] = dict.fromkeys(JOIN_COUNTERS, 0)
         self._index: dict[str, int] = {}  # id -> sequence number
         self._head = 0  # ring position of the oldest entry
@@ -132,6 +138,13 @@ class JoinStore:
 
     def _pos(self, seqs: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
         return ((self._head + (seqs - self._head_seq)) % self._cap).astype(np.intp)
+
+    @property
+    def watermark(self) -> float:
+        """Event time up to which both streams are complete (before lateness)."""
+        lo = min(self.wm_predictions, self.wm_labels)
+        hi = max(self.wm_predictions, self.wm_labels)
+        return float(max(lo, hi - self.skew))
 
     @property
     def held(self) -> int:
@@ -187,7 +200,7 @@ class JoinStore:
         keep = self._first_new(cols.ids)
         self.counts["duplicates"] += len(cols) - len(keep)
         self.counts["predictions"] += len(keep)
-        self.watermark = max(self.watermark, float(cols.ts.max()))
+        self.wm_predictions = max(self.wm_predictions, float(cols.ts.max()))
         room = self._make_room(len(keep))
         stored = keep[:room]
         self.counts["dropped"] += len(keep) - room
@@ -239,7 +252,7 @@ class JoinStore:
         if not n:
             return None
         dup_before = self.counts["duplicates"]
-        self.watermark = max(self.watermark, float(cols.ts.max()))
+        self.wm_labels = max(self.wm_labels, float(cols.ts.max()))
         get = self._index.get
         seq = np.array([get(i, -1) for i in cols.ids], dtype=np.int64)
         found = np.flatnonzero(seq >= 0)
@@ -359,7 +372,8 @@ class JoinStore:
             "label_ids": list(self._labels),
             "label_ts": np.array([v[0] for v in self._labels.values()], dtype=np.float64),
             "label_values": np.array([v[1] for v in self._labels.values()], dtype=np.float64),
-            "watermark": float(self.watermark),
+            "wm_predictions": float(self.wm_predictions),
+            "wm_labels": float(self.wm_labels),
             "counts": dict(self.counts),
             "head_seq": self._head_seq,
         }
@@ -393,7 +407,8 @@ class JoinStore:
                 strict=True,
             )
         }
-        self.watermark = float(state["watermark"])
+        self.wm_predictions = float(state["wm_predictions"])
+        self.wm_labels = float(state["wm_labels"])
         self.counts = dict.fromkeys(JOIN_COUNTERS, 0) | {
             k: int(v) for k, v in state["counts"].items()
         }
