@@ -123,7 +123,8 @@ class CheckpointSettings(_Section):
     """Where state and offsets are saved together (SQLite file or PostgreSQL)."""
 
     url: Annotated[str, Field(min_length=1)] = "sqlite:///.driftd/state.db"
-    chunk_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
+    # Blobs are split into rows of this size; 4 MiB measured fastest on PostgreSQL.
+    chunk_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
 
 
 class MetricsSettings(_Section):

@@ -86,8 +86,7 @@ def migration_lock(engine: Engine) -> Iterator[None]:
             try:
                 yield
             finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"),
-                             {"k": MIGRATION_LOCK_KEY})
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
                 conn.commit()
         return
     database = engine.url.database

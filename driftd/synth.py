@@ -66,6 +66,7 @@ class Stream:
         part = np.array([partition_of(i) for i in ids], dtype=np.int64)
         a = self.arrays
         return truth(self.spec, a["ts"], a["has_label"], a["delay"], self, part)
+
     truth: dict[str, Any] = field(default_factory=dict)
 
 

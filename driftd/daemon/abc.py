@@ -25,8 +25,9 @@ class RawChunk:
     stream: Stream
     source: str  # topic or file path, for dead-letter positions
     raws: list[bytes]
-    positions: list[int]  # offset (Kafka) or line number (file) of each raw event
+    positions: Sequence[int]  # offset (Kafka) or line number (file) of each raw event
     resume: Offsets  # the offsets to record once this chunk is processed
+    newline_free: bool = False  # no raw event holds a newline (lines of a file)
 
 
 @dataclass(frozen=True, slots=True)

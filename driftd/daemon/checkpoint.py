@@ -23,12 +23,12 @@ from driftd.errors import CheckpointError
 class SqlCheckpointStore:
     """CheckpointStore on SQLAlchemy; the blob is split into chunks of ``chunk_bytes``."""
 
-    def __init__(self, engine: Engine, chunk_bytes: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, engine: Engine, chunk_bytes: int = 4 * 1024 * 1024) -> None:
         self.engine = engine
         self.chunk_bytes = chunk_bytes
 
     @classmethod
-    def open(cls, url: str, chunk_bytes: int = 16 * 1024 * 1024) -> SqlCheckpointStore:
+    def open(cls, url: str, chunk_bytes: int = 4 * 1024 * 1024) -> SqlCheckpointStore:
         """Connect, bring the schema up to date, and return a store."""
         engine = make_engine(url)
         upgrade(engine)
@@ -103,18 +103,7 @@ class SqlCheckpointStore:
             ).first()
             if row is None:
                 return None
-            chunks = (
-                conn.execute(
-                    sa.select(checkpoint_chunks.c.data)
-                    .where(
-                        (checkpoint_chunks.c.pipeline == pipeline)
-                        & (checkpoint_chunks.c.partition == partition)
-                    )
-                    .order_by(checkpoint_chunks.c.chunk)
-                )
-                .scalars()
-                .all()
-            )
+            chunks = self._chunks(conn, pipeline, partition)
         blob = b"".join(chunks)
         if len(blob) != row.nbytes:
             raise CheckpointError(
@@ -124,6 +113,27 @@ class SqlCheckpointStore:
         return Checkpoint(
             partition, int(row.seq), json.loads(row.offsets), blob, float(row.created_at)
         )
+
+    def _chunks(self, conn: sa.Connection, pipeline: str, partition: int) -> list[bytes]:
+        if conn.dialect.name == "postgresql":
+            # Binary results: bytea in text mode arrives hex-encoded, twice the size.
+            raw: Any = conn.connection.driver_connection
+            with raw.cursor(binary=True) as cur:
+                cur.execute(
+                    "SELECT data FROM driftd_checkpoint_chunks WHERE pipeline = %s "
+                    "AND partition = %s ORDER BY chunk",
+                    (pipeline, partition),
+                )
+                return [bytes(r[0]) for r in cur]
+        query = (
+            sa.select(checkpoint_chunks.c.data)
+            .where(
+                (checkpoint_chunks.c.pipeline == pipeline)
+                & (checkpoint_chunks.c.partition == partition)
+            )
+            .order_by(checkpoint_chunks.c.chunk)
+        )
+        return list(conn.execute(query).scalars().all())
 
     def partitions(self, pipeline: str) -> list[int]:
         """Partitions of a pipeline that have a checkpoint."""

@@ -50,9 +50,9 @@ class Vocab:
             self.values.append(value)
         return c
 
-    def codes(self, items: Sequence[object]) -> I32:
+    def codes(self, items: Sequence[Any]) -> I32:
         """Codes for many values; None maps to MISSING, non-strings are stringified."""
-        out = list(map(self._codes.get, items))  # known strings, at C speed
+        out: list[int | None] = list(map(self._codes.get, items))  # known strings, at C speed
         if None in out:
             for i, c in enumerate(out):
                 if c is None:
@@ -138,7 +138,7 @@ def _getter(attrs: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
     if len(attrs) == 1:
         one = operator.attrgetter(attrs[0])
         return lambda s: (one(s),)
-    return operator.attrgetter(*attrs)  # type: ignore[return-value]
+    return operator.attrgetter(*attrs)
 
 
 class ModelSchema:
@@ -213,16 +213,15 @@ def prediction_columns(
     classes: Vocab,
 ) -> PredictionColumns:
     """Columns for heads of one model whose feature structs are already decoded."""
-    n = len(heads)
     return PredictionColumns(
         ids=[h.id for h in heads],
         version=versions.codes([h.version for h in heads]),
-        ts=np.fromiter(map(_TS, heads), dtype=np.float64, count=n),
+        ts=np.fromiter(map(_TS, heads), dtype=np.float64, count=len(heads)),
         numeric=schema.numeric_matrix(features),
         categorical=schema.categorical_matrix(features, categories),
         prediction=target_column([h.prediction for h in heads], classes),
-        score=_optional([h.score for h in heads]),
-        latency_ms=_optional([h.latency_ms for h in heads]),
+        score=np.array([h.score for h in heads], dtype=np.float64),  # None becomes NaN
+        latency_ms=np.array([h.latency_ms for h in heads], dtype=np.float64),
         error=np.array([h.error is not None for h in heads], dtype=np.bool_),
     )
 

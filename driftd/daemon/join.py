@@ -7,8 +7,9 @@ Semantics (all in event time, so a replay gives the same result whatever the bat
   labels). The watermark is ``W = max(min(wp, wl), max(wp, wl) - max_stream_skew) -
   allowed_lateness``: it follows the slower stream (so a labels topic read ahead of its
   predictions topic expires nothing early) unless that stream lags by more than the allowed
-  skew (so a model whose labels stop still releases its predictions). A prediction is held until ``W > ts + max_label_delay``; it then leaves the store,
-  counted ``expired`` when no label joined it. While held, a second prediction with its id is a
+  skew (so a model whose labels stop still releases its predictions). A prediction is held
+  until ``W > ts + max_label_delay``; it then leaves the store, counted ``expired`` when no
+  label joined it. While held, a second prediction with its id is a
   ``duplicate``, and so is a second label once it joined.
 - A label with no joinable prediction waits until ``W > label.ts``; it then counts as
   ``unmatched_labels``.
@@ -167,18 +168,18 @@ class JoinStore:
 
     # -- predictions ---------------------------------------------------------------------
     def _first_new(self, ids: list[str]) -> npt.NDArray[np.intp]:
-        """Indices of ids neither held nor seen earlier in the batch."""
-        uniq = dict.fromkeys(ids)
-        index = self._index
-        if len(uniq) == len(ids) and index.keys().isdisjoint(uniq):
-            return np.arange(len(ids))
-        keep: list[int] = []
-        seen: set[str] = set()
-        for i, id_ in enumerate(ids):
-            if id_ not in index and id_ not in seen:
-                seen.add(id_)
-                keep.append(i)
-        return np.asarray(keep, dtype=np.intp)
+        """Indices of ids neither held nor seen earlier in the batch (dict work in C)."""
+        n = len(ids)
+        # Written back to front, each id keeps the index of its first occurrence.
+        first = dict(zip(reversed(ids), range(n - 1, -1, -1), strict=True))
+        clash = self._index.keys() & first.keys()
+        if len(first) == n and not clash:
+            return np.arange(n)
+        for id_ in clash:
+            del first[id_]
+        keep = np.fromiter(first.values(), dtype=np.intp, count=len(first))
+        keep.sort()
+        return keep
 
     def _make_room(self, n: int) -> int:
         """Apply the overflow policy; return how many of n new entries may be stored."""

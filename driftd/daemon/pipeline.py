@@ -7,9 +7,11 @@ together. Nothing here does I/O: dead letters are returned to the caller.
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import msgspec
@@ -51,6 +53,8 @@ _pred_decoder = msgspec.json.Decoder(PredictionHead)
 _label_decoder = msgspec.json.Decoder(LabelHead)
 _mixed_decoder: msgspec.json.Decoder[EventHead] = msgspec.json.Decoder(EventHead)
 _any_decoder = msgspec.json.Decoder()
+_MODEL = operator.attrgetter("model")
+_FEATURES = operator.attrgetter("features")
 
 
 def _one_mixed(raw: bytes | msgspec.Raw) -> EventHead:
@@ -228,20 +232,22 @@ class Pipeline:
 
         rows = self._size_filter(chunk, out, reject)
         decoder, one = _DECODERS[chunk.stream]
-        heads, failures = decode_many(decoder, [chunk.raws[i] for i in rows], one)
+        raws = chunk.raws if isinstance(rows, range) else [chunk.raws[i] for i in rows]
+        heads, failures = decode_many(decoder, raws, one, newline_free=chunk.newline_free)
         for k, exc in failures:
             reject(rows[k], exc.reason, exc.detail)
 
-        preds = self._group(heads, PredictionHead, rows, out, reject)
-        labels = self._group(heads, LabelHead, rows, out, reject)
+        preds, labels = self._group(heads, [k for k, _ in failures], rows, out, reject)
         for name in preds.keys() | labels.keys():
+            pidx = preds.get(name, [])
             self._process_model(
                 st.models[name],
-                [heads[k] for k in preds.get(name, ())],  # type: ignore[misc]
-                [rows[k] for k in preds.get(name, ())],
+                [heads[k] for k in pidx],  # type: ignore[misc]
+                [rows[k] for k in pidx],
                 [heads[k] for k in labels.get(name, ())],  # type: ignore[misc]
                 out,
                 reject,
+                chunk.newline_free,
             )
         for model in st.models.values():  # the watermark may have moved for every model
             self._expire(model, out)
@@ -253,60 +259,70 @@ class Pipeline:
     def _group(
         self,
         heads: list[EventHead | None],
-        kind: type,
-        rows: list[int],
+        failed: list[int],
+        rows: Sequence[int],
         out: Outcome,
         reject: Callable[[int, DeadLetterReason, str], None],
-    ) -> dict[str, list[int]]:
-        """Indices of the heads of one kind, by model; unknown models follow their policy."""
-        idx = [k for k, h in enumerate(heads) if type(h) is kind]
-        if not idx:
-            return {}
-        models = {heads[k].model for k in idx}  # type: ignore[union-attr]
-        if len(models) == 1 and (only := models.pop()) in self.schemas:
-            return {only: idx}  # the common case: one known model per batch
-        groups: dict[str, list[int]] = {}
-        for k in idx:
-            model = heads[k].model  # type: ignore[union-attr]
-            if model in self.schemas:
-                groups.setdefault(model, []).append(k)
-            elif self.ingest.unknown_model == "ignore":
-                out.ignored["unknown_model"] += 1
-            else:
-                reject(
-                    rows[k],
-                    "unknown_model",
-                    f"model {model!r} is not configured; known: {', '.join(sorted(self.schemas))}",
-                )
-        return groups
+    ) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+        """Indices of prediction and label heads, by model; unknown models by policy."""
+        n = len(heads)
+        is_pred = np.fromiter(map(isinstance, heads, repeat(PredictionHead, n)), np.bool_, n)
+        is_label = ~is_pred
+        if failed:
+            is_label[failed] = False  # None: the event was dead-lettered
+        groups: list[dict[str, list[int]]] = []
+        for mask in (is_pred, is_label):
+            idx: list[int] = np.flatnonzero(mask).tolist()
+            models = set(map(_MODEL, map(heads.__getitem__, idx)))
+            if len(models) == 1 and (only := models.pop()) in self.schemas:
+                groups.append({only: idx})  # the common case: one known model per batch
+                continue
+            by_model: dict[str, list[int]] = {}
+            for k in idx:
+                model = heads[k].model  # type: ignore[union-attr]
+                if model in self.schemas:
+                    by_model.setdefault(model, []).append(k)
+                elif self.ingest.unknown_model == "ignore":
+                    out.ignored["unknown_model"] += 1
+                else:
+                    known = ", ".join(sorted(self.schemas))
+                    reject(
+                        rows[k],
+                        "unknown_model",
+                        f"model {model!r} is not configured; known: {known}",
+                    )
+            groups.append(by_model)
+        return groups[0], groups[1]
 
     def _size_filter(
         self, chunk: RawChunk, out: Outcome, reject: Callable[[int, DeadLetterReason, str], None]
-    ) -> list[int]:
+    ) -> Sequence[int]:
+        """Indices of the events within ``ingest.max_event_bytes``; the rest by policy."""
         limit = self.ingest.max_event_bytes
+        n = len(chunk.raws)
         if max(map(len, chunk.raws), default=0) <= limit:
-            return list(range(len(chunk.raws)))
-        rows = []
-        for i, raw in enumerate(chunk.raws):
-            if len(raw) <= limit:
-                rows.append(i)
-            elif self.ingest.oversized == "ignore":
+            return range(n)
+        lengths = np.fromiter(map(len, chunk.raws), dtype=np.int64, count=n)
+        for i in np.flatnonzero(lengths > limit).tolist():
+            if self.ingest.oversized == "ignore":
                 out.ignored["oversized"] += 1
             else:
                 reject(
                     i,
                     "oversized",
-                    f"event of {len(raw)} bytes or more exceeds ingest.max_event_bytes = {limit}",
+                    f"event of {lengths[i]} bytes or more exceeds ingest.max_event_bytes = {limit}",
                 )
-        return rows
+        kept: list[int] = np.flatnonzero(lengths <= limit).tolist()
+        return kept
 
     def _features(
         self,
         model: ModelState,
         heads: list[PredictionHead],
-        rows: list[int],
+        rows: Sequence[int],
         out: Outcome,
         reject: Callable[[int, DeadLetterReason, str], None],
+        newline_free: bool,
     ) -> tuple[list[PredictionHead], list[Any]]:
         schema = model.schema
         ignore_unknown = self.ingest.unknown_feature == "ignore"
@@ -324,7 +340,9 @@ class Pipeline:
                     failed = DecodeFailed("unknown_feature", failed.detail)
                 raise failed from None
 
-        feats, failures = decode_many(schema.strict_decoder, [h.features for h in heads], one)
+        feats, failures = decode_many(
+            schema.strict_decoder, list(map(_FEATURES, heads)), one, newline_free=newline_free
+        )
         if not failures:
             return heads, feats
         for k, exc in failures:
@@ -345,12 +363,13 @@ class Pipeline:
         lheads: list[LabelHead],
         out: Outcome,
         reject: Callable[[int, DeadLetterReason, str], None],
+        newline_free: bool = False,
     ) -> None:
         before = dict(model.store.counts)
         joins: list[JoinedColumns] = []
         new_preds: PredictionColumns | None = None
         if pheads:
-            pheads, feats = self._features(model, pheads, prows, out, reject)
+            pheads, feats = self._features(model, pheads, prows, out, reject, newline_free)
             if pheads:
                 cols = prediction_columns(
                     pheads, feats, model.schema, model.versions, model.categories, model.classes

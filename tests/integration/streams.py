@@ -20,8 +20,13 @@ def publish(stream: Stream, bootstrap: str, topics: tuple[str, str]) -> dict[str
     from kafka import KafkaProducer
 
     bad_kind = {raw: kind for (raw, _), kind in zip(stream.bad, stream.bad_kinds, strict=True)}
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024,
-                             compression_type="lz4", acks="all")
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=20,
+        batch_size=512 * 1024,
+        compression_type="lz4",
+        acks="all",
+    )
     counts = {topics[0]: 0, topics[1]: 0}
     for i, raw in enumerate(stream.lines):
         kind = bad_kind.get(raw)
@@ -44,16 +49,26 @@ def kafka_truth(stream: Stream, partitions: int) -> dict[str, Any]:
     return stream.truth_by(lambda id_: (murmur2(id_.encode()) & 0x7FFFFFFF) % partitions)
 
 
-def kafka_config(spec: StreamSpec, tmp: Path, bootstrap: str, topics: tuple[str, str],
-                 name: str, checkpoint_url: str, client: str = "kafka-python") -> Path:
+def kafka_config(
+    spec: StreamSpec,
+    tmp: Path,
+    bootstrap: str,
+    topics: tuple[str, str],
+    name: str,
+    checkpoint_url: str,
+    client: str = "kafka-python",
+) -> Path:
     """A driftd.toml for the stream's model that reads the given topics."""
     base = config_toml(spec, tmp / "unused.jsonl", tmp / "state")
     # Replace the generated file source and checkpoint with Kafka and the given store.
     lines = []
     skip = False
     for line in base.splitlines():
-        if line.startswith("[source]") or line.startswith("[checkpoint]") \
-                or line.startswith("[pipeline]"):
+        if (
+            line.startswith("[source]")
+            or line.startswith("[checkpoint]")
+            or line.startswith("[pipeline]")
+        ):
             skip = True
             continue
         if skip and line.startswith("["):
@@ -61,13 +76,22 @@ def kafka_config(spec: StreamSpec, tmp: Path, bootstrap: str, topics: tuple[str,
         if not skip:
             lines.append(line)
     lines += [
-        "[pipeline]", f'name = "{name}"', f'data_dir = "{tmp / "state"}"',
-        "checkpoint_every_s = 0.5", "poll_timeout_s = 0.2",
-        "[checkpoint]", f'url = "{checkpoint_url}"',
-        "[source]", 'kind = "kafka"',
-        "[source.kafka]", f'bootstrap_servers = "{bootstrap}"',
-        f'predictions_topic = "{topics[0]}"', f'labels_topic = "{topics[1]}"',
-        f'client = "{client}"', "session_timeout_ms = 2000", "heartbeat_interval_ms = 500",
+        "[pipeline]",
+        f'name = "{name}"',
+        f'data_dir = "{tmp / "state"}"',
+        "checkpoint_every_s = 0.5",
+        "poll_timeout_s = 0.2",
+        "[checkpoint]",
+        f'url = "{checkpoint_url}"',
+        "[source]",
+        'kind = "kafka"',
+        "[source.kafka]",
+        f'bootstrap_servers = "{bootstrap}"',
+        f'predictions_topic = "{topics[0]}"',
+        f'labels_topic = "{topics[1]}"',
+        f'client = "{client}"',
+        "session_timeout_ms = 2000",
+        "heartbeat_interval_ms = 500",
     ]
     path = tmp / f"{name}.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -82,14 +106,19 @@ def driftd(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
 
 def status(config: Path) -> dict[str, Any]:
     """`driftd status --json` as a dict."""
-    out = subprocess.run([sys.executable, "-m", "driftd.cli", "status", "--config", str(config),
-                          "--json"], capture_output=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "driftd.cli", "status", "--config", str(config), "--json"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
 
-def wait_consumed(config: Path, total: int, timeout: float,
-                  procs: list[subprocess.Popen[bytes]] | None = None) -> dict[str, Any]:
+def wait_consumed(
+    config: Path, total: int, timeout: float, procs: list[subprocess.Popen[bytes]] | None = None
+) -> dict[str, Any]:
     """Poll the checkpoints until ``total`` events are consumed."""
     end = time.monotonic() + timeout
     st: dict[str, Any] = {}

@@ -19,7 +19,14 @@ import sqlalchemy as sa
 from driftd.daemon.checkpoint import SqlCheckpointStore
 from driftd.db import make_engine
 from driftd.synth import StreamSpec, config_toml, generate
-from tests.integration.streams import kafka_truth, driftd, kafka_config, publish, status, wait_consumed
+from tests.integration.streams import (
+    driftd,
+    kafka_config,
+    kafka_truth,
+    publish,
+    status,
+    wait_consumed,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +39,27 @@ def _progress(url: str, name: str) -> int:
     """Events (Kafka offsets) or bytes (files) covered by the saved checkpoints."""
     store = SqlCheckpointStore(make_engine(url))
     try:
-        return sum(v for cp in store.info(name) for k, v in cp["offsets"].items()
-                   if not k.endswith("#line") and not k.startswith("dlq:"))
+        return sum(
+            v
+            for cp in store.info(name)
+            for k, v in cp["offsets"].items()
+            if not k.endswith("#line") and not k.startswith("dlq:")
+        )
     except sa.exc.DBAPIError:
         return 0  # the daemon has not created its tables yet
     finally:
         store.close()
 
 
-def _kill_and_restart(cfg: Path, tmp: Path, url: str, name: str, units: int, seed: int,
-                      done: Callable[[subprocess.Popen[bytes]], None]) -> None:
+def _kill_and_restart(
+    cfg: Path,
+    tmp: Path,
+    url: str,
+    name: str,
+    units: int,
+    seed: int,
+    done: Callable[[subprocess.Popen[bytes]], None],
+) -> None:
     """Kill driftd once in each of the first KILLS sixths of the stream, at a random point."""
     rng = random.Random(seed)
     log = (tmp / "driftd.log").open("ab")
@@ -66,7 +84,7 @@ def _kill_and_restart(cfg: Path, tmp: Path, url: str, name: str, units: int, see
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert 0 < min(at_kill) and max(at_kill) < units, at_kill
+    assert min(at_kill) > 0 and max(at_kill) < units, at_kill
 
 
 def _check(cfg: Path, stream_truth: dict, total: int) -> dict:
@@ -80,8 +98,7 @@ def _check(cfg: Path, stream_truth: dict, total: int) -> dict:
 @pytest.mark.kafka
 @pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_kill9_kafka(kafka_broker, topics, tmp_path, unique_name, store, request):
-    url = (f"sqlite:///{tmp_path}/cp.db" if store == "sqlite"
-           else request.getfixturevalue("pg_url"))
+    url = f"sqlite:///{tmp_path}/cp.db" if store == "sqlite" else request.getfixturevalue("pg_url")
     stream = generate(SPEC)
     names = topics(3)
     counts = publish(stream, kafka_broker, names)
@@ -103,11 +120,15 @@ def test_kill9_file(tmp_path):
     events.write_bytes(b"\n".join(stream.lines) + b"\n")
     cfg = tmp_path / "driftd.toml"
     text = config_toml(SPEC, events, tmp_path / "state")
-    cfg.write_text(text.replace("[pipeline]\n", "[pipeline]\ncheckpoint_every_events = 5000\n"
-                                "batch_size = 1000\n"))
+    cfg.write_text(
+        text.replace(
+            "[pipeline]\n", "[pipeline]\ncheckpoint_every_events = 5000\nbatch_size = 1000\n"
+        )
+    )
     url = f"sqlite:///{tmp_path}/state/state.db"
-    _kill_and_restart(cfg, tmp_path, url, "demo", events.stat().st_size, seed=7,
-                      done=lambda proc: proc.wait(300))
+    _kill_and_restart(
+        cfg, tmp_path, url, "demo", events.stat().st_size, seed=7, done=lambda proc: proc.wait(300)
+    )
     _check(cfg, stream.truth, len(stream.lines))
     # The dead-letter file is exactly-once too: cut back to its checkpointed size on restart.
     dlq = (tmp_path / "state" / "events.dlq.jsonl").read_text().splitlines()

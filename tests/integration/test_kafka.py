@@ -13,7 +13,14 @@ import pytest
 from driftd.config import load_settings
 from driftd.daemon import app as app_mod
 from driftd.synth import StreamSpec, generate
-from tests.integration.streams import kafka_truth, driftd, kafka_config, publish, status, wait_consumed
+from tests.integration.streams import (
+    driftd,
+    kafka_config,
+    kafka_truth,
+    publish,
+    status,
+    wait_consumed,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -23,8 +30,13 @@ SPEC = StreamSpec(events=4000, seed=11, malformed_rate=0.01, duplicate_rate=0.02
 def _dlq_records(bootstrap: str, topic: str, expected: int, timeout: float = 20) -> list:
     from kafka import KafkaConsumer
 
-    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                      enable_auto_commit=False, consumer_timeout_ms=2000)
+    c = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=2000,
+    )
     out = []
     end = time.monotonic() + timeout
     while len(out) < expected and time.monotonic() < end:
@@ -40,8 +52,15 @@ def test_totals_and_dead_letters_exact(kafka_broker, topics, tmp_path, unique_na
     stream = generate(SPEC)
     names = topics(3)
     counts = publish(stream, kafka_broker, names)
-    cfg = kafka_config(SPEC, tmp_path, kafka_broker, names, unique_name,
-                       f"sqlite:///{tmp_path}/cp.db", client=client)
+    cfg = kafka_config(
+        SPEC,
+        tmp_path,
+        kafka_broker,
+        names,
+        unique_name,
+        f"sqlite:///{tmp_path}/cp.db",
+        client=client,
+    )
     settings = load_settings(cfg, env={})
     application = app_mod.build(settings, serve_metrics=False)
     application.source.bind(application.runner)  # type: ignore[attr-defined]
@@ -60,7 +79,8 @@ def test_totals_and_dead_letters_exact(kafka_broker, topics, tmp_path, unique_na
     assert summary["dead_lettered"] == stream.truth["dead_lettered"]
     # Every dead letter is on the .dlq topic of the topic it came from, with its reason.
     dlq = _dlq_records(kafka_broker, names[0] + ".dlq", 1) + _dlq_records(
-        kafka_broker, names[1] + ".dlq", 1)
+        kafka_broker, names[1] + ".dlq", 1
+    )
     reasons = Counter(dict(r.headers)["driftd-reason"].decode() for r in dlq)
     assert sum(reasons.values()) >= stream.truth["dead_lettered"]["total"]
     assert set(reasons) == set(stream.truth["dead_lettered"]["by_reason"])
@@ -74,8 +94,9 @@ def test_two_daemons_split_partitions_totals_exact(kafka_broker, topics, tmp_pat
     stream = generate(spec)
     names = topics(4)
     counts = publish(stream, kafka_broker, names)
-    cfg = kafka_config(spec, tmp_path, kafka_broker, names, unique_name,
-                       f"sqlite:///{tmp_path}/cp.db")
+    cfg = kafka_config(
+        spec, tmp_path, kafka_broker, names, unique_name, f"sqlite:///{tmp_path}/cp.db"
+    )
     logs = [open(tmp_path / f"d{i}.log", "wb") for i in range(2)]  # noqa: SIM115
     procs = [driftd("run", "--config", str(cfg), stdout=f, stderr=f) for f in logs]
     try:

@@ -16,15 +16,17 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from driftd.config import KafkaSettings
 from driftd.daemon.abc import Offsets, RawChunk, Stream
 from driftd.daemon.sources.kafka import PartitionOwner, offset_key
-from driftd.events import DeadLetter
 from driftd.errors import SourceError
+from driftd.events import DeadLetter
 
 log = logging.getLogger("driftd.kafka")
 
 
 def _conf(s: KafkaSettings) -> dict[str, Any]:
-    conf: dict[str, Any] = {"bootstrap.servers": s.bootstrap_servers,
-                            "security.protocol": s.security_protocol}
+    conf: dict[str, Any] = {
+        "bootstrap.servers": s.bootstrap_servers,
+        "security.protocol": s.security_protocol,
+    }
     if s.sasl_mechanism:
         conf["sasl.mechanism"] = s.sasl_mechanism
         conf["sasl.username"] = s.sasl_username
@@ -38,28 +40,33 @@ class ConfluentSource:
     def __init__(self, settings: KafkaSettings, group_id: str) -> None:
         self.settings = settings
         self.topics = (settings.predictions_topic, settings.labels_topic)
-        self._streams: dict[str, Stream] = {settings.predictions_topic: "predictions",
-                                            settings.labels_topic: "labels"}
+        self._streams: dict[str, Stream] = {
+            settings.predictions_topic: "predictions",
+            settings.labels_topic: "labels",
+        }
         self.owner: PartitionOwner | None = None
         self._seek: dict[tuple[str, int], int] = {}
-        self.consumer = Consumer({
-            **_conf(settings),
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": settings.auto_offset_reset,
-            "session.timeout.ms": settings.session_timeout_ms,
-            "heartbeat.interval.ms": settings.heartbeat_interval_ms,
-            "fetch.min.bytes": settings.fetch_min_bytes,
-            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
-            "max.partition.fetch.bytes": settings.max_partition_fetch_bytes,
-            "partition.assignment.strategy": "range",
-        })
+        self.consumer = Consumer(
+            {
+                **_conf(settings),
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": settings.auto_offset_reset,
+                "session.timeout.ms": settings.session_timeout_ms,
+                "heartbeat.interval.ms": settings.heartbeat_interval_ms,
+                "fetch.min.bytes": settings.fetch_min_bytes,
+                "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+                "max.partition.fetch.bytes": settings.max_partition_fetch_bytes,
+                "partition.assignment.strategy": "range",
+            }
+        )
 
     def bind(self, owner: PartitionOwner) -> None:
         """Subscribe; rebalances call ``owner.assign`` / ``owner.revoke`` from poll()."""
         self.owner = owner
-        self.consumer.subscribe(list(self.topics), on_assign=self._on_assign,
-                                on_revoke=self._on_revoke)
+        self.consumer.subscribe(
+            list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
 
     def _on_assign(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
         parts = sorted({tp.partition for tp in tps})
@@ -92,13 +99,22 @@ class ConfluentSource:
                     raise SourceError(f"Kafka error: {err}")
                 log.warning("Kafka consumer error: %s", err)
                 continue
-            raws, offs = groups.setdefault((m.topic(), m.partition()), ([], []))
+            topic, partition, offset = m.topic(), m.partition(), m.offset()
+            if topic is None or partition is None or offset is None:
+                continue  # not a record (an event without a position)
+            raws, offs = groups.setdefault((topic, partition), ([], []))
             value = m.value()
             raws.append(value if value is not None else b"")
-            offs.append(m.offset())
+            offs.append(offset)
         return [
-            RawChunk(partition=p, stream=self._streams[t], source=t, raws=raws, positions=offs,
-                     resume={offset_key(t, p): offs[-1] + 1})
+            RawChunk(
+                partition=p,
+                stream=self._streams[t],
+                source=t,
+                raws=raws,
+                positions=offs,
+                resume={offset_key(t, p): offs[-1] + 1},
+            )
             for (t, p), (raws, offs) in groups.items()
         ]
 
@@ -111,8 +127,11 @@ class ConfluentSource:
 
     def commit(self, partition: int, offsets: Offsets) -> None:
         """Commit checkpointed offsets to Kafka (informational)."""
-        tps = [TopicPartition(t, partition, offsets[k]) for t in self.topics
-               if (k := offset_key(t, partition)) in offsets]
+        tps = [
+            TopicPartition(t, partition, offsets[k])
+            for t in self.topics
+            if (k := offset_key(t, partition)) in offsets
+        ]
         if tps:
             try:
                 self.consumer.commit(offsets=tps, asynchronous=False)
@@ -155,14 +174,18 @@ class ConfluentDeadLetterSink:
         for d in letters:
             pos = d.position
             self.producer.produce(
-                pos.source + self.settings.dlq_suffix, value=d.raw,
+                pos.source + self.settings.dlq_suffix,
+                value=d.raw,
                 key=f"{pos.source}:{pos.partition}:{pos.offset}".encode(),
-                headers=[("driftd-reason", d.reason.encode()),
-                         ("driftd-detail", d.detail[:2000].encode()),
-                         ("driftd-source-topic", pos.source.encode()),
-                         ("driftd-source-partition", str(pos.partition).encode()),
-                         ("driftd-source-offset", str(pos.offset).encode())],
-                on_delivery=self._delivered)
+                headers=[
+                    ("driftd-reason", d.reason.encode()),
+                    ("driftd-detail", d.detail[:2000].encode()),
+                    ("driftd-source-topic", pos.source.encode()),
+                    ("driftd-source-partition", str(pos.partition).encode()),
+                    ("driftd-source-offset", str(pos.offset).encode()),
+                ],
+                on_delivery=self._delivered,
+            )
             self.producer.poll(0)
 
     def flush(self) -> Offsets:

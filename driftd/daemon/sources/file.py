@@ -136,7 +136,9 @@ class FileSource:
                 self._tail = parts.pop()
                 self._set_lines(lines + parts, long_)
                 return True
-            parts = (self._tail + block).split(b"\n")
+            parts = block.split(b"\n")
+            if self._tail:
+                parts[0] = self._tail + parts[0]
             self._tail = parts.pop()
             if len(self._tail) > limit:  # an over-long line: keep its head, skip the rest
                 self._head = self._tail[: limit + 1]
@@ -179,7 +181,8 @@ class FileSource:
         if not consumed:
             return None
         key = self._key()
-        return RawChunk(0, "mixed", key, raws, positions, {key: byte, key + LINE_SUFFIX: line})
+        resume = {key: byte, key + LINE_SUFFIX: line}
+        return RawChunk(0, "mixed", key, raws, positions, resume, newline_free=True)
 
     def commit(self, partition: int, offsets: Offsets) -> None:
         """Files have no broker to report to."""

@@ -24,8 +24,8 @@ from kafka.structs import OffsetAndMetadata
 
 from driftd.config import KafkaSettings
 from driftd.daemon.abc import DeadLetterSink, Offsets, RawChunk, Source, Stream
-from driftd.events import DeadLetter
 from driftd.errors import SourceError
+from driftd.events import DeadLetter
 
 log = logging.getLogger("driftd.kafka")
 
@@ -49,13 +49,16 @@ def offset_key(topic: str, partition: int) -> str:
 
 def client_options(s: KafkaSettings) -> dict[str, Any]:
     """Connection options shared by consumer, producer and admin client."""
-    opts: dict[str, Any] = {"bootstrap_servers": s.bootstrap_servers.split(","),
-                            "security_protocol": s.security_protocol}
+    opts: dict[str, Any] = {
+        "bootstrap_servers": s.bootstrap_servers.split(","),
+        "security_protocol": s.security_protocol,
+    }
     if s.sasl_mechanism:
         opts["sasl_mechanism"] = s.sasl_mechanism
         opts["sasl_plain_username"] = s.sasl_username
-        opts["sasl_plain_password"] = (s.sasl_password.get_secret_value()
-                                       if s.sasl_password else None)
+        opts["sasl_plain_password"] = (
+            s.sasl_password.get_secret_value() if s.sasl_password else None
+        )
     return opts
 
 
@@ -77,8 +80,12 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         for p in parts:
             missing = [t for t in topics if TopicPartition(t, p) not in tps]
             if missing:
-                log.warning("partition %d of %s not co-assigned: do the topics have the same "
-                            "partition count?", p, ", ".join(missing))
+                log.warning(
+                    "partition %d of %s not co-assigned: do the topics have the same "
+                    "partition count?",
+                    p,
+                    ", ".join(missing),
+                )
         log.info("partitions assigned", extra={"partitions": parts})
         if self.source.owner is not None and parts:
             with self.source.in_callback():
@@ -91,8 +98,10 @@ class KafkaSource:
     def __init__(self, settings: KafkaSettings, group_id: str) -> None:
         self.settings = settings
         self.topics = (settings.predictions_topic, settings.labels_topic)
-        self._streams: dict[str, Stream] = {settings.predictions_topic: "predictions",
-                                            settings.labels_topic: "labels"}
+        self._streams: dict[str, Stream] = {
+            settings.predictions_topic: "predictions",
+            settings.labels_topic: "labels",
+        }
         self.owner: PartitionOwner | None = None
         # kafka-python runs rebalance listeners on its IO thread, where blocking calls such as
         # commit() are refused: commits made there wait for the next poll().
@@ -113,8 +122,9 @@ class KafkaSource:
                 **client_options(settings),
             )
         except KafkaError as exc:
-            raise SourceError(f"cannot connect to Kafka at {settings.bootstrap_servers}: "
-                              f"{exc}") from exc
+            raise SourceError(
+                f"cannot connect to Kafka at {settings.bootstrap_servers}: {exc}"
+            ) from exc
 
     def bind(self, owner: PartitionOwner) -> None:
         """Subscribe; rebalances call ``owner.assign`` / ``owner.revoke`` from poll()."""
@@ -138,20 +148,23 @@ class KafkaSource:
             self._deferred.clear()
             self._commit(commit)
         try:
-            batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000),
-                                         max_records=max_records)
+            batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except KafkaError as exc:
             raise SourceError(f"polling Kafka failed: {exc}") from exc
         chunks = []
         for tp, recs in batches.items():
             if not recs:
                 continue
-            chunks.append(RawChunk(
-                partition=tp.partition, stream=self._streams[tp.topic], source=tp.topic,
-                raws=[r.value if r.value is not None else b"" for r in recs],
-                positions=[r.offset for r in recs],
-                resume={offset_key(tp.topic, tp.partition): recs[-1].offset + 1},
-            ))
+            chunks.append(
+                RawChunk(
+                    partition=tp.partition,
+                    stream=self._streams[tp.topic],
+                    source=tp.topic,
+                    raws=[r.value if r.value is not None else b"" for r in recs],
+                    positions=[r.offset for r in recs],
+                    resume={offset_key(tp.topic, tp.partition): recs[-1].offset + 1},
+                )
+            )
         return chunks
 
     def seek(self, partition: int, offsets: Offsets) -> None:
@@ -165,7 +178,8 @@ class KafkaSource:
         """Commit checkpointed offsets to Kafka (informational: the checkpoint is the truth)."""
         commit = {
             TopicPartition(t, partition): OffsetAndMetadata(offsets[k], "", -1)
-            for t in self.topics if (k := offset_key(t, partition)) in offsets
+            for t in self.topics
+            if (k := offset_key(t, partition)) in offsets
         }
         if not commit:
             return
@@ -220,8 +234,11 @@ class KafkaDeadLetterSink:
                 ("driftd-source-offset", str(pos.offset).encode()),
             ]
             key = f"{pos.source}:{pos.partition}:{pos.offset}".encode()
-            self._pending.append(self.producer.send(
-                pos.source + self.settings.dlq_suffix, value=d.raw, key=key, headers=headers))
+            self._pending.append(
+                self.producer.send(
+                    pos.source + self.settings.dlq_suffix, value=d.raw, key=key, headers=headers
+                )
+            )
 
     def flush(self) -> Offsets:
         """Wait for every send; raise SourceError if any failed (the checkpoint must wait)."""
@@ -229,8 +246,9 @@ class KafkaDeadLetterSink:
         failed = [f for f in self._pending if f.failed()]
         self._pending.clear()
         if failed:
-            raise SourceError(f"{len(failed)} dead letters could not be produced: "
-                              f"{failed[0].exception}")
+            raise SourceError(
+                f"{len(failed)} dead letters could not be produced: {failed[0].exception}"
+            )
         return {}
 
     def restore(self, offsets: Offsets) -> None:
@@ -247,10 +265,8 @@ def ensure_topics(settings: KafkaSettings, partitions: int = 1) -> None:
     admin = KafkaAdminClient(**client_options(settings))
     try:
         for topic in (settings.predictions_topic, settings.labels_topic):
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([NewTopic(topic + settings.dlq_suffix, partitions, 1)])
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()
 
