@@ -27,7 +27,6 @@ class RawChunk:
     raws: list[bytes]
     positions: Sequence[int]  # offset (Kafka) or line number (file) of each raw event
     resume: Offsets  # the offsets to record once this chunk is processed
-    newline_free: bool = False  # no raw event holds a newline (lines of a file)
 
 
 @dataclass(frozen=True, slots=True)

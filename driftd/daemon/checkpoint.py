@@ -186,7 +186,15 @@ class MemoryCheckpointStore:
         self._data: dict[tuple[str, int], Checkpoint] = {}
 
     def save(self, pipeline: str, cps: Sequence[Checkpoint]) -> None:
-        """Keep the checkpoints."""
+        """Keep the checkpoints; offsets must not decrease (as in the SQL store)."""
+        for cp in cps:
+            old = self._data.get((pipeline, cp.partition))
+            back = {k for k, v in (old.offsets if old else {}).items() if cp.offsets.get(k, v) < v}
+            if back:
+                raise CheckpointError(
+                    f"offsets of {pipeline!r} partition {cp.partition} would "
+                    f"move backwards: {', '.join(sorted(back))}"
+                )
         for cp in cps:
             self._data[(pipeline, cp.partition)] = cp
 

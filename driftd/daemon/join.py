@@ -107,7 +107,7 @@ class JoinStore:
         self._numeric = np.zeros((cap, self.k), dtype=np.float64)
         self._categorical = np.zeros((cap, self.m), dtype=np.int32)
         self._prediction = np.zeros(cap, dtype=np.float64)
-        self._score = np.zeros(cap, dtype=np.float32)
+        self._score = np.zeros(cap, dtype=np.float64)
         self._joined = np.zeros(cap, dtype=np.bool_)
 
     def _columns(self) -> tuple[np.ndarray[Any, Any], ...]:
@@ -181,16 +181,21 @@ class JoinStore:
         keep.sort()
         return keep
 
-    def _make_room(self, n: int) -> int:
-        """Apply the overflow policy; return how many of n new entries may be stored."""
-        free = self.max_pending - self._size
-        if n <= free:
-            return n
+    def _make_room(self, keep: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+        """Apply the overflow policy to new entries ``keep``; return those to store."""
+        excess = self._size + len(keep) - self.max_pending
+        if excess <= 0:
+            return keep
         if self.overflow == "drop_new":
-            return max(free, 0)
-        evict = min(n - free, self._size)
-        self._pop(evict, counter="evicted")
-        return min(n, self.max_pending)
+            room = max(self.max_pending - self._size, 0)
+            self.counts["dropped"] += len(keep) - room
+            return keep[:room]
+        from_store = min(excess, self._size)
+        self._pop(from_store, counter="evicted")
+        # A batch larger than the whole store: its own oldest never enter, as if evicted.
+        skip = excess - from_store
+        self.counts["evicted"] += skip
+        return keep[skip:]
 
     def add_predictions(
         self, cols: PredictionColumns
@@ -202,9 +207,7 @@ class JoinStore:
         self.counts["duplicates"] += len(cols) - len(keep)
         self.counts["predictions"] += len(keep)
         self.wm_predictions = max(self.wm_predictions, float(cols.ts.max()))
-        room = self._make_room(len(keep))
-        stored = keep[:room]
-        self.counts["dropped"] += len(keep) - room
+        stored = self._make_room(keep)
         n = len(stored)
         if n:
             if self._size + n > self._cap:
@@ -306,7 +309,7 @@ class JoinStore:
             numeric=self._numeric[pos],
             categorical=self._categorical[pos],
             prediction=self._prediction[pos],
-            score=self._score[pos].astype(np.float64),
+            score=self._score[pos],
             label=np.asarray(label, dtype=np.float64),
         )
 

@@ -64,7 +64,10 @@ def _one_mixed(raw: bytes | msgspec.Raw) -> EventHead:
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         if "missing required field `kind`" not in str(exc):
             raise classify(exc) from None
-    obj = _any_decoder.decode(raw)  # valid JSON: the union decoder got past the syntax
+    try:
+        obj = _any_decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise classify(exc) from None
     is_label = isinstance(obj, dict) and "label" in obj and "prediction" not in obj
     result: EventHead = single(_label_decoder if is_label else _pred_decoder)(raw)
     return result
@@ -233,7 +236,7 @@ class Pipeline:
         rows = self._size_filter(chunk, out, reject)
         decoder, one = _DECODERS[chunk.stream]
         raws = chunk.raws if isinstance(rows, range) else [chunk.raws[i] for i in rows]
-        heads, failures = decode_many(decoder, raws, one, newline_free=chunk.newline_free)
+        heads, failures = decode_many(decoder, raws, one)
         for k, exc in failures:
             reject(rows[k], exc.reason, exc.detail)
 
@@ -247,7 +250,6 @@ class Pipeline:
                 [heads[k] for k in labels.get(name, ())],  # type: ignore[misc]
                 out,
                 reject,
-                chunk.newline_free,
             )
         for model in st.models.values():  # the watermark may have moved for every model
             self._expire(model, out)
@@ -322,7 +324,6 @@ class Pipeline:
         rows: Sequence[int],
         out: Outcome,
         reject: Callable[[int, DeadLetterReason, str], None],
-        newline_free: bool,
     ) -> tuple[list[PredictionHead], list[Any]]:
         schema = model.schema
         ignore_unknown = self.ingest.unknown_feature == "ignore"
@@ -341,7 +342,9 @@ class Pipeline:
                 raise failed from None
 
         feats, failures = decode_many(
-            schema.strict_decoder, list(map(_FEATURES, heads)), one, newline_free=newline_free
+            schema.strict_decoder,
+            list(map(_FEATURES, heads)),
+            one,
         )
         if not failures:
             return heads, feats
@@ -363,13 +366,12 @@ class Pipeline:
         lheads: list[LabelHead],
         out: Outcome,
         reject: Callable[[int, DeadLetterReason, str], None],
-        newline_free: bool = False,
     ) -> None:
         before = dict(model.store.counts)
         joins: list[JoinedColumns] = []
         new_preds: PredictionColumns | None = None
         if pheads:
-            pheads, feats = self._features(model, pheads, prows, out, reject, newline_free)
+            pheads, feats = self._features(model, pheads, prows, out, reject)
             if pheads:
                 cols = prediction_columns(
                     pheads, feats, model.schema, model.versions, model.categories, model.classes

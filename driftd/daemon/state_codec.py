@@ -32,7 +32,8 @@ def dumps(kind: str, version: int, state: Any) -> bytes:
         if isinstance(obj, np.ndarray):
             if obj.dtype.char not in _ALLOWED:
                 raise TypeError(f"cannot serialise arrays of dtype {obj.dtype}")
-            arr = np.ascontiguousarray(obj, dtype=obj.dtype.newbyteorder("<"))
+            # np.ascontiguousarray would turn a 0-d array into shape (1,).
+            arr = np.require(obj, dtype=obj.dtype.newbyteorder("<"), requirements="C")
             buffers.append(arr)
             ref = (arr.dtype.str, list(arr.shape), len(buffers) - 1)
             return msgspec.msgpack.Ext(_ARRAY, msgspec.msgpack.encode(ref))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import io
 import time
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -110,7 +111,12 @@ class FileSource:
         """Read blocks until there are complete lines; False when none can be had now."""
         limit = self.max_event_bytes
         while True:
-            block = fh.read(BLOCK)
+            try:
+                block = fh.read(BLOCK)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise SourceError(
+                    f"cannot read {self._key()} after byte {self._byte}: {exc!r}"
+                ) from exc
             if not block:
                 if self.follow:
                     return False
@@ -154,6 +160,7 @@ class FileSource:
 
     def _read(self, max_records: int) -> RawChunk | None:
         fh = self._open_current()
+        limit = self.max_event_bytes
         raws: list[bytes] = []
         positions: list[int] = []
         byte, line = self._byte, self._line
@@ -176,13 +183,15 @@ class FileSource:
             else:
                 raws.extend(take)
                 positions.extend(range(first, line + 1))
+        if raws and max(map(len, raws)) > limit:  # lines too long, even inside one block
+            raws = [r if len(r) <= limit else r[: limit + 1] for r in raws]
         consumed = (byte, line) != (self._byte, self._line)
         self._byte, self._line = byte, line
         if not consumed:
             return None
         key = self._key()
         resume = {key: byte, key + LINE_SUFFIX: line}
-        return RawChunk(0, "mixed", key, raws, positions, resume, newline_free=True)
+        return RawChunk(0, "mixed", key, raws, positions, resume)
 
     def commit(self, partition: int, offsets: Offsets) -> None:
         """Files have no broker to report to."""

@@ -1,0 +1,242 @@
+"""load_settings: TOML plus DRIFTD_* overrides, validated once, with errors naming key and value."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from driftd.config import (
+    FileSourceSettings,
+    KafkaSourceSettings,
+    Settings,
+    effective_config,
+    load_settings,
+)
+from driftd.errors import ConfigError
+
+MODEL = '[models.fraud]\nfeatures = { amount = "numeric", country = "categorical" }\n'
+
+
+def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Settings:
+    path = tmp_path / "driftd.toml"
+    path.write_text(text)
+    return load_settings(path, env or {})
+
+
+def error(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text, env)
+    return str(info.value)
+
+
+def test_minimal_file_gives_defaults(tmp_path: Path) -> None:
+    s = load(tmp_path, MODEL)
+    assert s.models["fraud"].features == {"amount": "numeric", "country": "categorical"}
+    assert isinstance(s.source, KafkaSourceSettings)
+    assert s.pipeline.batch_size == Settings.model_fields["pipeline"].default.batch_size
+
+
+def test_file_source_is_chosen_by_kind(tmp_path: Path) -> None:
+    s = load(tmp_path, MODEL + '[source]\nkind = "file"\npaths = ["a.jsonl"]\n')
+    assert isinstance(s.source, FileSourceSettings)
+    assert s.source.paths == [Path("a.jsonl")]
+
+
+def test_settings_are_frozen(tmp_path: Path) -> None:
+    s = load(tmp_path, MODEL)
+    with pytest.raises(ValueError, match="frozen"):
+        s.pipeline.batch_size = 3  # type: ignore[misc]
+
+
+BAD_FILES = {
+    "wrong-type": ('[pipeline]\nbatch_size = "many"\n', "pipeline.batch_size", "'many'", "integer"),
+    "out-of-range": (
+        "[pipeline]\nbatch_size = 0\n",
+        "pipeline.batch_size",
+        "0",
+        "greater than or equal to 1",
+    ),
+    "bad-enum": (
+        '[join]\noverflow = "random"\n',
+        "join.overflow",
+        "'random'",
+        "'evict_oldest' or 'drop_new'",
+    ),
+    "bad-enum-in-a-model": (
+        '[models.other]\ntask = "ranking"\nfeatures = { a = "numeric" }\n',
+        "models.other.task",
+        "'ranking'",
+        "'binary', 'multiclass' or 'regression'",
+    ),
+    "bad-feature-kind": (
+        '[models.other]\nfeatures = { a = "number" }\n',
+        "models.other.features.a",
+        "'number'",
+        "'numeric' or 'categorical'",
+    ),
+    "nested-source-key": (
+        "[source.kafka]\nsession_timeout_ms = 5\n",
+        "source.kafka.session_timeout_ms",
+        "5",
+        "greater than or equal to 1000",
+    ),
+    "unknown-key": ("[join]\nmax_pendin = 5\n", "join.max_pendin", "5", "no such key"),
+    "unknown-section": ("[joins]\nmax_pending = 5\n", "joins", "{'max_pending': 5}", "no such key"),
+    "missing-in-file-source": ('[source]\nkind = "file"\n', "source.paths", "missing", "required"),
+}
+
+
+@pytest.mark.parametrize(("extra", "key", "value", "expected"), BAD_FILES.values(), ids=BAD_FILES)
+def test_bad_value_in_the_file_names_key_value_and_expectation(
+    tmp_path: Path, extra: str, key: str, value: str, expected: str
+) -> None:
+    # The valid model first, so that the only problem is the one under test.
+    msg = error(tmp_path, MODEL + extra)
+    line = next((ln for ln in msg.splitlines() if ln.strip().startswith(f"{key}:")), None)
+    assert line is not None, msg
+    assert f"got {value}" in line
+    assert expected in line
+    assert str(tmp_path / "driftd.toml") in msg
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[pipeline]\nbatch_size = 5\n", "models"),
+        ('[models.fraud]\ntask = "binary"\n', "models.fraud.features"),
+    ],
+    ids=["no-models", "model-without-features"],
+)
+def test_missing_required_key_is_named(tmp_path: Path, text: str, key: str) -> None:
+    msg = error(tmp_path, text)
+    assert f"{key}: got missing" in msg
+    assert "required" in msg
+
+
+def test_every_problem_is_reported(tmp_path: Path) -> None:
+    msg = error(tmp_path, MODEL + "[pipeline]\nbatch_size = 0\n[join]\nmax_pending = -1\n")
+    assert "pipeline.batch_size" in msg
+    assert "join.max_pending" in msg
+
+
+def test_invalid_toml_names_the_file_and_the_line(tmp_path: Path) -> None:
+    msg = error(tmp_path, MODEL + "[pipeline\nbatch_size = 1\n")
+    assert str(tmp_path / "driftd.toml") in msg
+    assert "not valid TOML" in msg
+    assert "line 3" in msg
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match=r"nope\.toml"):
+        load_settings(path, {})
+
+
+# -- the environment -----------------------------------------------------------------------
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    s = load(
+        tmp_path,
+        MODEL + "[pipeline]\nbatch_size = 10\n",
+        {
+            "DRIFTD_PIPELINE__BATCH_SIZE": "20",
+            "DRIFTD_JOIN__OVERFLOW": "drop_new",
+            "DRIFTD_MODELS__FRAUD__MAX_LABEL_DELAY_S": "7.5",
+        },
+    )
+    assert s.pipeline.batch_size == 20
+    assert s.join.overflow == "drop_new"
+    # A nested override keeps the file's other keys of that model.
+    assert s.models["fraud"].max_label_delay_s == 7.5
+    assert s.models["fraud"].features == {"amount": "numeric", "country": "categorical"}
+
+
+def test_environment_alone_is_enough() -> None:
+    s = load_settings(
+        None,
+        {
+            "DRIFTD_MODELS__FRAUD__FEATURES": '{"amount": "numeric"}',
+            "DRIFTD_SOURCE__KAFKA__BOOTSTRAP_SERVERS": "kafka:9092",
+        },
+    )
+    assert s.models["fraud"].features == {"amount": "numeric"}
+    assert isinstance(s.source, KafkaSourceSettings)
+    assert s.source.kafka.bootstrap_servers == "kafka:9092"
+
+
+def test_environment_names_are_case_insensitive(tmp_path: Path) -> None:
+    assert load(tmp_path, MODEL, {"driftd_pipeline__batch_size": "3"}).pipeline.batch_size == 3
+
+
+@pytest.mark.parametrize(
+    ("env", "key", "value"),
+    [
+        ({"DRIFTD_PIPELINE__BATCH_SIZE": "zero"}, "pipeline.batch_size", "'zero'"),
+        ({"DRIFTD_JOIN__OVERFLOW": "sometimes"}, "join.overflow", "'sometimes'"),
+        (
+            {"DRIFTD_MODELS__FRAUD__MAX_LABEL_DELAY_S": "-1"},
+            "models.fraud.max_label_delay_s",
+            "'-1'",
+        ),
+        (
+            {"DRIFTD_SOURCE__KAFKA__SESSION_TIMEOUT_MS": "5"},
+            "source.kafka.session_timeout_ms",
+            "'5'",
+        ),
+        ({"DRIFTD_PIPELINE__BATCH_SIZ": "3"}, "pipeline.batch_siz", "'3'"),
+    ],
+    ids=["wrong-type", "bad-enum", "out-of-range", "nested", "unknown-key"],
+)
+def test_bad_environment_value_names_key_value_and_variable(
+    tmp_path: Path, env: dict[str, str], key: str, value: str
+) -> None:
+    msg = error(tmp_path, MODEL, env)
+    (var,) = env
+    line = next((ln for ln in msg.splitlines() if ln.strip().startswith(f"{key}:")), None)
+    assert line is not None, msg
+    assert f"got {value}" in line
+    assert f"(from {var})" in line
+
+
+@pytest.mark.parametrize("name", ["DRIFTD_PIPELIN__BATCH_SIZE", "DRIFTD_NOPE", "DRIFTD_"])
+def test_unknown_driftd_variable_fails_naming_it_and_the_sections(
+    tmp_path: Path, name: str
+) -> None:
+    msg = error(tmp_path, MODEL, {name: "1"})
+    assert name in msg
+    for section in Settings.model_fields:
+        assert section in msg
+
+
+def test_other_variables_and_the_config_file_variable_are_not_settings(tmp_path: Path) -> None:
+    s = load(tmp_path, MODEL, {"DRIFTD_CONFIG": "x.toml", "PATH": "/bin", "OTHER_X": "1"})
+    assert s.models["fraud"].task == "binary"
+
+
+def test_only_the_given_environment_is_read_and_os_environ_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRIFTD_PIPELINE__BATCH_SIZE", "7")
+    before = dict(os.environ)
+    s = load(tmp_path, MODEL + "[pipeline]\nbatch_size = 10\n", {"DRIFTD_JOIN__MAX_PENDING": "9"})
+    assert s.pipeline.batch_size == 10
+    assert s.join.max_pending == 9
+    assert dict(os.environ) == before
+
+
+def test_os_environ_is_read_when_no_environment_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRIFTD_PIPELINE__BATCH_SIZE", "7")
+    path = tmp_path / "driftd.toml"
+    path.write_text(MODEL)
+    assert load_settings(path).pipeline.batch_size == 7
+
+
+def test_effective_config_masks_secrets(tmp_path: Path) -> None:
+    s = load(tmp_path, MODEL, {"DRIFTD_SOURCE__KAFKA__SASL_PASSWORD": "hunter2"})
+    assert s.source.kafka.sasl_password.get_secret_value() == "hunter2"  # type: ignore[union-attr]
+    assert "hunter2" not in repr(effective_config(s))
