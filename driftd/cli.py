@@ -192,6 +192,12 @@ def status(config: Path, as_json: bool) -> None:
 )
 @click.option("--malformed-rate", default=0.002, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--duplicate-rate", default=0.01, show_default=True, type=click.FloatRange(0, 1))
+@click.option(
+    "--versions",
+    default="1",
+    show_default=True,
+    help="Comma-separated model versions that serve traffic (split evenly).",
+)
 def generate(
     out: Path,
     events: int,
@@ -202,6 +208,7 @@ def generate(
     max_label_delay: float,
     malformed_rate: float,
     duplicate_rate: float,
+    versions: str,
 ) -> None:
     """Write a synthetic prediction + label stream with a known drift point.
 
@@ -219,6 +226,7 @@ def generate(
         max_label_delay_s=max_label_delay,
         malformed_rate=malformed_rate,
         duplicate_rate=duplicate_rate,
+        versions=tuple(v.strip() for v in versions.split(",") if v.strip()) or ("1",),
     )
     t0 = time.perf_counter()
     paths = write(spec, out)

@@ -15,6 +15,7 @@ from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.runner import Runner
 from driftd.daemon.sinks import FileDeadLetterSink
 from driftd.daemon.sources.file import FileSource
+from driftd.daemon.summary import JOIN_KEYS
 
 log = logging.getLogger("driftd.replay")
 
@@ -119,33 +120,30 @@ def checkpoint_status(settings: Settings) -> dict[str, Any]:
     return summary
 
 
-def print_summary(summary: dict[str, Any]) -> None:
-    """A readable summary on the terminal."""
+def _day(rows: list[dict[str, Any]]) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(rows[-1]["start"], dt.UTC).strftime("%Y-%m-%d")
+
+
+def print_summary(summary: dict[str, Any], last_windows: int = 8) -> None:
+    """A readable summary on the terminal: join counts, dead letters, recent windows."""
+    import datetime as dt
+
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    cols = [
-        "predictions",
-        "labels",
-        "joined",
-        "expired",
-        "pending",
-        "duplicates",
-        "pending_labels",
-        "unmatched_labels",
-        "evicted",
-        "dropped",
-    ]
-    t = Table(title=f"{summary['consumed']:,} events consumed")
-    t.add_column("model")
-    for c in cols:
-        t.add_column(c.replace("_", " "), justify="right")
-    for name, counts in summary["models"].items():
-        t.add_row(name, *(f"{counts[c]:,}" for c in cols))
+    models = list(summary["models"])
+    t = Table(title=f"{summary['consumed']:,} events consumed", title_justify="left")
+    t.add_column("join")
+    for name in models:
+        t.add_column(name, justify="right")
+    for key in JOIN_KEYS:
+        t.add_row(key.replace("_", " "), *(f"{summary['models'][m][key]:,}" for m in models))
     console.print(t)
     dead = summary["dead_lettered"]
-    d = Table(title=f"{dead['total']:,} dead-lettered")
+    d = Table(title=f"{dead['total']:,} dead-lettered", title_justify="left")
     d.add_column("reason")
     d.add_column("events", justify="right")
     for reason, n in dead["by_reason"].items():
@@ -153,6 +151,40 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(d)
     if summary.get("ignored", {}).get("total"):
         console.print(f"ignored by policy: {summary['ignored']['by_reason']}")
+    for name, rows in summary.get("windows", {}).items():
+        if not rows:
+            continue
+        w = Table(
+            title=f"{name}: last {min(last_windows, len(rows))} windows ({_day(rows)}, UTC)",
+            title_justify="left",
+        )
+        for col in (
+            "window",
+            "version",
+            "predictions",
+            "errors",
+            "latency mean",
+            "p95 ≤",
+            "joined",
+            "expired",
+        ):
+            w.add_column(col, justify="left" if col == "window" else "right")
+        for r in rows[-last_windows:]:
+            start = dt.datetime.fromtimestamp(r["start"], dt.UTC).strftime("%H:%M")
+            err = "-" if r["error_rate"] is None else f"{r['error_rate']:.2%}"
+            lat = "-" if r["latency_mean_ms"] is None else f"{r['latency_mean_ms']:.1f} ms"
+            p95 = r["latency_p95_ms_at_most"]
+            w.add_row(
+                start,
+                r["version"],
+                f"{r['predictions']:,}",
+                err,
+                lat,
+                "-" if p95 is None else f"{p95:g} ms",
+                f"{r['joined']:,}",
+                f"{r['expired']:,}",
+            )
+        console.print(w)
     if "events_per_s" in summary:
         console.print(
             f"{summary['elapsed_s']}s, {summary['events_per_s']:,} events/s; "

@@ -18,7 +18,6 @@ import bisect
 import itertools
 import re
 from collections.abc import Callable, Sequence
-from itertools import repeat
 from typing import Any, TypeVar
 
 import msgspec
@@ -48,10 +47,35 @@ def _locate(exc: msgspec.DecodeError, seg: Sequence[bytes | msgspec.Raw]) -> int
     return None
 
 
-def _one_object_each(seg: Sequence[Any]) -> bool:
-    n = len(seg)
-    return all(map(bytes.startswith, seg, repeat(b"{", n))) and all(
-        map(bytes.endswith, seg, repeat(b"}", n))
+def _locate_utf8(seg: Sequence[bytes | msgspec.Raw]) -> int | None:
+    """The index of the first raw holding invalid UTF-8, if any."""
+    joined = b"\n".join(seg)
+    try:
+        joined.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        ends = list(itertools.accumulate(len(r) + 1 for r in seg))
+        return bisect.bisect_right(ends, exc.start)
+    return None
+
+
+def _first_misshapen(seg: Sequence[Any]) -> int | None:
+    """The index of the first raw that is not one brace-delimited line, if any."""
+    for k, r in enumerate(seg):
+        if not (r.startswith(b"{") and r.endswith(b"}")) or b"\n" in r:
+            return k
+    return None
+
+
+def _one_object_each(joined: bytes, n: int) -> bool:
+    """True when each of the n raws joined by newlines starts with '{' and ends with '}'.
+
+    Checked on the joined buffer in C: it starts with '{', ends with '}', and each of its
+    newlines is a separator sitting inside a "}\n{".
+    """
+    return (
+        joined[:1] == b"{"
+        and joined[-1:] == b"}"
+        and joined.count(b"\n") == n - 1 == joined.count(b"}\n{")
     )
 
 
@@ -82,30 +106,34 @@ def decode_many(
     start, end = 0, min(chunk, n)
     while start < n:
         seg = raws[start:end]
-        if check_shape and not _one_object_each(seg):
+        joined = b"\n".join(seg)
+        at: int | None = None
+        if check_shape and not _one_object_each(joined, end - start):
+            at = _first_misshapen(seg)
+        else:
+            try:
+                values = decoder.decode_lines(joined)
+            except msgspec.DecodeError as exc:
+                at = _locate(exc, seg)
+            except UnicodeDecodeError:
+                # msgspec's position is inside a string, not the buffer: find the first
+                # invalid byte sequence ourselves; the line holding it is a bad one.
+                at = _locate_utf8(seg)
+            else:
+                if len(values) == end - start:
+                    out[start:end] = values
+                else:
+                    slow(start, end)  # a raw held two values: not aligned, one by one
+                start, end = end, min(end + chunk, n)
+                continue
+        if at is None or not 0 <= at < end - start:
             slow(start, end)
             start, end = end, min(end + chunk, n)
-            continue
-        try:
-            values = decoder.decode_lines(b"\n".join(seg))
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            # msgspec raises UnicodeDecodeError (whose position is not in the buffer) for
-            # invalid UTF-8 inside a string.
-            at = _locate(exc, seg) if isinstance(exc, msgspec.DecodeError) else None
-            if at is None or not 0 <= at < end - start:
-                slow(start, end)
-                start, end = end, min(end + chunk, n)
-            elif at:
-                end = start + at  # decode the good prefix again; the bad one comes next
-            else:
-                slow(start, start + 1)
-                start, end = start + 1, min(start + 1 + chunk, n)
-            continue
-        if len(values) != end - start:
-            slow(start, end)  # a raw held two values: not aligned, decode one by one
+        elif at:
+            end = start + at  # decode the good prefix in one call; the bad one comes next
         else:
-            out[start:end] = values
-        start, end = end, min(end + chunk, n)
+            slow(start, start + 1)
+            start, end = start + 1, min(start + 1 + chunk, n)
     failures.sort(key=lambda f: f[0])
     return out, failures
 

@@ -19,18 +19,18 @@ import numpy as np
 
 from driftd.config import IngestSettings, JoinSettings, ModelSettings
 from driftd.daemon import state_codec
-from driftd.daemon.abc import Monitor, MonitorBatch, Offsets, RawChunk, Stream
+from driftd.daemon.abc import Monitor, MonitorBatch, RawChunk, Stream
 from driftd.daemon.columns import (
     LabelColumns,
     ModelSchema,
     PredictionColumns,
-    Vocab,
     label_columns,
     prediction_columns,
 )
 from driftd.daemon.decode import decode_many, single
-from driftd.daemon.join import JoinedColumns, JoinStore
-from driftd.daemon.monitors import OperationalMonitor
+from driftd.daemon.join import JoinedColumns
+from driftd.daemon.state import ModelState, PartitionState
+from driftd.daemon.summary import summarize
 from driftd.events import (
     DeadLetter,
     DeadLetterReason,
@@ -44,8 +44,6 @@ from driftd.events import (
 
 STATE_KIND = "driftd.partition"
 STATE_VERSION = 1
-MAX_VERSIONS = 1000
-MAX_CLASSES = 10_000
 
 ExtraMonitors = Callable[[str, ModelSchema], Sequence[Monitor]]
 
@@ -78,62 +76,6 @@ _DECODERS: dict[Stream, tuple[msgspec.json.Decoder[Any], Callable[[Any], Any]]] 
     "labels": (_label_decoder, single(_label_decoder)),
     "mixed": (_mixed_decoder, _one_mixed),
 }
-
-
-class ModelState:
-    """One model's state within one partition."""
-
-    def __init__(
-        self, schema: ModelSchema, join: JoinSettings, extra: Sequence[Monitor] = ()
-    ) -> None:
-        s = schema.settings
-        self.schema = schema
-        self.versions = Vocab(cap=MAX_VERSIONS)
-        self.categories = [Vocab(cap=s.max_categories) for _ in schema.categorical_names]
-        self.classes = Vocab(cap=MAX_CLASSES)
-        self.store = JoinStore(
-            len(schema.numeric_names),
-            len(schema.categorical_names),
-            s.max_label_delay_s,
-            join.allowed_lateness_s,
-            join.max_pending,
-            join.overflow,
-        )
-        self.operational = OperationalMonitor(s.window_s, s.windows_kept)
-        self.monitors: list[Monitor] = [self.operational, *extra]
-
-    def state_dict(self) -> dict[str, Any]:
-        """Vocabularies, join store and monitors."""
-        return {
-            "versions": self.versions.values,
-            "categories": [v.values for v in self.categories],
-            "classes": self.classes.values,
-            "store": self.store.state_dict(),
-            "monitors": [m.state_dict() for m in self.monitors],
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from state_dict()."""
-        self.versions = Vocab(state["versions"], cap=MAX_VERSIONS)
-        self.categories = [
-            Vocab(v, cap=c.cap) for v, c in zip(state["categories"], self.categories, strict=True)
-        ]
-        self.classes = Vocab(state["classes"], cap=MAX_CLASSES)
-        self.store.load_state_dict(state["store"])
-        for m, ms in zip(self.monitors, state["monitors"], strict=True):
-            m.load_state_dict(ms)
-
-
-@dataclass
-class PartitionState:
-    """Everything that one partition's checkpoint holds."""
-
-    partition: int
-    models: dict[str, ModelState]
-    offsets: Offsets = field(default_factory=dict)
-    consumed: int = 0
-    dead_lettered: Counter[str] = field(default_factory=Counter)
-    ignored: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -425,45 +367,9 @@ class Pipeline:
         for m in model.monitors:
             out.alarms.extend(m.update(batch))
 
-    # -- reading -------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
-        """Counts per model and dead letters by reason, summed over partitions."""
-        models: dict[str, Counter[str]] = {name: Counter() for name in self.schemas}
-        dead: Counter[str] = Counter()
-        ignored: Counter[str] = Counter()
-        consumed = 0
-        for st in self.partitions.values():
-            consumed += st.consumed
-            dead.update(st.dead_lettered)
-            ignored.update(st.ignored)
-            for name, m in st.models.items():
-                c = models[name]
-                c.update(m.store.counts)
-                c["pending"] += m.store.pending
-                c["pending_labels"] += m.store.pending_labels
-        return {
-            "consumed": consumed,
-            "models": {
-                name: {
-                    k: int(c[k])
-                    for k in (
-                        "predictions",
-                        "labels",
-                        "joined",
-                        "expired",
-                        "pending",
-                        "duplicates",
-                        "pending_labels",
-                        "unmatched_labels",
-                        "evicted",
-                        "dropped",
-                    )
-                }
-                for name, c in models.items()
-            },
-            "dead_lettered": {"total": sum(dead.values()), "by_reason": dict(sorted(dead.items()))},
-            "ignored": {"total": sum(ignored.values()), "by_reason": dict(sorted(ignored.items()))},
-        }
+        """Counts per model, dead letters by reason and recent windows, over all partitions."""
+        return summarize(self.schemas, self.partitions.values())
 
 
 def _empty_predictions(schema: ModelSchema) -> PredictionColumns:

@@ -15,22 +15,12 @@ from driftd.daemon import state_codec
 from driftd.daemon.abc import MonitorBatch, RawChunk, Stream
 from driftd.daemon.columns import ModelSchema
 from driftd.daemon.pipeline import Outcome, Pipeline
+from driftd.daemon.summary import JOIN_KEYS
 from driftd.errors import StateVersionError
 from driftd.events import DEAD_LETTER_REASONS
 
 MakePipeline = Callable[..., Pipeline]
-_COUNTERS = (
-    "predictions",
-    "labels",
-    "joined",
-    "expired",
-    "pending",
-    "duplicates",
-    "pending_labels",
-    "unmatched_labels",
-    "evicted",
-    "dropped",
-)
+_COUNTERS = JOIN_KEYS
 
 
 def feed(

@@ -14,8 +14,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from driftd.config import KafkaSettings
-from driftd.daemon.abc import Offsets, RawChunk, Stream
-from driftd.daemon.sources.kafka import PartitionOwner, offset_key
+from driftd.daemon.abc import Offsets, RawChunk
+from driftd.daemon.sources.kafka import PartitionOwner, offset_key, topic_streams
 from driftd.errors import SourceError
 from driftd.events import DeadLetter
 
@@ -40,10 +40,7 @@ class ConfluentSource:
     def __init__(self, settings: KafkaSettings, group_id: str) -> None:
         self.settings = settings
         self.topics = (settings.predictions_topic, settings.labels_topic)
-        self._streams: dict[str, Stream] = {
-            settings.predictions_topic: "predictions",
-            settings.labels_topic: "labels",
-        }
+        self._streams = topic_streams(settings)
         self.owner: PartitionOwner | None = None
         self._seek: dict[tuple[str, int], int] = {}
         self.consumer = Consumer(

@@ -47,6 +47,11 @@ def offset_key(topic: str, partition: int) -> str:
     return f"{topic}[{partition}]"
 
 
+def topic_streams(s: KafkaSettings) -> dict[str, Stream]:
+    """Which stream each topic carries."""
+    return {s.predictions_topic: "predictions", s.labels_topic: "labels"}
+
+
 def client_options(s: KafkaSettings) -> dict[str, Any]:
     """Connection options shared by consumer, producer and admin client."""
     opts: dict[str, Any] = {
@@ -98,10 +103,7 @@ class KafkaSource:
     def __init__(self, settings: KafkaSettings, group_id: str) -> None:
         self.settings = settings
         self.topics = (settings.predictions_topic, settings.labels_topic)
-        self._streams: dict[str, Stream] = {
-            settings.predictions_topic: "predictions",
-            settings.labels_topic: "labels",
-        }
+        self._streams = topic_streams(settings)
         self.owner: PartitionOwner | None = None
         # kafka-python runs rebalance listeners on its IO thread, where blocking calls such as
         # commit() are refused: commits made there wait for the next poll().

@@ -1,0 +1,77 @@
+"""Per-partition state: what one partition's checkpoint holds, model by model.
+
+A partition's join store, vocabularies, monitors, counters and offsets live together so that
+they move together on a rebalance and are checkpointed together.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftd.config import JoinSettings
+from driftd.daemon.abc import Monitor, Offsets
+from driftd.daemon.columns import ModelSchema, Vocab
+from driftd.daemon.join import JoinStore
+from driftd.daemon.monitors import OperationalMonitor
+
+MAX_VERSIONS = 1000
+MAX_CLASSES = 10_000
+
+
+class ModelState:
+    """One model's state within one partition."""
+
+    def __init__(
+        self, schema: ModelSchema, join: JoinSettings, extra: Sequence[Monitor] = ()
+    ) -> None:
+        s = schema.settings
+        self.schema = schema
+        self.versions = Vocab(cap=MAX_VERSIONS)
+        self.categories = [Vocab(cap=s.max_categories) for _ in schema.categorical_names]
+        self.classes = Vocab(cap=MAX_CLASSES)
+        self.store = JoinStore(
+            len(schema.numeric_names),
+            len(schema.categorical_names),
+            s.max_label_delay_s,
+            join.allowed_lateness_s,
+            join.max_pending,
+            join.overflow,
+        )
+        self.operational = OperationalMonitor(s.window_s, s.windows_kept)
+        self.monitors: list[Monitor] = [self.operational, *extra]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Vocabularies, join store and monitors."""
+        return {
+            "versions": self.versions.values,
+            "categories": [v.values for v in self.categories],
+            "classes": self.classes.values,
+            "store": self.store.state_dict(),
+            "monitors": [m.state_dict() for m in self.monitors],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from state_dict()."""
+        self.versions = Vocab(state["versions"], cap=MAX_VERSIONS)
+        self.categories = [
+            Vocab(v, cap=c.cap) for v, c in zip(state["categories"], self.categories, strict=True)
+        ]
+        self.classes = Vocab(state["classes"], cap=MAX_CLASSES)
+        self.store.load_state_dict(state["store"])
+        for m, ms in zip(self.monitors, state["monitors"], strict=True):
+            m.load_state_dict(ms)
+
+
+@dataclass
+class PartitionState:
+    """Everything that one partition's checkpoint holds."""
+
+    partition: int
+    models: dict[str, ModelState]
+    offsets: Offsets = field(default_factory=dict)
+    consumed: int = 0
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    ignored: Counter[str] = field(default_factory=Counter)
