@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from driftd.config import PipelineSettings
@@ -20,6 +21,7 @@ from driftd.daemon.pipeline import Pipeline
 from driftd.errors import CheckpointError
 
 log = logging.getLogger("driftd.runner")
+OVERFLOW_LOG_S = 30.0
 
 
 class Runner:
@@ -47,6 +49,8 @@ class Runner:
         self._since_events = 0
         self._since_t = clock()
         self._seq: dict[int, int] = {}
+        self._overflow: Counter[str] = Counter()  # lost since the last warning, per model
+        self._overflow_logged: dict[str, float] = {}
 
     # -- partitions ----------------------------------------------------------------------
     def assign(self, partitions: Iterable[int]) -> None:
@@ -126,11 +130,33 @@ class Runner:
             self.sink.write(out.dead_letters)
             if self.recorder:
                 self.recorder.observe(out, time.perf_counter() - t0)
+            self._note_overflow(out.join_deltas)
             n += out.consumed
         self._since_events += n
         if self._due() and self.pipeline.partitions:
             self.checkpoint()
         return n
+
+    def _note_overflow(self, deltas: dict[str, Counter[str]]) -> None:
+        """Log a full join store (at most every OVERFLOW_LOG_S per model): data is lost."""
+        for model, d in deltas.items():
+            lost = d.get("evicted", 0) + d.get("dropped", 0)
+            if not lost:
+                continue
+            self._overflow[model] += lost
+            now = self.clock()
+            if now - self._overflow_logged.get(model, -OVERFLOW_LOG_S) >= OVERFLOW_LOG_S:
+                log.warning(
+                    "join store full: predictions lost to the overflow policy",
+                    extra={
+                        "model": model,
+                        "lost": self._overflow[model],
+                        "policy": self.pipeline.join.overflow,
+                        "max_pending": self.pipeline.join.max_pending,
+                    },
+                )
+                self._overflow_logged[model] = now
+                self._overflow[model] = 0
 
     def run(self, until_exhausted: Callable[[], bool] | None = None) -> None:
         """Loop until stop() (or until the source is exhausted), then checkpoint."""

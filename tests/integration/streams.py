@@ -15,8 +15,13 @@ import msgspec
 from driftd.synth import Stream, StreamSpec, config_toml
 
 
-def publish(stream: Stream, bootstrap: str, topics: tuple[str, str]) -> dict[str, int]:
-    """Produce predictions and labels keyed by id (bad lines to their kind's topic)."""
+def publish(
+    stream: Stream, bootstrap: str, topics: tuple[str, str], only: str | None = None
+) -> dict[str, int]:
+    """Produce predictions and labels keyed by id (bad lines to their kind's topic).
+
+    ``only`` ("prediction" or "label") publishes just that kind.
+    """
     from kafka import KafkaProducer
 
     bad_kind = {raw: kind for (raw, _), kind in zip(stream.bad, stream.bad_kinds, strict=True)}
@@ -34,6 +39,8 @@ def publish(stream: Stream, bootstrap: str, topics: tuple[str, str]) -> dict[str
         if kind is None:
             obj = msgspec.json.decode(raw)
             kind, key = obj["kind"], obj["id"].encode()
+        if only is not None and kind != only:
+            continue
         topic = topics[0] if kind == "prediction" else topics[1]
         producer.send(topic, value=raw, key=key)
         counts[topic] += 1

@@ -96,13 +96,20 @@ def _check(cfg: Path, stream_truth: dict, total: int) -> dict:
 
 
 @pytest.mark.kafka
-@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_kill9_kafka(kafka_broker, topics, tmp_path, unique_name, store, request):
+@pytest.mark.parametrize(
+    ("store", "client"),
+    [
+        ("sqlite", "kafka-python"),
+        ("sqlite", "confluent"),
+        pytest.param("postgres", "kafka-python", marks=pytest.mark.postgres),
+    ],
+)
+def test_kill9_kafka(kafka_broker, topics, tmp_path, unique_name, store, client, request):
     url = f"sqlite:///{tmp_path}/cp.db" if store == "sqlite" else request.getfixturevalue("pg_url")
     stream = generate(SPEC)
     names = topics(3)
     counts = publish(stream, kafka_broker, names)
-    cfg = kafka_config(SPEC, tmp_path, kafka_broker, names, unique_name, url)
+    cfg = kafka_config(SPEC, tmp_path, kafka_broker, names, unique_name, url, client=client)
     total = sum(counts.values())
 
     def finish(proc: subprocess.Popen[bytes]) -> None:

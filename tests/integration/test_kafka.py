@@ -88,7 +88,10 @@ def test_totals_and_dead_letters_exact(kafka_broker, topics, tmp_path, unique_na
     assert all(raw in raws or len(raw) > 16_384 for raw, _ in stream.bad)
 
 
-def test_two_daemons_split_partitions_totals_exact(kafka_broker, topics, tmp_path, unique_name):
+@pytest.mark.parametrize("client", ["kafka-python", "confluent"])
+def test_two_daemons_split_partitions_totals_exact(
+    kafka_broker, topics, tmp_path, unique_name, client
+):
     """Two `driftd run` processes in one group share the partitions; the sum is exact."""
     spec = StreamSpec(events=6000, seed=12, malformed_rate=0.005)
     stream = generate(spec)
@@ -114,3 +117,31 @@ def test_two_daemons_split_partitions_totals_exact(kafka_broker, topics, tmp_pat
     assert final["dead_lettered"] == stream.truth["dead_lettered"]
     text = "".join(Path(f.name).read_text() for f in logs)
     assert "partitions assigned" in text
+
+
+def test_labels_consumed_before_their_predictions_still_join(
+    kafka_broker, topics, tmp_path, unique_name
+):
+    """All labels are consumed first; the predictions are published only afterwards."""
+    spec = StreamSpec(events=3000, seed=13, malformed_rate=0.0)
+    stream = generate(spec)
+    names = topics(2)
+    n_labels = sum(publish(stream, kafka_broker, names, only="label").values())
+    cfg = kafka_config(
+        spec, tmp_path, kafka_broker, names, unique_name, f"sqlite:///{tmp_path}/cp.db"
+    )
+    log = (tmp_path / "d.log").open("wb")
+    proc = driftd("run", "--config", str(cfg), stdout=log, stderr=log)
+    try:
+        early = wait_consumed(cfg, n_labels, 60, [proc])
+        assert early["models"]["fraud"]["joined"] == 0
+        assert early["models"]["fraud"]["pending_labels"] > 0  # waiting for predictions
+        n_preds = sum(publish(stream, kafka_broker, names, only="prediction").values())
+        wait_consumed(cfg, n_labels + n_preds, 60, [proc])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    final = status(cfg)
+    expected = kafka_truth(stream, 2)["models"]
+    assert final["models"] == expected
+    assert final["models"]["fraud"]["joined"] > 0.8 * final["models"]["fraud"]["labels"]

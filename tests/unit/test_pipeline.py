@@ -345,3 +345,49 @@ def test_two_events_on_one_line_beside_a_blank_line_are_both_dead_lettered(blank
         (11, "malformed_json"),
     ]
     assert p.summary()["models"]["m"]["predictions"] == 0
+
+
+def test_overflow_is_counted_and_logged(
+    synth_stream: synth.Stream, caplog: pytest.LogCaptureFixture
+) -> None:
+    from driftd.config import PipelineSettings
+    from driftd.daemon.checkpoint import MemoryCheckpointStore
+    from driftd.daemon.runner import Runner
+    from driftd.daemon.sinks import NullDeadLetterSink
+    from tests.conftest import synth_models
+
+    class ListSource:
+        def __init__(self, lines: list[bytes]) -> None:
+            self.chunks = [
+                RawChunk(0, "mixed", "s", lines[i : i + 100], list(range(i, i + 100)), {"s": i})
+                for i in range(0, len(lines), 100)
+            ]
+
+        def poll(self, timeout_s: float, max_records: int) -> list[RawChunk]:
+            return [self.chunks.pop(0)] if self.chunks else []
+
+        def seek(self, partition: int, offsets: dict[str, int]) -> None: ...
+        def commit(self, partition: int, offsets: dict[str, int]) -> None: ...
+        def lag(self) -> dict[str, int]:
+            return {}
+
+        def close(self) -> None: ...
+
+    p = Pipeline(
+        synth_models(synth.StreamSpec(n_features=4)), IngestSettings(), JoinSettings(max_pending=50)
+    )
+    runner = Runner(
+        p,
+        ListSource(synth_stream.lines),
+        NullDeadLetterSink(),
+        MemoryCheckpointStore(),
+        PipelineSettings(),
+    )
+    runner.assign([0])
+    with caplog.at_level("WARNING", logger="driftd.runner"):
+        while runner.step():
+            pass
+    assert p.summary()["models"][synth.MODEL]["evicted"] > 0
+    warnings = [r for r in caplog.records if "join store full" in r.getMessage()]
+    assert len(warnings) == 1  # rate-limited, not one per batch
+    assert warnings[0].model == synth.MODEL  # type: ignore[attr-defined]
