@@ -17,6 +17,7 @@ import msgspec
 import numpy as np
 
 from driftd.errors import StateVersionError
+from driftd.versioning import require_state_version
 
 MAGIC = b"DSC1"
 _ARRAY = 1
@@ -88,13 +89,3 @@ def loads(blob: bytes, kind: str, version: int) -> Any:
     obj = msgspec.msgpack.Decoder(ext_hook=ext_hook).decode(header)
     require_state_version(obj, kind, version)
     return obj["state"]
-
-
-def require_state_version(obj: Any, kind: str, version: int) -> None:
-    """Raise StateVersionError unless ``obj`` is a ``kind`` blob of ``version``."""
-    if not isinstance(obj, dict) or obj.get("kind") != kind:
-        raise StateVersionError(f"expected a {kind!r} state blob, got {type(obj).__name__}")
-    if obj.get("v") != version:
-        raise StateVersionError(
-            f"{kind} state has version {obj.get('v')!r}; this driftd reads version {version}"
-        )

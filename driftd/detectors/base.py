@@ -1,0 +1,71 @@
+"""What every detector shares: the Alarm it returns, its interface, its state envelope.
+
+Detectors are pure: no I/O, no clock, no logging. Time, when a detector needs it, arrives as
+an argument; state is plain numbers and numpy arrays that round-trip through
+``state_dict()`` / ``load_state_dict()`` inside a versioned envelope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from driftd.versioning import require_state_version
+
+__all__ = ["Alarm", "Detector", "envelope", "open_envelope"]
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """A detector fired: where in the batch, on what statistic, against which threshold."""
+
+    detector: str
+    index: int  # position in the batch passed to update() where it fired
+    statistic: float
+    threshold: float
+    kind: Literal["drift", "warning"] = "drift"
+
+
+class Detector(Protocol):
+    """A streaming change detector over a scalar stream, processed in batches."""
+
+    def update(self, values: npt.ArrayLike) -> list[Alarm]:
+        """Consume a batch in order; return the alarms, each with its index in the batch.
+
+        After a drift alarm the detector resets itself as its algorithm prescribes and goes on
+        with the rest of the batch.
+        """
+        ...
+
+    def reset(self) -> None:
+        """Forget everything seen (parameters stay)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain numbers and arrays, in a versioned envelope."""
+        ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a state_dict(); raises StateVersionError on a foreign or newer state."""
+        ...
+
+
+def envelope(kind: str, version: int, state: dict[str, Any]) -> dict[str, Any]:
+    """Wrap a detector's state with its kind and version."""
+    return {"kind": kind, "v": version, "state": state}
+
+
+def open_envelope(obj: Mapping[str, Any], kind: str, version: int) -> dict[str, Any]:
+    """The state inside an envelope, after checking kind and version."""
+    require_state_version(obj, kind, version)
+    state: dict[str, Any] = dict(obj["state"])
+    return state
+
+
+def as_float_array(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """A float64 view or copy of the input; never aliases a caller's array for writing."""
+    return np.asarray(values, dtype=np.float64)
