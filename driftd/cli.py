@@ -84,7 +84,7 @@ def run(config: Path) -> None:
     log.info("driftd stopped")
 
 
-@cli.command()
+@cli.command(short_help="Process event files to their end and print a summary.")
 @click.option(
     "--config",
     "-c",
@@ -122,7 +122,7 @@ def replay(config: Path, files: tuple[Path, ...], as_json: bool, dlq: Path | Non
         print_summary(summary)
 
 
-@cli.command()
+@cli.command(short_help="Show the counts and offsets held in the checkpoints.")
 @click.option(
     "--config",
     "-c",
@@ -145,7 +145,7 @@ def status(config: Path, as_json: bool) -> None:
         print_summary(summary)
 
 
-@cli.command()
+@cli.command(short_help="Write a synthetic stream with a known drift point.")
 @click.option(
     "--out",
     "-o",
