@@ -1,0 +1,154 @@
+"""ADWIN: adaptive windowing (Bifet and Gavaldà, 2007), as a compiled kernel."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from driftd.detectors import _kernels as k
+from driftd.detectors._kernels import check
+from driftd.detectors.base import Alarm, as_float_array, envelope, open_envelope
+
+__all__ = ["ADWIN"]
+
+_BUFFER = 4096  # alarms a kernel call may report before control returns to Python
+
+
+class ADWIN:
+    """Adaptive windowing: drop the old part of a window when its mean differs from the new part.
+
+    The window is kept as an exponential histogram (rows of buckets of 2**i values, at most
+    ``max_buckets`` per row, plus one while merging). Every ``clock`` values, once the window
+    holds more than ``grace_period`` values, each bucket boundary splits it into an old and a
+    new part of at least ``min_window_length`` values each, and a drift fires when
+    ``|mean_old - mean_new| > ε`` with
+    ``ε = sqrt(2 m v δ') + 2/3 δ' m``, ``m = 1/(n₀ - L + 1) + 1/(n₁ - L + 1)``,
+    ``v`` the window variance and ``δ' = ln(2 ln(n) / delta)``. After a drift the detector
+    resets completely, as River 0.26 does. The loop is sequential, so a batch runs through a
+    compiled numba kernel over the detector's plain arrays.
+
+    Parameters
+    ----------
+    delta
+        Confidence parameter, in (0, 1); smaller is more conservative.
+    clock
+        Test for a change every ``clock`` values (>= 1).
+    max_buckets
+        Buckets per row of the histogram (>= 2).
+    min_window_length
+        Smallest old and new part compared (>= 1).
+    grace_period
+        Values in the window before the first test (>= 0).
+
+    Notes
+    -----
+    **River.** Same operations in the same order as River 0.26's ``drift.ADWIN`` (its Rust
+    ``AdaptiveWindowing``), including the full reset after a drift; detections are River's,
+    index for index (``tests/detectors/test_streaming_river.py``). The alarm's statistic is
+    ``|mean_old - mean_new|`` at the first split that fired and its threshold is that split's ε.
+
+    **Merging.** Not mergeable: the histogram's bucket boundaries depend on arrival order.
+
+    **Memory.** At most ``max_buckets + 1`` buckets in each of 64 rows: constant.
+
+    **False alarms.** ``delta`` bounds the probability of a false drift per test through a union
+    bound over the splits, but the bound is loose and the tests are dependent, so the rate is
+    empirical: on stationary Bernoulli(0.1) streams with the defaults, one drift fired in
+    4,000,000 values and none on N(0, 1) (``test_streaming_false_alarms.py`` asserts at most
+    0.1 per 100,000).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(7)
+    >>> p = np.where(np.arange(4000) < 2000, 0.1, 0.3)
+    >>> x = (rng.random(4000) < p).astype(float)
+    >>> [(a.index, a.kind) for a in ADWIN().update(x)]
+    [(2079, 'drift')]
+    """
+
+    KIND = "driftd.detectors.ADWIN"
+
+    def __init__(
+        self,
+        delta: float = 0.002,
+        clock: int = 32,
+        max_buckets: int = 5,
+        min_window_length: int = 5,
+        grace_period: int = 10,
+    ) -> None:
+        check("delta", delta, 0 < delta < 1, "a number in (0, 1)")
+        check("clock", clock, clock >= 1, "an integer >= 1")
+        check("max_buckets", max_buckets, max_buckets >= 2, "an integer >= 2")
+        check("min_window_length", min_window_length, min_window_length >= 1, "an integer >= 1")
+        check("grace_period", grace_period, grace_period >= 0, "an integer >= 0")
+        self.delta = float(delta)
+        self.clock = int(clock)
+        self.max_buckets = int(max_buckets)
+        self.min_window_length = int(min_window_length)
+        self.grace_period = int(grace_period)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen (parameters stay)."""
+        shape = (k.ADWIN_LEVELS, self.max_buckets + 1)
+        self._totals = np.zeros(shape)
+        self._variances = np.zeros(shape)
+        self._counts = np.zeros(k.ADWIN_LEVELS, dtype=np.int64)
+        self._fs = np.zeros(3)  # total, variance (sum of squares), width
+        self._ints = np.array([0, 1], dtype=np.int64)  # tick modulo clock, rows in use
+
+    @property
+    def width(self) -> int:
+        """Values in the current window."""
+        return int(self._fs[2])
+
+    def update(self, values: npt.ArrayLike) -> list[Alarm]:
+        """Consume a batch in order; return its drift alarms (index = position in the batch)."""
+        x = np.ascontiguousarray(as_float_array(values).reshape(-1))
+        if not x.flags.writeable:  # one compiled signature: read-only arrays would need another
+            x = x.copy()
+        out_i = np.empty(min(_BUFFER, x.size + 1), dtype=np.int64)
+        out_s, out_t = np.empty(out_i.size), np.empty(out_i.size)
+        alarms: list[Alarm] = []
+        pos = 0
+        while pos < x.size:
+            used, n_out = k.adwin_kernel(
+                x[pos:], self._totals, self._variances, self._counts, self._fs, self._ints,
+                self.delta, self.clock, self.max_buckets, float(self.min_window_length),
+                float(self.grace_period), out_i, out_s, out_t,
+            )  # fmt: skip
+            alarms += [
+                Alarm("ADWIN", pos + int(out_i[j]), float(out_s[j]), float(out_t[j]))
+                for j in range(n_out)
+            ]
+            pos += used
+        return alarms
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain arrays in a versioned envelope."""
+        state = {
+            "totals": self._totals.copy(),
+            "variances": self._variances.copy(),
+            "counts": self._counts.copy(),
+            "fs": self._fs.copy(),
+            "ints": self._ints.copy(),
+        }
+        return envelope(self.KIND, 1, state)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a ``state_dict()``; raises StateVersionError on a foreign or newer state."""
+        s = open_envelope(state, self.KIND, 1)
+        shape = (k.ADWIN_LEVELS, self.max_buckets + 1)
+        if np.shape(s["totals"]) != shape or np.shape(s["variances"]) != shape:
+            raise ValueError(
+                f"ADWIN state has buckets of shape {np.shape(s['totals'])}, not {shape}"
+            )
+        self._totals = np.array(s["totals"], dtype=np.float64)
+        self._variances = np.array(s["variances"], dtype=np.float64)
+        self._counts = np.array(s["counts"], dtype=np.int64)
+        self._fs = np.array(s["fs"], dtype=np.float64)
+        self._ints = np.array(s["ints"], dtype=np.int64)
