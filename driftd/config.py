@@ -35,6 +35,7 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -142,6 +143,34 @@ class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+DETECTORS = ("ADWIN", "PageHinkley", "CUSUM", "DDM", "EDDM", "HDDM_A", "HDDM_W", "KSWIN")
+
+
+class DetectorSettings(_Section):
+    """One streaming detector on one stream of a model (run per model version).
+
+    ``stream`` is ``error`` (prediction != label, or absolute error for regression, as labels
+    join), ``score``, ``latency`` or ``feature:NAME`` (a numeric feature).
+    """
+
+    detector: Literal["ADWIN", "PageHinkley", "CUSUM", "DDM", "EDDM", "HDDM_A", "HDDM_W", "KSWIN"]
+    stream: Annotated[str, Field(pattern=r"^(error|score|latency|feature:.+)$")] = "error"
+    params: dict[str, float | int | bool | str] = {}
+
+    @model_validator(mode="after")
+    def _constructible(self) -> DetectorSettings:
+        import driftd.detectors as detectors
+
+        cls = getattr(detectors, self.detector, None)
+        if cls is None:
+            raise ValueError(f"detector {self.detector!r} is not available in this build")
+        try:
+            cls(**self.params)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"invalid params for {self.detector}: {exc}") from None
+        return self
+
+
 class ModelSettings(_Section):
     """One monitored model: its feature schema, label delay and windows."""
 
@@ -151,6 +180,7 @@ class ModelSettings(_Section):
     window_s: Annotated[float, Field(gt=0)] = 300.0
     windows_kept: Annotated[int, Field(ge=1, le=10_000)] = 12
     max_categories: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    detectors: list[DetectorSettings] = []
 
     @field_validator("features")
     @classmethod
@@ -159,6 +189,18 @@ class ModelSettings(_Section):
             if not name or len(name) > 256:
                 raise ValueError(f"feature names must be 1-256 characters, got {name!r}")
         return v
+
+    @model_validator(mode="after")
+    def _detector_streams(self) -> ModelSettings:
+        numeric = [n for n, k in self.features.items() if k == "numeric"]
+        for d in self.detectors:
+            name = d.stream.removeprefix("feature:")
+            if d.stream.startswith("feature:") and name not in numeric:
+                raise ValueError(
+                    f"detector stream {d.stream!r} names no numeric feature; "
+                    f"numeric features: {', '.join(numeric) or 'none'}"
+                )
+        return self
 
 
 def _source_kind(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -9,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from driftd.config import FileSourceSettings, Settings
-from driftd.daemon.app import dlq_path
+from driftd.daemon.app import build_pipeline, dlq_path
 from driftd.daemon.checkpoint import MemoryCheckpointStore, SqlCheckpointStore
-from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.runner import Runner
 from driftd.daemon.sinks import FileDeadLetterSink
 from driftd.daemon.sources.file import FileSource
@@ -24,7 +24,7 @@ def replay_files(
     settings: Settings, files: list[Path], dlq: Path | None = None, progress: bool = True
 ) -> dict[str, Any]:
     """Process ``files`` from empty state to their end; return the summary."""
-    pipeline = Pipeline(settings.models, settings.ingest, settings.join)
+    pipeline = build_pipeline(settings)
     source = FileSource(files, settings.ingest.max_event_bytes)
     dlq = dlq or dlq_path(settings, FileSourceSettings(paths=files))
     sink = FileDeadLetterSink(dlq)
@@ -45,6 +45,7 @@ def replay_files(
         sink.close()
         source.close()
     summary = pipeline.summary()
+    summary["alarms"] = [dataclasses.asdict(a) for a in runner.alarms]
     elapsed = time.perf_counter() - t0
     summary["elapsed_s"] = round(elapsed, 3)
     summary["events_per_s"] = round(summary["consumed"] / elapsed) if elapsed else None
@@ -107,7 +108,7 @@ def checkpoint_status(settings: Settings) -> dict[str, Any]:
     """The counts held in the daemon's checkpoints, summed over partitions."""
     store = SqlCheckpointStore.open(settings.checkpoint.url, settings.checkpoint.chunk_bytes)
     try:
-        pipeline = Pipeline(settings.models, settings.ingest, settings.join)
+        pipeline = build_pipeline(settings)
         name = settings.pipeline.name
         for p in store.partitions(name):
             cp = store.load(name, p)
@@ -118,6 +119,33 @@ def checkpoint_status(settings: Settings) -> dict[str, Any]:
     finally:
         store.close()
     return summary
+
+
+def _print_alarms(console: Any, alarms: list[dict[str, Any]], first: int = 12) -> None:
+    """The first drift alarms in event time, and how many warnings there were."""
+    import datetime as dt
+
+    from rich.table import Table
+
+    drifts = sorted((a for a in alarms if a["kind"] == "drift"), key=lambda a: a["ts"])
+    warnings = len(alarms) - len(drifts)
+    if not drifts:
+        console.print(f"no drift alarms ({warnings:,} warnings)")
+        return
+    day = dt.datetime.fromtimestamp(drifts[0]["ts"], dt.UTC).strftime("%Y-%m-%d")
+    t = Table(
+        title=f"{len(drifts):,} drift alarms, {warnings:,} warnings "
+        f"(first {min(first, len(drifts))} drifts; {day}, UTC)",
+        title_justify="left",
+    )
+    for col in ("time", "model", "version", "stream", "detector", "statistic"):
+        t.add_column(col, justify="right" if col == "statistic" else "left")
+    for a in drifts[:first]:
+        when = dt.datetime.fromtimestamp(a["ts"], dt.UTC).strftime("%H:%M:%S")
+        t.add_row(
+            when, a["model"], a["version"], a["stream"], a["detector"], f"{a['statistic']:.4g}"
+        )
+    console.print(t)
 
 
 def _day(rows: list[dict[str, Any]]) -> str:
@@ -185,6 +213,7 @@ def print_summary(summary: dict[str, Any], last_windows: int = 8) -> None:
                 f"{r['expired']:,}",
             )
         console.print(w)
+    _print_alarms(console, summary.get("alarms", []))
     if "events_per_s" in summary:
         console.print(
             f"{summary['elapsed_s']}s, {summary['events_per_s']:,} events/s; "

@@ -261,6 +261,17 @@ task = "binary"
 max_label_delay_s = {spec.max_label_delay_s}
 window_s = 300
 features = {{ {", ".join(feats)} }}
+
+# Streaming detectors, per model version: the error rate as labels join (the concept
+# drifts), and feature f0 as predictions arrive (its mean shifts by 0.5 sd).
+[[models.{spec.model}.detectors]]
+detector = "HDDM_A"
+stream = "error"
+
+[[models.{spec.model}.detectors]]
+detector = "CUSUM"
+stream = "feature:f0"
+params = {{ warm_start = 500 }}
 """
 
 

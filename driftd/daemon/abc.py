@@ -42,10 +42,24 @@ class MonitorBatch:
     categorical_names: Sequence[str] = field(default=())
 
 
+@dataclass(frozen=True, slots=True)
+class DriftDetected:
+    """A streaming detector fired for a model version."""
+
+    model: str
+    version: str
+    stream: str
+    detector: str
+    kind: str  # "drift" or "warning"
+    ts: float  # event time of the value that fired it
+    statistic: float
+    threshold: float
+
+
 class Monitor(Protocol):
     """A per-model consumer of batches; pure: no I/O, no clock."""
 
-    def update(self, batch: MonitorBatch) -> Sequence[Any]:
+    def update(self, batch: MonitorBatch) -> Sequence[DriftDetected]:
         """Consume a batch; return what fired (empty when nothing did)."""
         ...
 

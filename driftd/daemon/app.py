@@ -15,8 +15,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, start_http_server
 
 from driftd.config import FileSourceSettings, KafkaSourceSettings, Settings
-from driftd.daemon.abc import DeadLetterSink, Source
+from driftd.daemon.abc import DeadLetterSink, Monitor, Source
 from driftd.daemon.checkpoint import SqlCheckpointStore
+from driftd.daemon.columns import ModelSchema
+from driftd.daemon.detector_monitor import DetectorMonitor
 from driftd.daemon.metrics import Recorder, StateCollector
 from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.runner import Runner
@@ -54,9 +56,19 @@ def dlq_path(settings: Settings, src: FileSourceSettings) -> Path:
     return settings.pipeline.data_dir / f"{stem}.dlq.jsonl"
 
 
+def build_pipeline(settings: Settings) -> Pipeline:
+    """The pipeline with each model's configured detectors as extra monitors."""
+
+    def extra(name: str, schema: ModelSchema) -> list[Monitor]:
+        model = settings.models[name]
+        return [DetectorMonitor(name, schema, model)] if model.detectors else []
+
+    return Pipeline(settings.models, settings.ingest, settings.join, extra_monitors=extra)
+
+
 def build(settings: Settings, serve_metrics: bool = True) -> App:
     """Wire every part from the settings; nothing starts consuming yet."""
-    pipeline = Pipeline(settings.models, settings.ingest, settings.join)
+    pipeline = build_pipeline(settings)
     store = SqlCheckpointStore.open(settings.checkpoint.url, settings.checkpoint.chunk_bytes)
     registry = CollectorRegistry()
     recorder = Recorder(registry)

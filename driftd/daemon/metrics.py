@@ -62,6 +62,12 @@ class Recorder:
             buckets=_CHECKPOINT_BUCKETS,
             registry=registry,
         )
+        self.alarms = Counter(
+            "driftd_drift_alarms_total",
+            "Streaming detector alarms, per model version, stream and detector.",
+            ["model", "version", "stream", "detector", "kind"],
+            registry=registry,
+        )
         self.checkpoint_failures = Counter(
             "driftd_checkpoint_failures_total",
             "Checkpoints that could not be saved.",
@@ -83,6 +89,8 @@ class Recorder:
         for model, deltas in out.join_deltas.items():
             for outcome, n in deltas.items():
                 self.join.labels(model, outcome).inc(n)
+        for a in out.alarms:
+            self.alarms.labels(a.model, a.version, a.stream, a.detector, a.kind).inc()
         self.batch_seconds.observe(seconds)
 
 

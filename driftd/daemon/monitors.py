@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from driftd.daemon.abc import MonitorBatch
+from driftd.daemon.abc import DriftDetected, MonitorBatch
 from driftd.daemon.columns import F64
 
 # Columns of a window's per-version table.
@@ -61,7 +61,7 @@ class OperationalMonitor:
             wts = None if weights is None else weights[sel]
             table[:, col] += np.bincount(version[sel], weights=wts, minlength=n_versions)
 
-    def update(self, batch: MonitorBatch) -> Sequence[Any]:
+    def update(self, batch: MonitorBatch) -> Sequence[DriftDetected]:
         """Add the batch's predictions, errors, latencies, joins and expiries."""
         nv = len(batch.versions)
         p = batch.predictions

@@ -19,7 +19,7 @@ import numpy as np
 
 from driftd.config import IngestSettings, JoinSettings, ModelSettings
 from driftd.daemon import state_codec
-from driftd.daemon.abc import Monitor, MonitorBatch, RawChunk, Stream
+from driftd.daemon.abc import DriftDetected, Monitor, MonitorBatch, RawChunk, Stream
 from driftd.daemon.columns import (
     LabelColumns,
     ModelSchema,
@@ -86,7 +86,7 @@ class Outcome:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     ignored: Counter[str] = field(default_factory=Counter)
     join_deltas: dict[str, Counter[str]] = field(default_factory=dict)
-    alarms: list[Any] = field(default_factory=list)
+    alarms: list[DriftDetected] = field(default_factory=list)
 
 
 class Pipeline:

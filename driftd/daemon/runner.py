@@ -8,20 +8,28 @@ checkpoint, whose state matches its offsets, so nothing is lost and nothing coun
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 
 from driftd.config import PipelineSettings
-from driftd.daemon.abc import Checkpoint, CheckpointStore, DeadLetterSink, Source
+from driftd.daemon.abc import (
+    Checkpoint,
+    CheckpointStore,
+    DeadLetterSink,
+    DriftDetected,
+    Source,
+)
 from driftd.daemon.metrics import Recorder
 from driftd.daemon.pipeline import Pipeline
 from driftd.errors import CheckpointError
 
 log = logging.getLogger("driftd.runner")
 OVERFLOW_LOG_S = 30.0
+MAX_ALARMS_KEPT = 1000
 
 
 class Runner:
@@ -49,6 +57,7 @@ class Runner:
         self._since_events = 0
         self._since_t = clock()
         self._seq: dict[int, int] = {}
+        self.alarms: deque[DriftDetected] = deque(maxlen=MAX_ALARMS_KEPT)  # the most recent
         self._overflow: Counter[str] = Counter()  # lost since the last warning, per model
         self._overflow_logged: dict[str, float] = {}
 
@@ -131,6 +140,9 @@ class Runner:
             if self.recorder:
                 self.recorder.observe(out, time.perf_counter() - t0)
             self._note_overflow(out.join_deltas)
+            for alarm in out.alarms:
+                self.alarms.append(alarm)
+                log.info("drift detected", extra=dataclasses.asdict(alarm))
             n += out.consumed
         self._since_events += n
         if self._due() and self.pipeline.partitions:

@@ -50,7 +50,8 @@ class ModelState:
             "categories": [v.values for v in self.categories],
             "classes": self.classes.values,
             "store": self.store.state_dict(),
-            "monitors": [m.state_dict() for m in self.monitors],
+            "operational": self.operational.state_dict(),
+            "extra": [m.state_dict() for m in self.monitors[1:]],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -61,8 +62,11 @@ class ModelState:
         ]
         self.classes = Vocab(state["classes"], cap=MAX_CLASSES)
         self.store.load_state_dict(state["store"])
-        for m, ms in zip(self.monitors, state["monitors"], strict=True):
-            m.load_state_dict(ms)
+        self.operational.load_state_dict(state["operational"])
+        extra = state["extra"]
+        if len(extra) == len(self.monitors) - 1:  # else the configured monitors changed
+            for m, ms in zip(self.monitors[1:], extra, strict=True):
+                m.load_state_dict(ms)
 
 
 @dataclass

@@ -87,6 +87,7 @@ def kafka_config(
         f'name = "{name}"',
         f'data_dir = "{tmp / "state"}"',
         "checkpoint_every_s = 0.5",
+        "checkpoint_every_events = 5000",
         "poll_timeout_s = 0.2",
         "[checkpoint]",
         f'url = "{checkpoint_url}"',

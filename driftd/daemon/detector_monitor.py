@@ -1,0 +1,143 @@
+"""Runs configured streaming detectors per model and version on each batch's columns.
+
+A detector watches one scalar stream of a model version:
+
+- ``error``: 1.0 where a joined prediction differs from its label, else 0.0 (classification),
+  or the absolute error (regression); fed in label order as labels join.
+- ``score``: the prediction's score, as predictions arrive (NaN scores are skipped).
+- ``latency``: the serving latency in milliseconds (NaN skipped).
+- ``feature:NAME``: a numeric feature's values (NaN skipped).
+
+Each alarm becomes a ``DriftDetected`` event that carries the event time of the value that
+fired it. Pure: no I/O, no clock; state is the detectors' own versioned state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+import driftd.detectors as detectors
+from driftd.config import DetectorSettings, ModelSettings
+from driftd.daemon.abc import DriftDetected, MonitorBatch
+from driftd.daemon.columns import ModelSchema
+from driftd.detectors.base import Alarm, Detector
+from driftd.versioning import require_state_version
+
+STATE_KIND = "driftd.detector_monitor"
+STATE_VERSION = 1
+
+DetectorFactory = Callable[[DetectorSettings], Detector]
+
+
+def make_detector(spec: DetectorSettings) -> Detector:
+    """Construct the detector a spec names, from ``driftd.detectors``."""
+    cls = getattr(detectors, spec.detector)
+    detector: Detector = cls(**spec.params)
+    return detector
+
+
+def _values(
+    batch: MonitorBatch, stream: str, task: str, schema: ModelSchema
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
+    """(version codes, values, event times) of one stream in a batch, NaNs dropped."""
+    if stream == "error":
+        j = batch.joined
+        if j is None or not len(j):
+            return None
+        if task == "regression":
+            vals = np.abs(j.prediction - j.label)
+        else:
+            vals = (j.prediction != j.label).astype(np.float64)
+        return j.version, vals, j.label_ts
+    p = batch.predictions
+    if not len(p):
+        return None
+    if stream == "score":
+        vals = p.score
+    elif stream == "latency":
+        vals = p.latency_ms
+    else:
+        vals = p.numeric[:, schema.numeric_names.index(stream.removeprefix("feature:"))]
+    keep = ~np.isnan(vals)
+    return p.version[keep], vals[keep], p.ts[keep]
+
+
+class DetectorMonitor:
+    """The foundation's Monitor hook, running detectors per version and stream."""
+
+    def __init__(
+        self,
+        model: str,
+        schema: ModelSchema,
+        settings: ModelSettings,
+        factory: DetectorFactory = make_detector,
+    ) -> None:
+        self.model = model
+        self.schema = schema
+        self.task = settings.task
+        self.specs = list(settings.detectors)
+        self.factory = factory
+        # (version name, spec index) -> detector
+        self._detectors: dict[tuple[str, int], Detector] = {}
+
+    def _detector(self, version: str, i: int) -> Detector:
+        key = (version, i)
+        d = self._detectors.get(key)
+        if d is None:
+            d = self._detectors[key] = self.factory(self.specs[i])
+        return d
+
+    def update(self, batch: MonitorBatch) -> Sequence[DriftDetected]:
+        """Feed each detector its version's values in order; return what fired."""
+        events: list[DriftDetected] = []
+        for i, spec in enumerate(self.specs):
+            got = _values(batch, spec.stream, self.task, self.schema)
+            if got is None:
+                continue
+            codes, vals, ts = got
+            for code in np.unique(codes).tolist():
+                sel = np.flatnonzero(codes == code)
+                version = batch.versions[code]
+                alarms: list[Alarm] = self._detector(version, i).update(vals[sel])
+                events.extend(
+                    DriftDetected(
+                        model=self.model,
+                        version=version,
+                        stream=spec.stream,
+                        detector=spec.detector,
+                        kind=a.kind,
+                        ts=float(ts[sel[a.index]]),
+                        statistic=a.statistic,
+                        threshold=a.threshold,
+                    )
+                    for a in alarms
+                )
+        return events
+
+    def state_dict(self) -> dict[str, Any]:
+        """Each detector's state, keyed by version and spec index."""
+        return {
+            "kind": STATE_KIND,
+            "v": STATE_VERSION,
+            "specs": [s.model_dump(mode="json") for s in self.specs],
+            "detectors": [
+                {"version": v, "spec": i, "state": d.state_dict()}
+                for (v, i), d in sorted(self._detectors.items())
+            ],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore detectors; those whose spec changed since the checkpoint start fresh."""
+        require_state_version(state, STATE_KIND, STATE_VERSION)
+        saved = state["specs"]
+        self._detectors = {}
+        for entry in state["detectors"]:
+            i = int(entry["spec"])
+            if i < len(self.specs) and saved[i] == self.specs[i].model_dump(mode="json"):
+                d = self.factory(self.specs[i])
+                d.load_state_dict(entry["state"])
+                self._detectors[(str(entry["version"]), i)] = d
