@@ -33,6 +33,7 @@ test: $(STAMP) lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/detectors.py
 
 clean:
 	rm -rf $(VENV) .driftd .pytest_cache .mypy_cache .ruff_cache
