@@ -8,6 +8,7 @@ are imported from their module, so that importing this package stays light.
 
 from driftd.detectors.adwin import ADWIN
 from driftd.detectors.base import Alarm, Detector
+from driftd.detectors.calibrate import THRESHOLDS, Calibration, ThresholdSpec, calibrate
 from driftd.detectors.cbpe import CBPE, Estimate, PerformanceEstimate
 from driftd.detectors.cusum import CUSUM
 from driftd.detectors.data_quality import MissingRate, OutOfRange, TypeErrorRate, UnseenCategories
@@ -39,8 +40,10 @@ __all__ = [
     "HDDM_W",
     "KSWIN",
     "ROCAUC",
+    "THRESHOLDS",
     "Alarm",
     "BrierScore",
+    "Calibration",
     "CalibrationError",
     "ClassificationScores",
     "ConfusionMatrix",
@@ -55,10 +58,12 @@ __all__ = [
     "PerformanceEstimate",
     "RegressionErrors",
     "RegressionScores",
+    "ThresholdSpec",
     "TypeErrorRate",
     "UnseenCategories",
     "WindowDrift",
     "WindowHistogram",
     "benjamini_hochberg",
+    "calibrate",
     "holm",
 ]
