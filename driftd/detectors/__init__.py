@@ -3,7 +3,8 @@ data-quality checks and label-free performance estimation.
 
 Nothing here does I/O, reads a clock or logs; see ``base`` for the shared interface. The
 multivariate tests (``driftd.detectors.multivariate``: MMD, domain classifier) need torch and
-are imported from their module, so that importing this package stays light.
+are imported from their module, so that importing this package stays light; ``OnlineMMD``
+(numpy only) is exported here.
 """
 
 from driftd.detectors.adwin import ADWIN
@@ -16,6 +17,7 @@ from driftd.detectors.ddm import DDM, EDDM
 from driftd.detectors.hddm import HDDM_A, HDDM_W
 from driftd.detectors.kswin import KSWIN
 from driftd.detectors.multitest import benjamini_hochberg, holm
+from driftd.detectors.online_mmd import OnlineMMD
 from driftd.detectors.page_hinkley import PageHinkley
 from driftd.detectors.quality import (
     ROCAUC,
@@ -53,6 +55,7 @@ __all__ = [
     "FeatureResult",
     "LogLoss",
     "MissingRate",
+    "OnlineMMD",
     "OutOfRange",
     "PageHinkley",
     "PerformanceEstimate",
