@@ -398,7 +398,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--stationary-n", type=int, help="values per stationary stream (100,000)")
     ap.add_argument("--stationary-seeds", type=int, help="stationary streams per family (10)")
     ap.add_argument("--repeats", type=int, help="best of, per timed row")
-    ap.add_argument("--skip", default="", help="comma list: stream,window,big,mmd,cbpe")
+    ap.add_argument("--skip", default="", help="comma list: stream,window,big,mmd,online,cbpe")
     ap.add_argument("--big-seeds", type=int, default=10, help="seeds at 1,000,000 x 20")
     ap.add_argument("--mmd-n", type=int, default=5_000, help="rows per side of the MMD test")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON")
