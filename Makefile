@@ -32,8 +32,11 @@ test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/detectors.py
+	$(BIN)/python benchmarks/online_mmd.py
+	$(BIN)/python benchmarks/evidently_compare.py
 
 clean:
 	rm -rf $(VENV) .driftd .pytest_cache .mypy_cache .ruff_cache
