@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
@@ -235,6 +236,9 @@ def generate(
         f"{paths['config']} and {paths['truth']} in {time.perf_counter() - t0:.1f}s",
         err=True,
     )
+    drift = spec.start_ts + spec.drift_at * spec.events / spec.rate_per_s
+    when = dt.datetime.fromtimestamp(drift, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    click.echo(f"inputs and concept drift from {when} UTC on (see truth.json)", err=True)
 
 
 @cli.group()
