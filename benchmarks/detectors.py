@@ -28,23 +28,16 @@ from river.drift import binary as rbinary
 from driftd.detectors import ADWIN, CUSUM, DDM, EDDM, HDDM_A, HDDM_W, KSWIN, PageHinkley
 
 try:
-    from benchmarks.detectors_window import (
-        Row,
-        machine_info,
-        print_quality,
-        print_rows,
-        quality_json,
-        window_rows,
-    )
+    from benchmarks.detectors_window import machine_info, print_quality, quality_json, window_rows
+    from benchmarks.report import Row, print_rows
 except ImportError:  # run as a script: python benchmarks/detectors.py
     from detectors_window import (  # type: ignore[no-redef]
-        Row,
         machine_info,
         print_quality,
-        print_rows,
         quality_json,
         window_rows,
     )
+    from report import Row, print_rows  # type: ignore[no-redef]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "detectors.json"
 CHANGE = 5_000  # index of the first changed value in every change stream

@@ -14,7 +14,6 @@ import io
 import json
 import math
 import os
-import platform
 import pstats
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import time
 import tracemalloc
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +39,12 @@ from driftd.events import Label, Prediction
 from driftd.replay import replay_files
 
 try:
-    from benchmarks import kafka_path
+    from benchmarks import kafka_path, report
+    from benchmarks.report import Row, print_rows
 except ImportError:  # run as a script: python benchmarks/ingest.py
     import kafka_path  # type: ignore[no-redef]
+    import report  # type: ignore[no-redef]
+    from report import Row, print_rows  # type: ignore[no-redef]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "ingest.json"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -50,33 +52,6 @@ BLOCK = 1 << 20  # the same block size as driftd's FileSource
 SEED = 0
 BENCH_PIPELINE = "bench-ingest"
 RSS_MIN_PENDING = 250_000  # below this, page and arena granularity swamps the RSS delta
-
-
-@dataclass
-class Row:
-    """One line of the table and of the JSON ``rows``."""
-
-    name: str
-    value: float | None
-    unit: str
-    baseline: float | None = None
-    ratio: float | None = None
-    target: dict[str, Any] | None = None  # {"op": ">=" | "<=", "value": x, "of": "ratio" | "value"}
-    passed: bool | None = None
-    note: str = ""
-
-    def judge(self) -> Row:
-        """Set ``passed`` from the target, when there is one and something was measured."""
-        t = self.target
-        x = self.ratio if t and t["of"] == "ratio" else self.value
-        if t is not None and x is not None:
-            self.passed = x >= t["value"] if t["op"] == ">=" else x <= t["value"]
-        return self
-
-    def as_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["pass"] = d.pop("passed")
-        return d
 
 
 def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -530,53 +505,9 @@ def machine_info() -> dict[str, Any]:
         commit = None
     import sqlalchemy
 
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "msgspec": msgspec.__version__,
-        "sqlalchemy": sqlalchemy.__version__,
-        "driftd_commit": commit,
-        "loadavg_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
-    }
-
-
-def _fmt(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.3g}" if abs(x) < 10 else f"{x:.1f}"
-
-
-def print_table(rows: list[Row], title: str) -> None:
-    """The rows as a rich table."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for col, justify in [
-        ("row", "left"),
-        ("value", "right"),
-        ("unit", "left"),
-        ("baseline", "right"),
-        ("ratio", "right"),
-        ("target", "left"),
-        ("result", "left"),
-        ("note", "left"),
-    ]:
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for r in rows:
-        t = r.target
-        target = f"{t['op']} {t['value']:g}{' x' if t['of'] == 'ratio' else ''}" if t else ""
-        result = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: ""}[r.passed]
-        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
-        table.add_row(
-            r.name, _fmt(r.value), r.unit, _fmt(r.baseline), ratio, target, result, r.note
-        )
-    Console(width=200).print(table)
+    return report.machine_info(
+        msgspec=msgspec.__version__, sqlalchemy=sqlalchemy.__version__, driftd_commit=commit
+    )
 
 
 def profiled(label: str, fn: Callable[[], Any], top: int = 15) -> str:
@@ -674,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         r.judge()
     params["total_s"] = round(time.perf_counter() - t0, 1)
     machine["loadavg_at_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
-    print_table(rows, f"driftd ingest benchmark ({'quick' if args.quick else 'full'})")
+    print_rows(rows, f"driftd ingest benchmark ({'quick' if args.quick else 'full'})")
     for text in profiles:
         print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
