@@ -17,6 +17,13 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
+from driftd.errors import DriftdError
+
+
+class DatabaseError(DriftdError):
+    """The database cannot be used as it is (e.g. its schema is out of date)."""
+
+
 metadata = sa.MetaData()
 
 checkpoints = sa.Table(
@@ -43,11 +50,29 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # SQLAlchemy, not pysqlite, decides when a transaction begins (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # A writer takes SQLite's write lock at BEGIN, so two read-then-write transactions queue on
+    # the busy timeout instead of failing with "database is locked" when the reader upgrades.
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a plain one elsewhere."""
+    with engine.connect() as conn:
+        conn.execution_options(sqlite_immediate=True)
+        with conn.begin():
+            yield conn
 
 
 def make_engine(url: str) -> Engine:
@@ -58,6 +83,7 @@ def make_engine(url: str) -> Engine:
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(u)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
         return engine
     if u.drivername == "postgresql":
         u = u.set(drivername="postgresql+psycopg")
@@ -105,3 +131,43 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to ``revision``, one process at a time."""
     with migration_lock(engine):
         command.upgrade(alembic_config(engine), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest revision this driftd knows."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(
+        alembic_config(sa.create_engine("sqlite://"))
+    ).get_current_head()
+    assert head is not None
+    return head
+
+
+def require_current(engine: Engine, create_empty: bool = True) -> None:
+    """Refuse a database whose schema is not at this driftd's head revision, saying what to run.
+
+    An empty database (a first start) is given the schema when ``create_empty``; an existing
+    schema at an older revision is never migrated behind an operator's back.
+    """
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return
+    if current is None and create_empty:
+        upgrade(engine)
+        if current_revision(engine) == head:
+            return
+    url = engine.url.render_as_string(hide_password=True)
+    state = "has no driftd schema" if current is None else f"is at schema revision {current}"
+    raise DatabaseError(
+        f"database {url} {state}; this driftd needs revision {head}. "
+        "Run `driftd db upgrade --config FILE` (or `driftd db upgrade --db URL`) first."
+    )

@@ -16,7 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from driftd.daemon.abc import Checkpoint
-from driftd.db import checkpoint_chunks, checkpoints, make_engine, upgrade
+from driftd.db import (
+    checkpoint_chunks,
+    checkpoints,
+    make_engine,
+    require_current,
+    write_transaction,
+)
 from driftd.errors import CheckpointError
 
 
@@ -29,9 +35,10 @@ class SqlCheckpointStore:
 
     @classmethod
     def open(cls, url: str, chunk_bytes: int = 4 * 1024 * 1024) -> SqlCheckpointStore:
-        """Connect, bring the schema up to date, and return a store."""
+        """Connect and return a store; an empty database gets the schema, an outdated one is
+        refused with the command that upgrades it."""
         engine = make_engine(url)
-        upgrade(engine)
+        require_current(engine)
         return cls(engine, chunk_bytes)
 
     def save(self, pipeline: str, cps: Sequence[Checkpoint]) -> None:
@@ -39,7 +46,7 @@ class SqlCheckpointStore:
         if not cps:
             return
         try:
-            with self.engine.begin() as conn:
+            with write_transaction(self.engine) as conn:
                 for cp in cps:
                     self._save_one(conn, pipeline, cp)
         except CheckpointError:
@@ -168,7 +175,7 @@ class SqlCheckpointStore:
 
     def delete(self, pipeline: str) -> None:
         """Forget every checkpoint of a pipeline (a fresh start)."""
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             conn.execute(
                 sa.delete(checkpoint_chunks).where(checkpoint_chunks.c.pipeline == pipeline)
             )

@@ -1,0 +1,360 @@
+"""The registry's reads: versions, aliases, history, lineage, the audit log and its check.
+
+"Which version held alias A at time T" is one indexed query on ``alias_history``; lineage is a
+handful of primary-key lookups, so both stay fast with millions of audit records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+
+from driftd.registry import schema as t
+from driftd.registry.audit import AuditRecord, VerifyResult, verify
+from driftd.registry.errors import NotFound
+from driftd.registry.names import ModelRef, Stage, parse_ref
+from driftd.registry.records import (
+    ApprovalInfo,
+    DatasetInfo,
+    HistoryEntry,
+    ModelInfo,
+    RunInfo,
+    VersionInfo,
+)
+
+
+class Reads:
+    """Read queries over the registry tables; ``Registry`` adds the writes."""
+
+    secret: bytes | None
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    # -- building blocks (also used inside write transactions) ----------------------------
+
+    @staticmethod
+    def _lock(stmt: sa.Select[Any], lock: bool) -> sa.Select[Any]:
+        return stmt.with_for_update() if lock else stmt
+
+    def _model_id(self, conn: sa.Connection, model: str, lock: bool = False) -> int:
+        found = conn.execute(
+            self._lock(sa.select(t.models.c.id).where(t.models.c.name == model), lock)
+        ).scalar()
+        if found is None:
+            raise NotFound(f"model {model!r} does not exist")
+        return int(found)
+
+    @staticmethod
+    def _version_row(conn: sa.Connection, model_id: int, model: str, version: int) -> sa.Row[Any]:
+        row = conn.execute(
+            sa.select(t.versions).where(
+                (t.versions.c.model_id == model_id) & (t.versions.c.version == version)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"model {model!r} has no version {version}")
+        return row
+
+    @staticmethod
+    def _alias_map(conn: sa.Connection, model_id: int) -> dict[str, int]:
+        rows = conn.execute(
+            sa.select(t.aliases.c.alias, t.aliases.c.version).where(
+                t.aliases.c.model_id == model_id
+            )
+        )
+        return {r.alias: int(r.version) for r in rows}
+
+    @staticmethod
+    def _versions_in(conn: sa.Connection, model_id: int, stage: Stage) -> list[int]:
+        rows = conn.execute(
+            sa.select(t.versions.c.version).where(
+                (t.versions.c.model_id == model_id) & (t.versions.c.stage == stage.value)
+            )
+        )
+        return [int(v) for v in rows.scalars()]
+
+    @staticmethod
+    def _previous_holder(
+        conn: sa.Connection, model_id: int, alias: str, current: int
+    ) -> int | None:
+        """The last version other than ``current`` that held ``alias``."""
+        h = t.alias_history
+        found = conn.execute(
+            sa.select(h.c.version)
+            .where((h.c.model_id == model_id) & (h.c.alias == alias) & (h.c.version != current))
+            .order_by(h.c.valid_from.desc(), h.c.id.desc())
+            .limit(1)
+        ).scalar()
+        return None if found is None else int(found)
+
+    def _version_info(self, conn: sa.Connection, model: str, row: sa.Row[Any]) -> VersionInfo:
+        aliases = sorted(
+            a for a, v in self._alias_map(conn, int(row.model_id)).items() if v == row.version
+        )
+        return VersionInfo(
+            model=model,
+            version=int(row.version),
+            stage=row.stage,
+            artifact_uri=row.artifact_uri,
+            artifact_sha256=row.artifact_sha256,
+            artifact_size=int(row.artifact_size),
+            framework=row.framework,
+            signature=dict(row.signature),
+            run_id=row.run_id,
+            parent_version=row.parent_version,
+            evaluation=None if row.evaluation is None else dict(row.evaluation),
+            description=row.description,
+            created_at=float(row.created_at),
+            created_by=row.created_by,
+            row_version=int(row.row_version),
+            aliases=aliases,
+        )
+
+    def _resolve_number(self, conn: sa.Connection, ref: ModelRef) -> tuple[int, int]:
+        model_id = self._model_id(conn, ref.model)
+        if ref.version is not None:
+            return model_id, ref.version
+        if ref.alias == "latest":
+            found = conn.execute(
+                sa.select(sa.func.max(t.versions.c.version)).where(
+                    t.versions.c.model_id == model_id
+                )
+            ).scalar()
+            if found is None:
+                raise NotFound(f"model {ref.model!r} has no versions")
+            return model_id, int(found)
+        number = self._alias_map(conn, model_id).get(str(ref.alias))
+        if number is None:
+            raise NotFound(f"model {ref.model!r} has no alias {ref.alias!r}")
+        return model_id, number
+
+    # -- public reads -----------------------------------------------------------------------
+
+    def get_version(self, model: str, version: int) -> VersionInfo:
+        """One version by number."""
+        return self.resolve(ModelRef(model, version=version))
+
+    def resolve(self, ref: str | ModelRef) -> VersionInfo:
+        """The version a reference names: ``models:/m/3``, ``m@champion``, ``m`` (latest)."""
+        r = parse_ref(ref) if isinstance(ref, str) else ref
+        with self.engine.connect() as conn:
+            model_id, number = self._resolve_number(conn, r)
+            return self._version_info(
+                conn, r.model, self._version_row(conn, model_id, r.model, number)
+            )
+
+    def list_models(self, limit: int = 1000, after: str = "") -> list[ModelInfo]:
+        """Models ordered by name, ``limit`` at a time after the name ``after``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.models)
+                .where(t.models.c.name > after)
+                .order_by(t.models.c.name)
+                .limit(limit)
+            ).all()
+            out = []
+            for r in rows:
+                latest = r.next_version - 1
+                out.append(
+                    ModelInfo(
+                        name=r.name,
+                        description=r.description,
+                        created_at=float(r.created_at),
+                        created_by=r.created_by,
+                        latest_version=latest if latest >= 1 else None,
+                        aliases=self._alias_map(conn, int(r.id)),
+                    )
+                )
+            return out
+
+    def get_model(self, model: str) -> ModelInfo:
+        """One model with its aliases."""
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(t.models).where(t.models.c.name == model)).first()
+            if r is None:
+                raise NotFound(f"model {model!r} does not exist")
+            latest = r.next_version - 1
+            return ModelInfo(
+                name=r.name,
+                description=r.description,
+                created_at=float(r.created_at),
+                created_by=r.created_by,
+                latest_version=latest if latest >= 1 else None,
+                aliases=self._alias_map(conn, int(r.id)),
+            )
+
+    def list_versions(
+        self, model: str, stage: Stage | None = None, limit: int = 1000, before: int | None = None
+    ) -> list[VersionInfo]:
+        """Versions of ``model``, newest first, optionally in one stage."""
+        with self.engine.connect() as conn:
+            model_id = self._model_id(conn, model)
+            q = sa.select(t.versions).where(t.versions.c.model_id == model_id)
+            if stage is not None:
+                q = q.where(t.versions.c.stage == stage.value)
+            if before is not None:
+                q = q.where(t.versions.c.version < before)
+            rows = conn.execute(q.order_by(t.versions.c.version.desc()).limit(limit)).all()
+            return [self._version_info(conn, model, r) for r in rows]
+
+    def alias_at(self, model: str, alias: str, at: float) -> int | None:
+        """The version ``alias`` pointed at, at time ``at`` (None when it pointed nowhere)."""
+        h = t.alias_history
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(h.c.version)
+                .join(t.models, t.models.c.id == h.c.model_id)
+                .where(
+                    (t.models.c.name == model)
+                    & (h.c.alias == alias)
+                    & (h.c.valid_from <= at)
+                    & (h.c.valid_to.is_(None) | (h.c.valid_to > at))
+                )
+                .order_by(h.c.valid_from.desc())
+                .limit(1)
+            ).scalar()
+        return None if found is None else int(found)
+
+    def history(self, model: str, version: int | None = None) -> list[HistoryEntry]:
+        """Every alias move and stage change of ``model`` (or one version), oldest first."""
+        with self.engine.connect() as conn:
+            model_id = self._model_id(conn, model)
+            h, s, v = t.alias_history, t.stage_history, t.versions
+            aq = sa.select(h).where(h.c.model_id == model_id)
+            sq = (
+                sa.select(s, v.c.version)
+                .join(v, v.c.id == s.c.version_id)
+                .where(v.c.model_id == model_id)
+            )
+            if version is not None:
+                aq = aq.where(h.c.version == version)
+                sq = sq.where(v.c.version == version)
+            out = [
+                HistoryEntry(
+                    "alias", r.alias, int(r.version), r.valid_from, r.valid_to, r.actor, r.reason
+                )
+                for r in conn.execute(aq)
+            ]
+            out += [
+                HistoryEntry(
+                    "stage", r.stage, int(r.version), r.valid_from, r.valid_to, r.actor, r.reason
+                )
+                for r in conn.execute(sq)
+            ]
+        return sorted(out, key=lambda e: (e.valid_from, e.kind == "alias"))
+
+    def approvals(self, model: str, version: int) -> list[ApprovalInfo]:
+        """The approvals recorded for one version."""
+        with self.engine.connect() as conn:
+            model_id = self._model_id(conn, model)
+            row = self._version_row(conn, model_id, model, version)
+            rows = conn.execute(
+                sa.select(t.approvals)
+                .where(t.approvals.c.version_id == row.id)
+                .order_by(t.approvals.c.created_at, t.approvals.c.id)
+            )
+            return [
+                ApprovalInfo(version, a.stage, a.approver, a.role, a.comment, a.created_at)
+                for a in rows
+            ]
+
+    def get_run(self, run_id: str) -> RunInfo:
+        """One run by id."""
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                sa.select(t.runs, t.models.c.name)
+                .join(t.models, t.models.c.id == t.runs.c.model_id)
+                .where(t.runs.c.id == run_id)
+            ).first()
+        if r is None:
+            raise NotFound(f"run {run_id!r} does not exist")
+        return RunInfo(
+            id=r.id,
+            model=r.name,
+            status=r.status,
+            params=dict(r.params),
+            metrics=dict(r.metrics),
+            tags=dict(r.tags),
+            seeds=dict(r.seeds),
+            code=dict(r.code),
+            environment=dict(r.environment),
+            dataset_id=r.dataset_id,
+            trigger=None if r.trigger is None else dict(r.trigger),
+            started_at=r.started_at,
+            ended_at=r.ended_at,
+            created_by=r.created_by,
+        )
+
+    def get_dataset(self, dataset_id: int) -> DatasetInfo:
+        """One dataset by id."""
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(t.datasets).where(t.datasets.c.id == dataset_id)).first()
+        if r is None:
+            raise NotFound(f"dataset {dataset_id} does not exist")
+        return DatasetInfo(
+            id=int(r.id),
+            sha256=r.sha256,
+            row_count=int(r.row_count),
+            window_start=r.window_start,
+            window_end=r.window_end,
+            source_offsets=dict(r.source_offsets),
+            schema=dict(r.schema),
+            uri=r.uri,
+            created_at=r.created_at,
+            created_by=r.created_by,
+        )
+
+    def lineage(self, ref: str | ModelRef, depth: int = 5) -> dict[str, Any]:
+        """The tree version → run → dataset → trigger → parent version, with approvals and
+        stage history; parents are followed up to ``depth`` levels."""
+        v = self.resolve(ref)
+        node: dict[str, Any] = {"version": v.to_dict(), "uri": v.uri}
+        if v.run_id is not None:
+            run = self.get_run(v.run_id)
+            node["run"] = run.to_dict()
+            node["trigger"] = run.trigger
+            if run.dataset_id is not None:
+                ds = self.get_dataset(run.dataset_id)
+                node["dataset"] = {**ds.to_dict(), "short": ds.short}
+        node["approvals"] = [a.to_dict() for a in self.approvals(v.model, v.version)]
+        node["history"] = [h.to_dict() for h in self.history(v.model, v.version)]
+        if v.parent_version is not None:
+            if depth > 0:
+                node["parent"] = self.lineage(
+                    ModelRef(v.model, version=v.parent_version), depth - 1
+                )
+            else:
+                node["parent"] = {"uri": f"models:/{v.model}/{v.parent_version}", "truncated": True}
+        return node
+
+    def audit_log(
+        self, after: int = 0, limit: int = 100, subject: str | None = None
+    ) -> list[AuditRecord]:
+        """Audit records with ``seq > after``, oldest first."""
+        q = sa.select(t.audit).where(t.audit.c.seq > after)
+        if subject is not None:
+            q = q.where(t.audit.c.subject == subject)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(t.audit.c.seq).limit(limit)).all()
+        return [AuditRecord(*r) for r in rows]
+
+    def _audit_rows(self, conn: sa.Connection, batch: int) -> Iterator[tuple[Any, ...]]:
+        cols = [c for c in t.audit.c]
+        last = 0
+        while True:
+            rows = conn.execute(
+                sa.select(*cols).where(t.audit.c.seq > last).order_by(t.audit.c.seq).limit(batch)
+            ).all()
+            if not rows:
+                return
+            yield from (tuple(r) for r in rows)
+            last = int(rows[-1][0])
+
+    def verify_audit(self, batch: int = 20_000) -> VerifyResult:
+        """Walk the whole audit chain and name the first altered, removed or inserted record."""
+        with self.engine.connect() as conn:
+            head = conn.execute(sa.select(t.audit_head).where(t.audit_head.c.id == 1)).one()
+            return verify(self._audit_rows(conn, batch), int(head.seq), head.hash, self.secret)
