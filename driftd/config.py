@@ -146,6 +146,49 @@ class LogSettings(_Section):
 DETECTORS = ("ADWIN", "PageHinkley", "CUSUM", "DDM", "EDDM", "HDDM_A", "HDDM_W", "KSWIN")
 
 
+class GateSettings(_Section):
+    """What moving a version into one stage needs (see ``[registry.gates.<stage>]``)."""
+
+    approvals: Annotated[int, Field(ge=0, le=100)] = 0
+    role: Literal["approver", "admin"] = "approver"
+    require_evaluation: bool = False
+
+
+class WebhookSettings(_Section):
+    """A webhook the registry's outbox delivers events to, signed with HMAC-SHA256."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+    url: Annotated[str, Field(pattern=r"^https?://.+")]
+    secret: SecretStr | None = None
+    events: list[str] = []  # empty: every event
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] = 8
+    backoff_s: Annotated[float, Field(gt=0)] = 1.0
+    max_backoff_s: Annotated[float, Field(gt=0)] = 300.0
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+
+
+StageName = Literal["staging", "canary", "production", "archived", "rolled_back"]
+
+
+class RegistrySettings(_Section):
+    """The model registry: its database, audit key, approval gates, webhooks and HTTP API."""
+
+    url: str | None = None  # default: the checkpoint database
+    secret: SecretStr | None = None  # keys the audit chain's hashes (HMAC-SHA256)
+    gates: dict[StageName, GateSettings] = {}
+    webhooks: list[WebhookSettings] = []
+    api_host: str = "127.0.0.1"
+    api_port: Annotated[int, Field(ge=0, le=65535)] = 8765
+
+    @model_validator(mode="after")
+    def _unique_webhooks(self) -> RegistrySettings:
+        names = [w.name for w in self.webhooks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"webhook names must be unique; repeated: {', '.join(dup)}")
+        return self
+
+
 class DetectorSettings(_Section):
     """One streaming detector on one stream of a model (run per model version).
 
@@ -231,7 +274,13 @@ class Settings(BaseSettings):
     checkpoint: CheckpointSettings = CheckpointSettings()
     metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()
+    registry: RegistrySettings = RegistrySettings()
     models: Annotated[dict[str, ModelSettings], Field(min_length=1)]
+
+    @property
+    def registry_url(self) -> str:
+        """The registry's database: ``registry.url``, else the checkpoint database."""
+        return self.registry.url or self.checkpoint.url
 
     @classmethod
     def settings_customise_sources(
