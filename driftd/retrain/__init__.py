@@ -1,0 +1,1 @@
+"""Retraining: snapshots, trainers, tuning, champion/challenger evaluation, job queue."""

@@ -1,0 +1,401 @@
+"""Dataset snapshots: a window of the labeled store, split by time, content-hashed, on disk.
+
+A snapshot directory holds ``train.parquet``, ``validation.parquet``, ``holdout.parquet`` and
+``manifest.json`` (written last, atomically: a directory without it is incomplete). Rows are
+sorted by (ts, id), exact (ts, id) repeats from at-least-once replays are dropped, and the split
+is time-ordered: no ts value falls in two splits, so the holdout lies strictly after training.
+
+Content hash (``driftd-canonical-v1``): SHA-256 over a canonical byte form of a split's sorted
+columns, independent of Parquet encoding, compression, row groups and chunking. Header
+``b"driftd-canonical-v1\\0"``, u64 column count, u64 row count; then per column in schema
+order: length-prefixed UTF-8 name, length-prefixed canonical type (dictionary<string> and
+large_string are ``string``), u64 null count; if it has nulls, one validity byte (0/1) per row;
+then the values: fixed-width types as raw little-endian bytes (nulls as 0, NaNs as one canonical
+NaN), strings as the u64 LE length of every value followed by all their UTF-8 bytes. All integers
+are u64 LE. The dataset hash is SHA-256 over ``b"driftd-dataset-v1\\0"`` and, per split in order,
+``name\\0hex-digest\\0``. ``created_at`` and source file names are recorded but never hashed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypedDict
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from driftd.errors import DriftdError
+from driftd.retrain.store import CAT_PREFIX, NUM_PREFIX, LabeledStore, atomic_write
+
+Split = Literal["train", "validation", "holdout"]
+SPLITS: tuple[Split, ...] = ("train", "validation", "holdout")
+HASH_SCHEME = "driftd-canonical-v1"
+FORMAT = "driftd-snapshot/1"
+MANIFEST = "manifest.json"
+_U64 = np.dtype("<u8")
+
+
+class SnapshotIntegrityError(DriftdError):
+    """A snapshot's content does not match its manifest (or the manifest is unreadable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """Rows with ``start <= ts < end``."""
+
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class LastN:
+    """The ``n`` latest rows with ``ts < end`` (``end`` None: everything stored so far)."""
+
+    n: int
+    end: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SinceAlarm:
+    """Rows from an alarm's time on: ``ts >= ts_alarm`` (and ``< end`` when given)."""
+
+    ts: float
+    end: float | None = None
+
+
+Window = TimeRange | LastN | SinceAlarm
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotSpec:
+    """Which rows of which model, and how to split them (fractions of rows, in time order)."""
+
+    model: str
+    window: Window
+    train: float = 0.7
+    validation: float = 0.15
+    holdout: float = 0.15
+
+    def __post_init__(self) -> None:
+        fracs = (self.train, self.validation, self.holdout)
+        if min(fracs) < 0 or abs(sum(fracs) - 1.0) > 1e-9:
+            raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fracs}")
+
+
+class DatasetRecord(TypedDict):
+    """The plain fields of a registry Dataset (table ``registry_datasets``)."""
+
+    sha256: str
+    row_count: int
+    window_start: float | None
+    window_end: float | None
+    source_offsets: dict[str, list[str]]
+    schema: list[dict[str, str]]
+    uri: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingArrays:
+    """One split as numpy arrays for a trainer; categorical codes index ``vocabularies``."""
+
+    numeric: npt.NDArray[np.float32]  # (n, len(numeric_names)), NaN when missing
+    categorical: npt.NDArray[np.int32]  # (n, len(categorical_names)), -1 when missing
+    label: npt.NDArray[np.float32]
+    ts: npt.NDArray[np.float64]
+    numeric_names: list[str]
+    categorical_names: list[str]
+    vocabularies: list[list[str]]
+
+
+def canonical_type(t: pa.DataType) -> str:
+    """The type name that goes into the hash; encodings of the same values share one name."""
+    if pa.types.is_dictionary(t):
+        return canonical_type(t.value_type)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    return str(t)
+
+
+def _lp(s: str) -> bytes:
+    b = s.encode()
+    return np.array([len(b)], _U64).tobytes() + b
+
+
+def _fixed(chunk: pa.Array) -> npt.NDArray[Any]:
+    if chunk.null_count:
+        zero = False if pa.types.is_boolean(chunk.type) else 0
+        chunk = pc.fill_null(chunk, pa.scalar(zero, chunk.type))
+    a = np.asarray(chunk.to_numpy(zero_copy_only=False))
+    if a.dtype.kind == "f":
+        nan = np.isnan(a)
+        if nan.any():
+            a = np.where(nan, a.dtype.type(np.nan), a)
+    if a.dtype.kind == "b":
+        a = a.view(np.uint8)
+    return np.ascontiguousarray(a.astype(a.dtype.newbyteorder("<"), copy=False))
+
+
+def _strings(chunk: pa.Array) -> tuple[npt.NDArray[Any], memoryview]:
+    """Lengths (u64 LE) and the concatenated UTF-8 bytes of a string chunk (nulls as "")."""
+    if pa.types.is_dictionary(chunk.type):
+        chunk = chunk.dictionary.take(chunk.indices)
+    if chunk.null_count:
+        chunk = pc.fill_null(chunk, "")
+    wide = pa.types.is_large_string(chunk.type)
+    _, off_buf, data_buf = chunk.buffers()
+    offsets = np.frombuffer(off_buf, np.int64 if wide else np.int32)
+    offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
+    data = memoryview(data_buf)[int(offsets[0]) : int(offsets[-1])] if data_buf else memoryview(b"")
+    return np.diff(offsets).astype(_U64), data
+
+
+def _hash_column(h: Any, name: str, col: pa.ChunkedArray) -> None:
+    kind = canonical_type(col.type)
+    h.update(_lp(name) + _lp(kind) + np.array([col.null_count], _U64).tobytes())
+    chunks = col.chunks
+    if col.null_count:
+        for c in chunks:
+            h.update(np.asarray(c.is_valid().to_numpy(zero_copy_only=False)).view(np.uint8))
+    if kind == "string":
+        parts = [_strings(c) for c in chunks]
+        for lengths, _ in parts:
+            h.update(lengths)
+        for _, data in parts:
+            h.update(data)
+    elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or kind == "bool":
+        for c in chunks:
+            h.update(_fixed(c))
+    else:
+        raise TypeError(f"column {name!r} has type {col.type}, which the hash does not cover")
+
+
+def content_sha256(table: pa.Table) -> str:
+    """The canonical content hash of a table (see the module docstring)."""
+    h = hashlib.sha256(HASH_SCHEME.encode() + b"\0")
+    h.update(np.array([table.num_columns, table.num_rows], _U64).tobytes())
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        _hash_column(h, name, col)
+    return h.hexdigest()
+
+
+def dataset_sha256(split_digests: Sequence[tuple[str, str]]) -> str:
+    """The dataset hash: over each split's name and content hash, in split order."""
+    h = hashlib.sha256(b"driftd-dataset-v1\0")
+    for name, digest in split_digests:
+        h.update(f"{name}\0{digest}\0".encode())
+    return h.hexdigest()
+
+
+def _boundary(ts: npt.NDArray[np.float64], b: int) -> int:
+    """Move a split boundary to the nearer end of a run of equal ts (earlier end on a tie)."""
+    if b <= 0 or b >= len(ts) or ts[b - 1] != ts[b]:
+        return b
+    lo = int(np.searchsorted(ts, ts[b], "left"))
+    hi = int(np.searchsorted(ts, ts[b], "right"))
+    return lo if b - lo <= hi - b else hi
+
+
+def split_bounds(ts: npt.NDArray[np.float64], spec: SnapshotSpec) -> tuple[int, int]:
+    """End rows of train and validation in time-sorted ``ts``; no ts value straddles them."""
+    n = len(ts)
+    b1 = _boundary(ts, min(n, round(n * spec.train)))
+    b2 = _boundary(ts, min(n, max(b1, round(n * (spec.train + spec.validation)))))
+    return b1, max(b1, b2)
+
+
+def select(store: LabeledStore, spec: SnapshotSpec) -> pa.Table:
+    """The window's rows sorted by (ts, id), exact (ts, id) repeats dropped."""
+    w = spec.window
+    if isinstance(w, TimeRange):
+        table = store.scan(spec.model, w.start, w.end)
+    elif isinstance(w, SinceAlarm):
+        table = store.scan(spec.model, w.ts, w.end)
+    else:
+        table = store.last(spec.model, w.n, w.end)
+    table = table.take(pc.sort_indices(table, [("ts", "ascending"), ("id", "ascending")]))
+    if table.num_rows > 1:
+        ids, ts = table.column("id"), table.column("ts")
+        same = pc.and_(
+            pc.equal(ids.slice(1), ids.slice(0, table.num_rows - 1)),
+            pc.equal(ts.slice(1), ts.slice(0, table.num_rows - 1)),
+        )
+        table = table.filter(pa.concat_arrays([pa.array([True]), pc.invert(same).combine_chunks()]))
+    if isinstance(w, LastN):
+        table = table.slice(max(0, table.num_rows - w.n))
+    return table
+
+
+def _window(w: Window, ts: npt.NDArray[np.float64]) -> dict[str, Any]:
+    if isinstance(w, TimeRange):
+        return {"kind": "time_range", "start": w.start, "end": w.end}
+    end = w.end if w.end is not None else float(ts[-1])
+    if isinstance(w, LastN):
+        return {"kind": "last_n", "n": w.n, "start": float(ts[0]), "end": end}
+    return {"kind": "since", "ts": w.ts, "start": w.ts, "end": end}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A verified snapshot: its manifest and its splits as Arrow tables."""
+
+    path: Path
+    manifest: dict[str, Any]
+    tables: dict[str, pa.Table] = field(repr=False)
+
+    @property
+    def sha256(self) -> str:
+        """The dataset hash (hex)."""
+        return str(self.manifest["sha256"])
+
+    @property
+    def short_digest(self) -> str:
+        """The first 8 hex digits of the dataset hash, for display only (never compare these)."""
+        return self.sha256[:8]
+
+    def arrays(self, split: Split) -> TrainingArrays:
+        """One split as float32 features, stable categorical codes and float32 labels."""
+        table = self.tables[split]
+        names = table.column_names
+        num = [c for c in names if c.startswith(NUM_PREFIX)]
+        cat = [c for c in names if c.startswith(CAT_PREFIX)]
+        vocabs: list[list[str]] = [self.manifest["vocabularies"][c] for c in cat]
+        n = table.num_rows
+        numeric = np.empty((n, len(num)), np.float32)
+        for j, c in enumerate(num):
+            numeric[:, j] = _column(table.column(c))
+        categorical = np.empty((n, len(cat)), np.int32)
+        for j, (c, vocab) in enumerate(zip(cat, vocabs, strict=True)):
+            categorical[:, j] = _codes(table.column(c), pa.array(vocab, pa.string()))
+        return TrainingArrays(
+            numeric=numeric,
+            categorical=categorical,
+            label=_column(table.column("label")).astype(np.float32),
+            ts=_column(table.column("ts")),
+            numeric_names=[c.removeprefix(NUM_PREFIX) for c in num],
+            categorical_names=[c.removeprefix(CAT_PREFIX) for c in cat],
+            vocabularies=vocabs,
+        )
+
+    def dataset_record(self) -> DatasetRecord:
+        """What the registry records for this snapshot's Dataset."""
+        m = self.manifest
+        return DatasetRecord(
+            sha256=m["sha256"],
+            row_count=m["row_count"],
+            window_start=m["window"]["start"],
+            window_end=m["window"]["end"],
+            source_offsets={"files": list(m["sources"])},
+            schema=list(m["schema"]),
+            uri=self.path.resolve().as_uri(),
+        )
+
+
+def _column(col: pa.ChunkedArray) -> npt.NDArray[np.float64]:
+    """A float column as numpy (zero-copy for one null-free chunk); nulls become NaN."""
+    if col.num_chunks == 1:
+        return np.asarray(col.chunk(0).to_numpy(zero_copy_only=False), np.float64)
+    return np.asarray(col.to_numpy(), np.float64)
+
+
+def _codes(col: pa.ChunkedArray, vocab: pa.Array) -> npt.NDArray[np.int32]:
+    """Codes of a string column in ``vocab`` (-1: missing or unknown), through its dictionary."""
+    out = []
+    for chunk in col.chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = chunk.dictionary_encode()
+        mapping = pc.fill_null(pc.index_in(chunk.dictionary, value_set=vocab), -1)
+        lut = np.append(np.asarray(mapping.to_numpy(), np.int32), np.int32(-1))
+        idx = pc.fill_null(chunk.indices, len(chunk.dictionary)).to_numpy()
+        out.append(lut[idx])
+    return np.concatenate(out) if out else np.empty(0, np.int32)
+
+
+def make_snapshot(
+    store: LabeledStore, spec: SnapshotSpec, out_dir: Path, *, compression: str = "lz4"
+) -> Snapshot:
+    """Select, sort, split, write the splits and then the manifest; return the snapshot."""
+    out_dir = Path(out_dir)
+    if (out_dir / MANIFEST).exists():
+        raise FileExistsError(f"{out_dir} already holds a snapshot")
+    table = select(store, spec)
+    if table.num_rows == 0:
+        raise ValueError(f"the window {spec.window} of model {spec.model!r} selects no rows")
+    ts = table.column("ts").to_numpy()
+    b1, b2 = split_bounds(ts, spec)
+    parts = (table.slice(0, b1), table.slice(b1, b2 - b1), table.slice(b2))
+    tables = dict(zip(SPLITS, parts, strict=True))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    splits: dict[str, Any] = {}
+    for name, t in tables.items():
+        path = out_dir / f"{name}.parquet"
+        atomic_write(path, functools.partial(pq.write_table, t, compression=compression))
+        span = t.column("ts").to_numpy()
+        splits[name] = {
+            "file": path.name,
+            "rows": t.num_rows,
+            "sha256": content_sha256(t),
+            "ts_min": float(span[0]) if len(span) else None,
+            "ts_max": float(span[-1]) if len(span) else None,
+        }
+    cats = [c for c in table.column_names if c.startswith(CAT_PREFIX)]
+    sources = store.files(spec.model, float(ts[0]), float(np.nextafter(ts[-1], np.inf)))
+    manifest = {
+        "format": FORMAT,
+        "hash_scheme": HASH_SCHEME,
+        "model": spec.model,
+        "window": _window(spec.window, ts),
+        "fractions": {"train": spec.train, "validation": spec.validation, "holdout": spec.holdout},
+        "schema": [{"name": f.name, "type": canonical_type(f.type)} for f in table.schema],
+        "vocabularies": {
+            c: sorted(pc.unique(table.column(c).cast(pa.string())).drop_null().to_pylist())
+            for c in cats
+        },
+        "row_count": table.num_rows,
+        "splits": splits,
+        "sha256": dataset_sha256([(s, splits[s]["sha256"]) for s in SPLITS]),
+        "sources": [p.relative_to(store.root).as_posix() for p in sources],
+        "created_at": time.time(),
+    }
+    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    atomic_write(out_dir / MANIFEST, lambda f: f.write(body))
+    return Snapshot(out_dir, manifest, tables)
+
+
+def load_snapshot(path: Path, *, verify: bool = True) -> Snapshot:
+    """Read a snapshot; with ``verify``, recompute every split's hash against the manifest."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        if manifest.get("format") != FORMAT or manifest.get("hash_scheme") != HASH_SCHEME:
+            raise SnapshotIntegrityError(f"{path}: unknown snapshot format or hash scheme")
+        entries = {s: manifest["splits"][s] for s in SPLITS}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SnapshotIntegrityError(f"{path}: unreadable manifest: {e}") from e
+    tables: dict[str, pa.Table] = {}
+    for name, entry in entries.items():
+        try:
+            table = pq.read_table(path / entry["file"], memory_map=True)
+        except (OSError, pa.ArrowException) as e:
+            raise SnapshotIntegrityError(f"{path}: split {name!r} is unreadable: {e}") from e
+        if verify:
+            got = content_sha256(table)
+            if got != entry["sha256"] or table.num_rows != entry["rows"]:
+                raise SnapshotIntegrityError(
+                    f"{path}: split {name!r} content does not match the manifest "
+                    f"(sha256 {got}, {table.num_rows} rows; manifest says "
+                    f"{entry['sha256']}, {entry['rows']} rows)"
+                )
+        tables[name] = table
+    expected = dataset_sha256([(s, entries[s]["sha256"]) for s in SPLITS])
+    if verify and manifest["sha256"] != expected:
+        raise SnapshotIntegrityError(f"{path}: dataset sha256 does not match its split hashes")
+    return Snapshot(path, manifest, tables)
