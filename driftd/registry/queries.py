@@ -80,11 +80,18 @@ class Reads:
     def _previous_holder(
         conn: sa.Connection, model_id: int, alias: str, current: int
     ) -> int | None:
-        """The last version other than ``current`` that held ``alias``."""
-        h = t.alias_history
+        """The last version other than ``current`` that held ``alias`` and was not rolled
+        back (a rollback never returns to a version that was itself rolled back)."""
+        h, v = t.alias_history, t.versions
         found = conn.execute(
             sa.select(h.c.version)
-            .where((h.c.model_id == model_id) & (h.c.alias == alias) & (h.c.version != current))
+            .join(v, (v.c.model_id == h.c.model_id) & (v.c.version == h.c.version))
+            .where(
+                (h.c.model_id == model_id)
+                & (h.c.alias == alias)
+                & (h.c.version != current)
+                & (v.c.stage != Stage.ROLLED_BACK.value)
+            )
             .order_by(h.c.valid_from.desc(), h.c.id.desc())
             .limit(1)
         ).scalar()

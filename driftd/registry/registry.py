@@ -538,8 +538,8 @@ class Registry(Reads):
                 previous = self._previous_holder(w.conn, model_id, "champion", target)
                 if previous is None:
                     raise Conflict(
-                        f"{model}/{target} is the only champion {model} ever had; there is "
-                        "nothing to roll back to"
+                        f"{model}/{target} has no earlier champion that was not rolled back; "
+                        "there is nothing to roll back to"
                     )
                 self._set_stage(w, model_id, model, previous, Stage.PRODUCTION, reason)
                 self._set_stage(w, model_id, model, target, Stage.ROLLED_BACK, reason)
