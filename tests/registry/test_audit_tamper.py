@@ -1,4 +1,4 @@
-"""Tampering with audit rows directly in the database: ``verify`` catches it and names the record."""
+"""Audit rows tampered with directly in the database: ``verify`` catches it, names the record."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ def test_altered_record_with_a_recomputed_unkeyed_hash_is_named(filled: Registry
         None, r.seq, r.ts, r.actor, r.action, r.subject, r.old, '{"stage":"x"}', r.reason,
         r.request_id, r.prev_hash,
     )  # fmt: skip
-    _exec(filled, t.audit.update().where(t.audit.c.seq == 6).values(new='{"stage":"x"}', hash=forged))
+    stmt = t.audit.update().where(t.audit.c.seq == 6).values(new='{"stage":"x"}', hash=forged)
+    _exec(filled, stmt)
     result = filled.verify_audit()
     assert not result.ok and result.seq == 6
 

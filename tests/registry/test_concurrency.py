@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import random
 
@@ -72,7 +73,7 @@ def test_racing_processes_leave_one_champion(registry: Registry, db_url: str) ->
         ).all()
         n_approvals = conn.execute(sa.select(sa.func.count()).select_from(t.approvals)).scalar()
     assert [r.valid_to is None for r in rows].count(True) == 1
-    for a, b in zip(rows, rows[1:], strict=False):
+    for a, b in itertools.pairwise(rows):
         assert a.valid_to == b.valid_from  # champion intervals are contiguous, never overlapping
     assert rows[-1].version == prod[0]
     assert n_approvals == sum(r["approved"] for r in results)  # no lost approvals

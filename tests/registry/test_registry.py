@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 
@@ -217,7 +218,8 @@ def test_history_answers_which_version_served_when(registry: Registry, clock: Cl
     times.append(clock.tick())
     registry.rollback("fraud", "oncall", "regression")
     assert [registry.alias_at("fraud", "champion", t) for t in times] == [1, 2, 3, 2]
-    champion = [(h.version, h.valid_to is None) for h in registry.history("fraud") if h.name == "champion"]
+    history = registry.history("fraud")
+    champion = [(h.version, h.valid_to is None) for h in history if h.name == "champion"]
     assert champion == [(1, False), (2, False), (3, False), (2, True)]
     stages = [h.name for h in registry.history("fraud", version=2) if h.kind == "stage"]
     assert stages == ["development", "staging", "production", "archived", "production"]
@@ -296,7 +298,7 @@ def test_every_write_is_audited_with_its_actor_and_chained(registry: Registry) -
     records = registry.audit_log()
     assert [r.seq for r in records] == list(range(1, len(records) + 1))
     assert {r.actor for r in records} == {"alice", "bob"}
-    assert all(b.prev_hash == a.hash for a, b in zip(records, records[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(records))
     stage = [r for r in records if r.action == "version.stage" and r.actor == "bob"]
     assert json.loads(stage[0].old) == {"stage": "staging"}
     assert json.loads(stage[0].new) == {"stage": "canary"}
@@ -322,5 +324,6 @@ def test_outbox_events_are_written_with_each_change(registry: Registry) -> None:
     _register(registry, stage="staging")
     registry.promote("fraud", 1, "production", "ops")
     with registry.engine.connect() as conn:
-        events = [r.event for r in conn.execute(sa.select(schema.outbox).order_by(schema.outbox.c.id))]
+        rows = conn.execute(sa.select(schema.outbox).order_by(schema.outbox.c.id))
+        events = [r.event for r in rows]
     assert events == ["version_created", "stage_changed", "stage_changed", "alias_moved"]
