@@ -267,18 +267,48 @@ def db() -> None:
     "config",
     type=click.Path(path_type=Path),
     envvar="DRIFTD_CONFIG",
-    required=True,
-    help="TOML configuration file (or DRIFTD_CONFIG).",
+    help="TOML configuration file (or DRIFTD_CONFIG): its checkpoint and registry databases.",
 )
-def db_upgrade(config: Path) -> None:
-    """Apply every pending migration to the checkpoint database."""
-    from driftd.db import make_engine, upgrade
+@click.option("--db", "db", metavar="URL", help="Upgrade this database URL instead.")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def db_upgrade(config: Path | None, db: str | None, revision: str) -> None:
+    """Apply every pending migration (the checkpoint and registry databases)."""
+    from driftd.db import current_revision, make_engine, upgrade
 
-    settings = _settings(config)
-    engine = make_engine(settings.checkpoint.url)
-    upgrade(engine)
-    engine.dispose()
-    click.echo("database is up to date", err=True)
+    if db is not None:
+        urls = [db]
+    elif config is not None:
+        settings = _settings(config)
+        urls = list(dict.fromkeys([settings.checkpoint.url, settings.registry_url]))
+    else:
+        raise click.UsageError("say which database: --config FILE or --db URL")
+    for url in urls:
+        engine = make_engine(url)
+        before = current_revision(engine)
+        upgrade(engine, revision)
+        after = current_revision(engine)
+        engine.dispose()
+        shown = sa_url(url)
+        click.echo(f"{shown}: {before or 'empty'} → {after}", err=True)
+
+
+def sa_url(url: str) -> str:
+    """A database URL with its password hidden, for messages."""
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def _register_subcommands() -> None:
+    from driftd import cli_registry
+
+    cli.add_command(cli_registry.registry)
+    cli.add_command(cli_registry.lineage)
+    cli.add_command(cli_registry.audit)
+    cli.add_command(cli_registry.token)
+
+
+_register_subcommands()
 
 
 def main() -> None:

@@ -1,0 +1,568 @@
+"""The registry's command line: ``driftd registry …``, ``lineage``, ``audit``, ``token``.
+
+These commands talk to the registry database directly, as an operator with database access:
+the actor recorded in the audit log is ``--actor`` (default: the login name). Roles and tokens
+guard the HTTP API, which is what services and people without database access use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from driftd.config import RegistrySettings, load_settings
+from driftd.errors import DriftdError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_options(f: F) -> F:
+    """``--config`` and ``--db``: where the registry lives."""
+    f = click.option(
+        "--db",
+        "db",
+        metavar="URL",
+        help="Registry database URL (default: from --config, else DRIFTD_REGISTRY__URL).",
+    )(f)
+    f = click.option(
+        "--config",
+        "-c",
+        "config",
+        type=click.Path(path_type=Path),
+        help="TOML configuration file; its [registry] section is used.",
+    )(f)
+    return f
+
+
+def actor_option(f: F) -> F:
+    """``--actor``: who the audit log records."""
+    return click.option(
+        "--actor",
+        default=lambda: getpass.getuser(),
+        show_default="your login name",
+        help="Who the audit log records as doing this.",
+    )(f)
+
+
+def json_option(f: F) -> F:
+    """``--json``: machine-readable output."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
+
+
+def _registry_settings(config: Path | None, db: str | None) -> tuple[RegistrySettings, str]:
+    if config is not None:
+        settings = load_settings(config)
+        return settings.registry, db or settings.registry_url
+    url = db or os.environ.get("DRIFTD_REGISTRY__URL")
+    if not url:
+        raise click.UsageError("say where the registry is: --db URL or --config FILE")
+    secret = os.environ.get("DRIFTD_REGISTRY__SECRET")
+    return RegistrySettings.model_validate({"url": url, "secret": secret}), url
+
+
+@contextmanager
+def open_registry(config: Path | None, db: str | None, apply_gates: bool = False) -> Iterator[Any]:
+    """The registry named by the options; registry errors become clean CLI errors."""
+    from driftd.registry.configure import open_registry as _open
+
+    try:
+        settings, url = _registry_settings(config, db)
+        registry = _open(settings, url, apply_gates=apply_gates and config is not None)
+    except DriftdError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield registry
+    except DriftdError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        registry.engine.dispose()
+
+
+def _echo(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+@click.group()
+def registry() -> None:
+    """Models, versions, stages and aliases: list, register, promote, approve, roll back."""
+
+
+@registry.command("ls")
+@db_options
+@json_option
+def ls(config: Path | None, db: str | None, as_json: bool) -> None:
+    """List models with their latest version and aliases."""
+    from rich.table import Table
+
+    with open_registry(config, db) as reg:
+        models = reg.list_models()
+    if as_json:
+        _echo([m.to_dict() for m in models])
+        return
+    table = Table("model", "latest", "aliases", "created")
+    for m in models:
+        aliases = ", ".join(f"{a}→{v}" for a, v in sorted(m.aliases.items()))
+        table.add_row(m.name, str(m.latest_version or "-"), aliases, _when(m.created_at))
+    _console().print(table)
+
+
+@registry.command("show")
+@click.argument("ref")
+@db_options
+@json_option
+def show(ref: str, config: Path | None, db: str | None, as_json: bool) -> None:
+    """Show a model (NAME) or one version (NAME/VERSION, NAME@ALIAS, models:/…)."""
+    from rich.table import Table
+
+    body = ref.removeprefix("models:/")
+    with open_registry(config, db) as reg:
+        if "/" in body or "@" in body:
+            v = reg.resolve(ref)
+            if as_json:
+                _echo(v.to_dict())
+                return
+            table = Table("field", "value", title=v.uri)
+            for key, value in v.to_dict().items():
+                table.add_row(
+                    key, json.dumps(value) if isinstance(value, dict | list) else str(value)
+                )
+            _console().print(table)
+            return
+        model = reg.get_model(body)
+        versions = reg.list_versions(body)
+    if as_json:
+        _echo({"model": model.to_dict(), "versions": [v.to_dict() for v in versions]})
+        return
+    table = Table("version", "stage", "aliases", "created", "by", "artifact", title=model.name)
+    for v in versions:
+        table.add_row(
+            str(v.version),
+            v.stage,
+            ", ".join(v.aliases),
+            _when(v.created_at),
+            v.created_by,
+            f"{v.artifact_uri} ({v.artifact_sha256[:8]})",
+        )
+    _console().print(table)
+
+
+def _artifact(artifact: str, sha256: str | None) -> tuple[str, str, int]:
+    """URI, SHA-256 and size of the artifact: hashed here when it is a local file."""
+    path = Path(artifact.removeprefix("file://"))
+    if path.is_file():
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        if sha256 is not None and sha256 != h.hexdigest():
+            raise click.BadParameter(
+                f"{path} has SHA-256 {h.hexdigest()}, not {sha256}", param_hint="--sha256"
+            )
+        return path.resolve().as_uri(), h.hexdigest(), path.stat().st_size
+    if sha256 is None:
+        raise click.BadParameter(
+            f"{artifact} is not a local file; give its --sha256 and --size", param_hint="--sha256"
+        )
+    return artifact, sha256, -1
+
+
+@registry.command("register")
+@click.argument("model")
+@click.option("--artifact", required=True, help="A local file (hashed here) or a URI.")
+@click.option("--sha256", help="The artifact's SHA-256 (required for a remote URI).")
+@click.option("--size", type=click.IntRange(min=0), help="Artifact size in bytes (remote URI).")
+@click.option("--framework", default="torch", show_default=True)
+@click.option(
+    "--signature",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="JSON file: the input feature schema and output type.",
+)
+@click.option("--run-id", help="The training run that produced it.")
+@click.option("--parent", type=click.IntRange(min=1), help="The version it was derived from.")
+@click.option("--stage", default="development", show_default=True)
+@click.option("--alias", "aliases", multiple=True, help="Point this alias at it (repeatable).")
+@click.option("--description", default="")
+@click.option("--request-id", help="Idempotency key: repeating it does not register twice.")
+@db_options
+@actor_option
+@json_option
+def register(
+    model: str,
+    artifact: str,
+    sha256: str | None,
+    size: int | None,
+    framework: str,
+    signature: Path | None,
+    run_id: str | None,
+    parent: int | None,
+    stage: str,
+    aliases: tuple[str, ...],
+    description: str,
+    request_id: str | None,
+    config: Path | None,
+    db: str | None,
+    actor: str,
+    as_json: bool,
+) -> None:
+    """Register a new version of MODEL."""
+    uri, digest, found_size = _artifact(artifact, sha256)
+    if found_size < 0:
+        if size is None:
+            raise click.BadParameter("give --size for a remote artifact", param_hint="--size")
+        found_size = size
+    sig = json.loads(signature.read_text()) if signature is not None else {}
+    with open_registry(config, db) as reg:
+        v = reg.register_version(
+            model,
+            uri,
+            digest,
+            found_size,
+            actor,
+            framework=framework,
+            signature=sig,
+            run_id=run_id,
+            parent_version=parent,
+            description=description,
+            stage=stage,
+            aliases=aliases,
+            request_id=request_id,
+        )
+    if as_json:
+        _echo(v.to_dict())
+    else:
+        click.echo(f"registered {v.uri} ({v.stage})")
+
+
+@registry.command("promote")
+@click.argument("ref")
+@click.option(
+    "--to", "stage", required=True, help="Target stage, e.g. staging, canary, production."
+)
+@click.option("--reason", default="")
+@click.option("--expect", "expected", help="Refuse unless the version is in this stage now.")
+@click.option("--request-id", help="Idempotency key.")
+@db_options
+@actor_option
+def promote(
+    ref: str,
+    stage: str,
+    reason: str,
+    expected: str | None,
+    request_id: str | None,
+    config: Path | None,
+    db: str | None,
+    actor: str,
+) -> None:
+    """Move a version (NAME/VERSION or NAME@ALIAS) to another stage; its gate applies."""
+    with open_registry(config, db) as reg:
+        v = reg.resolve(ref)
+        v = reg.promote(
+            v.model, v.version, stage, actor, reason, expected_stage=expected, request_id=request_id
+        )
+    click.echo(f"{v.uri} is now in {v.stage}" + (f" ({', '.join(v.aliases)})" if v.aliases else ""))
+
+
+@registry.command("approve")
+@click.argument("ref")
+@click.option("--for", "stage", required=True, help="The stage this approval is for.")
+@click.option(
+    "--role", default="approver", show_default=True, type=click.Choice(["approver", "admin"])
+)
+@click.option("--comment", default="")
+@click.option("--request-id", help="Idempotency key.")
+@db_options
+@actor_option
+def approve(
+    ref: str,
+    stage: str,
+    role: str,
+    comment: str,
+    request_id: str | None,
+    config: Path | None,
+    db: str | None,
+    actor: str,
+) -> None:
+    """Approve a version for a stage (you cannot approve your own version)."""
+    with open_registry(config, db) as reg:
+        v = reg.resolve(ref)
+        reg.approve(v.model, v.version, stage, actor, role, comment, request_id=request_id)
+    click.echo(f"{actor} approved {v.uri} for {stage}")
+
+
+@registry.command("rollback")
+@click.argument("model")
+@click.option("--reason", required=True, help="Why: recorded in the audit log and the event.")
+@click.option("--version", type=click.IntRange(min=1), help="Default: the canary, else champion.")
+@click.option("--request-id", help="Idempotency key.")
+@db_options
+@actor_option
+def rollback(
+    model: str,
+    reason: str,
+    version: int | None,
+    request_id: str | None,
+    config: Path | None,
+    db: str | None,
+    actor: str,
+) -> None:
+    """Take MODEL's canary (or champion) out of service; no gate applies."""
+    with open_registry(config, db) as reg:
+        v = reg.rollback(model, actor, reason, version=version, request_id=request_id)
+    click.echo(f"rolled back; {v.uri} is serving as champion")
+
+
+@registry.command("alias")
+@click.argument("ref")
+@click.argument("alias")
+@click.option("--delete", is_flag=True, help="Remove the alias instead.")
+@db_options
+@actor_option
+def alias(
+    ref: str, alias: str, delete: bool, config: Path | None, db: str | None, actor: str
+) -> None:
+    """Point ALIAS (e.g. challenger) at a version, or --delete it (REF is then the model)."""
+    with open_registry(config, db) as reg:
+        if delete:
+            reg.delete_alias(ref.removeprefix("models:/"), alias, actor)
+            click.echo(f"deleted {ref}@{alias}")
+            return
+        v = reg.resolve(ref)
+        reg.set_alias(v.model, alias, v.version, actor)
+    click.echo(f"{v.model}@{alias} → {v.version}")
+
+
+@registry.command("history")
+@click.argument("model")
+@click.option("--version", type=click.IntRange(min=1), help="Only this version.")
+@click.option("--alias", "at_alias", default="champion", show_default=True)
+@click.option("--at", "at", type=float, help="Unix time: print the version ALIAS held then.")
+@db_options
+@json_option
+def history(
+    model: str,
+    version: int | None,
+    at_alias: str,
+    at: float | None,
+    config: Path | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Every stage change and alias move of MODEL, or which version held an alias --at T."""
+    from rich.table import Table
+
+    with open_registry(config, db) as reg:
+        if at is not None:
+            held = reg.alias_at(model, at_alias, at)
+            if as_json:
+                _echo({"model": model, "alias": at_alias, "at": at, "version": held})
+            else:
+                click.echo(f"{model}@{at_alias} at {_when(at)}: {held if held else 'none'}")
+            return
+        entries = reg.history(model, version)
+    if as_json:
+        _echo([e.to_dict() for e in entries])
+        return
+    table = Table("from", "to", "kind", "name", "version", "actor", "reason", title=model)
+    for e in entries:
+        table.add_row(
+            _when(e.valid_from),
+            _when(e.valid_to),
+            e.kind,
+            e.name,
+            str(e.version),
+            e.actor,
+            e.reason,
+        )
+    _console().print(table)
+
+
+@registry.command("gates")
+@click.option(
+    "--config", "-c", "config", type=click.Path(path_type=Path), required=True, help="TOML file."
+)
+@actor_option
+def gates(config: Path, actor: str) -> None:
+    """Make the database's approval gates those of the config's [registry.gates]."""
+    try:
+        settings = load_settings(config)
+    except DriftdError as exc:
+        raise click.ClickException(str(exc)) from None
+    from driftd.registry.configure import gates_from
+
+    with open_registry(config, None) as reg:
+        reg.set_gates(gates_from(settings.registry), actor)
+        current = reg.gates()
+    for stage, g in sorted(current.items()):
+        click.echo(
+            f"{stage.value}: {g.approvals} approval(s) from {g.role.value}"
+            + (", a passed evaluation" if g.require_evaluation else "")
+        )
+    if not current:
+        click.echo("no gates: every legal transition is allowed")
+
+
+def _tree(node: dict[str, Any], label: str) -> Any:
+    from rich.tree import Tree
+
+    v = node["version"]
+    root = Tree(f"[bold]{label}[/] {node['uri']}  stage={v['stage']}  aliases={v['aliases']}")
+    root.add(f"artifact {v['artifact_uri']}  sha256={v['artifact_sha256'][:12]}…")
+    run = node.get("run")
+    if run:
+        r = root.add(f"run {run['id']}  status={run['status']}")
+        for key in ("params", "metrics", "seeds", "code", "environment"):
+            r.add(f"{key}: {json.dumps(run[key], default=str)[:200]}")
+    ds = node.get("dataset")
+    if ds:
+        root.add(
+            f"dataset {ds['short']}  rows={ds['row_count']}  window={_when(ds['window_start'])}"
+            f" → {_when(ds['window_end'])}  offsets={json.dumps(ds['source_offsets'])[:120]}"
+        )
+    if node.get("trigger"):
+        root.add(f"trigger {json.dumps(node['trigger'])}")
+    approvals = root.add(f"approvals ({len(node['approvals'])})")
+    for a in node["approvals"]:
+        approvals.add(f"{a['approver']} ({a['role']}) for {a['stage']} at {_when(a['created_at'])}")
+    hist = root.add("history")
+    for h in node["history"]:
+        hist.add(f"{_when(h['valid_from'])} {h['kind']} {h['name']} by {h['actor']} {h['reason']}")
+    parent = node.get("parent")
+    if parent and "version" in parent:
+        root.add(_tree(parent, "parent"))
+    elif parent:
+        root.add(f"parent {parent['uri']} (not expanded)")
+    return root
+
+
+@click.command("lineage")
+@click.argument("ref")
+@click.option("--depth", default=5, show_default=True, type=click.IntRange(0, 100))
+@db_options
+@json_option
+def lineage(ref: str, depth: int, config: Path | None, db: str | None, as_json: bool) -> None:
+    """Print REF's lineage: version → run → dataset → trigger → parent, approvals, history."""
+    with open_registry(config, db) as reg:
+        tree = reg.lineage(ref, depth)
+    if as_json:
+        _echo(tree)
+    else:
+        _console().print(_tree(tree, "version"))
+
+
+@click.group()
+def audit() -> None:
+    """The hash-chained audit log: verify it, read it."""
+
+
+@audit.command("verify")
+@db_options
+@json_option
+def audit_verify(config: Path | None, db: str | None, as_json: bool) -> None:
+    """Walk the audit chain; name the first altered, removed or inserted record (exit 1)."""
+    with open_registry(config, db) as reg:
+        result = reg.verify_audit()
+    if as_json:
+        _echo(result.to_dict())
+    elif result.ok:
+        click.echo(f"audit log OK: {result.records} records, head {result.head_seq}")
+    else:
+        click.echo(f"audit log BROKEN: {result.problem}", err=True)
+    if not result.ok:
+        raise SystemExit(1)
+
+
+@audit.command("log")
+@click.option("--after", default=0, type=click.IntRange(min=0), help="Records after this seq.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--subject", help="Only this subject, e.g. fraud/3 or fraud@champion.")
+@db_options
+@json_option
+def audit_log(
+    after: int, limit: int, subject: str | None, config: Path | None, db: str | None, as_json: bool
+) -> None:
+    """Print audit records in order."""
+    import dataclasses
+
+    with open_registry(config, db) as reg:
+        records = reg.audit_log(after, limit, subject)
+    if as_json:
+        _echo([dataclasses.asdict(r) for r in records])
+        return
+    for r in records:
+        click.echo(
+            f"{r.seq:>8} {_when(r.ts)} {r.actor:<12} {r.action:<18} {r.subject:<24} "
+            f"{r.old} → {r.new} {r.reason}"
+        )
+
+
+@click.group()
+def token() -> None:
+    """API tokens for the HTTP API (roles: viewer, approver, admin)."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who or what uses the token.")
+@click.option(
+    "--role", required=True, type=click.Choice(["viewer", "approver", "admin"]), help="Its role."
+)
+@db_options
+@actor_option
+def token_create(name: str, role: str, config: Path | None, db: str | None, actor: str) -> None:
+    """Create a token and print it once; only its hash is stored."""
+    from driftd.registry.tokens import create_token
+
+    with open_registry(config, db) as reg:
+        secret = create_token(reg, name, role, actor)
+    click.echo(secret)
+    click.echo("store it now: it cannot be shown again", err=True)
+
+
+@token.command("list")
+@db_options
+@json_option
+def token_list(config: Path | None, db: str | None, as_json: bool) -> None:
+    """List tokens (never their secrets)."""
+    from driftd.registry.tokens import list_tokens
+
+    with open_registry(config, db) as reg:
+        rows = list_tokens(reg)
+    if as_json:
+        _echo(rows)
+        return
+    for r in rows:
+        state = "revoked" if r["revoked"] else "active"
+        click.echo(f"{r['id']}  {r['name']:<20} {r['role']:<9} {state}")
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@db_options
+@actor_option
+def token_revoke(token_id: str, config: Path | None, db: str | None, actor: str) -> None:
+    """Revoke a token by id."""
+    from driftd.registry.tokens import revoke_token
+
+    with open_registry(config, db) as reg:
+        revoke_token(reg, token_id, actor)
+    click.echo(f"revoked {token_id}")
