@@ -26,6 +26,14 @@ def _settings(config: Path | None) -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
+def apply_registry_gates(settings: Settings) -> None:
+    """Make the registry's approval gates those of the config (audited when they change)."""
+    from driftd.registry.configure import open_registry
+
+    registry = open_registry(settings.registry, settings.registry_url, apply_gates=True)
+    registry.engine.dispose()
+
+
 def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False))
 
@@ -67,6 +75,7 @@ def run(config: Path) -> None:
     settings = _settings(config)
     configure(settings.log)
     try:
+        apply_registry_gates(settings)
         application = app_mod.build(settings)
     except DriftdError as exc:
         raise click.ClickException(str(exc)) from None
