@@ -315,6 +315,7 @@ def _register_subcommands() -> None:
     cli.add_command(cli_registry.lineage)
     cli.add_command(cli_registry.audit)
     cli.add_command(cli_registry.token)
+    cli.add_command(cli_registry.outbox)
 
 
 _register_subcommands()

@@ -566,3 +566,63 @@ def token_revoke(token_id: str, config: Path | None, db: str | None, actor: str)
     with open_registry(config, db) as reg:
         revoke_token(reg, token_id, actor)
     click.echo(f"revoked {token_id}")
+
+
+@click.group()
+def outbox() -> None:
+    """Deliver registry events to webhooks and the Kafka control topic."""
+
+
+def _dispatcher(reg: Any, settings: RegistrySettings) -> Any:
+    from driftd.registry.outbox import KafkaControl, dispatcher_from_settings
+
+    kafka = None
+    if settings.control_topic:
+        kafka = KafkaControl(settings.control_bootstrap_servers, settings.control_topic)
+    return dispatcher_from_settings(reg.engine, settings.webhooks, kafka)
+
+
+@outbox.command("run")
+@click.option(
+    "--config", "-c", "config", type=click.Path(path_type=Path), required=True, help="TOML file."
+)
+@click.option("--once", is_flag=True, help="Deliver what is due, then exit.")
+@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.01, 60))
+def outbox_run(config: Path, once: bool, poll: float) -> None:
+    """Deliver pending events until SIGTERM (or once with --once)."""
+    import signal
+    import threading
+
+    settings, _ = _registry_settings(config, None)
+    with open_registry(config, None) as reg:
+        dispatcher = _dispatcher(reg, settings)
+        if once:
+            click.echo(f"delivered {dispatcher.run_once()} event(s)", err=True)
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        dispatcher.run(stop, poll)
+
+
+@outbox.command("status")
+@db_options
+@json_option
+def outbox_status(config: Path | None, db: str | None, as_json: bool) -> None:
+    """Where each delivery target stands: last delivered id, pending, attempts, dead letters."""
+    from driftd.registry.outbox import status
+
+    names: list[str] = []
+    if config is not None:
+        settings, _ = _registry_settings(config, db)
+        names = [w.name for w in settings.webhooks]
+    with open_registry(config, db) as reg:
+        rows = status(reg.engine, names)
+    if as_json:
+        _echo(rows)
+        return
+    for r in rows:
+        click.echo(
+            f"{r['target']:<16} last={r['last_id']} pending={r['pending']} "
+            f"attempts={r['attempts']} dead={r['dead']} {r['last_error']}"
+        )

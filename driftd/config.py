@@ -177,6 +177,9 @@ class RegistrySettings(_Section):
     secret: SecretStr | None = None  # keys the audit chain's hashes (HMAC-SHA256)
     gates: dict[StageName, GateSettings] = {}
     webhooks: list[WebhookSettings] = []
+    # The Kafka control topic the outbox also publishes registry events to (None: off).
+    control_topic: Annotated[str, Field(min_length=1)] | None = None
+    control_bootstrap_servers: Annotated[str, Field(min_length=1)] = "127.0.0.1:9092"
     api_host: str = "127.0.0.1"
     api_port: Annotated[int, Field(ge=0, le=65535)] = 8765
 

@@ -114,3 +114,37 @@ def test_db_upgrade_brings_an_outdated_database_up(db_url: str) -> None:
     assert f"0002 → {head_revision()}" in res.output
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+def test_outbox_run_once_delivers_and_status_reports(db_url: str, tmp_path: Path) -> None:
+    from tests.registry.test_outbox import Receiver
+
+    receiver = Receiver()
+    config = tmp_path / "driftd.toml"
+    config.write_text(
+        f"""
+[models.fraud]
+features = {{ amount = "numeric" }}
+[registry]
+url = "{db_url}"
+[[registry.webhooks]]
+name = "ops"
+url = "{receiver.url}"
+secret = "s3cret"
+[registry.gates.production]
+approvals = 1
+"""
+    )
+    runner = CliRunner()
+    res = runner.invoke(cli, ["registry", "gates", "--config", str(config), "--actor", "admin"])
+    assert res.exit_code == 0 and "production: 1 approval(s) from approver" in res.output
+    args = ["registry", "register", "fraud", "--artifact", "s3://b/k", "--sha256", "ab" * 32]
+    res = runner.invoke(cli, [*args, "--size", "1", "--config", str(config)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["outbox", "run", "--once", "--config", str(config)])
+    assert res.exit_code == 0 and "delivered 1 event(s)" in res.output, res.output
+    assert [json.loads(d.body)["event"] for d in receiver.ok()] == ["version_created"]
+    res = runner.invoke(cli, ["outbox", "status", "--json", "--config", str(config)])
+    rows = json.loads(res.stdout)
+    assert rows[0]["target"] == "ops" and rows[0]["pending"] == 0 and rows[0]["dead"] == 0
+    receiver.server.shutdown()
