@@ -1,0 +1,128 @@
+"""The registry's HTTP API as a FastAPI app: ``create_app(registry)``.
+
+Everything lives under ``/api/v1`` except ``/healthz`` (liveness, no auth) and ``/readyz``
+(checks the database: 503 when it is unreachable). The OpenAPI schema is at ``/openapi.json``.
+Errors always answer ``{"error": <class name>, "detail": <message>}``: a registry error with its
+``status``, 401 / 403 for tokens and roles, 422 naming the field and what was expected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+import driftd
+from driftd.api import reads, writes
+from driftd.api.schemas import Health
+from driftd.registry import Registry, RegistryError
+
+log = logging.getLogger("driftd.api")
+
+_HTTP_ERRORS = {
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    422: "InvalidRequest",
+    503: "Unavailable",
+}
+
+
+def _error(status: int, error: str, detail: str, headers: Mapping[str, str] | None = None) -> Any:
+    return JSONResponse({"error": error, "detail": detail}, status, headers=headers)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    """``("body", "stage")`` → ``body.stage``; ``("query", "limit")`` → ``query.limit``."""
+    return ".".join(str(p) for p in loc) or "request"
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """One line per problem: which field, and what was expected instead."""
+    parts = []
+    for e in exc.errors():
+        msg = str(e.get("msg", "invalid"))
+        ctx = e.get("ctx") or {}
+        if e.get("type") == "string_pattern_mismatch" and "pattern" in ctx:
+            msg = f"must match the pattern {ctx['pattern']}"
+        parts.append(f"{_field(tuple(e.get('loc', ())))}: {msg}")
+    return "; ".join(parts) or "invalid request"
+
+
+async def _on_registry_error(request: Request, exc: Exception) -> Any:
+    status = exc.status if isinstance(exc, RegistryError) else 400
+    return _error(status, type(exc).__name__, str(exc))
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Any:
+    assert isinstance(exc, HTTPException)
+    name = _HTTP_ERRORS.get(exc.status_code, "HTTPError")
+    return _error(exc.status_code, name, str(exc.detail), exc.headers)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Any:
+    assert isinstance(exc, RequestValidationError)
+    return _error(422, "InvalidRequest", validation_message(exc))
+
+
+async def _on_database_down(request: Request, exc: Exception) -> Any:
+    log.error("database unavailable: %s", exc)
+    return _error(503, "Unavailable", "the registry database is unavailable; retry later")
+
+
+async def _on_bug(request: Request, exc: Exception) -> Any:
+    log.exception("unhandled error in %s %s", request.method, request.url.path)
+    return _error(500, "InternalError", "internal error; see the driftd log")
+
+
+def create_app(registry: Registry) -> FastAPI:
+    """The API app serving ``registry``."""
+    app = FastAPI(
+        title="driftd registry",
+        version=driftd.__version__,
+        description=(
+            "driftd's model registry: versions, stages, aliases, approvals, lineage and an "
+            "audit log. Send an API token from `driftd token create` as a bearer token."
+        ),
+    )
+    app.state.registry = registry
+    app.add_exception_handler(RegistryError, _on_registry_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(sa.exc.OperationalError, _on_database_down)
+    app.add_exception_handler(Exception, _on_bug)
+    app.include_router(reads.router, prefix="/api/v1")
+    app.include_router(writes.router, prefix="/api/v1")
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    def healthz() -> Health:
+        """The process answers; says nothing about the database."""
+        return Health(status="ok")
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Readiness",
+        responses={503: {"model": Health}},
+        response_model=Health,
+    )
+    def readyz() -> Any:
+        """Whether the database answers; 503 when it does not."""
+        try:
+            with registry.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:  # any failure to reach the database means not ready
+            log.warning("not ready: %s", exc)
+            return JSONResponse(
+                Health(status="unavailable", detail=type(exc).__name__).model_dump(), 503
+            )
+        return Health(status="ok")
+
+    return app
