@@ -316,6 +316,7 @@ def _register_subcommands() -> None:
     cli.add_command(cli_registry.audit)
     cli.add_command(cli_registry.token)
     cli.add_command(cli_registry.outbox)
+    cli.add_command(cli_registry.api)
 
 
 _register_subcommands()

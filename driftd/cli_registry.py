@@ -626,3 +626,30 @@ def outbox_status(config: Path | None, db: str | None, as_json: bool) -> None:
             f"{r['target']:<16} last={r['last_id']} pending={r['pending']} "
             f"attempts={r['attempts']} dead={r['dead']} {r['last_error']}"
         )
+
+
+@click.group()
+def api() -> None:
+    """The registry's HTTP API."""
+
+
+@api.command("serve")
+@click.option(
+    "--config", "-c", "config", type=click.Path(path_type=Path), required=True, help="TOML file."
+)
+@click.option("--host", help="Listen address (default: registry.api_host).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default: registry.api_port).")
+def api_serve(config: Path, host: str | None, port: int | None) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json) until SIGTERM; gates come from the config."""
+    import uvicorn
+
+    from driftd.api import create_app
+
+    settings, _ = _registry_settings(config, None)
+    with open_registry(config, None, apply_gates=True) as reg:
+        uvicorn.run(
+            create_app(reg),
+            host=host or settings.api_host,
+            port=settings.api_port if port is None else port,
+            log_level="warning",
+        )
