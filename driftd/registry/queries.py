@@ -6,6 +6,7 @@ handful of primary-key lookups, so both stay fast with millions of audit records
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,10 +98,15 @@ class Reads:
         ).scalar()
         return None if found is None else int(found)
 
-    def _version_info(self, conn: sa.Connection, model: str, row: sa.Row[Any]) -> VersionInfo:
-        aliases = sorted(
-            a for a, v in self._alias_map(conn, int(row.model_id)).items() if v == row.version
-        )
+    def _version_info(
+        self,
+        conn: sa.Connection,
+        model: str,
+        row: sa.Row[Any],
+        alias_map: dict[str, int] | None = None,
+    ) -> VersionInfo:
+        amap = self._alias_map(conn, int(row.model_id)) if alias_map is None else alias_map
+        aliases = sorted(a for a, v in amap.items() if v == row.version)
         return VersionInfo(
             model=model,
             version=int(row.version),
@@ -205,7 +211,8 @@ class Reads:
             if before is not None:
                 q = q.where(t.versions.c.version < before)
             rows = conn.execute(q.order_by(t.versions.c.version.desc()).limit(limit)).all()
-            return [self._version_info(conn, model, r) for r in rows]
+            amap = self._alias_map(conn, model_id)
+            return [self._version_info(conn, model, r, amap) for r in rows]
 
     def alias_at(self, model: str, alias: str, at: float) -> int | None:
         """The version ``alias`` pointed at, at time ``at`` (None when it pointed nowhere)."""
@@ -225,33 +232,36 @@ class Reads:
             ).scalar()
         return None if found is None else int(found)
 
+    @staticmethod
+    def _history_entries(
+        conn: sa.Connection, model_id: int, versions: list[int] | None
+    ) -> list[HistoryEntry]:
+        h, s, v = t.alias_history, t.stage_history, t.versions
+        aq = sa.select(h).where(h.c.model_id == model_id)
+        sq = sa.select(s, v.c.version).join(v, v.c.id == s.c.version_id)
+        sq = sq.where(v.c.model_id == model_id)
+        if versions is not None:
+            aq = aq.where(h.c.version.in_(versions))
+            sq = sq.where(v.c.version.in_(versions))
+        out = [
+            HistoryEntry(
+                "alias", r.alias, int(r.version), r.valid_from, r.valid_to, r.actor, r.reason
+            )
+            for r in conn.execute(aq)
+        ]
+        out += [
+            HistoryEntry(
+                "stage", r.stage, int(r.version), r.valid_from, r.valid_to, r.actor, r.reason
+            )
+            for r in conn.execute(sq)
+        ]
+        return sorted(out, key=lambda e: (e.valid_from, e.kind == "alias"))
+
     def history(self, model: str, version: int | None = None) -> list[HistoryEntry]:
         """Every alias move and stage change of ``model`` (or one version), oldest first."""
         with self.engine.connect() as conn:
             model_id = self._model_id(conn, model)
-            h, s, v = t.alias_history, t.stage_history, t.versions
-            aq = sa.select(h).where(h.c.model_id == model_id)
-            sq = (
-                sa.select(s, v.c.version)
-                .join(v, v.c.id == s.c.version_id)
-                .where(v.c.model_id == model_id)
-            )
-            if version is not None:
-                aq = aq.where(h.c.version == version)
-                sq = sq.where(v.c.version == version)
-            out = [
-                HistoryEntry(
-                    "alias", r.alias, int(r.version), r.valid_from, r.valid_to, r.actor, r.reason
-                )
-                for r in conn.execute(aq)
-            ]
-            out += [
-                HistoryEntry(
-                    "stage", r.stage, int(r.version), r.valid_from, r.valid_to, r.actor, r.reason
-                )
-                for r in conn.execute(sq)
-            ]
-        return sorted(out, key=lambda e: (e.valid_from, e.kind == "alias"))
+            return self._history_entries(conn, model_id, None if version is None else [version])
 
     def approvals(self, model: str, version: int) -> list[ApprovalInfo]:
         """The approvals recorded for one version."""
@@ -268,74 +278,131 @@ class Reads:
                 for a in rows
             ]
 
+    @staticmethod
+    def _runs(conn: sa.Connection, run_ids: list[str]) -> list[RunInfo]:
+        if not run_ids:
+            return []
+        rows = conn.execute(
+            sa.select(t.runs, t.models.c.name)
+            .join(t.models, t.models.c.id == t.runs.c.model_id)
+            .where(t.runs.c.id.in_(run_ids))
+        )
+        return [
+            RunInfo(
+                id=r.id,
+                model=r.name,
+                status=r.status,
+                params=dict(r.params),
+                metrics=dict(r.metrics),
+                tags=dict(r.tags),
+                seeds=dict(r.seeds),
+                code=dict(r.code),
+                environment=dict(r.environment),
+                dataset_id=r.dataset_id,
+                trigger=None if r.trigger is None else dict(r.trigger),
+                started_at=r.started_at,
+                ended_at=r.ended_at,
+                created_by=r.created_by,
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def _datasets(conn: sa.Connection, ids: list[int]) -> list[DatasetInfo]:
+        if not ids:
+            return []
+        rows = conn.execute(sa.select(t.datasets).where(t.datasets.c.id.in_(ids)))
+        return [
+            DatasetInfo(
+                id=int(r.id),
+                sha256=r.sha256,
+                row_count=int(r.row_count),
+                window_start=r.window_start,
+                window_end=r.window_end,
+                source_offsets=dict(r.source_offsets),
+                schema=dict(r.schema),
+                uri=r.uri,
+                created_at=r.created_at,
+                created_by=r.created_by,
+            )
+            for r in rows
+        ]
+
     def get_run(self, run_id: str) -> RunInfo:
         """One run by id."""
         with self.engine.connect() as conn:
-            r = conn.execute(
-                sa.select(t.runs, t.models.c.name)
-                .join(t.models, t.models.c.id == t.runs.c.model_id)
-                .where(t.runs.c.id == run_id)
-            ).first()
-        if r is None:
+            found = self._runs(conn, [run_id])
+        if not found:
             raise NotFound(f"run {run_id!r} does not exist")
-        return RunInfo(
-            id=r.id,
-            model=r.name,
-            status=r.status,
-            params=dict(r.params),
-            metrics=dict(r.metrics),
-            tags=dict(r.tags),
-            seeds=dict(r.seeds),
-            code=dict(r.code),
-            environment=dict(r.environment),
-            dataset_id=r.dataset_id,
-            trigger=None if r.trigger is None else dict(r.trigger),
-            started_at=r.started_at,
-            ended_at=r.ended_at,
-            created_by=r.created_by,
-        )
+        return found[0]
 
     def get_dataset(self, dataset_id: int) -> DatasetInfo:
         """One dataset by id."""
         with self.engine.connect() as conn:
-            r = conn.execute(sa.select(t.datasets).where(t.datasets.c.id == dataset_id)).first()
-        if r is None:
+            found = self._datasets(conn, [dataset_id])
+        if not found:
             raise NotFound(f"dataset {dataset_id} does not exist")
-        return DatasetInfo(
-            id=int(r.id),
-            sha256=r.sha256,
-            row_count=int(r.row_count),
-            window_start=r.window_start,
-            window_end=r.window_end,
-            source_offsets=dict(r.source_offsets),
-            schema=dict(r.schema),
-            uri=r.uri,
-            created_at=r.created_at,
-            created_by=r.created_by,
-        )
+        return found[0]
 
     def lineage(self, ref: str | ModelRef, depth: int = 5) -> dict[str, Any]:
         """The tree version → run → dataset → trigger → parent version, with approvals and
-        stage history; parents are followed up to ``depth`` levels."""
-        v = self.resolve(ref)
-        node: dict[str, Any] = {"version": v.to_dict(), "uri": v.uri}
-        if v.run_id is not None:
-            run = self.get_run(v.run_id)
-            node["run"] = run.to_dict()
-            node["trigger"] = run.trigger
-            if run.dataset_id is not None:
-                ds = self.get_dataset(run.dataset_id)
-                node["dataset"] = {**ds.to_dict(), "short": ds.short}
-        node["approvals"] = [a.to_dict() for a in self.approvals(v.model, v.version)]
-        node["history"] = [h.to_dict() for h in self.history(v.model, v.version)]
-        if v.parent_version is not None:
-            if depth > 0:
-                node["parent"] = self.lineage(
-                    ModelRef(v.model, version=v.parent_version), depth - 1
+        stage history; parents are followed up to ``depth`` levels.
+
+        One connection and a fixed number of batched queries per call: the parent chain first,
+        then runs, datasets, approvals and history for all of its versions at once.
+        """
+        r = parse_ref(ref) if isinstance(ref, str) else ref
+        with self.engine.connect() as conn:
+            model_id, number = self._resolve_number(conn, r)
+            chain = [self._version_row(conn, model_id, r.model, number)]
+            while chain[-1].parent_version is not None and len(chain) <= depth:
+                chain.append(
+                    self._version_row(conn, model_id, r.model, int(chain[-1].parent_version))
                 )
-            else:
-                node["parent"] = {"uri": f"models:/{v.model}/{v.parent_version}", "truncated": True}
-        return node
+            return self._lineage_tree(conn, model_id, r.model, chain)
+
+    def _lineage_tree(
+        self, conn: sa.Connection, model_id: int, model: str, chain: list[sa.Row[Any]]
+    ) -> dict[str, Any]:
+        amap = self._alias_map(conn, model_id)
+        run_ids = [v.run_id for v in chain if v.run_id is not None]
+        runs = {x.id: x for x in self._runs(conn, run_ids)}
+        ds_ids = [x.dataset_id for x in runs.values() if x.dataset_id is not None]
+        datasets = {d.id: d for d in self._datasets(conn, ds_ids)}
+        vids = [int(v.id) for v in chain]
+        approvals: dict[int, list[dict[str, Any]]] = {v: [] for v in vids}
+        for a in conn.execute(
+            sa.select(t.approvals)
+            .where(t.approvals.c.version_id.in_(vids))
+            .order_by(t.approvals.c.created_at, t.approvals.c.id)
+        ):
+            number = next(int(v.version) for v in chain if v.id == a.version_id)
+            granted = ApprovalInfo(number, a.stage, a.approver, a.role, a.comment, a.created_at)
+            approvals[int(a.version_id)].append(granted.to_dict())
+        history = self._history_entries(conn, model_id, [int(v.version) for v in chain])
+        nodes: list[dict[str, Any]] = []
+        for v in chain:
+            info = self._version_info(conn, model, v, amap)
+            node: dict[str, Any] = {"version": info.to_dict(), "uri": info.uri}
+            run = runs.get(v.run_id) if v.run_id is not None else None
+            if run is not None:
+                node["run"] = run.to_dict()
+                node["trigger"] = run.trigger
+                if run.dataset_id in datasets:
+                    ds = datasets[run.dataset_id]
+                    node["dataset"] = {**ds.to_dict(), "short": ds.short}
+            node["approvals"] = approvals[int(v.id)]
+            node["history"] = [h.to_dict() for h in history if h.version == v.version]
+            nodes.append(node)
+        for child, parent in itertools.pairwise(nodes):
+            child["parent"] = parent
+        last = chain[-1]
+        if last.parent_version is not None:
+            nodes[-1]["parent"] = {
+                "uri": f"models:/{model}/{last.parent_version}",
+                "truncated": True,
+            }
+        return nodes[0]
 
     def audit_log(
         self, after: int = 0, limit: int = 100, subject: str | None = None
