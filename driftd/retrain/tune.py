@@ -1,0 +1,470 @@
+"""Hyperparameter tuning for retraining: Optuna TPE with per-epoch pruning, budgets, warm start.
+
+Each trial trains with ``base params | sampled params`` (fixed seed, own ``out_dir`` subfolder
+``trials/<study>-<number>``); the trainer's per-epoch ``report`` feeds the pruner, and the best
+completed trial's artifact becomes the candidate. Coarse-then-fine runs two studies in the same
+storage: ``<study>`` (RandomSampler) then ``<study>-fine`` (TPE on the space narrowed to the
+coarse phase's best quartile), because Optuna refuses one parameter with two distributions.
+
+Studies live in the registry database. Optuna and driftd's migrations would both own the
+``alembic_version`` table, so on PostgreSQL Optuna's tables go to their own schema
+(``optuna``, via ``search_path``); on SQLite they sit beside driftd's, the database must
+already carry driftd's schema, and Optuna's own revision check is skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+import sqlalchemy as sa
+from optuna.distributions import CategoricalChoiceType
+from optuna.samplers import RandomSampler, TPESampler
+from optuna.trial import FrozenTrial, TrialState
+
+from driftd.db import current_revision, make_engine
+from driftd.errors import DriftdError
+from driftd.retrain.trainer import Trainer, TrainRequest, TrainResult, load_entry_point
+
+__all__ = ["DEFAULT_SPACE", "ParamSpec", "SearchSpace", "TrialRow", "TuneError", "TuneResult"]
+__all__ += ["PhaseResult", "narrow", "open_storage", "parse_space", "tune"]
+
+log = logging.getLogger(__name__)
+OPTUNA_SCHEMA = "optuna"
+Direction = Literal["minimize", "maximize"]
+PrunerName = Literal["hyperband", "successive_halving", "none"]
+_DONE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+_KEYS = {"kind", "low", "high", "log", "step", "choices"}
+
+
+class TuneError(DriftdError):
+    """A search space, warm start or storage is unusable, or no trial completed."""
+
+
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, bool | int | float | str)
+
+
+def _finite(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
+
+
+def _json(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamSpec:
+    """One searched parameter: ``low``/``high`` (``log``, ``step``) or categorical ``choices``.
+
+    Categorical choices are JSON values; unless all are scalars they go to Optuna as their
+    canonical JSON text (Optuna only stores None/bool/int/float/str) and are decoded back.
+    """
+
+    kind: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    @property
+    def encoded(self) -> bool:
+        return not all(_scalar(c) for c in self.choices)
+
+    def encode(self, v: Any) -> CategoricalChoiceType:
+        return _json(v) if self.encoded else v
+
+    def decode(self, v: Any) -> Any:
+        return json.loads(v) if self.kind == "categorical" and self.encoded else v
+
+    def suggest(self, trial: optuna.Trial, name: str) -> Any:
+        """Sample this parameter in ``trial``; the decoded value."""
+        if self.kind == "categorical":
+            return self.decode(
+                trial.suggest_categorical(name, [self.encode(c) for c in self.choices])
+            )
+        assert self.low is not None and self.high is not None
+        if self.kind == "int":
+            step = int(self.step or 1)
+            return trial.suggest_int(name, int(self.low), int(self.high), step=step, log=self.log)
+        return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
+
+    def clip(self, name: str, value: Any) -> CategoricalChoiceType | None:
+        """``value`` moved into range and onto the step grid (None: not a choice, drop it)."""
+        if self.kind == "categorical":
+            enc = self.encode(list(value) if isinstance(value, tuple) else value)
+            return enc if enc in [self.encode(c) for c in self.choices] else None
+        assert self.low is not None and self.high is not None
+        if not _finite(value):
+            raise TuneError(f"warm start: parameter {name!r} = {value!r} is not a finite number")
+        v = min(max(float(value), self.low), self.high)
+        if self.step or self.kind == "int":
+            step = self.step or 1
+            v = min(self.low + round((v - self.low) / step) * step, self.high)
+        return round(v) if self.kind == "int" else v
+
+
+SearchSpace = Mapping[str, ParamSpec]
+
+
+def parse_space(mapping: Mapping[str, Any]) -> SearchSpace:
+    """A search space from TOML-like tables; errors name the parameter, value and expectation."""
+    return {str(name): _parse_one(str(name), raw) for name, raw in mapping.items()}
+
+
+def _parse_one(name: str, raw: Any) -> ParamSpec:
+    def bad(what: str, value: Any, expected: str) -> TuneError:
+        return TuneError(
+            f"search space parameter {name!r}: {what} = {value!r} is invalid; expected {expected}"
+        )
+
+    if isinstance(raw, ParamSpec):
+        raw = {k: v for k, v in dataclasses.asdict(raw).items() if v is not None}
+        raw = {k: v for k, v in raw.items() if v is not False and v != ()}
+    if not isinstance(raw, Mapping):
+        raise bad("spec", raw, "a table {low, high[, log, step, kind]} or {choices = [...]}")
+    if unknown := sorted(set(raw) - _KEYS):
+        raise bad("keys", unknown, f"only {sorted(_KEYS)}")
+    kind = raw.get("kind")
+    if kind not in (None, "float", "int", "categorical"):
+        raise bad("kind", kind, '"float", "int" or "categorical"')
+    if "choices" in raw or kind == "categorical":
+        choices = raw.get("choices")
+        if extra := sorted(set(raw) & {"low", "high", "log", "step"}):
+            raise bad("keys", extra, "no low/high/log/step beside choices")
+        if not isinstance(choices, list | tuple) or not choices:
+            raise bad("choices", choices, "a non-empty list of JSON values")
+        try:
+            texts = [_json(c) for c in choices]
+        except (TypeError, ValueError) as e:
+            raise bad("choices", choices, f"JSON values ({e})") from None
+        if len(set(texts)) != len(texts):
+            raise bad("choices", choices, "distinct values")
+        return ParamSpec("categorical", choices=tuple(json.loads(t) for t in texts))
+    low, high, logs, step = raw.get("low"), raw.get("high"), raw.get("log", False), raw.get("step")
+    for what, v in (("low", low), ("high", high), ("step", step)):
+        if (v is not None or what != "step") and not _finite(v):
+            raise bad(what, v, "a finite number")
+    assert isinstance(low, int | float) and isinstance(high, int | float)
+    ints = all(isinstance(v, int) for v in (low, high, step) if v is not None)
+    kind = kind or ("int" if ints else "float")
+    if kind == "int" and not ints:
+        raise bad("low/high/step", (low, high, step), 'integers for kind = "int"')
+    if not low < high:
+        raise bad("low/high", (low, high), "low < high")
+    if not isinstance(logs, bool):
+        raise bad("log", logs, "true or false")
+    if logs and (low <= 0 or step is not None):
+        raise bad("log", logs, "low > 0 and no step for a log-scaled range")
+    if step is not None and not 0 < step <= high - low:
+        raise bad("step", step, f"0 < step <= {high - low}")
+    return ParamSpec("int" if kind == "int" else "float", low, high, logs, step)
+
+
+DEFAULT_SPACE: SearchSpace = parse_space(
+    {
+        "lr": {"low": 1e-4, "high": 3e-2, "log": True},
+        "weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
+        "dropout": {"low": 0.0, "high": 0.3},
+        "hidden": {"choices": [[64, 64], [128, 128], [256, 256], [256, 256, 256]]},
+        "batch_size": {"choices": [512, 2048, 8192, 32768]},
+    }
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialRow:
+    """One trial: its phase, state (COMPLETE/PRUNED/FAIL/...), value and decoded params."""
+
+    phase: str
+    number: int
+    state: str
+    value: float | None
+    params: dict[str, Any]
+    epochs_run: int
+    seconds: float
+    error: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseResult:
+    """One phase of a tune: "tpe" alone, or "coarse" (random) then "fine" (TPE, narrowed)."""
+
+    name: str
+    study_name: str
+    sampler: str
+    space: SearchSpace
+    n_trials: int  # trials run by this call
+    best_value: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneResult:
+    """The best trial (params merged onto the base params, its artifact) and the whole table."""
+
+    best_params: dict[str, Any]
+    best_value: float
+    best_trial: TrialRow
+    best_result: TrainResult
+    trials: tuple[TrialRow, ...]  # every trial of the phases' studies, resumed ones included
+    phases: tuple[PhaseResult, ...]
+    n_pruned: int
+    n_failed: int
+    wall_s: float
+    study_name: str
+    storage: str  # URL without password, or "memory"
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's storage in the registry database at ``url`` (see the module docstring)."""
+    u = sa.engine.make_url(url)
+    if u.get_backend_name() == "postgresql":
+        u = u.set(drivername="postgresql+psycopg")
+        engine = sa.create_engine(u)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{OPTUNA_SCHEMA}"')
+        except sa.exc.IntegrityError:  # another process created it at the same moment
+            pass
+        finally:
+            engine.dispose()
+        u = u.update_query_dict({"options": f"-csearch_path={OPTUNA_SCHEMA}"})
+        return optuna.storages.RDBStorage(
+            u.render_as_string(hide_password=False), engine_kwargs={"pool_pre_ping": True}
+        )
+    if u.get_backend_name() == "sqlite":
+        engine = make_engine(url)
+        try:
+            revision = current_revision(engine)
+        finally:
+            engine.dispose()
+        if revision is None:
+            raise TuneError(
+                f"storage {url}: no driftd schema; run `driftd db upgrade` first (Optuna "
+                "would otherwise claim the database's alembic_version table)"
+            )
+        kwargs = {"connect_args": {"timeout": 30.0}}
+        return optuna.storages.RDBStorage(url, kwargs, skip_compatibility_check=True)
+    raise TuneError(f"storage {url}: only SQLite and PostgreSQL URLs are supported")
+
+
+def narrow(space: SearchSpace, trials: list[FrozenTrial], direction: Direction) -> SearchSpace:
+    """The space spanned by the best quartile (at least 2) of ``trials``' completed ones."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if len(done) < 2:
+        return space
+    done.sort(key=lambda t: _num(t.value), reverse=direction == "maximize")
+    best = done[: max(2, math.ceil(len(done) / 4))]
+    out: dict[str, ParamSpec] = {}
+    for name, spec in space.items():
+        seen = [t.params[name] for t in best if name in t.params]
+        if not seen:
+            out[name] = spec
+        elif spec.kind == "categorical":
+            kept = tuple(c for c in spec.choices if spec.encode(c) in seen)
+            out[name] = dataclasses.replace(spec, choices=kept)
+        else:  # min/max of the values: the same span in log space for log-scaled params
+            out[name] = dataclasses.replace(spec, low=min(seen), high=max(seen))
+    return out
+
+
+def _row(phase: str, space: SearchSpace, t: FrozenTrial) -> TrialRow:
+    params = {k: space[k].decode(v) if k in space else v for k, v in t.params.items()}
+    epochs = t.user_attrs.get("result", {}).get("epochs_run", t.last_step or 0)
+    secs = t.user_attrs.get("seconds", 0.0)
+    err = t.user_attrs.get("error")
+    return TrialRow(phase, t.number, t.state.name, t.value, params, epochs, secs, err)
+
+
+def tune(
+    trainer: Trainer | str,
+    base_request_factory: Callable[[], TrainRequest],
+    space: SearchSpace = DEFAULT_SPACE,
+    *,
+    n_trials: int,
+    timeout_s: float | None = None,
+    storage_url: str | None = None,
+    study_name: str = "driftd-tune",
+    seed: int = 0,
+    metric: str = "loss",
+    direction: Direction = "minimize",
+    pruner: PrunerName = "hyperband",
+    warm_start: Mapping[str, Any] | None = None,
+    coarse_fraction: float = 0.0,
+    progress: Callable[[TrialRow], None] | None = None,
+) -> TuneResult:
+    """Tune ``trainer`` within ``n_trials`` and ``timeout_s``; the best completed trial wins.
+
+    ``base_request_factory()`` gives the request each trial modifies (params, out_dir, report).
+    A trainer exception marks its trial FAIL and tuning goes on. Past ``timeout_s`` no trial
+    starts, and once some trial has completed a running one stops at its next epoch report.
+    """
+    if n_trials < 1 or not 0 <= coarse_fraction < 1:
+        raise TuneError(f"n_trials={n_trials} must be >= 1, coarse_fraction in [0, 1)")
+    fn = load_entry_point(trainer) if isinstance(trainer, str) else trainer
+    base_params = dict(base_request_factory().params)
+    t0 = time.monotonic()
+    deadline = None if timeout_s is None else t0 + timeout_s
+    storage: optuna.storages.BaseStorage = (
+        optuna.storages.InMemoryStorage() if storage_url is None else open_storage(storage_url)
+    )
+    n_coarse = math.ceil(coarse_fraction * n_trials)
+    plan = [("tpe", study_name, n_trials)]
+    if n_coarse:
+        plan = [
+            ("coarse", study_name, n_coarse),
+            ("fine", f"{study_name}-fine", n_trials - n_coarse),
+        ]
+    phases: list[tuple[PhaseResult, optuna.Study]] = []
+    try:
+        for phase, name, n in plan:
+            sampler = RandomSampler(seed=seed) if phase == "coarse" else TPESampler(seed=seed)
+            study = optuna.create_study(
+                storage=storage, sampler=sampler, pruner=_pruner(pruner), study_name=name,
+                direction=direction, load_if_exists=True,
+            )  # fmt: skip
+            if phase == "fine":
+                space = _fine_space(study, space, phases[0][1], direction)
+            before = len(study.get_trials(deepcopy=False, states=_DONE))
+            if not phases and warm_start:
+                _enqueue(study, space, warm_start)
+            left = None if deadline is None else deadline - time.monotonic()
+            if n > 0 and (left is None or left > 0):
+                objective = _objective(fn, base_request_factory, space, metric, deadline, phase)
+                done = [] if progress is None else [_on_trial(progress, phase, space)]
+                study.optimize(objective, n, timeout=left, catch=(Exception,), callbacks=done)
+            ran = len(study.get_trials(deepcopy=False, states=_DONE)) - before
+            values = [t.value for t in study.get_trials(states=(TrialState.COMPLETE,))]
+            best = (min if direction == "minimize" else max)(values, default=None, key=_num)
+            result = PhaseResult(phase, name, type(sampler).__name__, space, ran, best)
+            phases.append((result, study))
+        rows = [(_row(p.name, p.space, t), t) for p, s in phases for t in s.get_trials()]
+    finally:
+        if isinstance(storage, optuna.storages.RDBStorage):
+            storage.engine.dispose()
+    complete = [(r, t) for r, t in rows if r.state == "COMPLETE" and r.value is not None]
+    if not complete:
+        raise TuneError(f"study {study_name!r}: no trial completed ({len(rows)} trials)")
+    sign = 1.0 if direction == "minimize" else -1.0
+    best_row, best_t = min(complete, key=lambda rt: sign * _num(rt[0].value))
+    res = best_t.user_attrs["result"]
+    shown = "memory" if storage_url is None else sa.make_url(storage_url).render_as_string()
+    return TuneResult(
+        best_params={**base_params, **best_row.params},
+        best_value=_num(best_row.value),
+        best_trial=best_row,
+        best_result=TrainResult(**{**res, "artifact": Path(res["artifact"])}),
+        trials=tuple(r for r, _ in rows),
+        phases=tuple(p for p, _ in phases),
+        n_pruned=sum(r.state == "PRUNED" for r, _ in rows),
+        n_failed=sum(r.state == "FAIL" for r, _ in rows),
+        wall_s=time.monotonic() - t0,
+        study_name=study_name,
+        storage=shown,
+    )
+
+
+def _num(v: float | None) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _enqueue(study: optuna.Study, space: SearchSpace, warm_start: Mapping[str, Any]) -> None:
+    """Queue the champion's params (those in the space, clipped) unless already run."""
+    fixed = {k: space[k].clip(k, v) for k, v in warm_start.items() if k in space}
+    if dropped := sorted(k for k, v in fixed.items() if v is None):
+        log.warning("warm start: %s not among the choices; sampled instead", dropped)
+    params = {k: v for k, v in fixed.items() if v is not None}
+    study.enqueue_trial(params, {"warm_start": True}, skip_if_exists=True)
+
+
+def _fine_space(
+    fine: optuna.Study, space: SearchSpace, coarse: optuna.Study, direction: Direction
+) -> SearchSpace:
+    """The narrowed space, fixed at the fine study's first run (Optuna refuses a changed one)."""
+    if stored := fine.user_attrs.get("space"):
+        return {k: ParamSpec(**{**d, "choices": tuple(d["choices"])}) for k, d in stored.items()}
+    space = narrow(space, coarse.get_trials(deepcopy=False), direction)
+    fine.set_user_attr("space", {k: dataclasses.asdict(v) for k, v in space.items()})
+    return space
+
+
+def _on_trial(
+    progress: Callable[[TrialRow], None], phase: str, space: SearchSpace
+) -> Callable[[optuna.Study, FrozenTrial], None]:
+    """An Optuna callback that hands each finished trial's row to ``progress``."""
+    return lambda _study, trial: progress(_row(phase, space, trial))
+
+
+def _pruner(name: PrunerName) -> optuna.pruners.BasePruner:
+    """Hyperband or successive halving from epoch 1 on, or no pruning."""
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+    if name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise TuneError(f"pruner={name!r} is invalid; expected hyperband, successive_halving, none")
+
+
+def _objective(
+    fn: Trainer,
+    factory: Callable[[], TrainRequest],
+    space: SearchSpace,
+    metric: str,
+    deadline: float | None,
+    phase: str,
+) -> Callable[[optuna.Trial], float]:
+    """Train one trial; per-epoch reports feed the pruner and the wall-time budget."""
+
+    def objective(trial: optuna.Trial) -> float:
+        sampled = {name: spec.suggest(trial, name) for name, spec in space.items()}
+        base = factory()
+        seen: list[float] = []
+
+        def report(epoch: int, metrics: dict[str, float]) -> None:
+            if metric not in metrics:
+                raise KeyError(f"the trainer reported {sorted(metrics)}, not {metric!r}")
+            seen.append(float(metrics[metric]))
+            trial.report(seen[-1], epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"epoch {epoch}: {metric} = {seen[-1]:.6g}")
+            if (
+                deadline is not None
+                and time.monotonic() > deadline
+                and trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            ):
+                trial.set_user_attr("stopped", "timeout")
+                raise optuna.TrialPruned(f"wall-time budget spent at epoch {epoch}")
+
+        out = Path(base.out_dir) / "trials" / f"{trial.study.study_name}-{trial.number:04d}"
+        request = dataclasses.replace(
+            base, params={**base.params, **sampled}, out_dir=out, report=report
+        )
+        trial.set_user_attr("phase", phase)
+        t0 = time.monotonic()
+        try:
+            result = fn(request)
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:
+            trial.set_user_attr("error", f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            trial.set_user_attr("seconds", time.monotonic() - t0)
+        res = dataclasses.asdict(result) | {"artifact": str(result.artifact)}
+        trial.set_user_attr("result", res)
+        if metric in result.metrics:
+            return float(result.metrics[metric])
+        if not seen:
+            raise KeyError(f"the trainer neither reported nor returned {metric!r}")
+        return min(seen) if trial.study.direction.name == "MINIMIZE" else max(seen)
+
+    return objective
