@@ -309,7 +309,7 @@ def sa_url(url: str) -> str:
 
 
 def _register_subcommands() -> None:
-    from driftd import cli_registry
+    from driftd import cli_registry, cli_retrain
 
     cli.add_command(cli_registry.registry)
     cli.add_command(cli_registry.lineage)
@@ -317,6 +317,7 @@ def _register_subcommands() -> None:
     cli.add_command(cli_registry.token)
     cli.add_command(cli_registry.outbox)
     cli.add_command(cli_registry.api)
+    cli.add_command(cli_retrain.retrain)
 
 
 _register_subcommands()

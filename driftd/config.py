@@ -39,6 +39,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from driftd.config_retrain import ModelRetrainSettings, RetrainSettings
 from driftd.errors import ConfigError
 
 ENV_PREFIX = "DRIFTD_"
@@ -227,6 +228,7 @@ class ModelSettings(_Section):
     windows_kept: Annotated[int, Field(ge=1, le=10_000)] = 12
     max_categories: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     detectors: list[DetectorSettings] = []
+    retrain: ModelRetrainSettings | None = None  # None: this model is never retrained
 
     @field_validator("features")
     @classmethod
@@ -278,6 +280,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()
     registry: RegistrySettings = RegistrySettings()
+    retrain: RetrainSettings = RetrainSettings()
     models: Annotated[dict[str, ModelSettings], Field(min_length=1)]
 
     @property

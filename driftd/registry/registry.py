@@ -219,15 +219,25 @@ class Registry(Reads):
         status: str = "finished",
         metrics: Mapping[str, Any] | None = None,
         request_id: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
     ) -> None:
-        """Close a run with its final status and metrics."""
+        """Close a run with its final status and metrics; ``params`` replace the recorded ones
+        (tuning settles them only at the end), ``tags`` are merged into them."""
         if status not in RUN_STATUSES[1:]:
             raise InvalidRequest(
                 f"run status {status!r} cannot end a run; expected one of "
                 f"{', '.join(RUN_STATUSES[1:])}"
             )
         new_metrics = dict(metrics or {})
-        payload = {"run_id": run_id, "status": status, "metrics": new_metrics}
+        new_tags = dict(tags or {})
+        payload = {
+            "run_id": run_id,
+            "status": status,
+            "metrics": new_metrics,
+            "params": dict(params) if params is not None else None,
+            "tags": new_tags,
+        }
 
         def change(w: Writer) -> dict[str, Any]:
             row = w.conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).first()
@@ -235,12 +245,15 @@ class Registry(Reads):
                 raise NotFound(f"run {run_id!r} does not exist")
             if row.status != "running":
                 raise Conflict(f"run {run_id} already ended with status {row.status}")
-            merged = {**row.metrics, **new_metrics}
-            w.conn.execute(
-                t.runs.update()
-                .where(t.runs.c.id == run_id)
-                .values(status=status, metrics=merged, ended_at=w.now)
-            )
+            values: dict[str, Any] = {
+                "status": status,
+                "metrics": {**row.metrics, **new_metrics},
+                "tags": {**row.tags, **new_tags},
+                "ended_at": w.now,
+            }
+            if params is not None:
+                values["params"] = dict(params)
+            w.conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
             w.audit("run.finish", f"run:{run_id}", {"status": row.status}, payload)
             return {}
 

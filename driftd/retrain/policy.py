@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.cron import CronTrigger
 
 from driftd.daemon.abc import DriftDetected
 
@@ -90,6 +90,11 @@ class TriggerPolicy:
             raise ValueError("next_scheduled needs an aware datetime")
         nxt = _cron(self.cron).get_next_fire_time(None, after + dt.timedelta(microseconds=1))
         return None if nxt is None else nxt.astimezone(dt.UTC)
+
+
+def validate_cron(expr: str) -> None:
+    """Raise ValueError naming ``expr`` unless it is a valid 5-field cron expression."""
+    _cron(expr)
 
 
 def _cron(expr: str) -> Any:

@@ -132,7 +132,7 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "host": socket.gethostname(),
         "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "torch_threads": torch.get_num_threads(),
         "numpy": np.__version__,
         "cuda_available": cuda,

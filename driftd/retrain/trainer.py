@@ -158,36 +158,42 @@ def resolve_device(device: str) -> torch.device:
 
 def load_entry_point(spec: str) -> Trainer:
     """Resolve ``"package.module:function"`` to a callable trainer, with errors that say why."""
-    expected = "expected 'package.module:function' naming a callable train(request) -> result"
+    trainer: Trainer = load_callable(
+        spec, "expected 'package.module:function' naming a callable train(request) -> result"
+    )
+    return trainer
+
+
+def load_callable(spec: str, expected: str, what: str = "trainer") -> Any:
+    """Resolve ``"package.module:attr.path"`` to a callable; EntryPointError says why not."""
     mod_name, sep, attr_path = spec.partition(":")
     if not sep or not mod_name.strip() or not attr_path.strip() or ":" in attr_path:
-        raise EntryPointError(f"trainer entry point {spec!r} is malformed; {expected}")
+        raise EntryPointError(f"{what} entry point {spec!r} is malformed; {expected}")
     try:
         obj: Any = importlib.import_module(mod_name)
     except ModuleNotFoundError as e:
         if e.name is not None and (e.name == mod_name or mod_name.startswith(e.name + ".")):
             raise EntryPointError(
-                f"trainer entry point {spec!r}: module {mod_name!r} not found; {expected}"
+                f"{what} entry point {spec!r}: module {mod_name!r} not found; {expected}"
             ) from e
         raise EntryPointError(
-            f"trainer entry point {spec!r}: importing module {mod_name!r} failed because "
+            f"{what} entry point {spec!r}: importing module {mod_name!r} failed because "
             f"it imports the missing module {e.name!r}"
         ) from e
     except Exception as e:
         raise EntryPointError(
-            f"trainer entry point {spec!r}: importing module {mod_name!r} raised "
+            f"{what} entry point {spec!r}: importing module {mod_name!r} raised "
             f"{type(e).__name__}: {e}"
         ) from e
     for i, part in enumerate(attr_path.split(".")):
         if not hasattr(obj, part):
             where = ".".join([mod_name, *attr_path.split(".")[:i]])
             raise EntryPointError(
-                f"trainer entry point {spec!r}: {where!r} has no attribute {part!r}; {expected}"
+                f"{what} entry point {spec!r}: {where!r} has no attribute {part!r}; {expected}"
             )
         obj = getattr(obj, part)
     if not callable(obj):
         raise EntryPointError(
-            f"trainer entry point {spec!r} names a {type(obj).__name__}, not a callable; {expected}"
+            f"{what} entry point {spec!r} names a {type(obj).__name__}, not a callable; {expected}"
         )
-    trainer: Trainer = obj
-    return trainer
+    return obj

@@ -1,0 +1,320 @@
+"""``driftd retrain``: retrain a model now, queue a job, list jobs, run a worker, reproduce a run.
+
+``driftd retrain MODEL`` (the default subcommand, ``run``) retrains in this process with rich
+progress for epochs and trials; ``submit`` queues the same work for the daemon's worker.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+
+from driftd.config import Settings, load_settings
+from driftd.errors import DriftdError
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class DefaultGroup(click.Group):
+    """A group whose first argument, when it is not a subcommand, goes to ``run``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def parse_window(text: str) -> Any:
+    """``rows:N``, ``last:30d`` (s/m/h/d), ``since:UNIX_TS`` or ``range:START:END``."""
+    from driftd.retrain.snapshot import LastN, SinceAlarm, TimeRange
+
+    kind, _, rest = text.partition(":")
+    try:
+        if kind == "rows":
+            return LastN(int(rest))
+        if kind == "last":
+            m = _DURATION.match(rest)
+            if not m:
+                raise ValueError(rest)
+            import time
+
+            now = time.time()
+            return TimeRange(now - float(m.group(1)) * _UNITS[m.group(2)], now)
+        if kind == "since":
+            return SinceAlarm(float(rest))
+        if kind == "range":
+            start, _, end = rest.partition(":")
+            return TimeRange(float(start), float(end))
+    except ValueError:
+        pass
+    raise click.BadParameter(
+        f"{text!r}: expected rows:N, last:DURATION (e.g. last:7d), since:UNIX_TS or "
+        "range:START:END",
+        param_hint="--window",
+    )
+
+
+def _settings(config: Path) -> Settings:
+    try:
+        return load_settings(config)
+    except DriftdError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _open(settings: Settings) -> Any:
+    from driftd.registry.configure import open_registry
+
+    try:
+        return open_registry(settings.registry, settings.registry_url, apply_gates=False)
+    except DriftdError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+config_option = click.option(
+    "--config",
+    "-c",
+    "config",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    envvar="DRIFTD_CONFIG",
+    required=True,
+    help="TOML configuration file (or DRIFTD_CONFIG).",
+)
+
+
+@click.group(cls=DefaultGroup)
+def retrain() -> None:
+    """Retrain a model: now (driftd retrain MODEL), queued (submit), and its jobs and runs."""
+
+
+@retrain.command("run")
+@click.argument("model")
+@config_option
+@click.option("--window", help="rows:N, last:7d, since:UNIX_TS or range:START:END.")
+@click.option("--trials", type=click.IntRange(min=0), help="Optuna trials (0: train once).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def run(model: str, config: Path, window: str | None, trials: int | None, as_json: bool) -> None:
+    """Retrain MODEL now: snapshot, train or tune, evaluate against the champion, register."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from driftd.retrain import service
+
+    settings = _settings(config)
+    if model not in settings.models:
+        raise click.BadParameter(
+            f"model {model!r} is not configured; known: {', '.join(sorted(settings.models))}",
+            param_hint="MODEL",
+        )
+    rs = settings.models[model].retrain
+    epochs = int((rs.params if rs else {}).get("epochs", 10))
+    n_trials = trials if trials is not None else (rs.tuning.trials if rs else 0)
+    console = Console(stderr=True)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} {task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json or not console.is_terminal,
+    )
+    ep = bar.add_task("epochs", total=epochs, info="")
+    tr = bar.add_task("trials", total=max(n_trials, 1), info="", visible=n_trials > 0)
+
+    def epoch(i: int, metrics: dict[str, float]) -> None:
+        loss = metrics.get("loss")
+        bar.update(ep, completed=i, info="" if loss is None else f"val loss {loss:.4f}")
+
+    def trial(row: Any) -> None:
+        value = "-" if row.value is None else f"{row.value:.4f}"
+        bar.update(tr, advance=1, info=f"#{row.number} {row.state} {value}")
+
+    progress = service.Progress(phase=lambda msg: bar.console.log(msg), epoch=epoch, trial=trial)
+    registry = _open(settings)
+    try:
+        with bar:
+            outcome = service.retrain_model(
+                settings,
+                model,
+                registry,
+                window=parse_window(window) if window else None,
+                trials=trials,
+                progress=progress,
+            )
+    except DriftdError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        registry.engine.dispose()
+    if as_json:
+        click.echo(json.dumps(outcome.to_dict(), indent=2, default=str))
+        return
+    ev = outcome.evaluation
+    verdict = "promoted to staging as challenger" if outcome.promoted else "refused"
+    click.echo(f"models:/{model}/{outcome.version}: {verdict} (run {outcome.run_id})")
+    for reason in ev.get("reasons", []):
+        click.echo(f"  - {reason}")
+    if "primary" in ev:
+        click.echo(f"  primary: {json.dumps(ev['primary'], default=str)}")
+
+
+@retrain.command("submit")
+@click.argument("model")
+@config_option
+@click.option("--request-id", help="Idempotency key: the same key queues one job.")
+def submit(model: str, config: Path, request_id: str | None) -> None:
+    """Queue a retrain of MODEL for the daemon's worker (or `driftd retrain worker`)."""
+    from driftd.retrain.jobs import JobQueue
+    from driftd.retrain.triggers import Triggers
+
+    settings = _settings(config)
+    registry = _open(settings)
+    try:
+        triggers = Triggers(settings, config, JobQueue(registry.engine))
+        try:
+            sub = triggers.manual(model, request_id or uuid.uuid4().hex)
+        except KeyError as exc:
+            raise click.ClickException(str(exc.args[0])) from None
+    finally:
+        registry.engine.dispose()
+    if sub.job is None:
+        raise click.ClickException(f"not queued: {sub.reason}")
+    click.echo(f"job {sub.job.id} {'queued' if sub.created else 'already exists'} ({sub.reason})")
+
+
+@retrain.command("jobs")
+@config_option
+@click.option("--model", help="Only this model.")
+@click.option(
+    "--state", type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"])
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def jobs(config: Path, model: str | None, state: str | None, as_json: bool) -> None:
+    """List retrain jobs, newest first."""
+    import dataclasses
+    import datetime as dt
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from driftd.retrain.jobs import JobQueue
+
+    settings = _settings(config)
+    registry = _open(settings)
+    try:
+        rows = JobQueue(registry.engine).list(model=model, state=state)
+    finally:
+        registry.engine.dispose()
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(j) for j in rows], indent=2, default=str))
+        return
+    table = Table("job", "model", "state", "attempts", "created", "trigger", "error / result")
+    for j in rows:
+        created = dt.datetime.fromtimestamp(j.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        detail = j.error or (json.dumps(j.result)[:80] if j.result else "")
+        table.add_row(
+            j.id[:12],
+            j.model,
+            j.state,
+            f"{j.attempts}/{j.max_attempts}",
+            created,
+            str(j.trigger.get("kind")),
+            detail,
+        )
+    Console().print(table)
+
+
+@retrain.command("worker")
+@config_option
+def worker(config: Path) -> None:
+    """Run queued retrain jobs until SIGTERM (the daemon runs one too unless retrain.worker
+    is false)."""
+    import signal
+    import threading
+
+    from driftd.retrain.triggers import make_worker
+
+    settings = _settings(config)
+    registry = _open(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        make_worker(settings, registry.engine).run_forever(stop)
+    finally:
+        registry.engine.dispose()
+
+
+def recorded_run(registry: Any, run_id: str) -> tuple[dict[str, Any], Path]:
+    """The run as ``repro.reproduce`` wants it, and its snapshot directory."""
+    run = registry.get_run(run_id)
+    if run.dataset_id is None:
+        raise click.ClickException(f"run {run_id} recorded no dataset; it cannot be reproduced")
+    dataset = registry.get_dataset(run.dataset_id)
+    tags = run.tags
+    missing = [k for k in ("entry_point", "task", "artifact_sha256") if k not in tags]
+    if missing:
+        raise click.ClickException(f"run {run_id} lacks {', '.join(missing)}; was it finished?")
+    record = {
+        "entry_point": tags["entry_point"],
+        "task": tags["task"],
+        "params": run.params,
+        "seed": run.seeds.get("seed", 0),
+        "deterministic": bool(tags.get("deterministic", False)),
+        "device": tags.get("device_used", "cpu"),
+        "dataset_sha256": dataset.sha256,
+        "code": run.code,
+        "environment": run.environment,
+        "artifact_sha256": tags["artifact_sha256"],
+        "metrics": {k: v for k, v in run.metrics.items() if isinstance(v, int | float)},
+        "epochs_run": tags.get("epochs_run"),
+    }
+    return record, Path(dataset.uri.removeprefix("file://"))
+
+
+@retrain.command("reproduce")
+@click.argument("run_id")
+@config_option
+@click.option("--tolerance", default=0.0, show_default=True, help="Allowed metric difference.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def reproduce(run_id: str, config: Path, tolerance: float, as_json: bool) -> None:
+    """Rerun RUN_ID from its recorded metadata alone; say whether artifact and metrics match
+    and, when not, what changed (dataset, code, params, environment). Exit 1 on a mismatch."""
+    from driftd.retrain.repro import reproduce as rerun_and_compare
+
+    settings = _settings(config)
+    registry = _open(settings)
+    try:
+        record, snapshot = recorded_run(registry, run_id)
+    except DriftdError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        registry.engine.dispose()
+    from driftd.retrain.snapshot import SnapshotIntegrityError
+
+    try:
+        _, report = rerun_and_compare(record, snapshot, tolerance=tolerance)
+    except SnapshotIntegrityError as exc:
+        # The snapshot on disk no longer holds the content the run was trained on.
+        click.echo(f"NOT reproduced\ndataset changed: {exc}")
+        raise SystemExit(1) from None
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "artifact_match": report.artifact_match,
+                    "metrics_match": report.metrics_match,
+                    "differences": [d.message for d in report.differences],
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(report.summary())
+    if not report.ok:
+        raise SystemExit(1)

@@ -1,0 +1,306 @@
+"""One retrain, end to end: snapshot → run → train (or tune) → evaluate against the champion on
+the same holdout → register the candidate with its evaluation.
+
+Every step is recorded in the registry: the snapshot as a Dataset (its content hash), the run
+with params, seeds, code version, environment and trigger, and the candidate version with the
+decision, the numbers, the test and the sample size. A passing candidate gets stage
+``staging`` and alias ``challenger``; a refused one stays in ``development`` with the reasons.
+``run_job`` is the same thing as a queued job's entry point (``driftd.retrain.jobrun``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from driftd.config import ModelSettings, Settings, load_settings
+from driftd.config_retrain import ModelRetrainSettings
+from driftd.registry import NotFound, Registry, VersionInfo
+from driftd.registry.configure import open_registry
+from driftd.retrain.evaluate import GateSpec, evaluate, fingerprint
+from driftd.retrain.repro import code_version, entry_point_dir, environment
+from driftd.retrain.snapshot import LastN, SnapshotSpec, TimeRange, Window, make_snapshot
+from driftd.retrain.store import LabeledStore
+from driftd.retrain.trainer import (
+    ReportFn,
+    TrainRequest,
+    TrainResult,
+    load_callable,
+    load_entry_point,
+)
+
+log = logging.getLogger("driftd.retrain")
+ACTOR = "driftd-retrain"
+DEFAULT_PRIMARY = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Callbacks for a terminal: a phase line, epoch reports and tuning trials."""
+
+    phase: Callable[[str], None] = lambda _msg: None
+    epoch: ReportFn = lambda _epoch, _metrics: None
+    trial: Callable[[Any], None] = lambda _trial: None
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """What one retrain produced."""
+
+    model: str
+    run_id: str
+    dataset_sha256: str
+    version: int
+    promoted: bool
+    evaluation: dict[str, Any]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (the job result)."""
+        return {
+            "model": self.model,
+            "run_id": self.run_id,
+            "dataset_sha256": self.dataset_sha256,
+            "version": self.version,
+            "promoted": self.promoted,
+            "evaluation": self.evaluation,
+            "metrics": self.metrics,
+        }
+
+
+def window_of(rs: ModelRetrainSettings, end: float | None = None) -> Window:
+    """The configured window: the last N rows, or the last S seconds before ``end``."""
+    if rs.window_last_s is not None:
+        stop = time.time() if end is None else end
+        return TimeRange(stop - rs.window_last_s, stop)
+    return LastN(int(rs.window_last_rows or 200_000), end)
+
+
+def gate_of(rs: ModelRetrainSettings, task: str) -> GateSpec:
+    """The evaluation gate from the config; the primary metric defaults by task."""
+    g = rs.gate
+    return GateSpec(
+        primary=g.primary or DEFAULT_PRIMARY[task],
+        min_gain=g.min_gain,
+        margin=g.margin,
+        alpha=g.alpha,
+        guards={str(k): v for k, v in g.guards.items()},
+        min_samples=g.min_samples,
+        n_boot=g.n_boot,
+    )
+
+
+def _champion(registry: Registry, model: str) -> VersionInfo | None:
+    try:
+        return registry.resolve(f"{model}@champion")
+    except NotFound:
+        return None
+
+
+def _artifact_path(v: VersionInfo) -> Path:
+    if not v.artifact_uri.startswith("file://"):
+        raise ValueError(f"{v.uri}: only file:// artifacts can be scored here ({v.artifact_uri})")
+    return Path(v.artifact_uri.removeprefix("file://"))
+
+
+def _train(
+    settings: Settings,
+    model: str,
+    rs: ModelRetrainSettings,
+    request: TrainRequest,
+    champion: VersionInfo | None,
+    registry: Registry,
+    trials: int,
+    progress: Progress,
+) -> tuple[TrainResult, dict[str, Any]]:
+    """Train once, or tune with Optuna and return the best trial's result and params."""
+    trainer = load_entry_point(rs.trainer)
+    if trials <= 0:
+        return trainer(request), dict(request.params)
+    from driftd.retrain.tune import DEFAULT_SPACE, parse_space, tune
+
+    warm = None
+    if rs.tuning.warm_start and champion is not None and champion.run_id is not None:
+        warm = registry.get_run(champion.run_id).params
+    space = parse_space(rs.tuning.space) if rs.tuning.space else DEFAULT_SPACE
+    result = tune(
+        trainer,
+        lambda: request,
+        space,
+        n_trials=trials,
+        timeout_s=rs.tuning.timeout_s,
+        storage_url=settings.registry_url,
+        study_name=f"{model}-{request.snapshot_sha256[:12]}-{request.seed}",
+        seed=request.seed,
+        metric=rs.tuning.metric,
+        pruner=rs.tuning.pruner,
+        warm_start=warm,
+        coarse_fraction=rs.tuning.coarse_fraction,
+        progress=progress.trial,
+    )
+    return result.best_result, dict(result.best_params)
+
+
+def retrain_model(
+    settings: Settings,
+    model: str,
+    registry: Registry,
+    *,
+    trigger: Mapping[str, Any] | None = None,
+    window: Window | None = None,
+    trials: int | None = None,
+    progress: Progress | None = None,
+) -> RetrainOutcome:
+    """Retrain ``model`` now, in this process, and register the candidate."""
+    ms: ModelSettings = settings.models[model]
+    rs = ms.retrain or ModelRetrainSettings()
+    prog = progress or Progress()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+    work = settings.retrain.work_dir / model / stamp
+    store = LabeledStore(settings.retrain.store_dir)
+
+    prog.phase("snapshot")
+    train_f, val_f, hold_f = rs.split
+    spec = SnapshotSpec(model, window or window_of(rs), train_f, val_f, hold_f)
+    snap = make_snapshot(store, spec, work / "snapshot")
+    record = snap.dataset_record()
+    dataset_id = registry.register_dataset(
+        record["sha256"],
+        record["row_count"],
+        record["uri"],
+        ACTOR,
+        window=(record["window_start"], record["window_end"]),
+        source_offsets=dict(record["source_offsets"]),
+        schema={"columns": record["schema"]},
+    )
+    champion = _champion(registry, model)
+    request = TrainRequest(
+        snapshot_dir=snap.path,
+        snapshot_sha256=snap.sha256,
+        task=ms.task,
+        params=dict(rs.params),
+        seed=rs.seed,
+        device=rs.device,
+        deterministic=rs.deterministic,
+        out_dir=work / "artifact",
+        report=prog.epoch,
+    )
+    n_trials = rs.tuning.trials if trials is None else trials
+    run_id = registry.start_run(
+        model,
+        ACTOR,
+        params=dict(rs.params),
+        seeds={"seed": rs.seed},
+        code=code_version(entry_point_dir(rs.trainer)),
+        environment=environment(),
+        tags={
+            "entry_point": rs.trainer,
+            "task": ms.task,
+            "deterministic": rs.deterministic,
+            "device": rs.device,
+            "trials": n_trials,
+            "snapshot_uri": record["uri"],
+        },
+        dataset_id=dataset_id,
+        trigger=dict(trigger) if trigger is not None else {"kind": "manual"},
+    )
+    try:
+        prog.phase("train" if n_trials <= 0 else f"tune ({n_trials} trials)")
+        result, params = _train(settings, model, rs, request, champion, registry, n_trials, prog)
+        prog.phase("evaluate")
+        evaluation = _evaluate(snap, ms.task, rs, result, champion)
+    except BaseException:
+        registry.finish_run(run_id, ACTOR, status="failed")
+        raise
+    promoted = bool(evaluation["promote"])
+    version = registry.register_version(
+        model,
+        result.artifact.resolve().as_uri(),
+        result.artifact_sha256,
+        result.artifact.stat().st_size,
+        ACTOR,
+        framework="torch",
+        signature={"features": dict(ms.features), "task": ms.task},
+        run_id=run_id,
+        parent_version=champion.version if champion is not None else None,
+        evaluation=evaluation,
+        stage="staging" if promoted else "development",
+        aliases=["challenger"] if promoted else [],
+        reason="; ".join(evaluation.get("reasons", [])) or "passed the evaluation gate",
+    )
+    metrics = {k: float(v) for k, v in result.metrics.items()}
+    registry.finish_run(
+        run_id,
+        ACTOR,
+        metrics=metrics,
+        params=params,
+        tags={
+            "artifact_sha256": result.artifact_sha256,
+            "epochs_run": result.epochs_run,
+            "device_used": result.device,
+        },
+    )
+    log.info(
+        "retrain finished",
+        extra={"model": model, "version": version.version, "promoted": promoted, "run": run_id},
+    )
+    return RetrainOutcome(
+        model, run_id, snap.sha256, version.version, promoted, evaluation, metrics
+    )
+
+
+def _evaluate(
+    snap: Any,
+    task: str,
+    rs: ModelRetrainSettings,
+    result: TrainResult,
+    champion: VersionInfo | None,
+) -> dict[str, Any]:
+    """Score candidate and champion on the snapshot's holdout and apply the gate."""
+    predict = load_callable(
+        rs.predictor,
+        "expected 'package.module:function' naming predict(artifact, arrays)",
+        "predictor",
+    )
+    holdout = snap.arrays("holdout")
+    holdout_hash = str(snap.manifest["splits"]["holdout"]["sha256"])
+    candidate = np.asarray(predict(result.artifact, holdout))
+    if champion is None:
+        return {
+            "promote": True,
+            "reasons": [],
+            "test": "none",
+            "note": "no champion to compare with: the first model is accepted on its own",
+            "n": len(holdout.label),
+            "holdout_hash": holdout_hash,
+        }
+    reference = np.asarray(predict(_artifact_path(champion), holdout))
+    spec = gate_of(rs, task)
+    ev = evaluate(
+        task, holdout.label, reference, candidate, spec, rs.seed, holdout_hash=holdout_hash
+    )
+    out = ev.to_dict()
+    out["primary"] = out["metrics"][spec.primary]
+    out["champion_version"] = champion.version
+    out["holdout_fingerprint"] = fingerprint(holdout.label)
+    return out
+
+
+def run_job(config: str, model: str, trigger: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A queued job's entry point (in a child process): retrain ``model`` per ``config``."""
+    from driftd.logs import configure
+
+    settings = load_settings(config)
+    configure(settings.log)
+    registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
+    try:
+        return retrain_model(settings, model, registry, trigger=trigger).to_dict()
+    finally:
+        registry.engine.dispose()
