@@ -76,7 +76,7 @@ def run(config: Path) -> None:
     configure(settings.log)
     try:
         apply_registry_gates(settings)
-        application = app_mod.build(settings)
+        application = app_mod.build(settings, config_path=config)
     except DriftdError as exc:
         raise click.ClickException(str(exc)) from None
     log.info(

@@ -45,6 +45,8 @@ from driftd.errors import ConfigError
 ENV_PREFIX = "DRIFTD_"
 ENV_CONFIG_FILE = "DRIFTD_CONFIG"
 _ENV_NOT_SETTINGS = {ENV_CONFIG_FILE}
+# Set by driftd for the processes it starts (a retrain job's id, attempt, directory), not config.
+_ENV_RUNTIME_PREFIXES = ("DRIFTD_JOB_",)
 
 Policy = Literal["dead_letter", "ignore"]
 FeatureKind = Literal["numeric", "categorical"]
@@ -335,7 +337,11 @@ def _check_env_names(env: Mapping[str, str]) -> None:
     unknown = []
     for name in env:
         upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or upper in _ENV_NOT_SETTINGS:
+        if (
+            not upper.startswith(ENV_PREFIX)
+            or upper in _ENV_NOT_SETTINGS
+            or upper.startswith(_ENV_RUNTIME_PREFIXES)
+        ):
             continue
         head = upper[len(ENV_PREFIX) :].split("__", 1)[0].lower()
         if head not in top:

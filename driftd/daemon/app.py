@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 import signal
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -21,7 +22,7 @@ from driftd.daemon.columns import ModelSchema
 from driftd.daemon.detector_monitor import DetectorMonitor
 from driftd.daemon.metrics import Recorder, StateCollector
 from driftd.daemon.pipeline import Pipeline
-from driftd.daemon.runner import Runner
+from driftd.daemon.runner import Runner, RunnerHooks
 from driftd.daemon.sinks import FileDeadLetterSink
 from driftd.daemon.sources.file import FileSource
 
@@ -40,14 +41,71 @@ class App:
     registry: CollectorRegistry
     runner: Runner
     server: Any = None
+    retrain: RetrainParts | None = None
 
     def close(self) -> None:
-        """Release the source, sink, store and HTTP server."""
+        """Release the source, sink, store, retrain worker and HTTP server."""
+        if self.retrain is not None:
+            self.retrain.close()
         self.source.close()
         self.sink.close()
         self.store.close()
         if self.server is not None:
             self.server[0].shutdown()
+
+
+@dataclass
+class RetrainParts:
+    """The retraining side of the daemon: the queue's engine and the worker thread."""
+
+    engine: Any
+    worker: Any = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Run queued retrain jobs in a background thread (never in the event loop)."""
+        if self.worker is None:
+            return
+        self.thread = threading.Thread(
+            target=self.worker.run_forever, args=(self.stop,), name="retrain-worker", daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        """Stop the worker (a running job is killed and retried by the next worker)."""
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+        self.engine.dispose()
+
+
+def build_retrain(
+    settings: Settings, config_path: Path | None
+) -> tuple[RunnerHooks | None, RetrainParts | None]:
+    """The labeled store sink, alarm → retrain triggers and the worker, when a model has a
+    ``[models.<name>.retrain]`` section; nothing otherwise."""
+    models = [n for n, m in settings.models.items() if m.retrain is not None and m.retrain.enabled]
+    if not models:
+        return None, None
+    from driftd.daemon.labeled import LabeledSink
+    from driftd.db import make_engine, require_current
+    from driftd.retrain.jobs import JobQueue
+    from driftd.retrain.store import LabeledStore
+    from driftd.retrain.triggers import Triggers, make_worker
+
+    r = settings.retrain
+    store = LabeledStore(
+        r.store_dir, retention_days=r.retention_days, max_buffer_rows=r.store_flush_rows
+    )
+    if config_path is None:  # replay: store rows, queue nothing (a job needs the config file)
+        return RunnerHooks(labeled=LabeledSink(store, models)), None
+    engine = make_engine(settings.registry_url)
+    require_current(engine)
+    triggers = Triggers(settings, config_path, JobQueue(engine))
+    sink = LabeledSink(store, models, on_rows=triggers.rows_added)
+    parts = RetrainParts(engine, make_worker(settings, engine) if r.worker else None)
+    return RunnerHooks(labeled=sink, on_alarm=triggers.on_alarm, tick=triggers.tick), parts
 
 
 def dlq_path(settings: Settings, src: FileSourceSettings) -> Path:
@@ -66,8 +124,9 @@ def build_pipeline(settings: Settings) -> Pipeline:
     return Pipeline(settings.models, settings.ingest, settings.join, extra_monitors=extra)
 
 
-def build(settings: Settings, serve_metrics: bool = True) -> App:
-    """Wire every part from the settings; nothing starts consuming yet."""
+def build(settings: Settings, serve_metrics: bool = True, config_path: Path | None = None) -> App:
+    """Wire every part from the settings; nothing starts consuming yet. ``config_path`` lets
+    queued retrain jobs read the same configuration."""
     pipeline = build_pipeline(settings)
     store = SqlCheckpointStore.open(settings.checkpoint.url, settings.checkpoint.chunk_bytes)
     registry = CollectorRegistry()
@@ -83,9 +142,10 @@ def build(settings: Settings, serve_metrics: bool = True) -> App:
         from driftd.daemon.sources.kafka import make_kafka
 
         source, sink = make_kafka(src.kafka, settings.pipeline.name)
-    runner = Runner(pipeline, source, sink, store, settings.pipeline, recorder)
+    hooks, retrain = build_retrain(settings, config_path)
+    runner = Runner(pipeline, source, sink, store, settings.pipeline, recorder, hooks=hooks)
     registry.register(StateCollector(pipeline, source.lag, lambda: runner.last_checkpoint_at))
-    app = App(settings, pipeline, source, sink, store, registry, runner)
+    app = App(settings, pipeline, source, sink, store, registry, runner, retrain=retrain)
     if serve_metrics and settings.metrics.enabled:
         app.server = start_http_server(
             settings.metrics.port, settings.metrics.host, registry=registry
@@ -110,6 +170,8 @@ def install_signal_handlers(runner: Runner) -> None:
 def run(app: App) -> None:
     """Restore, then run until stopped."""
     install_signal_handlers(app.runner)
+    if app.retrain is not None:
+        app.retrain.start()
     if isinstance(app.settings.source, FileSourceSettings):
         app.runner.assign([0])
         app.runner.run(until_exhausted=lambda: bool(getattr(app.source, "exhausted", False)))

@@ -48,6 +48,7 @@ class JoinedColumns:
     prediction: F64
     score: F64
     label: F64
+    ids: list[str]  # the prediction ids, for the labeled event store
 
     def __len__(self) -> int:
         return len(self.version)
@@ -237,7 +238,7 @@ class JoinStore:
         hits = [(i, cols.ids[i]) for i in stored.tolist() if cols.ids[i] in labels]
         if not hits:
             return None
-        seqs, lts, lvals = [], [], []
+        seqs, lts, lvals, ids = [], [], [], []
         for i, id_ in hits:
             lt, lv = labels[id_]
             if lt - cols.ts[i] <= self.max_delay:
@@ -245,9 +246,10 @@ class JoinStore:
                 seqs.append(self._index[id_])
                 lts.append(lt)
                 lvals.append(lv)
+                ids.append(id_)
         if not seqs:
             return None
-        return self._join(np.asarray(seqs, dtype=np.int64), np.asarray(lts), np.asarray(lvals))
+        return self._join(np.asarray(seqs, dtype=np.int64), np.asarray(lts), np.asarray(lvals), ids)
 
     # -- labels --------------------------------------------------------------------------
     def add_labels(self, cols: LabelColumns) -> JoinedColumns | None:
@@ -280,7 +282,8 @@ class JoinStore:
         self.counts["labels"] += n - (self.counts["duplicates"] - dup_before)
         if not len(join_rows):
             return None
-        return self._join(seq[join_rows], cols.ts[join_rows], cols.label[join_rows])
+        ids = [cols.ids[r] for r in join_rows.tolist()]
+        return self._join(seq[join_rows], cols.ts[join_rows], cols.label[join_rows], ids)
 
     def _wait(self, cols: LabelColumns, rows: npt.NDArray[np.intp]) -> None:
         labels = self._labels
@@ -297,7 +300,9 @@ class JoinStore:
                 del labels[id_]
             self.counts["evicted"] += over
 
-    def _join(self, seqs: npt.NDArray[np.int64], label_ts: F64, label: F64) -> JoinedColumns:
+    def _join(
+        self, seqs: npt.NDArray[np.int64], label_ts: F64, label: F64, ids: list[str]
+    ) -> JoinedColumns:
         pos = self._pos(seqs)
         self._joined[pos] = True
         self._joined_held += len(pos)
@@ -311,6 +316,7 @@ class JoinStore:
             prediction=self._prediction[pos],
             score=self._score[pos],
             label=np.asarray(label, dtype=np.float64),
+            ids=ids,
         )
 
     # -- expiry --------------------------------------------------------------------------

@@ -87,6 +87,8 @@ class Outcome:
     ignored: Counter[str] = field(default_factory=Counter)
     join_deltas: dict[str, Counter[str]] = field(default_factory=dict)
     alarms: list[DriftDetected] = field(default_factory=list)
+    # Joined rows for the labeled event store, with the categorical vocabularies they use.
+    labeled: list[tuple[MonitorBatch, list[list[str]]]] = field(default_factory=list)
 
 
 class Pipeline:
@@ -366,6 +368,8 @@ class Pipeline:
         )
         for m in model.monitors:
             out.alarms.extend(m.update(batch))
+        if batch.joined is not None and len(batch.joined):
+            out.labeled.append((batch, [v.values for v in model.categories]))
 
     def summary(self) -> dict[str, Any]:
         """Counts per model, dead letters by reason and recent windows, over all partitions."""
@@ -392,6 +396,9 @@ def _concat(joins: list[JoinedColumns]) -> JoinedColumns | None:
         return None
     if len(joins) == 1:
         return joins[0]
-    return JoinedColumns(
-        *(np.concatenate([getattr(j, f) for j in joins]) for f in JoinedColumns.__slots__)
-    )
+    arrays = {
+        f: np.concatenate([getattr(j, f) for j in joins])
+        for f in JoinedColumns.__slots__
+        if f != "ids"
+    }
+    return JoinedColumns(**arrays, ids=[i for j in joins for i in j.ids])

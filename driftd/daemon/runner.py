@@ -1,9 +1,11 @@
 """The loop: poll -> process -> dead-letter -> checkpoint, until asked to stop.
 
-Order of a checkpoint: flush the dead-letter sink, snapshot the partitions (state and the
-offsets of exactly the events that state reflects), save them in one transaction, and only
-then commit offsets to the source. A crash anywhere in between replays from the previous
-checkpoint, whose state matches its offsets, so nothing is lost and nothing counted twice.
+Order of a checkpoint: flush the labeled event store and the dead-letter sink, snapshot the
+partitions (state and the offsets of exactly the events that state reflects), save them in one
+transaction, and only then commit offsets to the source. A crash anywhere in between replays
+from the previous checkpoint, whose state matches its offsets, so nothing is lost and nothing
+counted twice. Hooks (the labeled store, retrain triggers) never stop the loop: a failing hook
+is logged.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from driftd.config import PipelineSettings
 from driftd.daemon.abc import (
@@ -27,9 +31,22 @@ from driftd.daemon.metrics import Recorder
 from driftd.daemon.pipeline import Pipeline
 from driftd.errors import CheckpointError
 
+if TYPE_CHECKING:
+    from driftd.daemon.labeled import LabeledSink
+
 log = logging.getLogger("driftd.runner")
 OVERFLOW_LOG_S = 30.0
 MAX_ALARMS_KEPT = 1000
+
+
+@dataclass(frozen=True)
+class RunnerHooks:
+    """Optional work the loop does besides monitoring: store joined rows, act on alarms
+    (queue retrains), and a per-poll tick (cron schedules)."""
+
+    labeled: LabeledSink | None = None
+    on_alarm: Callable[[DriftDetected], object] | None = None
+    tick: Callable[[], object] | None = None
 
 
 class Runner:
@@ -44,6 +61,7 @@ class Runner:
         settings: PipelineSettings,
         recorder: Recorder | None = None,
         clock: Callable[[], float] = time.monotonic,
+        hooks: RunnerHooks | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.source = source
@@ -60,6 +78,7 @@ class Runner:
         self.alarms: deque[DriftDetected] = deque(maxlen=MAX_ALARMS_KEPT)  # the most recent
         self._overflow: Counter[str] = Counter()  # lost since the last warning, per model
         self._overflow_logged: dict[str, float] = {}
+        self.hooks = hooks or RunnerHooks()
 
     # -- partitions ----------------------------------------------------------------------
     def assign(self, partitions: Iterable[int]) -> None:
@@ -95,6 +114,8 @@ class Runner:
         if not parts:
             return
         t0 = time.perf_counter()
+        if self.hooks.labeled is not None:
+            self.hooks.labeled.flush()  # rows on disk before the offsets that cover them
         sink_offsets = self.sink.flush()
         cps = []
         now = time.time()
@@ -140,14 +161,30 @@ class Runner:
             if self.recorder:
                 self.recorder.observe(out, time.perf_counter() - t0)
             self._note_overflow(out.join_deltas)
+            if self.hooks.labeled is not None and out.labeled:
+                self.hooks.labeled.write(out.labeled)
             for alarm in out.alarms:
                 self.alarms.append(alarm)
-                log.info("drift detected", extra=dataclasses.asdict(alarm))
+                fields = dataclasses.asdict(alarm)
+                fields["event_ts"] = fields.pop("ts")  # "ts" is the log line's own time
+                log.info("drift detected", extra=fields)
+                self._hook(self.hooks.on_alarm, alarm)
             n += out.consumed
+        self._hook(self.hooks.tick)
         self._since_events += n
         if self._due() and self.pipeline.partitions:
             self.checkpoint()
         return n
+
+    @staticmethod
+    def _hook(fn: Callable[..., object] | None, *args: object) -> None:
+        """Call a hook; its failure is logged and never stops the loop."""
+        if fn is None:
+            return
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("hook failed", extra={"hook": getattr(fn, "__qualname__", str(fn))})
 
     def _note_overflow(self, deltas: dict[str, Counter[str]]) -> None:
         """Log a full join store (at most every OVERFLOW_LOG_S per model): data is lost."""

@@ -114,7 +114,7 @@ class Triggers:
             alarm, self.new_rows[alarm.model], self.queue.last_activity(alarm.model), now
         )
         if not decision.ok:
-            log.info("no retrain", extra={"model": alarm.model, "reason": decision.reason})
+            log.debug("no retrain", extra={"model": alarm.model, "reason": decision.reason})
             return None
         return self._submit(alarm.model, alarm_trigger(alarm))
 

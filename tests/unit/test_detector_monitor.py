@@ -82,6 +82,7 @@ def batch(version: list[int], x: list[float], errors: list[int] | None = None) -
             prediction=np.ones(n),
             score=np.full(n, np.nan),
             label=1.0 - np.array(errors, dtype=float),
+            ids=[f"id{i}" for i in range(n)],
         )
     return MonitorBatch(
         "m",
