@@ -404,6 +404,19 @@ class Reads:
             }
         return nodes[0]
 
+    def traffic(self, model: str, at: float | None = None) -> dict[int, float]:
+        """The traffic split of ``model`` now (or at time ``at``); empty when never set."""
+        d = t.deployments
+        with self.engine.connect() as conn:
+            model_id = self._model_id(conn, model)
+            q = sa.select(d.c.weights).where(d.c.model_id == model_id)
+            if at is None:
+                q = q.where(d.c.valid_to.is_(None))
+            else:
+                q = q.where((d.c.valid_from <= at) & (d.c.valid_to.is_(None) | (d.c.valid_to > at)))
+            found = conn.execute(q.order_by(d.c.valid_from.desc()).limit(1)).scalar()
+        return {} if found is None else {int(v): float(w) for v, w in found.items()}
+
     def audit_log(
         self, after: int = 0, limit: int = 100, subject: str | None = None
     ) -> list[AuditRecord]:

@@ -577,6 +577,67 @@ class Registry(Reads):
         answer = self.write(actor, "version.rollback", payload, request_id, change)
         return self.get_version(model, int(answer["version"]))
 
+    def set_traffic(
+        self,
+        model: str,
+        weights: Mapping[int, float],
+        actor: str,
+        reason: str,
+        decision_id: str,
+    ) -> dict[int, float]:
+        """Split ``model``'s traffic between versions in canary or production; announce it as
+        a ``deployment`` outbox event (what model servers follow).
+
+        ``decision_id`` is the idempotency key: a controller that repeats a decision after a
+        crash does not publish it twice.
+        """
+        clean = {int(v): float(w) for v, w in weights.items() if float(w) > 0}
+        if not clean or any(not 0 <= w <= 1 for w in clean.values()):
+            raise InvalidRequest(f"traffic weights must be in [0, 1], got {dict(weights)}")
+        if abs(sum(clean.values()) - 1.0) > 1e-9:
+            raise InvalidRequest(f"traffic weights must sum to 1, got {sum(clean.values())}")
+        payload = {"model": model, "weights": {str(v): w for v, w in sorted(clean.items())}}
+
+        def change(w: Writer) -> dict[str, Any]:
+            model_id = self._model_id(w.conn, model, lock=True)
+            serving = (Stage.CANARY.value, Stage.PRODUCTION.value)
+            for version in clean:
+                row = self._version_row(w.conn, model_id, model, version)
+                if row.stage not in serving:
+                    raise Conflict(
+                        f"{model}/{version} is in stage {row.stage}; only canary and production "
+                        "versions take traffic"
+                    )
+            d = t.deployments
+            old = w.conn.execute(
+                sa.select(d.c.weights).where((d.c.model_id == model_id) & d.c.valid_to.is_(None))
+            ).scalar()
+            w.conn.execute(
+                d.update()
+                .where((d.c.model_id == model_id) & d.c.valid_to.is_(None))
+                .values(valid_to=w.now)
+            )
+            w.conn.execute(
+                d.insert().values(
+                    model_id=model_id,
+                    weights=payload["weights"],
+                    decision_id=decision_id,
+                    valid_from=w.now,
+                    actor=w.actor,
+                    reason=reason,
+                )
+            )
+            w.audit("traffic.set", model, old, payload["weights"], reason)
+            w.event(
+                "deployment",
+                model,
+                {"weights": payload["weights"], "reason": reason, "decision_id": decision_id},
+            )
+            return {}
+
+        self.write(actor, "traffic.set", payload, decision_id, change)
+        return clean
+
     def record_evaluation(
         self,
         model: str,

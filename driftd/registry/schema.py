@@ -221,3 +221,19 @@ tokens = sa.Table(
     sa.Column("created_by", sa.String(255), nullable=False),
     sa.Column("revoked_at", sa.Float),
 )
+
+# Traffic weights per model: the current split (valid_to NULL) and its history; each change
+# is announced as a ``deployment`` outbox event that model servers follow.
+deployments = sa.Table(
+    "registry_deployments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("registry_models.id"), nullable=False),
+    sa.Column("weights", sa.JSON, nullable=False),
+    sa.Column("decision_id", sa.String(255), nullable=False),
+    sa.Column("valid_from", sa.Float, nullable=False),
+    sa.Column("valid_to", sa.Float),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Index("ix_registry_deployments_at", "model_id", "valid_from"),
+)

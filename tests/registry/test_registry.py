@@ -327,3 +327,33 @@ def test_outbox_events_are_written_with_each_change(registry: Registry) -> None:
         rows = conn.execute(sa.select(schema.outbox).order_by(schema.outbox.c.id))
         events = [r.event for r in rows]
     assert events == ["version_created", "stage_changed", "stage_changed", "alias_moved"]
+
+
+def test_traffic_splits_are_validated_kept_and_announced(registry: Registry, clock: Clock) -> None:
+    import sqlalchemy as sa
+
+    from driftd.registry import schema
+
+    _register(registry, stage="staging")
+    registry.promote("fraud", 1, "production", "ops")
+    _register(registry, stage="staging")
+    with pytest.raises(Conflict, match="only canary and production versions take traffic"):
+        registry.set_traffic("fraud", {1: 0.9, 2: 0.1}, "driftd", "canary 10%", "d-1")
+    registry.promote("fraud", 2, "canary", "ops")
+    with pytest.raises(InvalidRequest, match="sum to 1"):
+        registry.set_traffic("fraud", {1: 0.9, 2: 0.2}, "driftd", "bad", "d-x")
+    t1 = clock.tick()
+    registry.set_traffic("fraud", {1: 0.9, 2: 0.1}, "driftd", "canary 10%", "d-1")
+    registry.set_traffic("fraud", {1: 0.9, 2: 0.1}, "driftd", "canary 10%", "d-1")  # a replay
+    t2 = clock.tick()
+    registry.set_traffic("fraud", {1: 0.5, 2: 0.5}, "driftd", "canary 50%", "d-2")
+    assert registry.traffic("fraud") == {1: 0.5, 2: 0.5}
+    assert registry.traffic("fraud", at=t1) == {1: 0.9, 2: 0.1}
+    assert registry.traffic("fraud", at=t2 - 1) == {1: 0.9, 2: 0.1}
+    with registry.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(schema.outbox.c.payload).where(schema.outbox.c.event == "deployment")
+        ).all()
+    payloads = [json.loads(r.payload) for r in rows]
+    assert [p["weights"] for p in payloads] == [{"1": 0.9, "2": 0.1}, {"1": 0.5, "2": 0.5}]
+    assert [p["decision_id"] for p in payloads] == ["d-1", "d-2"]
