@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from driftd.daemon.pipeline import Outcome, Pipeline
+from driftd.daemon.sli import SliCollector
 
 _BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _CHECKPOINT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -23,8 +24,10 @@ _CHECKPOINT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 
 class Recorder:
     """Every metric driftd's ingest path exports, registered on ``registry``."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, tasks: Mapping[str, str] | None = None) -> None:
         self.registry = registry
+        self.sli = SliCollector(dict(tasks or {}))
+        registry.register(self.sli)
         self.consumed = Counter(
             "driftd_events_consumed_total", "Raw events read from the sources.", registry=registry
         )
@@ -91,6 +94,7 @@ class Recorder:
                 self.join.labels(model, outcome).inc(n)
         for a in out.alarms:
             self.alarms.labels(a.model, a.version, a.stream, a.detector, a.kind).inc()
+        self.sli.observe(out.batches, out.alarms)
         self.batch_seconds.observe(seconds)
 
 

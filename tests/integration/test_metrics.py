@@ -67,6 +67,13 @@ def test_metrics_exported_and_scraped_by_prometheus(tmp_path: Path, prometheus_b
             key = ("driftd_join_events_total", (("model", "fraud"), ("outcome", outcome)))
             assert samples.get(key, 0.0) == truth[outcome], outcome
         assert samples[("driftd_join_pending", (("model", "fraud"),))] == truth["pending"]
+        # Per-version SLIs add up to the truth: every new prediction once, every join once.
+        per_version = {k: v for k, v in samples.items() if k[0] == "driftd_predictions_total"}
+        assert per_version and sum(per_version.values()) == truth["predictions"]
+        labeled = sum(v for k, v in samples.items() if k[0] == "driftd_labeled_total")
+        assert labeled == truth["joined"]
+        for (_, labels), n in per_version.items():
+            assert samples[("driftd_prediction_latency_seconds_count", labels)] <= n
         assert samples[("driftd_batch_processing_seconds_count", ())] > 0
         assert samples[("driftd_checkpoint_age_seconds", ())] < 60
 

@@ -1,0 +1,73 @@
+"""Per-version SLIs: counts, errors, latency buckets (Prometheus ``le`` semantics), accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from driftd.daemon.abc import MonitorBatch
+from driftd.daemon.columns import PredictionColumns
+from driftd.daemon.join import JoinedColumns
+from driftd.daemon.sli import SliCollector
+
+
+def _batch() -> MonitorBatch:
+    n = 6
+    version = np.array([0, 0, 0, 1, 1, 1], np.int32)
+    preds = PredictionColumns(
+        ids=[str(i) for i in range(n)],
+        version=version,
+        ts=np.arange(n, dtype=np.float64),
+        numeric=np.zeros((n, 1)),
+        categorical=np.zeros((n, 0), np.int32),
+        prediction=np.array([1, 0, 1, 1, 1, 0], np.float64),
+        score=np.full(n, np.nan),
+        latency_ms=np.array([5.0, 5.1, np.nan, 1000.0, 6000.0, 1.0]),
+        error=np.array([False, True, False, False, True, True]),
+    )
+    joined = JoinedColumns(
+        version=version,
+        ts=preds.ts,
+        label_ts=preds.ts + 1,
+        numeric=preds.numeric,
+        categorical=preds.categorical,
+        prediction=preds.prediction,
+        score=preds.score,
+        label=np.array([1, 1, 1, 0, 1, np.nan]),
+        ids=preds.ids,
+    )
+    return MonitorBatch("m", ["a", "b"], preds, joined, np.empty(0, np.int32), ["x"], [])
+
+
+def _samples(c: SliCollector) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    reg = CollectorRegistry()
+    reg.register(c)
+    out = {}
+    for fam in text_string_to_metric_families(generate_latest(reg).decode()):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_counts_buckets_and_accuracy_per_version() -> None:
+    c = SliCollector({"m": "binary"})
+    c.observe([_batch(), _batch()], [])
+    s = _samples(c)
+    a, b = (("model", "m"), ("version", "a")), (("model", "m"), ("version", "b"))
+    assert s[("driftd_predictions_total", a)] == 6 and s[("driftd_predictions_total", b)] == 6
+    assert s[("driftd_prediction_errors_total", a)] == 2
+    assert s[("driftd_prediction_errors_total", b)] == 4
+    # 5.0 ms is in le=0.005 (le is inclusive), 5.1 ms is not; NaN latencies are not observed.
+    assert (
+        s[("driftd_prediction_latency_seconds_bucket", tuple(sorted((*a, ("le", "0.005")))))] == 2
+    )
+    assert s[("driftd_prediction_latency_seconds_bucket", tuple(sorted((*a, ("le", "0.01")))))] == 4
+    assert s[("driftd_prediction_latency_seconds_count", a)] == 4
+    assert s[("driftd_prediction_latency_seconds_bucket", tuple(sorted((*b, ("le", "1.0")))))] == 4
+    assert s[("driftd_prediction_latency_seconds_bucket", tuple(sorted((*b, ("le", "+Inf")))))] == 6
+    assert abs(s[("driftd_prediction_latency_seconds_sum", b)] - 2 * 7.001) < 1e-9
+    # Version a: 2 of 3 correct; version b: one NaN label is not a labeled row, 1 of 2 correct.
+    assert s[("driftd_labeled_total", a)] == 6 and s[("driftd_labeled_total", b)] == 4
+    assert s[("driftd_model_quality", tuple(sorted((*a, ("metric", "accuracy")))))] == 4 / 6
+    assert s[("driftd_model_quality", tuple(sorted((*b, ("metric", "accuracy")))))] == 2 / 4
