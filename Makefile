@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .driftd/demo
 
-.PHONY: demo test lint typecheck bench clean venv
+.PHONY: demo test lint typecheck bench bench-mlflow clean venv
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,14 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/detectors.py
 	$(BIN)/python benchmarks/online_mmd.py
 	$(BIN)/python benchmarks/evidently_compare.py
+	$(BIN)/python benchmarks/registry.py
+	$(BIN)/python benchmarks/retrain.py
+
+# MLflow in its own virtualenv, so that it cannot disturb driftd's pins; benchmarks/registry.py
+# compares against it when it is there.
+bench-mlflow:
+	$(PY) -m venv .venv-mlflow
+	.venv-mlflow/bin/pip install -q mlflow
 
 clean:
 	rm -rf $(VENV) .driftd .pytest_cache .mypy_cache .ruff_cache
