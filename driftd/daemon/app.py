@@ -42,11 +42,14 @@ class App:
     runner: Runner
     server: Any = None
     retrain: RetrainParts | None = None
+    registry_engine: Any = None  # the model registry's database (metrics read it)
 
     def close(self) -> None:
         """Release the source, sink, store, retrain worker and HTTP server."""
         if self.retrain is not None:
             self.retrain.close()
+        if self.registry_engine is not None:
+            self.registry_engine.dispose()
         self.source.close()
         self.sink.close()
         self.store.close()
@@ -145,7 +148,14 @@ def build(settings: Settings, serve_metrics: bool = True, config_path: Path | No
     hooks, retrain = build_retrain(settings, config_path)
     runner = Runner(pipeline, source, sink, store, settings.pipeline, recorder, hooks=hooks)
     registry.register(StateCollector(pipeline, source.lag, lambda: runner.last_checkpoint_at))
+    from driftd.daemon.registry_metrics import RegistryCollector
+    from driftd.db import make_engine, require_current
+
+    registry_engine = make_engine(settings.registry_url)
+    require_current(registry_engine)
+    registry.register(RegistryCollector(registry_engine))
     app = App(settings, pipeline, source, sink, store, registry, runner, retrain=retrain)
+    app.registry_engine = registry_engine
     if serve_metrics and settings.metrics.enabled:
         app.server = start_http_server(
             settings.metrics.port, settings.metrics.host, registry=registry

@@ -562,6 +562,15 @@ class Registry(Reads):
                     f"{model}/{target} is in stage {row.stage}; only a canary or production "
                     "version can be rolled back"
                 )
+            d = t.deployments
+            split = w.conn.execute(
+                sa.select(d.c.weights).where((d.c.model_id == model_id) & d.c.valid_to.is_(None))
+            ).scalar()
+            if split and str(target) in split:
+                # The rolled-back version takes no more traffic: all of it goes to the champion.
+                self._set_traffic(
+                    w, model_id, model, {str(serving): 1.0}, reason, f"rollback-{w.request_id}"
+                )
             w.event(
                 "rollback",
                 model,
@@ -592,11 +601,12 @@ class Registry(Reads):
         crash does not publish it twice.
         """
         clean = {int(v): float(w) for v, w in weights.items() if float(w) > 0}
+        split = {str(v): w for v, w in sorted(clean.items())}
         if not clean or any(not 0 <= w <= 1 for w in clean.values()):
             raise InvalidRequest(f"traffic weights must be in [0, 1], got {dict(weights)}")
         if abs(sum(clean.values()) - 1.0) > 1e-9:
             raise InvalidRequest(f"traffic weights must sum to 1, got {sum(clean.values())}")
-        payload = {"model": model, "weights": {str(v): w for v, w in sorted(clean.items())}}
+        payload = {"model": model, "weights": split}
 
         def change(w: Writer) -> dict[str, Any]:
             model_id = self._model_id(w.conn, model, lock=True)
@@ -608,35 +618,45 @@ class Registry(Reads):
                         f"{model}/{version} is in stage {row.stage}; only canary and production "
                         "versions take traffic"
                     )
-            d = t.deployments
-            old = w.conn.execute(
-                sa.select(d.c.weights).where((d.c.model_id == model_id) & d.c.valid_to.is_(None))
-            ).scalar()
-            w.conn.execute(
-                d.update()
-                .where((d.c.model_id == model_id) & d.c.valid_to.is_(None))
-                .values(valid_to=w.now)
-            )
-            w.conn.execute(
-                d.insert().values(
-                    model_id=model_id,
-                    weights=payload["weights"],
-                    decision_id=decision_id,
-                    valid_from=w.now,
-                    actor=w.actor,
-                    reason=reason,
-                )
-            )
-            w.audit("traffic.set", model, old, payload["weights"], reason)
-            w.event(
-                "deployment",
-                model,
-                {"weights": payload["weights"], "reason": reason, "decision_id": decision_id},
-            )
+            self._set_traffic(w, model_id, model, split, reason, decision_id)
             return {}
 
         self.write(actor, "traffic.set", payload, decision_id, change)
         return clean
+
+    @staticmethod
+    def _set_traffic(
+        w: Writer,
+        model_id: int,
+        model: str,
+        weights: dict[str, float],
+        reason: str,
+        decision_id: str,
+    ) -> None:
+        """Replace the current split with ``weights`` and announce it (inside a write)."""
+        d = t.deployments
+        old = w.conn.execute(
+            sa.select(d.c.weights).where((d.c.model_id == model_id) & d.c.valid_to.is_(None))
+        ).scalar()
+        w.conn.execute(
+            d.update()
+            .where((d.c.model_id == model_id) & d.c.valid_to.is_(None))
+            .values(valid_to=w.now)
+        )
+        w.conn.execute(
+            d.insert().values(
+                model_id=model_id,
+                weights=weights,
+                decision_id=decision_id,
+                valid_from=w.now,
+                actor=w.actor,
+                reason=reason,
+            )
+        )
+        w.audit("traffic.set", model, old, weights, reason)
+        w.event(
+            "deployment", model, {"weights": weights, "reason": reason, "decision_id": decision_id}
+        )
 
     def record_evaluation(
         self,
