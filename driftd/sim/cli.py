@@ -1,0 +1,221 @@
+"""``driftd serve-sim``: run the reference model server against the registry, in real time."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from driftd.sim.server import LabelEmitter, ModelServer, Regression
+from driftd.sim.sinks import ControlFollower, JsonlSink, KafkaSink
+from driftd.sim.world import World
+from driftd.synth import CATEGORIES
+
+if TYPE_CHECKING:
+    from driftd.registry.registry import Registry
+
+log = logging.getLogger("driftd.sim")
+
+
+def initial_version(registry: Registry, model: str) -> str:
+    """The version to start on: the champion, else the model's only version."""
+    from driftd.registry.errors import NotFound
+
+    try:
+        return str(registry.resolve(f"models:/{model}@champion").version)
+    except NotFound:
+        pass
+    try:
+        versions = registry.list_versions(model, limit=2)
+    except NotFound:
+        raise click.ClickException(f"model {model!r} is not in the registry") from None
+    if len(versions) != 1:
+        raise click.ClickException(
+            f"model {model!r} has no champion alias and {len(versions) or 'no'} versions: "
+            "set one with `driftd registry alias set` first"
+        )
+    return str(versions[0].version)
+
+
+def _world(settings: Any, model: str, seed: int, drift_at: float | None) -> World:
+    """A world whose columns are the model's configured features."""
+    feats = settings.models[model].features
+    numeric = [n for n, k in feats.items() if k == "numeric"]
+    categorical = [n for n, k in feats.items() if k == "categorical"]
+    use_cats = set(categorical) == set(CATEGORIES)
+    if categorical and not use_cats:
+        log.warning(
+            "the simulated world only knows the categorical features %s; %s will be absent",
+            ", ".join(CATEGORIES),
+            ", ".join(categorical),
+        )
+    if not numeric:
+        raise click.ClickException(f"model {model!r} has no numeric features to simulate")
+    return World(len(numeric), seed, drift_at, categorical=use_cats, numeric_names=numeric)
+
+
+@click.command("serve-sim")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="driftd.toml: the registry, the model's features and (for Kafka) [source.kafka].",
+)
+@click.option("--model", help="Model to serve (default: the config's only model).")
+@click.option("--rate", default=100.0, show_default=True, help="Requests per second.")
+@click.option("--duration", type=float, help="Stop after this many seconds (default: run on).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append events to this JSON-lines file instead of Kafka "
+    "(default: the file source's first path, or the Kafka topics of [source.kafka]).",
+)
+@click.option(
+    "--control-topic",
+    help="Kafka topic of Deployment events to follow (default: [registry] control_topic).",
+)
+@click.option(
+    "--regress",
+    multiple=True,
+    metavar="VERSION:latency=F,errors=P,flip=P",
+    help="Inject faults into one version: latency factor, error rate, wrong-answer rate. "
+    "Repeatable.",
+)
+@click.option("--label-delay", default=30.0, show_default=True, help="Seconds until a label.")
+@click.option("--label-fraction", default=1.0, show_default=True, help="Share of requests labeled.")
+@click.option(
+    "--drift-after", type=float, help="Seconds after start when the true concept changes."
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the world and routing.")
+@click.option("--status-every", default=10.0, show_default=True, help="Seconds between status.")
+def serve_sim(
+    config_path: Path,
+    model: str | None,
+    rate: float,
+    duration: float | None,
+    out: Path | None,
+    control_topic: str | None,
+    regress: tuple[str, ...],
+    label_delay: float,
+    label_fraction: float,
+    drift_after: float | None,
+    seed: int,
+    status_every: float,
+) -> None:
+    """Serve a model's registered versions to a simulated world; emit the events.
+
+    Starts with 100% of traffic on the champion (or the only version), follows the Deployment
+    events of the control topic (read from the beginning, so a restart resumes on the last
+    weights), writes a Prediction per request and, LABEL-DELAY seconds later, the true Label.
+    """
+    from driftd.config import load_settings
+    from driftd.errors import DriftdError
+    from driftd.logs import configure
+    from driftd.registry.configure import open_registry
+
+    try:
+        settings = load_settings(config_path)
+    except DriftdError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure(settings.log)
+    if model is None:
+        if len(settings.models) != 1:
+            raise click.ClickException(f"choose --model among {', '.join(settings.models)}")
+        model = next(iter(settings.models))
+    elif model not in settings.models:
+        raise click.ClickException(f"model {model!r} is not in {config_path}")
+    try:
+        regressions = dict(Regression.parse(r) for r in regress)
+        emitter = LabelEmitter(label_delay, label_fraction, seed)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+    start = time.time()
+    world = _world(settings, model, seed, None if drift_after is None else start + drift_after)
+    registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
+    server = ModelServer(
+        world, registry, model, seed=seed, emitter=emitter, id_prefix=f"sim{seed}-{int(start)}"
+    )
+    first = initial_version(registry, model)
+    server.load(first)
+    server.apply({first: 1.0})
+    for version, reg in regressions.items():
+        server.regress(version, reg)
+
+    kafka = settings.source.kafka if settings.source.kind == "kafka" else None
+    sink: JsonlSink | KafkaSink
+    if out is None and kafka is None:
+        out = settings.source.paths[0]  # type: ignore[union-attr]
+    if out is not None:
+        sink = JsonlSink(out)
+        where = str(out)
+    else:
+        assert kafka is not None
+        sink = KafkaSink(kafka.bootstrap_servers, kafka.predictions_topic, kafka.labels_topic)
+        where = f"kafka {kafka.predictions_topic}/{kafka.labels_topic}"
+    topic = control_topic or settings.registry.control_topic
+    follower = None
+    if topic is not None:
+        bootstrap = settings.registry.control_bootstrap_servers
+        if settings.registry.control_topic is None and kafka is not None:
+            bootstrap = kafka.bootstrap_servers
+        follower = ControlFollower(bootstrap, topic, model)
+
+    def poll() -> None:
+        if follower is None:
+            return
+        for d in follower.poll():
+            try:
+                server.ensure(d.weights)
+                server.apply(d)
+            except Exception as exc:  # a bad or unloadable deployment must not stop serving
+                log.error("deployment %s not applied: %s", d.decision_id, exc)
+                continue
+            log.info("weights now %s (%s)", d.weights, d.reason or d.decision_id)
+
+    def status(elapsed: float) -> None:
+        log.info(
+            "serve-sim %s: %.0fs, weights %s, served %s, errors %s, labels pending %d",
+            model,
+            elapsed,
+            server.weights,
+            server.served,
+            server.errors,
+            emitter.pending,
+            extra={"served": dict(server.served), "weights": dict(server.weights)},
+        )
+
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    log.info("serving %s v%s at %.0f req/s to %s", model, first, rate, where)
+    try:
+        served = server.run_realtime(
+            sink,
+            rate,
+            duration,
+            poll=poll,
+            status=status,
+            status_every_s=status_every,
+            stop=lambda: stopping,
+        )
+    except KeyboardInterrupt:
+        served = sum(server.served.values())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sink.close()
+        if follower is not None:
+            follower.close()
+    click.echo(f"served {served} requests; {emitter.pending} labels were still pending", err=True)
+    sys.stdout.flush()
