@@ -22,14 +22,15 @@ demo: $(STAMP)
 	$(BIN)/driftd replay --config $(DEMO_DIR)/driftd.toml $(DEMO_DIR)/events.jsonl
 
 lint: $(STAMP)
-	$(BIN)/ruff check driftd tests benchmarks
-	$(BIN)/ruff format --check driftd tests benchmarks
+	$(BIN)/ruff check driftd tests benchmarks dashboards
+	$(BIN)/ruff format --check driftd tests benchmarks dashboards
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q
+	bash dashboards/check.sh
 
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,bench]'

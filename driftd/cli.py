@@ -318,6 +318,9 @@ def _register_subcommands() -> None:
     cli.add_command(cli_registry.outbox)
     cli.add_command(cli_registry.api)
     cli.add_command(cli_retrain.retrain)
+    from driftd.sim.cli import serve_sim
+
+    cli.add_command(serve_sim)
 
 
 _register_subcommands()

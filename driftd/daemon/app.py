@@ -133,7 +133,8 @@ def build(settings: Settings, serve_metrics: bool = True, config_path: Path | No
     pipeline = build_pipeline(settings)
     store = SqlCheckpointStore.open(settings.checkpoint.url, settings.checkpoint.chunk_bytes)
     registry = CollectorRegistry()
-    recorder = Recorder(registry, {name: m.task for name, m in settings.models.items()})
+    tasks = {name: m.task for name, m in settings.models.items()}
+    recorder = Recorder(registry, tasks, pipeline)
     src = settings.source
     source: Source
     sink: DeadLetterSink

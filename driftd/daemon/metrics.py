@@ -24,9 +24,14 @@ _CHECKPOINT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 
 class Recorder:
     """Every metric driftd's ingest path exports, registered on ``registry``."""
 
-    def __init__(self, registry: CollectorRegistry, tasks: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        tasks: Mapping[str, str] | None = None,
+        pipeline: Pipeline | None = None,
+    ) -> None:
         self.registry = registry
-        self.sli = SliCollector(dict(tasks or {}))
+        self.sli = SliCollector(pipeline, dict(tasks or {}))
         registry.register(self.sli)
         self.consumed = Counter(
             "driftd_events_consumed_total", "Raw events read from the sources.", registry=registry
@@ -94,7 +99,7 @@ class Recorder:
                 self.join.labels(model, outcome).inc(n)
         for a in out.alarms:
             self.alarms.labels(a.model, a.version, a.stream, a.detector, a.kind).inc()
-        self.sli.observe(out.batches, out.alarms)
+        self.sli.observe(out.alarms)
         self.batch_seconds.observe(seconds)
 
 

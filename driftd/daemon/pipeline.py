@@ -87,7 +87,6 @@ class Outcome:
     ignored: Counter[str] = field(default_factory=Counter)
     join_deltas: dict[str, Counter[str]] = field(default_factory=dict)
     alarms: list[DriftDetected] = field(default_factory=list)
-    batches: list[MonitorBatch] = field(default_factory=list)  # what the monitors saw
     # Joined rows for the labeled event store, with the categorical vocabularies they use.
     labeled: list[tuple[MonitorBatch, list[list[str]]]] = field(default_factory=list)
 
@@ -369,7 +368,6 @@ class Pipeline:
         )
         for m in model.monitors:
             out.alarms.extend(m.update(batch))
-        out.batches.append(batch)
         if batch.joined is not None and len(batch.joined):
             out.labeled.append((batch, [v.values for v in model.categories]))
 

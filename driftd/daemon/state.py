@@ -16,6 +16,7 @@ from driftd.daemon.abc import Monitor, Offsets
 from driftd.daemon.columns import ModelSchema, Vocab
 from driftd.daemon.join import JoinStore
 from driftd.daemon.monitors import OperationalMonitor
+from driftd.rollout.counts import VersionCounts
 
 MAX_VERSIONS = 1000
 MAX_CLASSES = 10_000
@@ -41,7 +42,8 @@ class ModelState:
             join.overflow,
         )
         self.operational = OperationalMonitor(s.window_s, s.windows_kept)
-        self.monitors: list[Monitor] = [self.operational, *extra]
+        self.version_counts = VersionCounts(s.task)  # SLIs and canary evidence
+        self.monitors: list[Monitor] = [self.operational, self.version_counts, *extra]
 
     def state_dict(self) -> dict[str, Any]:
         """Vocabularies, join store and monitors."""
@@ -51,7 +53,8 @@ class ModelState:
             "classes": self.classes.values,
             "store": self.store.state_dict(),
             "operational": self.operational.state_dict(),
-            "extra": [m.state_dict() for m in self.monitors[1:]],
+            "counts": self.version_counts.state_dict(),
+            "extra": [m.state_dict() for m in self.monitors[2:]],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -63,9 +66,11 @@ class ModelState:
         self.classes = Vocab(state["classes"], cap=MAX_CLASSES)
         self.store.load_state_dict(state["store"])
         self.operational.load_state_dict(state["operational"])
+        if "counts" in state:
+            self.version_counts.load_state_dict(state["counts"])
         extra = state["extra"]
-        if len(extra) == len(self.monitors) - 1:  # else the configured monitors changed
-            for m, ms in zip(self.monitors[1:], extra, strict=True):
+        if len(extra) == len(self.monitors) - 2:  # else the configured monitors changed
+            for m, ms in zip(self.monitors[2:], extra, strict=True):
                 m.load_state_dict(ms)
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-PG_URL = os.environ.get("DRIFTD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def unavailable(what: str) -> None:
@@ -94,19 +93,13 @@ def topics(kafka_broker: str) -> Callable[[int], tuple[str, str]]:
 
 
 @pytest.fixture
-def pg_url() -> str:
-    """The PostgreSQL test database URL; fail (CI) or skip when it is unreachable."""
-    import sqlalchemy as sa
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on the test server (dropped afterwards); fail (CI) or skip
+    when the server is unreachable."""
+    from tests.databases import fresh_postgres
 
-    engine = sa.create_engine(PG_URL)
-    try:
-        with engine.connect():
-            pass
-    except Exception as exc:
-        unavailable(f"PostgreSQL not reachable at {PG_URL}: {exc}")
-    finally:
-        engine.dispose()
-    return PG_URL
+    with fresh_postgres() as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,23 +13,18 @@ from driftd.daemon.abc import Checkpoint, CheckpointStore
 from driftd.daemon.checkpoint import MemoryCheckpointStore, SqlCheckpointStore
 from driftd.db import checkpoint_chunks
 from driftd.errors import CheckpointError
+from tests.databases import fresh_postgres
 
 CHUNK = 7  # tiny, so that every blob spans several rows
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(scope="module")
 def pg_engine() -> Iterator[sa.Engine]:
-    """The test PostgreSQL server, migrated; skipped (failed on CI) when unreachable."""
-    try:
-        store = SqlCheckpointStore.open(PG_URL + "?connect_timeout=5")
-    except sa.exc.OperationalError as exc:
-        msg = f"PostgreSQL is not reachable at {PG_URL}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    yield store.engine
-    store.close()
+    """A fresh PostgreSQL database, migrated; skipped (failed on CI) when unreachable."""
+    with fresh_postgres() as url:
+        store = SqlCheckpointStore.open(url)
+        yield store.engine
+        store.close()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from driftd.daemon.abc import MonitorBatch
 from driftd.daemon.columns import PredictionColumns
 from driftd.daemon.join import JoinedColumns
 from driftd.daemon.sli import SliCollector
+from driftd.rollout.counts import VersionCounts
 
 
 def _batch() -> MonitorBatch:
@@ -40,6 +41,14 @@ def _batch() -> MonitorBatch:
     return MonitorBatch("m", ["a", "b"], preds, joined, np.empty(0, np.int32), ["x"], [])
 
 
+class _Pipeline:
+    """Just enough of a pipeline: one partition whose model has a VersionCounts monitor."""
+
+    def __init__(self, counts: VersionCounts) -> None:
+        model = type("M", (), {"monitors": [counts]})()
+        self.partitions = {0: type("P", (), {"models": {"m": model}})()}
+
+
 def _samples(c: SliCollector) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     reg = CollectorRegistry()
     reg.register(c)
@@ -51,8 +60,10 @@ def _samples(c: SliCollector) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 
 
 def test_counts_buckets_and_accuracy_per_version() -> None:
-    c = SliCollector({"m": "binary"})
-    c.observe([_batch(), _batch()], [])
+    counts = VersionCounts("binary")
+    counts.update(_batch())
+    counts.update(_batch())
+    c = SliCollector(_Pipeline(counts), {"m": "binary"})  # type: ignore[arg-type]
     s = _samples(c)
     a, b = (("model", "m"), ("version", "a")), (("model", "m"), ("version", "b"))
     assert s[("driftd_predictions_total", a)] == 6 and s[("driftd_predictions_total", b)] == 6
