@@ -1,0 +1,1 @@
+"""Rollout: canary state machine, sequential SLO analysis, promote or roll back."""
