@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from driftd.config_retrain import ModelRetrainSettings, RetrainSettings
+from driftd.config_rollout import RolloutSettings
 from driftd.errors import ConfigError
 
 ENV_PREFIX = "DRIFTD_"
@@ -231,6 +232,7 @@ class ModelSettings(_Section):
     max_categories: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     detectors: list[DetectorSettings] = []
     retrain: ModelRetrainSettings | None = None  # None: this model is never retrained
+    rollout: RolloutSettings | None = None  # None: challengers are promoted by hand
 
     @field_validator("features")
     @classmethod

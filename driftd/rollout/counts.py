@@ -42,11 +42,14 @@ class VersionCounts:
         self.task = task
         self.counts: dict[str, F64] = {}
         self.latency: dict[str, F64] = {}
+        self.moments: dict[str, F64] = {}  # per numeric feature: count, sum, sum of squares
+        self.max_ts = 0.0  # the newest prediction time seen: the rollout's event clock
 
-    def _row(self, version: str) -> tuple[F64, F64]:
+    def _row(self, version: str, n_features: int = 0) -> tuple[F64, F64]:
         if version not in self.counts:
             self.counts[version] = np.zeros(len(FIELDS))
             self.latency[version] = np.zeros(len(EDGES_MS))
+            self.moments[version] = np.zeros((n_features, 3))
         return self.counts[version], self.latency[version]
 
     def update(self, batch: MonitorBatch) -> Sequence[DriftDetected]:
@@ -61,8 +64,18 @@ class VersionCounts:
             n_b = len(EDGES_MS)
             lsum = np.bincount(p.version[has], weights=p.latency_ms[has], minlength=n_v)
             hist = np.bincount(p.version[has] * n_b + bucket, minlength=n_v * n_b).reshape(n_v, n_b)
+            self.max_ts = max(self.max_ts, float(p.ts.max()))
+            x = p.numeric
+            finite = np.isfinite(x)
+            x0 = np.where(finite, x, 0.0)
             for code in np.flatnonzero(req).tolist():
-                row, lat = self._row(batch.versions[code])
+                row, lat = self._row(batch.versions[code], x.shape[1])
+                sel = p.version == code
+                mom = self.moments[batch.versions[code]]
+                if mom.shape[0] == x.shape[1]:
+                    mom[:, 0] += finite[sel].sum(axis=0)
+                    mom[:, 1] += x0[sel].sum(axis=0)
+                    mom[:, 2] += (x0[sel] ** 2).sum(axis=0)
                 row[_R] += req[code]
                 row[_E] += err[code]
                 row[_LS] += lsum[code]
@@ -98,39 +111,67 @@ class VersionCounts:
             "versions": sorted(self.counts),
             "counts": [self.counts[v] for v in sorted(self.counts)],
             "latency": [self.latency[v] for v in sorted(self.counts)],
+            "moments": [self.moments[v] for v in sorted(self.counts)],
+            "max_ts": self.max_ts,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what ``state_dict`` saved."""
         require_state_version(state, STATE_KIND, STATE_VERSION)
+        names = list(state["versions"])
         self.counts = {
-            v: np.array(c, np.float64)
-            for v, c in zip(state["versions"], state["counts"], strict=True)
+            v: np.array(c, np.float64) for v, c in zip(names, state["counts"], strict=True)
         }
         self.latency = {
-            v: np.array(h, np.float64)
-            for v, h in zip(state["versions"], state["latency"], strict=True)
+            v: np.array(h, np.float64) for v, h in zip(names, state["latency"], strict=True)
         }
+        self.moments = {
+            v: np.array(m, np.float64).reshape(-1, 3)
+            for v, m in zip(names, state["moments"], strict=True)
+        }
+        self.max_ts = float(state["max_ts"])
 
 
 class Totals:
     """Counts of one version summed over partitions: a value, comparable and subtractable."""
 
-    def __init__(self, counts: F64 | None = None, latency: F64 | None = None) -> None:
+    def __init__(
+        self, counts: F64 | None = None, latency: F64 | None = None, moments: F64 | None = None
+    ) -> None:
         self.counts = np.zeros(len(FIELDS)) if counts is None else counts
         self.latency = np.zeros(len(EDGES_MS)) if latency is None else latency
+        self.moments = np.zeros((0, 3)) if moments is None else moments
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(
+            self.counts + other.counts,
+            self.latency + other.latency,
+            _plus(self.moments, other.moments),
+        )
 
     def __sub__(self, other: Totals) -> Totals:
-        return Totals(self.counts - other.counts, self.latency - other.latency)
+        return Totals(
+            self.counts - other.counts,
+            self.latency - other.latency,
+            _plus(self.moments, -other.moments),
+        )
 
-    def to_dict(self) -> dict[str, list[float]]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain lists (stored as the rollout's baseline)."""
-        return {"counts": self.counts.tolist(), "latency": self.latency.tolist()}
+        return {
+            "counts": self.counts.tolist(),
+            "latency": self.latency.tolist(),
+            "moments": self.moments.tolist(),
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Sequence[float]]) -> Totals:
+    def from_dict(cls, d: Mapping[str, Any]) -> Totals:
         """The inverse of ``to_dict``."""
-        return cls(np.array(d["counts"], np.float64), np.array(d["latency"], np.float64))
+        return cls(
+            np.array(d["counts"], np.float64),
+            np.array(d["latency"], np.float64),
+            np.array(d.get("moments", []), np.float64).reshape(-1, 3),
+        )
 
     def quantile_ms(self, q: float) -> float | None:
         """The bucket edge at which the cumulative share reaches ``q`` (None without data)."""
@@ -164,10 +205,19 @@ class Totals:
         )
 
 
+def _plus(a: F64, b: F64) -> F64:
+    """Moment tables added; an empty table (no data yet) is zero."""
+    if a.size == 0:
+        return b.copy()
+    if b.size == 0:
+        return a.copy()
+    return a + b
+
+
 def totals(monitors: Iterable[VersionCounts], version: str) -> Totals:
     """The counts of ``version`` summed over the given monitors (one per partition)."""
     out = Totals()
     for m in monitors:
         if version in m.counts:
-            out = Totals(out.counts + m.counts[version], out.latency + m.latency[version])
+            out = out + Totals(m.counts[version], m.latency[version], m.moments[version])
     return out

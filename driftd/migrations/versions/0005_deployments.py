@@ -29,7 +29,27 @@ def upgrade() -> None:
     op.create_index(
         "ix_registry_deployments_at", "registry_deployments", ["model_id", "valid_from"]
     )
+    op.create_table(
+        "rollouts",
+        sa.Column("id", sa.String(255), primary_key=True),
+        sa.Column("model", sa.String(255), nullable=False),
+        sa.Column("canary", sa.Integer, nullable=False),
+        sa.Column("champion", sa.Integer, nullable=False),
+        sa.Column("steps", sa.JSON, nullable=False),
+        sa.Column("step", sa.Integer, nullable=False),
+        sa.Column("phase", sa.String(32), nullable=False),
+        sa.Column("started_at", sa.Float, nullable=False),
+        sa.Column("step_started_at", sa.Float, nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("baseline", sa.JSON, nullable=False),
+        sa.Column("tau_ms", sa.Float),
+        sa.Column("pending", sa.JSON),
+        sa.Column("verdict", sa.JSON),
+        sa.Column("updated_at", sa.Float, nullable=False),
+    )
+    op.create_index("ix_rollouts_model", "rollouts", ["model"])
 
 
 def downgrade() -> None:
+    op.drop_table("rollouts")
     op.drop_table("registry_deployments")

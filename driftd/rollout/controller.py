@@ -1,0 +1,252 @@
+"""The rollout loop: gather evidence, ask the rule, act through the registry.
+
+Each ``tick`` (from the daemon loop, after every poll) looks at every model with a
+``[models.<name>.rollout]`` section: it starts a canary when a challenger waits in staging,
+finishes an action left pending by a crash, or turns the counts since the canary started into
+evidence, gets the rule's verdict and applies the state machine's action. An action is recorded
+as pending before it is executed and cleared after, and every registry call carries the
+decision id as its idempotency key, so a crash at any point neither loses nor repeats a
+traffic decision. The clock is event time (the newest prediction seen), so a replay decides
+exactly as the live run did.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from driftd.config import Settings
+from driftd.config_rollout import RolloutSettings
+from driftd.registry import GateNotSatisfied, NotFound, Registry
+from driftd.rollout.counts import Totals
+from driftd.rollout.evidence import SLO, Batch, Decision, Evidence, Verdict
+from driftd.rollout.inputs import drift_pvalue
+from driftd.rollout.machine import (
+    PROMOTED,
+    Action,
+    Rollout,
+    decide,
+    promoted,
+    start,
+)
+from driftd.rollout.rules import ArgoRule, FlaggerRule, Rule, SequentialRule
+from driftd.rollout.store import RolloutStore, to_rollout
+
+log = logging.getLogger("driftd.rollout")
+ACTOR = "driftd-rollout"
+VERDICT_CODE = {"continue": 0.0, "promote": 1.0, "rollback": -1.0, "halt": 2.0}
+
+
+def slo_of(rs: RolloutSettings) -> SLO:
+    """The SLO dataclass from the settings; a comparison not in ``checks`` is switched off."""
+    s = rs.slo.model_dump()
+    checks = set(s.pop("checks"))
+    off = {
+        "error_rate": "error_margin",
+        "latency": "latency_margin",
+        "quality": "quality_margin",
+        "drift": "drift_alpha",
+    }
+    for check, key in off.items():
+        if check not in checks:
+            s[key] = None
+    return SLO(**s)
+
+
+def rule_of(rs: RolloutSettings) -> Rule:
+    """The configured decision rule."""
+    if rs.rule == "flagger":
+        return FlaggerRule()
+    if rs.rule == "argo":
+        return ArgoRule()
+    return SequentialRule()
+
+
+@dataclass
+class _Live:
+    """In-memory evidence of one rollout (rebuilt from the counts after a restart)."""
+
+    evidence: Evidence
+    canary: Totals
+    champion: Totals
+
+
+class Controller:
+    """Drives every configured model's rollout from the pipeline's counts."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        counts: Callable[[str, str], Totals],
+        clock: Callable[[], float],
+    ) -> None:
+        self.registry = registry
+        self.store = RolloutStore(registry.engine)
+        self.counts = counts
+        self.clock = clock
+        self.models = {
+            name: ms.rollout
+            for name, ms in settings.models.items()
+            if ms.rollout is not None and ms.rollout.enabled
+        }
+        self._live: dict[str, _Live] = {}
+        self.verdicts: dict[str, Verdict] = {}
+        self.timeline: list[dict[str, Any]] = []  # what happened, for the demo and logs
+        self._lock = threading.Lock()
+
+    def last_verdicts(self) -> dict[str, Verdict]:
+        """The last verdict per model (a copy, safe to read from the scrape thread)."""
+        with self._lock:
+            return dict(self.verdicts)
+
+    def tick(self) -> None:
+        """One pass over the models (called after every poll of the daemon loop)."""
+        for model, rs in self.models.items():
+            row = self.store.active(model)
+            if row is None:
+                if rs.auto_start:
+                    self._maybe_start(model, rs)
+                continue
+            r = to_rollout(row)
+            if row.pending:
+                self._execute(r, Action.from_dict(row.pending))
+                continue
+            self._analyse(r, row, rs)
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def _maybe_start(self, model: str, rs: RolloutSettings) -> None:
+        try:
+            challenger = self.registry.resolve(f"{model}@challenger")
+            champion = self.registry.resolve(f"{model}@champion")
+        except NotFound:
+            return
+        if challenger.stage != "staging" or challenger.version == champion.version:
+            return
+        now = self.clock()
+        rid = f"{model}-{challenger.version}-{int(now)}"
+        r, action = start(rid, model, challenger.version, champion.version, tuple(rs.steps), now)
+        base_ch = self.counts(model, str(champion.version))
+        base = {
+            str(champion.version): base_ch.to_dict(),
+            str(challenger.version): self.counts(model, str(challenger.version)).to_dict(),
+        }
+        tau = base_ch.quantile_ms(rs.slo.latency_quantile)
+        self.store.create(r, base, tau, action, now)
+        self._note(r, "canary started", f"v{r.canary} vs champion v{r.champion}")
+        self._execute(r, action)
+
+    # -- analysis ----------------------------------------------------------------------------
+
+    def _evidence(self, r: Rollout, row: Any, rs: RolloutSettings) -> Evidence:
+        base = {v: Totals.from_dict(d) for v, d in row.baseline.items()}
+        can = self.counts(r.model, str(r.canary)) - base[str(r.canary)]
+        cham = self.counts(r.model, str(r.champion)) - base[str(r.champion)]
+        live = self._live.get(r.id)
+        if live is None:
+            live = _Live(Evidence(), Totals(), Totals())
+        tau = row.tau_ms
+        x = rs.slo.latency_margin or 0.0
+        ceiling = rs.slo.latency_ceiling_ms
+        d_can, d_cham = can - live.canary, cham - live.champion
+        drift = drift_pvalue(can.moments, cham.moments)
+        batch = Batch(
+            elapsed_s=max(self.clock() - r.started_at, live.evidence.elapsed_s),
+            canary=d_can.arm(tau * (1 + x) if tau else None, ceiling),
+            champion=d_cham.arm(tau, ceiling),
+            drift_statistic=None if drift is None else drift[0],
+            drift_pvalue=None if drift is None else drift[1],
+            step=r.step,
+        )
+        live = _Live(live.evidence.add(batch), can, cham)
+        self._live[r.id] = live
+        return live.evidence
+
+    def _analyse(self, r: Rollout, row: Any, rs: RolloutSettings) -> None:
+        evidence = self._evidence(r, row, rs)
+        verdict = rule_of(rs).verdict(evidence, slo_of(rs))
+        with self._lock:
+            self.verdicts[r.model] = verdict
+        now = self.clock()
+        nr, action = decide(r, verdict, now, rs.step_min_s)
+        self.store.save(nr, now, action, verdict.to_dict())
+        if action is not None:
+            self._execute(nr, action)
+
+    # -- acting --------------------------------------------------------------------------------
+
+    def _execute(self, r: Rollout, action: Action) -> None:
+        """Carry out ``action`` through the registry (idempotent by its decision id)."""
+        reg, did, model = self.registry, action.decision_id, r.model
+        now = self.clock()
+        if action.kind == "start":
+            reg.promote(model, r.canary, "canary", ACTOR, action.reason, request_id=f"{did}:stage")
+            reg.set_traffic(model, action.weights, ACTOR, action.reason, did)
+        elif action.kind in ("traffic", "halt"):
+            reg.set_traffic(model, action.weights, ACTOR, action.reason, did)
+        elif action.kind == "rollback":
+            reg.rollback(model, ACTOR, action.reason, r.canary, action.verdict, request_id=did)
+        elif action.kind == "promote":
+            try:
+                reg.promote(model, r.canary, "production", ACTOR, action.reason, request_id=did)
+            except GateNotSatisfied as exc:
+                log.debug("promotion waits for approval", extra={"model": model, "why": str(exc)})
+                self.store.save(r, now, action)  # stays pending: retried every tick
+                return
+            reg.set_traffic(model, action.weights, ACTOR, action.reason, f"{did}:traffic")
+            r = promoted(r)
+        self.store.save(r, now, None)
+        self._note(r, action.kind, action.reason)
+        if r.phase in (PROMOTED,) or action.kind in ("rollback", "halt"):
+            self._live.pop(r.id, None)
+
+    def _note(self, r: Rollout, what: str, detail: str) -> None:
+        entry = {
+            "ts": self.clock(),
+            "model": r.model,
+            "rollout": r.id,
+            "event": what,
+            "detail": detail,
+        }
+        self.timeline.append(entry)
+        log.info("rollout", extra=entry)
+
+
+class RolloutCollector(Collector):
+    """The canary's evidence bounds and verdict per model, as last computed."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
+
+    def collect(self) -> Iterator[Any]:
+        """``driftd_canary_verdict`` and ``driftd_canary_evidence``."""
+        verdict = GaugeMetricFamily(
+            "driftd_canary_verdict",
+            "The canary rule's last decision: 0 continue, 1 promote, -1 rollback, 2 halt.",
+            labels=["model"],
+        )
+        evidence = GaugeMetricFamily(
+            "driftd_canary_evidence",
+            "Log e-value of each always-valid test (rollback: canary worse; promote: canary "
+            "not worse); the test rejects when it crosses log(1/alpha).",
+            labels=["model", "slo", "bound"],
+        )
+        verdicts = self.controller.last_verdicts()
+        for model, v in sorted(verdicts.items()):
+            verdict.add_metric([model], VERDICT_CODE[v.decision.value])
+            for reason in v.reasons:
+                if reason.check in ("rollback", "promote"):
+                    bound = "lower" if reason.check == "rollback" else "upper"
+                    evidence.add_metric([model, reason.slo, bound], float(reason.statistic))
+        yield verdict
+        yield evidence
+
+
+__all__ = ["Controller", "Decision", "RolloutCollector"]
