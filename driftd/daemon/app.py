@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -18,11 +17,12 @@ from prometheus_client import CollectorRegistry, start_http_server
 from driftd.config import FileSourceSettings, KafkaSourceSettings, Settings
 from driftd.daemon.abc import DeadLetterSink, Monitor, Source
 from driftd.daemon.checkpoint import SqlCheckpointStore
+from driftd.daemon.closed_loop import RetrainParts, build_retrain, build_rollout, combine
 from driftd.daemon.columns import ModelSchema
 from driftd.daemon.detector_monitor import DetectorMonitor
 from driftd.daemon.metrics import Recorder, StateCollector
 from driftd.daemon.pipeline import Pipeline
-from driftd.daemon.runner import Runner, RunnerHooks
+from driftd.daemon.runner import Runner
 from driftd.daemon.sinks import FileDeadLetterSink
 from driftd.daemon.sources.file import FileSource
 
@@ -43,6 +43,7 @@ class App:
     server: Any = None
     retrain: RetrainParts | None = None
     registry_engine: Any = None  # the model registry's database (metrics read it)
+    rollout_registry: Any = None  # the rollout controller's registry
 
     def close(self) -> None:
         """Release the source, sink, store, retrain worker and HTTP server."""
@@ -50,65 +51,13 @@ class App:
             self.retrain.close()
         if self.registry_engine is not None:
             self.registry_engine.dispose()
+        if self.rollout_registry is not None:
+            self.rollout_registry.engine.dispose()
         self.source.close()
         self.sink.close()
         self.store.close()
         if self.server is not None:
             self.server[0].shutdown()
-
-
-@dataclass
-class RetrainParts:
-    """The retraining side of the daemon: the queue's engine and the worker thread."""
-
-    engine: Any
-    worker: Any = None
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Run queued retrain jobs in a background thread (never in the event loop)."""
-        if self.worker is None:
-            return
-        self.thread = threading.Thread(
-            target=self.worker.run_forever, args=(self.stop,), name="retrain-worker", daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        """Stop the worker (a running job is killed and retried by the next worker)."""
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join(timeout=30)
-        self.engine.dispose()
-
-
-def build_retrain(
-    settings: Settings, config_path: Path | None
-) -> tuple[RunnerHooks | None, RetrainParts | None]:
-    """The labeled store sink, alarm → retrain triggers and the worker, when a model has a
-    ``[models.<name>.retrain]`` section; nothing otherwise."""
-    models = [n for n, m in settings.models.items() if m.retrain is not None and m.retrain.enabled]
-    if not models:
-        return None, None
-    from driftd.daemon.labeled import LabeledSink
-    from driftd.db import make_engine, require_current
-    from driftd.retrain.jobs import JobQueue
-    from driftd.retrain.store import LabeledStore
-    from driftd.retrain.triggers import Triggers, make_worker
-
-    r = settings.retrain
-    store = LabeledStore(
-        r.store_dir, retention_days=r.retention_days, max_buffer_rows=r.store_flush_rows
-    )
-    if config_path is None:  # replay: store rows, queue nothing (a job needs the config file)
-        return RunnerHooks(labeled=LabeledSink(store, models)), None
-    engine = make_engine(settings.registry_url)
-    require_current(engine)
-    triggers = Triggers(settings, config_path, JobQueue(engine))
-    sink = LabeledSink(store, models, on_rows=triggers.rows_added)
-    parts = RetrainParts(engine, make_worker(settings, engine) if r.worker else None)
-    return RunnerHooks(labeled=sink, on_alarm=triggers.on_alarm, tick=triggers.tick), parts
 
 
 def dlq_path(settings: Settings, src: FileSourceSettings) -> Path:
@@ -147,6 +96,8 @@ def build(settings: Settings, serve_metrics: bool = True, config_path: Path | No
 
         source, sink = make_kafka(src.kafka, settings.pipeline.name)
     hooks, retrain = build_retrain(settings, config_path)
+    rollout_tick, rollout_registry = build_rollout(settings, pipeline, registry)
+    hooks = combine(hooks, rollout_tick)
     runner = Runner(pipeline, source, sink, store, settings.pipeline, recorder, hooks=hooks)
     registry.register(StateCollector(pipeline, source.lag, lambda: runner.last_checkpoint_at))
     from driftd.daemon.registry_metrics import RegistryCollector
@@ -157,6 +108,7 @@ def build(settings: Settings, serve_metrics: bool = True, config_path: Path | No
     registry.register(RegistryCollector(registry_engine))
     app = App(settings, pipeline, source, sink, store, registry, runner, retrain=retrain)
     app.registry_engine = registry_engine
+    app.rollout_registry = rollout_registry
     if serve_metrics and settings.metrics.enabled:
         app.server = start_http_server(
             settings.metrics.port, settings.metrics.host, registry=registry

@@ -1,0 +1,114 @@
+"""The closed loop's parts of the daemon: labeled rows → retrain triggers → worker, and the
+rollout controller with its metrics. Built only for models that configure them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from driftd.config import Settings
+from driftd.daemon.pipeline import Pipeline
+from driftd.daemon.runner import RunnerHooks
+
+
+@dataclass
+class RetrainParts:
+    """The retraining side of the daemon: the queue's engine and the worker thread."""
+
+    engine: Any
+    worker: Any = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Run queued retrain jobs in a background thread (never in the event loop)."""
+        if self.worker is None:
+            return
+        self.thread = threading.Thread(
+            target=self.worker.run_forever, args=(self.stop,), name="retrain-worker", daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        """Stop the worker (a running job is killed and retried by the next worker)."""
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+        self.engine.dispose()
+
+
+def build_retrain(
+    settings: Settings, config_path: Path | None
+) -> tuple[RunnerHooks | None, RetrainParts | None]:
+    """The labeled store sink, alarm → retrain triggers and the worker, when a model has a
+    ``[models.<name>.retrain]`` section; nothing otherwise."""
+    models = [n for n, m in settings.models.items() if m.retrain is not None and m.retrain.enabled]
+    if not models:
+        return None, None
+    from driftd.daemon.labeled import LabeledSink
+    from driftd.db import make_engine, require_current
+    from driftd.retrain.jobs import JobQueue
+    from driftd.retrain.store import LabeledStore
+    from driftd.retrain.triggers import Triggers, make_worker
+
+    r = settings.retrain
+    store = LabeledStore(
+        r.store_dir, retention_days=r.retention_days, max_buffer_rows=r.store_flush_rows
+    )
+    if config_path is None:  # replay: store rows, queue nothing (a job needs the config file)
+        return RunnerHooks(labeled=LabeledSink(store, models)), None
+    engine = make_engine(settings.registry_url)
+    require_current(engine)
+    triggers = Triggers(settings, config_path, JobQueue(engine))
+    sink = LabeledSink(store, models, on_rows=triggers.rows_added)
+    parts = RetrainParts(engine, make_worker(settings, engine) if r.worker else None)
+    return RunnerHooks(labeled=sink, on_alarm=triggers.on_alarm, tick=triggers.tick), parts
+
+
+def build_rollout(
+    settings: Settings, pipeline: Pipeline, metrics: CollectorRegistry
+) -> tuple[Callable[[], object] | None, Any]:
+    """The rollout controller's tick (and its registry, to close), when a model configures
+    ``[models.<name>.rollout]``; its verdicts and evidence are exported on ``metrics``."""
+    if not any(m.rollout is not None and m.rollout.enabled for m in settings.models.values()):
+        return None, None
+    from driftd.daemon.sli import version_counts
+    from driftd.registry.configure import open_registry
+    from driftd.rollout.controller import Controller, RolloutCollector
+    from driftd.rollout.counts import totals
+
+    registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
+
+    def counts(model: str, version: str) -> Any:
+        return totals(version_counts(pipeline, model), version)
+
+    def clock() -> float:
+        return max(
+            (c.max_ts for name in settings.models for c in version_counts(pipeline, name)),
+            default=0.0,
+        )
+
+    controller = Controller(settings, registry, counts, clock)
+    metrics.register(RolloutCollector(controller))
+    return controller.tick, registry
+
+
+def combine(hooks: RunnerHooks | None, tick: Callable[[], object] | None) -> RunnerHooks | None:
+    """One set of hooks with both ticks (retrain schedules, rollout)."""
+    if tick is None:
+        return hooks
+    if hooks is None:
+        return RunnerHooks(tick=tick)
+    first = hooks.tick
+
+    def both() -> None:
+        if first is not None:
+            first()
+        tick()
+
+    return RunnerHooks(labeled=hooks.labeled, on_alarm=hooks.on_alarm, tick=both)
