@@ -18,8 +18,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/driftd generate --out $(DEMO_DIR) --events 60000 --seed 7 --versions 3,4
-	$(BIN)/driftd replay --config $(DEMO_DIR)/driftd.toml $(DEMO_DIR)/events.jsonl
+	$(BIN)/driftd demo --out $(DEMO_DIR)
 
 lint: $(STAMP)
 	$(BIN)/ruff check driftd tests benchmarks dashboards

@@ -422,7 +422,7 @@ def gates(config: Path, actor: str) -> None:
         click.echo("no gates: every legal transition is allowed")
 
 
-def _tree(node: dict[str, Any], label: str) -> Any:
+def lineage_tree(node: dict[str, Any], label: str) -> Any:
     from rich.tree import Tree
 
     v = node["version"]
@@ -449,7 +449,7 @@ def _tree(node: dict[str, Any], label: str) -> Any:
         hist.add(f"{_when(h['valid_from'])} {h['kind']} {h['name']} by {h['actor']} {h['reason']}")
     parent = node.get("parent")
     if parent and "version" in parent:
-        root.add(_tree(parent, "parent"))
+        root.add(lineage_tree(parent, "parent"))
     elif parent:
         root.add(f"parent {parent['uri']} (not expanded)")
     return root
@@ -467,7 +467,7 @@ def lineage(ref: str, depth: int, config: Path | None, db: str | None, as_json: 
     if as_json:
         _echo(tree)
     else:
-        _console().print(_tree(tree, "version"))
+        _console().print(lineage_tree(tree, "version"))
 
 
 @click.group()

@@ -76,6 +76,9 @@ class ModelRetrainSettings(_Section):
     # The window: the last N rows (default), or the last S seconds of event time.
     window_last_rows: Annotated[int, Field(ge=10)] | None = 200_000
     window_last_s: Annotated[float, Field(gt=0)] | None = None
+    # After an alarm: train on rows from the alarm on, once this many labeled rows arrived
+    # (0: train at once on the window above).
+    rows_after_alarm: Annotated[int, Field(ge=0)] = 0
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     # Triggers.
     on: list[Literal["drift", "warning"]] = ["drift"]

@@ -26,7 +26,14 @@ from driftd.registry import NotFound, Registry, VersionInfo
 from driftd.registry.configure import open_registry
 from driftd.retrain.evaluate import GateSpec, evaluate, fingerprint
 from driftd.retrain.repro import code_version, entry_point_dir, environment
-from driftd.retrain.snapshot import LastN, SnapshotSpec, TimeRange, Window, make_snapshot
+from driftd.retrain.snapshot import (
+    LastN,
+    SinceAlarm,
+    SnapshotSpec,
+    TimeRange,
+    Window,
+    make_snapshot,
+)
 from driftd.retrain.store import LabeledStore
 from driftd.retrain.trainer import (
     ReportFn,
@@ -168,6 +175,8 @@ def retrain_model(
 
     prog.phase("snapshot")
     train_f, val_f, hold_f = rs.split
+    if window is None and rs.rows_after_alarm > 0 and trigger and trigger.get("kind") == "alarm":
+        window = SinceAlarm(float(trigger["key"]["ts"]))  # only what came after the change
     spec = SnapshotSpec(model, window or window_of(rs), train_f, val_f, hold_f)
     snap = make_snapshot(store, spec, work / "snapshot")
     record = snap.dataset_record()

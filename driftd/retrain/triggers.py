@@ -79,6 +79,8 @@ class Triggers:
         }
         self.policies = {name: policy_of(rs) for name, rs in self.models.items()}
         self.new_rows: Counter[str] = Counter()  # labeled rows since the last submitted job
+        # An alarm waiting for rows_after_alarm labeled rows, and the rows seen since it.
+        self.waiting: dict[str, tuple[DriftDetected, int]] = {}
         now = dt.datetime.fromtimestamp(clock(), dt.UTC)
         self.next_fire = {
             name: p.next_scheduled(now) for name, p in self.policies.items() if p.cron
@@ -87,6 +89,9 @@ class Triggers:
     def rows_added(self, model: str, n: int) -> None:
         """Count labeled rows stored for ``model`` (the policy's ``min_new_rows``)."""
         self.new_rows[model] += n
+        if model in self.waiting:
+            alarm, seen = self.waiting[model]
+            self.waiting[model] = (alarm, seen + n)
 
     def _submit(self, model: str, trigger: dict[str, Any]) -> Submission:
         rs, policy = self.models[model], self.policies[model]
@@ -116,11 +121,18 @@ class Triggers:
         if not decision.ok:
             log.debug("no retrain", extra={"model": alarm.model, "reason": decision.reason})
             return None
+        if self.models[alarm.model].rows_after_alarm > 0:
+            self.waiting.setdefault(alarm.model, (alarm, 0))  # the first alarm is the trigger
+            return None
         return self._submit(alarm.model, alarm_trigger(alarm))
 
     def tick(self) -> list[Submission]:
-        """Queue the scheduled retrains that are due."""
+        """Queue the alarms whose rows have arrived and the scheduled retrains that are due."""
         out = []
+        for model, (alarm, seen) in list(self.waiting.items()):
+            if seen >= self.models[model].rows_after_alarm:
+                del self.waiting[model]
+                out.append(self._submit(model, alarm_trigger(alarm)))
         now = self.clock()
         for model, fire in list(self.next_fire.items()):
             if fire is None or fire.timestamp() > now:
