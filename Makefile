@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/evidently_compare.py
 	$(BIN)/python benchmarks/registry.py
 	$(BIN)/python benchmarks/retrain.py
+	$(BIN)/python benchmarks/canary.py
 
 # MLflow in its own virtualenv, so that it cannot disturb driftd's pins; benchmarks/registry.py
 # compares against it when it is there.
