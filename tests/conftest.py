@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,3 +50,25 @@ def make_pipeline() -> Callable[..., Pipeline]:
         )
 
     return make
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind: every registry test runs on SQLite and PostgreSQL."""
+    from tests.databases import fresh_database
+
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def registry(db_url: str) -> Iterator[Any]:
+    """A registry on a migrated, empty database, keyed with a test secret."""
+    from driftd.db import make_engine, upgrade
+    from driftd.registry import Registry
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    reg = Registry(engine, secret=b"test-secret")
+    yield reg
+    engine.dispose()

@@ -4,33 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from driftd.api import create_app
-from driftd.db import make_engine, upgrade
 from driftd.registry import Registry
 from driftd.registry.tokens import create_token
-from tests.databases import fresh_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of each kind."""
-    with fresh_database(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def registry(db_url: str) -> Iterator[Registry]:
-    """A registry on a migrated, empty database, keyed with a test secret."""
-    engine = make_engine(db_url)
-    upgrade(engine)
-    reg = Registry(engine, secret=b"test-secret")
-    yield reg
-    engine.dispose()
 
 
 @dataclass(frozen=True)
