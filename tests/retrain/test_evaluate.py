@@ -19,8 +19,6 @@ from sklearn import metrics as skm
 from driftd.retrain.evaluate import (
     METRICS,
     GateSpec,
-    _auc_weighted,
-    _resample_counts,
     applicable_metrics,
     delong,
     evaluate,
@@ -30,6 +28,8 @@ from driftd.retrain.evaluate import (
     paired_bootstrap,
     per_row,
 )
+from driftd.retrain.metrics import _auc_weighted
+from driftd.retrain.paired import _resample_counts
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -260,11 +260,11 @@ def test_bootstrap_memory_chunks_give_same_distribution_as_one_block(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Chunking bounds memory only: a tiny block size still yields a valid interval."""
-    import driftd.retrain.evaluate as ev
+    import driftd.retrain.paired as paired
 
     y, pa, pb = binormal(np.random.default_rng(9), 300, 1.0, 1.2)
     full = paired_bootstrap("roc_auc", y, pa, pb, 600, 2)
-    monkeypatch.setattr(ev, "_BLOCK_ELEMENTS", 1000)  # 3 resamples per chunk
+    monkeypatch.setattr(paired, "_BLOCK_ELEMENTS", 1000)  # 3 resamples per chunk
     small = paired_bootstrap("roc_auc", y, pa, pb, 600, 2)
     assert small.diff == full.diff
     assert small.se == pytest.approx(full.se, rel=0.2)
