@@ -338,7 +338,7 @@ def demo(out: Path, seed: int, metrics_port: int, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from driftd.cli_registry import lineage_tree
+    from driftd.cli_ops import lineage_tree
     from driftd.demo import run_demo
 
     if out.exists():
@@ -368,14 +368,14 @@ def demo(out: Path, seed: int, metrics_port: int, as_json: bool) -> None:
 
 
 def _register_subcommands() -> None:
-    from driftd import cli_registry, cli_retrain
+    from driftd import cli_ops, cli_registry, cli_retrain
 
     cli.add_command(cli_registry.registry)
-    cli.add_command(cli_registry.lineage)
-    cli.add_command(cli_registry.audit)
-    cli.add_command(cli_registry.token)
-    cli.add_command(cli_registry.outbox)
-    cli.add_command(cli_registry.api)
+    cli.add_command(cli_ops.lineage)
+    cli.add_command(cli_ops.audit)
+    cli.add_command(cli_ops.token)
+    cli.add_command(cli_ops.outbox)
+    cli.add_command(cli_ops.api)
     cli.add_command(cli_retrain.retrain)
     from driftd.sim.cli import serve_sim
 

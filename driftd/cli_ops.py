@@ -1,0 +1,255 @@
+"""Operations on the registry from the command line: ``lineage``, ``audit verify|log``,
+``token create|list|revoke``, ``outbox run|status`` and ``api serve``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from driftd.cli_registry import (
+    _console,
+    _echo,
+    _registry_settings,
+    _when,
+    actor_option,
+    db_options,
+    json_option,
+    open_registry,
+)
+from driftd.config import RegistrySettings
+
+
+def lineage_tree(node: dict[str, Any], label: str) -> Any:
+    from rich.tree import Tree
+
+    v = node["version"]
+    root = Tree(f"[bold]{label}[/] {node['uri']}  stage={v['stage']}  aliases={v['aliases']}")
+    root.add(f"artifact {v['artifact_uri']}  sha256={v['artifact_sha256'][:12]}…")
+    run = node.get("run")
+    if run:
+        r = root.add(f"run {run['id']}  status={run['status']}")
+        for key in ("params", "metrics", "seeds", "code", "environment"):
+            r.add(f"{key}: {json.dumps(run[key], default=str)[:200]}")
+    ds = node.get("dataset")
+    if ds:
+        root.add(
+            f"dataset {ds['short']}  rows={ds['row_count']}  window={_when(ds['window_start'])}"
+            f" → {_when(ds['window_end'])}  offsets={json.dumps(ds['source_offsets'])[:120]}"
+        )
+    if node.get("trigger"):
+        root.add(f"trigger {json.dumps(node['trigger'])}")
+    approvals = root.add(f"approvals ({len(node['approvals'])})")
+    for a in node["approvals"]:
+        approvals.add(f"{a['approver']} ({a['role']}) for {a['stage']} at {_when(a['created_at'])}")
+    hist = root.add("history")
+    for h in node["history"]:
+        hist.add(f"{_when(h['valid_from'])} {h['kind']} {h['name']} by {h['actor']} {h['reason']}")
+    parent = node.get("parent")
+    if parent and "version" in parent:
+        root.add(lineage_tree(parent, "parent"))
+    elif parent:
+        root.add(f"parent {parent['uri']} (not expanded)")
+    return root
+
+
+@click.command("lineage")
+@click.argument("ref")
+@click.option("--depth", default=5, show_default=True, type=click.IntRange(0, 100))
+@db_options
+@json_option
+def lineage(ref: str, depth: int, config: Path | None, db: str | None, as_json: bool) -> None:
+    """Print REF's lineage: version → run → dataset → trigger → parent, approvals, history."""
+    with open_registry(config, db) as reg:
+        tree = reg.lineage(ref, depth)
+    if as_json:
+        _echo(tree)
+    else:
+        _console().print(lineage_tree(tree, "version"))
+
+
+@click.group()
+def audit() -> None:
+    """The hash-chained audit log: verify it, read it."""
+
+
+@audit.command("verify")
+@db_options
+@json_option
+def audit_verify(config: Path | None, db: str | None, as_json: bool) -> None:
+    """Walk the audit chain; name the first altered, removed or inserted record (exit 1)."""
+    with open_registry(config, db) as reg:
+        result = reg.verify_audit()
+    if as_json:
+        _echo(result.to_dict())
+    elif result.ok:
+        click.echo(f"audit log OK: {result.records} records, head {result.head_seq}")
+    else:
+        click.echo(f"audit log BROKEN: {result.problem}", err=True)
+    if not result.ok:
+        raise SystemExit(1)
+
+
+@audit.command("log")
+@click.option("--after", default=0, type=click.IntRange(min=0), help="Records after this seq.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--subject", help="Only this subject, e.g. fraud/3 or fraud@champion.")
+@db_options
+@json_option
+def audit_log(
+    after: int, limit: int, subject: str | None, config: Path | None, db: str | None, as_json: bool
+) -> None:
+    """Print audit records in order."""
+    import dataclasses
+
+    with open_registry(config, db) as reg:
+        records = reg.audit_log(after, limit, subject)
+    if as_json:
+        _echo([dataclasses.asdict(r) for r in records])
+        return
+    for r in records:
+        click.echo(
+            f"{r.seq:>8} {_when(r.ts)} {r.actor:<12} {r.action:<18} {r.subject:<24} "
+            f"{r.old} → {r.new} {r.reason}"
+        )
+
+
+@click.group()
+def token() -> None:
+    """API tokens for the HTTP API (roles: viewer, approver, admin)."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who or what uses the token.")
+@click.option(
+    "--role", required=True, type=click.Choice(["viewer", "approver", "admin"]), help="Its role."
+)
+@db_options
+@actor_option
+def token_create(name: str, role: str, config: Path | None, db: str | None, actor: str) -> None:
+    """Create a token and print it once; only its hash is stored."""
+    from driftd.registry.tokens import create_token
+
+    with open_registry(config, db) as reg:
+        secret = create_token(reg, name, role, actor)
+    click.echo(secret)
+    click.echo("store it now: it cannot be shown again", err=True)
+
+
+@token.command("list")
+@db_options
+@json_option
+def token_list(config: Path | None, db: str | None, as_json: bool) -> None:
+    """List tokens (never their secrets)."""
+    from driftd.registry.tokens import list_tokens
+
+    with open_registry(config, db) as reg:
+        rows = list_tokens(reg)
+    if as_json:
+        _echo(rows)
+        return
+    for r in rows:
+        state = "revoked" if r["revoked"] else "active"
+        click.echo(f"{r['id']}  {r['name']:<20} {r['role']:<9} {state}")
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@db_options
+@actor_option
+def token_revoke(token_id: str, config: Path | None, db: str | None, actor: str) -> None:
+    """Revoke a token by id."""
+    from driftd.registry.tokens import revoke_token
+
+    with open_registry(config, db) as reg:
+        revoke_token(reg, token_id, actor)
+    click.echo(f"revoked {token_id}")
+
+
+@click.group()
+def outbox() -> None:
+    """Deliver registry events to webhooks and the Kafka control topic."""
+
+
+def _dispatcher(reg: Any, settings: RegistrySettings) -> Any:
+    from driftd.registry.outbox import KafkaControl, dispatcher_from_settings
+
+    kafka = None
+    if settings.control_topic:
+        kafka = KafkaControl(settings.control_bootstrap_servers, settings.control_topic)
+    return dispatcher_from_settings(reg.engine, settings.webhooks, kafka)
+
+
+@outbox.command("run")
+@click.option(
+    "--config", "-c", "config", type=click.Path(path_type=Path), required=True, help="TOML file."
+)
+@click.option("--once", is_flag=True, help="Deliver what is due, then exit.")
+@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.01, 60))
+def outbox_run(config: Path, once: bool, poll: float) -> None:
+    """Deliver pending events until SIGTERM (or once with --once)."""
+    import signal
+    import threading
+
+    settings, _ = _registry_settings(config, None)
+    with open_registry(config, None) as reg:
+        dispatcher = _dispatcher(reg, settings)
+        if once:
+            click.echo(f"delivered {dispatcher.run_once()} event(s)", err=True)
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        dispatcher.run(stop, poll)
+
+
+@outbox.command("status")
+@db_options
+@json_option
+def outbox_status(config: Path | None, db: str | None, as_json: bool) -> None:
+    """Where each delivery target stands: last delivered id, pending, attempts, dead letters."""
+    from driftd.registry.outbox import status
+
+    names: list[str] = []
+    if config is not None:
+        settings, _ = _registry_settings(config, db)
+        names = [w.name for w in settings.webhooks]
+    with open_registry(config, db) as reg:
+        rows = status(reg.engine, names)
+    if as_json:
+        _echo(rows)
+        return
+    for r in rows:
+        click.echo(
+            f"{r['target']:<16} last={r['last_id']} pending={r['pending']} "
+            f"attempts={r['attempts']} dead={r['dead']} {r['last_error']}"
+        )
+
+
+@click.group()
+def api() -> None:
+    """The registry's HTTP API."""
+
+
+@api.command("serve")
+@click.option(
+    "--config", "-c", "config", type=click.Path(path_type=Path), required=True, help="TOML file."
+)
+@click.option("--host", help="Listen address (default: registry.api_host).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default: registry.api_port).")
+def api_serve(config: Path, host: str | None, port: int | None) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json) until SIGTERM; gates come from the config."""
+    import uvicorn
+
+    from driftd.api import create_app
+
+    settings, _ = _registry_settings(config, None)
+    with open_registry(config, None, apply_gates=True) as reg:
+        uvicorn.run(
+            create_app(reg),
+            host=host or settings.api_host,
+            port=settings.api_port if port is None else port,
+            log_level="warning",
+        )
