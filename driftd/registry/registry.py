@@ -9,15 +9,14 @@ with their stage, so approval gates cannot be bypassed by setting an alias.
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from driftd.registry import schema as t
-from driftd.registry.errors import Conflict, Forbidden, GateNotSatisfied, InvalidRequest, NotFound
+from driftd.registry.errors import Conflict, GateNotSatisfied, InvalidRequest, NotFound
+from driftd.registry.governance import GateWrites
 from driftd.registry.names import (
     STAGE_ALIAS,
     Stage,
@@ -27,239 +26,16 @@ from driftd.registry.names import (
     is_allowed,
     parse_stage,
 )
-from driftd.registry.queries import Reads
 from driftd.registry.records import VersionInfo
-from driftd.registry.roles import Approval, Gate, Role, parse_role, unmet
-from driftd.registry.writer import Writer, transaction
+from driftd.registry.runs import RUN_STATUSES, RunWrites
+from driftd.registry.writer import Writer
 
 _STAGE_ALIASES = frozenset(STAGE_ALIAS.values())
-RUN_STATUSES = ("running", "finished", "failed", "killed")
+__all__ = ["RUN_STATUSES", "Registry"]
 
 
-class Registry(Reads):
-    """Models, versions, runs, datasets, stages, aliases, approvals and the audit chain."""
-
-    def __init__(
-        self,
-        engine: sa.Engine,
-        secret: bytes | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(engine)
-        self.secret = secret
-        self.clock = clock
-
-    @classmethod
-    def open(cls, url: str, secret: str | bytes | None = None) -> Registry:
-        """Connect to ``url``; refuse a database whose schema is not up to date."""
-        from driftd.db import make_engine, require_current
-
-        engine = make_engine(url)
-        require_current(engine)
-        key = secret.encode() if isinstance(secret, str) else secret
-        return cls(engine, key or None)
-
-    def write(
-        self,
-        actor: str,
-        action: str,
-        payload: Mapping[str, Any],
-        request_id: str | None,
-        change: Callable[[Writer], dict[str, Any]],
-    ) -> dict[str, Any]:
-        """Run ``change`` in one audited, idempotent write transaction (see ``writer``)."""
-        answer, _ = transaction(
-            self.engine, self.secret, self.clock, actor, action, payload, request_id, change
-        )
-        return answer
-
-    # -- gates ---------------------------------------------------------------------------
-
-    def set_gates(
-        self, gates: Mapping[Stage, Gate], actor: str, request_id: str | None = None
-    ) -> None:
-        """Replace the approval gates with ``gates`` (audited when they change)."""
-        wanted = {
-            s.value: {
-                "approvals": g.approvals,
-                "role": g.role.value,
-                "require_evaluation": g.require_evaluation,
-            }
-            for s, g in gates.items()
-        }
-
-        def change(w: Writer) -> dict[str, Any]:
-            old = self._gate_rows(w.conn)
-            if old == wanted:
-                return {"changed": False}
-            w.conn.execute(t.gates.delete())
-            for stage, g in wanted.items():
-                w.conn.execute(t.gates.insert().values(stage=stage, **g))
-            w.audit("gates.set", "gates", old, wanted)
-            return {"changed": True}
-
-        self.write(actor, "gates.set", wanted, request_id, change)
-
-    @staticmethod
-    def _gate_rows(conn: sa.Connection) -> dict[str, dict[str, Any]]:
-        return {
-            r.stage: {
-                "approvals": r.approvals,
-                "role": r.role,
-                "require_evaluation": bool(r.require_evaluation),
-            }
-            for r in conn.execute(sa.select(t.gates).order_by(t.gates.c.stage))
-        }
-
-    def gates(self) -> dict[Stage, Gate]:
-        """The gates in force."""
-        with self.engine.connect() as conn:
-            rows = self._gate_rows(conn)
-        return {
-            Stage(s): Gate(g["approvals"], Role(g["role"]), g["require_evaluation"])
-            for s, g in rows.items()
-        }
-
-    # -- datasets and runs -------------------------------------------------------------
-
-    def register_dataset(
-        self,
-        sha256: str,
-        row_count: int,
-        uri: str,
-        actor: str,
-        window: tuple[float | None, float | None] = (None, None),
-        source_offsets: Mapping[str, Any] | None = None,
-        schema: Mapping[str, Any] | None = None,
-        request_id: str | None = None,
-    ) -> int:
-        """Record a dataset snapshot; the same content at the same URI is recorded once."""
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-            raise InvalidRequest(f"dataset sha256 must be 64 lowercase hex digits, got {sha256!r}")
-        if row_count < 0:
-            raise InvalidRequest(f"dataset row_count must be ≥ 0, got {row_count}")
-        payload = {
-            "sha256": sha256,
-            "row_count": row_count,
-            "uri": uri,
-            "window_start": window[0],
-            "window_end": window[1],
-            "source_offsets": dict(source_offsets or {}),
-            "schema": dict(schema or {}),
-        }
-
-        def change(w: Writer) -> dict[str, Any]:
-            found = w.conn.execute(
-                sa.select(t.datasets.c.id).where(
-                    (t.datasets.c.sha256 == sha256) & (t.datasets.c.uri == uri)
-                )
-            ).scalar()
-            if found is not None:
-                return {"id": int(found)}
-            new_id = w.conn.execute(
-                t.datasets.insert().values(created_at=w.now, created_by=w.actor, **payload)
-            ).inserted_primary_key[0]  # type: ignore[index]
-            w.audit("dataset.register", f"dataset:{new_id}", None, payload)
-            return {"id": int(new_id)}
-
-        return int(self.write(actor, "dataset.register", payload, request_id, change)["id"])
-
-    def start_run(
-        self,
-        model: str,
-        actor: str,
-        params: Mapping[str, Any] | None = None,
-        seeds: Mapping[str, Any] | None = None,
-        code: Mapping[str, Any] | None = None,
-        environment: Mapping[str, Any] | None = None,
-        tags: Mapping[str, Any] | None = None,
-        dataset_id: int | None = None,
-        trigger: Mapping[str, Any] | None = None,
-        request_id: str | None = None,
-    ) -> str:
-        """Open a run for ``model`` (created when new); returns the run id."""
-        check_model_name(model)
-        payload = {
-            "model": model,
-            "params": dict(params or {}),
-            "seeds": dict(seeds or {}),
-            "code": dict(code or {}),
-            "environment": dict(environment or {}),
-            "tags": dict(tags or {}),
-            "dataset_id": dataset_id,
-            "trigger": dict(trigger) if trigger is not None else None,
-        }
-
-        def change(w: Writer) -> dict[str, Any]:
-            model_id = self._ensure_model(w, model)
-            if dataset_id is not None and not self._exists(w.conn, t.datasets, dataset_id):
-                raise NotFound(f"dataset {dataset_id} does not exist")
-            run_id = uuid.uuid4().hex
-            fields = {k: v for k, v in payload.items() if k != "model"}
-            w.conn.execute(
-                t.runs.insert().values(
-                    id=run_id,
-                    model_id=model_id,
-                    status="running",
-                    metrics={},
-                    started_at=w.now,
-                    created_by=w.actor,
-                    **fields,
-                )
-            )
-            w.audit("run.start", f"run:{run_id}", None, payload)
-            return {"id": run_id}
-
-        return str(self.write(actor, "run.start", payload, request_id, change)["id"])
-
-    def finish_run(
-        self,
-        run_id: str,
-        actor: str,
-        status: str = "finished",
-        metrics: Mapping[str, Any] | None = None,
-        request_id: str | None = None,
-        params: Mapping[str, Any] | None = None,
-        tags: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Close a run with its final status and metrics; ``params`` replace the recorded ones
-        (tuning settles them only at the end), ``tags`` are merged into them."""
-        if status not in RUN_STATUSES[1:]:
-            raise InvalidRequest(
-                f"run status {status!r} cannot end a run; expected one of "
-                f"{', '.join(RUN_STATUSES[1:])}"
-            )
-        new_metrics = dict(metrics or {})
-        new_tags = dict(tags or {})
-        payload = {
-            "run_id": run_id,
-            "status": status,
-            "metrics": new_metrics,
-            "params": dict(params) if params is not None else None,
-            "tags": new_tags,
-        }
-
-        def change(w: Writer) -> dict[str, Any]:
-            row = w.conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).first()
-            if row is None:
-                raise NotFound(f"run {run_id!r} does not exist")
-            if row.status != "running":
-                raise Conflict(f"run {run_id} already ended with status {row.status}")
-            values: dict[str, Any] = {
-                "status": status,
-                "metrics": {**row.metrics, **new_metrics},
-                "tags": {**row.tags, **new_tags},
-                "ended_at": w.now,
-            }
-            if params is not None:
-                values["params"] = dict(params)
-            w.conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
-            w.audit("run.finish", f"run:{run_id}", {"status": row.status}, payload)
-            return {}
-
-        self.write(actor, "run.finish", payload, request_id, change)
-
-    # -- versions --------------------------------------------------------------------------
+class Registry(RunWrites, GateWrites):
+    """Models, versions, runs, datasets, stages, aliases, approvals, traffic and the audit chain."""
 
     def register_version(
         self,
@@ -395,90 +171,6 @@ class Registry(Reads):
         self.write(actor, "version.promote", payload, request_id, change)
         return self.get_version(model, version)
 
-    def request_approval(
-        self,
-        model: str,
-        version: int,
-        stage: Stage | str,
-        actor: str,
-        reason: str = "",
-        request_id: str | None = None,
-    ) -> None:
-        """Announce that ``version`` waits for approvals to enter ``stage`` (outbox event)."""
-        target = parse_stage(stage) if isinstance(stage, str) else stage
-        payload = {"model": model, "version": version, "stage": target.value}
-
-        def change(w: Writer) -> dict[str, Any]:
-            model_id = self._model_id(w.conn, model)
-            self._version_row(w.conn, model_id, model, version)
-            missing = self._unmet(w.conn, model, version, target)
-            w.audit("approval.request", f"{model}/{version}", None, payload, reason)
-            w.event(
-                "approval_requested",
-                model,
-                {"version": version, "stage": target.value, "missing": missing},
-            )
-            return {}
-
-        self.write(actor, "approval.request", payload, request_id, change)
-
-    def approve(
-        self,
-        model: str,
-        version: int,
-        stage: Stage | str,
-        actor: str,
-        role: Role | str,
-        comment: str = "",
-        request_id: str | None = None,
-    ) -> None:
-        """Record ``actor``'s approval of ``version`` for ``stage``.
-
-        Refused for a viewer, for the version's author, and for a second approval by one actor.
-        """
-        target = parse_stage(stage) if isinstance(stage, str) else stage
-        r = parse_role(role) if isinstance(role, str) else role
-        if not r.includes(Role.APPROVER):
-            raise Forbidden(f"role {r.value} may not approve; approver or admin is required")
-        payload = {"model": model, "version": version, "stage": target.value, "role": r.value}
-
-        def change(w: Writer) -> dict[str, Any]:
-            model_id = self._model_id(w.conn, model, lock=True)
-            row = self._version_row(w.conn, model_id, model, version)
-            authors = {row.created_by}
-            if row.run_id is not None:
-                authors.add(
-                    w.conn.execute(
-                        sa.select(t.runs.c.created_by).where(t.runs.c.id == row.run_id)
-                    ).scalar_one()
-                )
-            if actor in authors:
-                raise Forbidden(f"{actor} created {model}/{version} and cannot approve it")
-            dup = w.conn.execute(
-                sa.select(t.approvals.c.id).where(
-                    (t.approvals.c.version_id == row.id)
-                    & (t.approvals.c.stage == target.value)
-                    & (t.approvals.c.approver == actor)
-                )
-            ).first()
-            if dup is not None:
-                raise Conflict(f"{actor} already approved {model}/{version} for {target.value}")
-            w.conn.execute(
-                t.approvals.insert().values(
-                    version_id=row.id,
-                    stage=target.value,
-                    approver=actor,
-                    role=r.value,
-                    comment=comment,
-                    created_at=w.now,
-                )
-            )
-            w.audit("approval.grant", f"{model}/{version}", None, payload, comment)
-            w.event("approval_granted", model, {"version": version, "stage": target.value})
-            return {}
-
-        self.write(actor, "approval.grant", payload, request_id, change)
-
     def set_alias(
         self,
         model: str,
@@ -586,78 +278,6 @@ class Registry(Reads):
         answer = self.write(actor, "version.rollback", payload, request_id, change)
         return self.get_version(model, int(answer["version"]))
 
-    def set_traffic(
-        self,
-        model: str,
-        weights: Mapping[int, float],
-        actor: str,
-        reason: str,
-        decision_id: str,
-    ) -> dict[int, float]:
-        """Split ``model``'s traffic between versions in canary or production; announce it as
-        a ``deployment`` outbox event (what model servers follow).
-
-        ``decision_id`` is the idempotency key: a controller that repeats a decision after a
-        crash does not publish it twice.
-        """
-        clean = {int(v): float(w) for v, w in weights.items() if float(w) > 0}
-        split = {str(v): w for v, w in sorted(clean.items())}
-        if not clean or any(not 0 <= w <= 1 for w in clean.values()):
-            raise InvalidRequest(f"traffic weights must be in [0, 1], got {dict(weights)}")
-        if abs(sum(clean.values()) - 1.0) > 1e-9:
-            raise InvalidRequest(f"traffic weights must sum to 1, got {sum(clean.values())}")
-        payload = {"model": model, "weights": split}
-
-        def change(w: Writer) -> dict[str, Any]:
-            model_id = self._model_id(w.conn, model, lock=True)
-            serving = (Stage.CANARY.value, Stage.PRODUCTION.value)
-            for version in clean:
-                row = self._version_row(w.conn, model_id, model, version)
-                if row.stage not in serving:
-                    raise Conflict(
-                        f"{model}/{version} is in stage {row.stage}; only canary and production "
-                        "versions take traffic"
-                    )
-            self._set_traffic(w, model_id, model, split, reason, decision_id)
-            return {}
-
-        self.write(actor, "traffic.set", payload, decision_id, change)
-        return clean
-
-    @staticmethod
-    def _set_traffic(
-        w: Writer,
-        model_id: int,
-        model: str,
-        weights: dict[str, float],
-        reason: str,
-        decision_id: str,
-    ) -> None:
-        """Replace the current split with ``weights`` and announce it (inside a write)."""
-        d = t.deployments
-        old = w.conn.execute(
-            sa.select(d.c.weights).where((d.c.model_id == model_id) & d.c.valid_to.is_(None))
-        ).scalar()
-        w.conn.execute(
-            d.update()
-            .where((d.c.model_id == model_id) & d.c.valid_to.is_(None))
-            .values(valid_to=w.now)
-        )
-        w.conn.execute(
-            d.insert().values(
-                model_id=model_id,
-                weights=weights,
-                decision_id=decision_id,
-                valid_from=w.now,
-                actor=w.actor,
-                reason=reason,
-            )
-        )
-        w.audit("traffic.set", model, old, weights, reason)
-        w.event(
-            "deployment", model, {"weights": weights, "reason": reason, "decision_id": decision_id}
-        )
-
     def record_evaluation(
         self,
         model: str,
@@ -684,8 +304,6 @@ class Registry(Reads):
 
         self.write(actor, "version.evaluate", payload, request_id, change)
 
-    # -- helpers inside a transaction -------------------------------------------------------
-
     @staticmethod
     def _check_free_alias(alias: str) -> None:
         check_alias(alias)
@@ -695,49 +313,6 @@ class Registry(Reads):
                 f"alias {alias!r} follows the {stage.value} stage; promote the version to "
                 f"{stage.value} instead (its approval gate applies)"
             )
-
-    @staticmethod
-    def _exists(conn: sa.Connection, table: sa.Table, key: Any) -> bool:
-        pk = next(iter(table.primary_key.columns))
-        return conn.execute(sa.select(pk).where(pk == key)).first() is not None
-
-    def _ensure_model(self, w: Writer, model: str, lock: bool = False) -> int:
-        found = w.conn.execute(
-            self._lock(sa.select(t.models.c.id).where(t.models.c.name == model), lock)
-        ).scalar()
-        if found is not None:
-            return int(found)
-        new_id = w.conn.execute(
-            t.models.insert().values(
-                name=model, description="", created_at=w.now, created_by=w.actor, next_version=1
-            )
-        ).inserted_primary_key[0]  # type: ignore[index]
-        w.audit("model.create", model, None, {"name": model})
-        return int(new_id)
-
-    def _unmet(self, conn: sa.Connection, model: str, version: int, stage: Stage) -> list[str]:
-        gate = self._gate(conn, stage)
-        if gate is None:
-            return []
-        model_id = self._model_id(conn, model)
-        row = self._version_row(conn, model_id, model, version)
-        approvals = [
-            Approval(a.approver, Role(a.role))
-            for a in conn.execute(
-                sa.select(t.approvals).where(
-                    (t.approvals.c.version_id == row.id) & (t.approvals.c.stage == stage.value)
-                )
-            )
-        ]
-        passed = None if row.evaluation is None else bool(row.evaluation.get("promote"))
-        return unmet(gate, approvals, row.created_by, passed)
-
-    @staticmethod
-    def _gate(conn: sa.Connection, stage: Stage) -> Gate | None:
-        g = conn.execute(sa.select(t.gates).where(t.gates.c.stage == stage.value)).first()
-        if g is None:
-            return None
-        return Gate(int(g.approvals), Role(g.role), bool(g.require_evaluation))
 
     def _transition(
         self,

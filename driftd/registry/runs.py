@@ -1,0 +1,161 @@
+"""Registry writes for training lineage: datasets (by content hash) and runs (params, seeds,
+code, environment, trigger, metrics)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from driftd.registry import schema as t
+from driftd.registry.core import RegistryCore
+from driftd.registry.errors import Conflict, InvalidRequest, NotFound
+from driftd.registry.names import (
+    check_model_name,
+)
+from driftd.registry.writer import Writer
+
+RUN_STATUSES = ("running", "finished", "failed", "killed")
+
+
+class RunWrites(RegistryCore):
+    """Datasets and runs."""
+
+    def register_dataset(
+        self,
+        sha256: str,
+        row_count: int,
+        uri: str,
+        actor: str,
+        window: tuple[float | None, float | None] = (None, None),
+        source_offsets: Mapping[str, Any] | None = None,
+        schema: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> int:
+        """Record a dataset snapshot; the same content at the same URI is recorded once."""
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise InvalidRequest(f"dataset sha256 must be 64 lowercase hex digits, got {sha256!r}")
+        if row_count < 0:
+            raise InvalidRequest(f"dataset row_count must be ≥ 0, got {row_count}")
+        payload = {
+            "sha256": sha256,
+            "row_count": row_count,
+            "uri": uri,
+            "window_start": window[0],
+            "window_end": window[1],
+            "source_offsets": dict(source_offsets or {}),
+            "schema": dict(schema or {}),
+        }
+
+        def change(w: Writer) -> dict[str, Any]:
+            found = w.conn.execute(
+                sa.select(t.datasets.c.id).where(
+                    (t.datasets.c.sha256 == sha256) & (t.datasets.c.uri == uri)
+                )
+            ).scalar()
+            if found is not None:
+                return {"id": int(found)}
+            new_id = w.conn.execute(
+                t.datasets.insert().values(created_at=w.now, created_by=w.actor, **payload)
+            ).inserted_primary_key[0]  # type: ignore[index]
+            w.audit("dataset.register", f"dataset:{new_id}", None, payload)
+            return {"id": int(new_id)}
+
+        return int(self.write(actor, "dataset.register", payload, request_id, change)["id"])
+
+    def start_run(
+        self,
+        model: str,
+        actor: str,
+        params: Mapping[str, Any] | None = None,
+        seeds: Mapping[str, Any] | None = None,
+        code: Mapping[str, Any] | None = None,
+        environment: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        dataset_id: int | None = None,
+        trigger: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> str:
+        """Open a run for ``model`` (created when new); returns the run id."""
+        check_model_name(model)
+        payload = {
+            "model": model,
+            "params": dict(params or {}),
+            "seeds": dict(seeds or {}),
+            "code": dict(code or {}),
+            "environment": dict(environment or {}),
+            "tags": dict(tags or {}),
+            "dataset_id": dataset_id,
+            "trigger": dict(trigger) if trigger is not None else None,
+        }
+
+        def change(w: Writer) -> dict[str, Any]:
+            model_id = self._ensure_model(w, model)
+            if dataset_id is not None and not self._exists(w.conn, t.datasets, dataset_id):
+                raise NotFound(f"dataset {dataset_id} does not exist")
+            run_id = uuid.uuid4().hex
+            fields = {k: v for k, v in payload.items() if k != "model"}
+            w.conn.execute(
+                t.runs.insert().values(
+                    id=run_id,
+                    model_id=model_id,
+                    status="running",
+                    metrics={},
+                    started_at=w.now,
+                    created_by=w.actor,
+                    **fields,
+                )
+            )
+            w.audit("run.start", f"run:{run_id}", None, payload)
+            return {"id": run_id}
+
+        return str(self.write(actor, "run.start", payload, request_id, change)["id"])
+
+    def finish_run(
+        self,
+        run_id: str,
+        actor: str,
+        status: str = "finished",
+        metrics: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Close a run with its final status and metrics; ``params`` replace the recorded ones
+        (tuning settles them only at the end), ``tags`` are merged into them."""
+        if status not in RUN_STATUSES[1:]:
+            raise InvalidRequest(
+                f"run status {status!r} cannot end a run; expected one of "
+                f"{', '.join(RUN_STATUSES[1:])}"
+            )
+        new_metrics = dict(metrics or {})
+        new_tags = dict(tags or {})
+        payload = {
+            "run_id": run_id,
+            "status": status,
+            "metrics": new_metrics,
+            "params": dict(params) if params is not None else None,
+            "tags": new_tags,
+        }
+
+        def change(w: Writer) -> dict[str, Any]:
+            row = w.conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).first()
+            if row is None:
+                raise NotFound(f"run {run_id!r} does not exist")
+            if row.status != "running":
+                raise Conflict(f"run {run_id} already ended with status {row.status}")
+            values: dict[str, Any] = {
+                "status": status,
+                "metrics": {**row.metrics, **new_metrics},
+                "tags": {**row.tags, **new_tags},
+                "ended_at": w.now,
+            }
+            if params is not None:
+                values["params"] = dict(params)
+            w.conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
+            w.audit("run.finish", f"run:{run_id}", {"status": row.status}, payload)
+            return {}
+
+        self.write(actor, "run.finish", payload, request_id, change)
