@@ -66,7 +66,7 @@ class VersionCounts:
             hist = np.bincount(p.version[has] * n_b + bucket, minlength=n_v * n_b).reshape(n_v, n_b)
             self.max_ts = max(self.max_ts, float(p.ts.max()))
             x = p.numeric
-            finite = np.isfinite(x)
+            finite = np.abs(x) < 1e150  # finite, and its square too (NaN compares False)
             x0 = np.where(finite, x, 0.0)
             for code in np.flatnonzero(req).tolist():
                 row, lat = self._row(batch.versions[code], x.shape[1])
