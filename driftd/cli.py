@@ -376,6 +376,7 @@ def _register_subcommands() -> None:
     cli.add_command(cli_ops.token)
     cli.add_command(cli_ops.outbox)
     cli.add_command(cli_ops.api)
+    cli.add_command(cli_ops.rollout)
     cli.add_command(cli_retrain.retrain)
     from driftd.sim.cli import serve_sim
 

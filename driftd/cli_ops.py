@@ -253,3 +253,52 @@ def api_serve(config: Path, host: str | None, port: int | None) -> None:
             port=settings.api_port if port is None else port,
             log_level="warning",
         )
+
+
+@click.group()
+def rollout() -> None:
+    """Canary rollouts: where each model's stands, and the evidence behind its last verdict."""
+
+
+@rollout.command("status")
+@click.argument("model")
+@db_options
+@json_option
+def rollout_status(model: str, config: Path | None, db: str | None, as_json: bool) -> None:
+    """The model's latest rollout: phase, step, traffic and the last verdict's reasons."""
+    from driftd.rollout.store import RolloutStore
+
+    with open_registry(config, db) as reg:
+        row = RolloutStore(reg.engine).latest(model)
+        weights = reg.traffic(model)
+    if row is None:
+        raise click.ClickException(f"model {model!r} has had no rollout")
+    state = {
+        "id": row.id,
+        "phase": row.phase,
+        "canary": row.canary,
+        "champion": row.champion,
+        "step": row.step,
+        "steps": row.steps,
+        "traffic": {str(v): w for v, w in weights.items()},
+        "pending": row.pending,
+        "verdict": row.verdict,
+        "started_at": row.started_at,
+    }
+    if as_json:
+        _echo(state)
+        return
+    split = ", ".join(f"v{v} {w:.0%}" for v, w in sorted(weights.items()))
+    click.echo(f"{row.id}: v{row.canary} vs champion v{row.champion}, {row.phase}")
+    click.echo(f"  step {row.step + 1} of {len(row.steps)}; traffic {split or 'none'}")
+    if row.pending:
+        click.echo(f"  pending: {row.pending['kind']} ({row.pending['reason']})")
+    verdict = row.verdict or {}
+    if verdict:
+        click.echo(f"  last verdict: {verdict['decision']} by {verdict['rule']}")
+        for r in verdict.get("reasons", []):
+            mark = "✓" if r["fired"] else "·"
+            click.echo(
+                f"    {mark} {r['slo']} {r['check']}: {r['statistic']:.3g} vs {r['bound']:.3g} "
+                f"{r.get('detail', '')}"
+            )

@@ -48,3 +48,11 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     metrics = (out / "metrics.prom").read_text()
     assert 'driftd_rollbacks_total{model="fraud"} 1.0' in metrics
     assert 'driftd_canary_verdict{model="fraud"} -1.0' in metrics
+    res = CliRunner().invoke(
+        cli, ["rollout", "status", "fraud", "--config", str(out / "driftd.toml"), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    state = json.loads(res.stdout)
+    assert state["phase"] == "rolled_back" and state["canary"] == 3 and state["pending"] is None
+    assert state["verdict"]["decision"] == "rollback"
+    assert any(r["slo"] == "latency_relative" and r["fired"] for r in state["verdict"]["reasons"])
