@@ -14,11 +14,15 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from driftd.daemon.join import JOIN_COUNTERS
 from driftd.daemon.pipeline import Outcome, Pipeline
 from driftd.daemon.sli import SliCollector
+from driftd.events import DEAD_LETTER_REASONS
 
 _BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _CHECKPOINT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+IGNORED_REASONS = ("unknown_model", "oversized", "unknown_feature")
+"""Why the pipeline ignores an event (or part of one): the keys of ``Outcome.ignored``."""
 
 
 class Recorder:
@@ -81,6 +85,15 @@ class Recorder:
             "Checkpoints that could not be saved.",
             registry=registry,
         )
+        # Every labeled counter exists at 0 from the start (Prometheus' advice), so a rate()
+        # over it returns 0 rather than no data until the first event of its kind.
+        for reason in DEAD_LETTER_REASONS:
+            self.dead_lettered.labels(reason)
+        for reason in IGNORED_REASONS:
+            self.ignored.labels(reason)
+        for model in sorted(tasks or {}):
+            for outcome in JOIN_COUNTERS:
+                self.join.labels(model, outcome)
 
     def observe(self, out: Outcome, seconds: float) -> None:
         """Count one processed chunk."""

@@ -122,8 +122,11 @@ class RegistryCollector(Collector):
             .where(s.c.stage.in_(("production", "rolled_back")))
             .group_by(m.c.name, s.c.stage)
         ).all()
-        for name, stage, n in counts:
-            (promoted if stage == "production" else rolled).add_metric([name], float(n))
+        found = {(name, stage): float(n) for name, stage, n in counts}
+        # Every registered model has both counters, at 0 before its first promotion/rollback.
+        for name in conn.execute(sa.select(m.c.name).order_by(m.c.name)).scalars():
+            promoted.add_metric([name], found.get((name, "production"), 0.0))
+            rolled.add_metric([name], found.get((name, "rolled_back"), 0.0))
         return [promoted, rolled]
 
     @staticmethod
@@ -132,16 +135,17 @@ class RegistryCollector(Collector):
         states = GaugeMetricFamily(
             "driftd_retrain_jobs", "Retrain jobs per state.", labels=["model", "state"]
         )
-        seen: dict[str, set[str]] = {}
+        # Every registered model (and any model with jobs) has every state, at 0 when empty.
+        seen: dict[str, dict[str, float]] = {
+            name: {} for name in conn.execute(sa.select(t.models.c.name)).scalars()
+        }
         for model, state, n in conn.execute(
             sa.select(j.c.model, j.c.state, sa.func.count()).group_by(j.c.model, j.c.state)
         ):
-            states.add_metric([model, state], float(n))
-            seen.setdefault(model, set()).add(state)
-        for model, have in seen.items():
-            for state in JOB_STATES:
-                if state not in have:
-                    states.add_metric([model, state], 0.0)
+            seen.setdefault(model, {})[state] = float(n)
+        for model, have in sorted(seen.items()):
+            for state in (*JOB_STATES, *sorted(set(have) - set(JOB_STATES))):
+                states.add_metric([model, state], have.get(state, 0.0))
         hist = HistogramMetricFamily(
             "driftd_retrain_job_duration_seconds",
             "Duration of finished retrain jobs (last attempt).",
@@ -158,8 +162,11 @@ class RegistryCollector(Collector):
                 groups.setdefault((row.model, row.state), []).append(
                     row.finished_at - row.started_at
                 )
+        for model in seen:  # every model has both outcomes, empty until a job finishes
+            for outcome in ("succeeded", "failed"):
+                groups.setdefault((model, outcome), [])
         for (model, outcome), durations in sorted(groups.items()):
-            arr = np.asarray(durations)
+            arr = np.asarray(durations, dtype=np.float64)
             buckets = [(str(b), float(np.count_nonzero(arr <= b))) for b in JOB_BUCKETS_S]
             buckets.append(("+Inf", float(arr.size)))
             hist.add_metric([model, outcome], buckets, float(arr.sum()))

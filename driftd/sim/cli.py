@@ -43,6 +43,36 @@ def initial_version(registry: Registry, model: str) -> str:
     return str(versions[0].version)
 
 
+def bootstrap_champion(
+    settings: Any, registry: Registry, model: str, seed: int, rate: float
+) -> int | None:
+    """Seed a first champion when the registry has no version of ``model`` (else None).
+
+    As ``driftd demo`` does (:func:`driftd.demo.seed_champion`): labeled pre-drift rows of the
+    same world (same seed, the model's configured features) into the labeled store, the real
+    retrain path, then production with all traffic.
+    """
+    from driftd import demo
+    from driftd.registry.errors import NotFound
+
+    try:
+        if registry.list_versions(model, limit=1):
+            return None
+    except NotFound:
+        pass
+    if model != demo.MODEL:
+        raise click.ClickException(
+            f"--bootstrap seeds the demo's model {demo.MODEL!r} only, not {model!r}"
+        )
+    if settings.models[model].retrain is None:
+        raise click.ClickException(f"--bootstrap needs [models.{model}.retrain] to train with")
+    world = _world(settings, model, seed, None)  # pre-drift: the concept served before drift
+    log.info("no version of %s registered: training a first champion", model)
+    version = demo.seed_champion(settings, registry, world, rate)
+    log.info("v%s trained on pre-drift traffic and made champion", version)
+    return version
+
+
 def _world(settings: Any, model: str, seed: int, drift_at: float | None) -> World:
     """A world whose columns are the model's configured features."""
     feats = settings.models[model].features
@@ -88,12 +118,27 @@ def _world(settings: Any, model: str, seed: int, drift_at: float | None) -> Worl
     help="Inject faults into one version: latency factor, error rate, wrong-answer rate. "
     "Repeatable.",
 )
+@click.option(
+    "--error-rate",
+    default=0.005,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Share of requests every version fails (before any --regress): a canary's error-rate "
+    "check needs some errors on both arms to show the canary is no worse.",
+)
 @click.option("--label-delay", default=30.0, show_default=True, help="Seconds until a label.")
 @click.option("--label-fraction", default=1.0, show_default=True, help="Share of requests labeled.")
 @click.option(
     "--drift-after", type=float, help="Seconds after start when the true concept changes."
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the world and routing.")
+@click.option(
+    "--bootstrap",
+    "bootstrap_first",
+    is_flag=True,
+    help="When the registry has no version of the model, train a first champion on pre-drift "
+    "traffic of the same world (the real retrain path) and give it all traffic.",
+)
 @click.option("--status-every", default=10.0, show_default=True, help="Seconds between status.")
 def serve_sim(
     config_path: Path,
@@ -103,10 +148,12 @@ def serve_sim(
     out: Path | None,
     control_topic: str | None,
     regress: tuple[str, ...],
+    error_rate: float,
     label_delay: float,
     label_fraction: float,
     drift_after: float | None,
     seed: int,
+    bootstrap_first: bool,
     status_every: float,
 ) -> None:
     """Serve a model's registered versions to a simulated world; emit the events.
@@ -137,11 +184,19 @@ def serve_sim(
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
-    start = time.time()
-    world = _world(settings, model, seed, None if drift_after is None else start + drift_after)
     registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
+    if bootstrap_first:
+        bootstrap_champion(settings, registry, model, seed, rate)
+    start = time.time()  # after any bootstrap: --drift-after counts from the first request
+    world = _world(settings, model, seed, None if drift_after is None else start + drift_after)
     server = ModelServer(
-        world, registry, model, seed=seed, emitter=emitter, id_prefix=f"sim{seed}-{int(start)}"
+        world,
+        registry,
+        model,
+        seed=seed,
+        emitter=emitter,
+        base_error_rate=error_rate,
+        id_prefix=f"sim{seed}-{int(start)}",
     )
     first = initial_version(registry, model)
     server.load(first)
