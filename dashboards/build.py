@@ -674,27 +674,27 @@ def canary_page() -> Dashboard:
         .with_target(query(f"driftd_canary_verdict{m}", "{{model}}"))
     )
     d = d.with_row(Row("Evidence (canary - champion, always-valid bounds)").id(ids()))
-    for slo, unit in (("error_rate", "percentunit"), ("latency", "s"), ("quality", "short")):
+    for title, slo in (("errors", "error.*"), ("latency", "latency.*"), ("quality", "quality")):
         d = d.with_panel(
             ts(
                 ids,
-                f"Evidence: {slo}",
+                f"Evidence: {title}",
                 query(
-                    f'driftd_canary_evidence{{model=~"$model", slo="{slo}", bound="lower"}}',
-                    "lower",
+                    f'driftd_canary_evidence{{model=~"$model", slo=~"{slo}", bound="lower"}}',
+                    "{{slo}}: canary worse",
                     "A",
                 ),
                 query(
-                    f'driftd_canary_evidence{{model=~"$model", slo="{slo}", bound="upper"}}',
-                    "upper",
+                    f'driftd_canary_evidence{{model=~"$model", slo=~"{slo}", bound="upper"}}',
+                    "{{slo}}: canary not worse",
                     "B",
                 ),
-                unit=unit,
+                unit="short",
                 w=8,
                 min_val=None,
-                description=f"Confidence sequence for canary - champion on {slo}; the canary "
-                "is promoted or rolled back once the interval excludes the "
-                "tolerance.",
+                description="Log e-value of each always-valid test of canary vs champion; the "
+                "canary is rolled back (canary worse) or may be promoted (canary not worse) "
+                "once it crosses log(1/alpha).",
             )
         )
     d = d.with_row(Row("Versions in the rollout").id(ids()))

@@ -186,12 +186,6 @@ def _prom_range(port: int, query: str, start: float, end: float) -> list[dict[st
 # Panels whose query names a label value driftd does not export (a dashboard bug, reported
 # rather than hidden): the rollout exports the latency evidence as slo="latency_relative"
 # (and "latency_ceiling"), the canary dashboard asks for slo="latency".
-KNOWN_NO_DATA = {
-    'driftd_canary_evidence{model=~".+", slo="latency", bound="lower"}',
-    'driftd_canary_evidence{model=~".+", slo="latency", bound="upper"}',
-}
-
-
 def _wait(
     what: str, check: Callable[[], Any], timeout: float, procs: Procs, every: float = 0.5
 ) -> Any:
@@ -366,7 +360,6 @@ def test_closed_loop_end_to_end(
         queries = json.loads((REPO / "dashboards" / "queries.json").read_text())["queries"]
         missing: list[str] = []
         answered: list[str] = []
-        known: list[str] = []
         for q in queries:
             if not q["expect_data"]:
                 continue
@@ -375,16 +368,9 @@ def test_closed_loop_end_to_end(
                 result = _prom_query(prom_port, q["query"])
             else:
                 result = _prom_range(prom_port, q["query"], prom_started, time.time())
-            if result:
-                answered.append(where)
-            elif q["query"] in KNOWN_NO_DATA:
-                known.append(where)
-            else:
-                missing.append(where)
+            (answered if result else missing).append(where)
         assert not missing, "dashboard queries without data:\n" + "\n".join(missing)
         assert answered
-        if known:
-            print("dashboard queries without data (known mismatch):\n" + "\n".join(known))
 
         # 6. The registry's audit chain (every transition above) verifies.
         assert registry.verify_audit().ok
