@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ from driftd.rollout.store import RolloutStore, to_rollout
 
 log = logging.getLogger("driftd.rollout")
 ACTOR = "driftd-rollout"
+VERDICT_SAVE_S = 5.0  # an unchanged verdict is stored at most this often (wall seconds)
 VERDICT_CODE = {"continue": 0.0, "promote": 1.0, "rollback": -1.0, "halt": 2.0}
 
 
@@ -97,6 +99,7 @@ class Controller:
             if ms.rollout is not None and ms.rollout.enabled
         }
         self._live: dict[str, _Live] = {}
+        self._saved: dict[str, tuple[Decision, float]] = {}  # last verdict stored, and when
         self.verdicts: dict[str, Verdict] = {}
         self.timeline: list[dict[str, Any]] = []  # what happened, for the demo and logs
         self._lock = threading.Lock()
@@ -176,7 +179,13 @@ class Controller:
             self.verdicts[r.model] = verdict
         now = self.clock()
         nr, action = decide(r, verdict, now, rs.step_min_s)
+        last = self._saved.get(r.id)
+        if action is None and last is not None:
+            decision, at = last
+            if decision == verdict.decision and time.monotonic() - at < VERDICT_SAVE_S:
+                return  # nothing changed that a restart would need; spare the write
         self.store.save(nr, now, action, verdict.to_dict())
+        self._saved[r.id] = (verdict.decision, time.monotonic())
         if action is not None:
             self._execute(nr, action)
 
