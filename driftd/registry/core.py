@@ -10,11 +10,11 @@ from typing import Any, Self
 import sqlalchemy as sa
 
 from driftd.registry import schema as t
-from driftd.registry.queries import Reads
+from driftd.registry.lineage import LineageReads
 from driftd.registry.writer import Writer, transaction
 
 
-class RegistryCore(Reads):
+class RegistryCore(LineageReads):
     """Reads plus ``write``; the write mixins and ``Registry`` build on it."""
 
     def __init__(
