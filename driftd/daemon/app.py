@@ -42,17 +42,14 @@ class App:
     runner: Runner
     server: Any = None
     retrain: RetrainParts | None = None
-    registry_engine: Any = None  # the model registry's database (metrics read it)
-    rollout_registry: Any = None  # the rollout controller's registry
+    model_registry: Any = None  # one registry (and engine) for metrics, retraining, rollout
 
     def close(self) -> None:
         """Release the source, sink, store, retrain worker and HTTP server."""
         if self.retrain is not None:
             self.retrain.close()
-        if self.registry_engine is not None:
-            self.registry_engine.dispose()
-        if self.rollout_registry is not None:
-            self.rollout_registry.engine.dispose()
+        if self.model_registry is not None:
+            self.model_registry.engine.dispose()
         self.source.close()
         self.sink.close()
         self.store.close()
@@ -95,20 +92,17 @@ def build(settings: Settings, serve_metrics: bool = True, config_path: Path | No
         from driftd.daemon.sources.kafka import make_kafka
 
         source, sink = make_kafka(src.kafka, settings.pipeline.name)
-    hooks, retrain = build_retrain(settings, config_path)
-    rollout_tick, rollout_registry = build_rollout(settings, pipeline, registry)
-    hooks = combine(hooks, rollout_tick)
+    from driftd.daemon.registry_metrics import RegistryCollector
+    from driftd.registry.configure import open_registry
+
+    model_registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
+    hooks, retrain = build_retrain(settings, config_path, model_registry.engine)
+    hooks = combine(hooks, build_rollout(settings, pipeline, registry, model_registry))
     runner = Runner(pipeline, source, sink, store, settings.pipeline, recorder, hooks=hooks)
     registry.register(StateCollector(pipeline, source.lag, lambda: runner.last_checkpoint_at))
-    from driftd.daemon.registry_metrics import RegistryCollector
-    from driftd.db import make_engine, require_current
-
-    registry_engine = make_engine(settings.registry_url)
-    require_current(registry_engine)
-    registry.register(RegistryCollector(registry_engine))
+    registry.register(RegistryCollector(model_registry.engine))
     app = App(settings, pipeline, source, sink, store, registry, runner, retrain=retrain)
-    app.registry_engine = registry_engine
-    app.rollout_registry = rollout_registry
+    app.model_registry = model_registry
     if serve_metrics and settings.metrics.enabled:
         app.server = start_http_server(
             settings.metrics.port, settings.metrics.host, registry=registry

@@ -18,9 +18,8 @@ from driftd.daemon.runner import RunnerHooks
 
 @dataclass
 class RetrainParts:
-    """The retraining side of the daemon: the queue's engine and the worker thread."""
+    """The retraining side of the daemon: the worker and its thread."""
 
-    engine: Any
     worker: Any = None
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
@@ -39,11 +38,10 @@ class RetrainParts:
         self.stop.set()
         if self.thread is not None:
             self.thread.join(timeout=30)
-        self.engine.dispose()
 
 
 def build_retrain(
-    settings: Settings, config_path: Path | None
+    settings: Settings, config_path: Path | None, engine: Any
 ) -> tuple[RunnerHooks | None, RetrainParts | None]:
     """The labeled store sink, alarm → retrain triggers and the worker, when a model has a
     ``[models.<name>.retrain]`` section; nothing otherwise."""
@@ -51,7 +49,6 @@ def build_retrain(
     if not models:
         return None, None
     from driftd.daemon.labeled import LabeledSink
-    from driftd.db import make_engine, require_current
     from driftd.retrain.jobs import JobQueue
     from driftd.retrain.store import LabeledStore
     from driftd.retrain.triggers import Triggers, make_worker
@@ -62,27 +59,22 @@ def build_retrain(
     )
     if config_path is None:  # replay: store rows, queue nothing (a job needs the config file)
         return RunnerHooks(labeled=LabeledSink(store, models)), None
-    engine = make_engine(settings.registry_url)
-    require_current(engine)
     triggers = Triggers(settings, config_path, JobQueue(engine))
     sink = LabeledSink(store, models, on_rows=triggers.rows_added)
-    parts = RetrainParts(engine, make_worker(settings, engine) if r.worker else None)
+    parts = RetrainParts(make_worker(settings, engine) if r.worker else None)
     return RunnerHooks(labeled=sink, on_alarm=triggers.on_alarm, tick=triggers.tick), parts
 
 
 def build_rollout(
-    settings: Settings, pipeline: Pipeline, metrics: CollectorRegistry
-) -> tuple[Callable[[], object] | None, Any]:
-    """The rollout controller's tick (and its registry, to close), when a model configures
-    ``[models.<name>.rollout]``; its verdicts and evidence are exported on ``metrics``."""
+    settings: Settings, pipeline: Pipeline, metrics: CollectorRegistry, registry: Any
+) -> Callable[[], object] | None:
+    """The rollout controller's tick, when a model configures ``[models.<name>.rollout]``; its
+    verdicts and evidence are exported on ``metrics``."""
     if not any(m.rollout is not None and m.rollout.enabled for m in settings.models.values()):
-        return None, None
+        return None
     from driftd.daemon.sli import version_counts
-    from driftd.registry.configure import open_registry
     from driftd.rollout.controller import Controller, RolloutCollector
     from driftd.rollout.counts import totals
-
-    registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
 
     def counts(model: str, version: str) -> Any:
         return totals(version_counts(pipeline, model), version)
@@ -95,7 +87,7 @@ def build_rollout(
 
     controller = Controller(settings, registry, counts, clock)
     metrics.register(RolloutCollector(controller))
-    return controller.tick, registry
+    return controller.tick
 
 
 def combine(hooks: RunnerHooks | None, tick: Callable[[], object] | None) -> RunnerHooks | None:
