@@ -165,20 +165,7 @@ class Reads:
                 .order_by(t.models.c.name)
                 .limit(limit)
             ).all()
-            out = []
-            for r in rows:
-                latest = r.next_version - 1
-                out.append(
-                    ModelInfo(
-                        name=r.name,
-                        description=r.description,
-                        created_at=float(r.created_at),
-                        created_by=r.created_by,
-                        latest_version=latest if latest >= 1 else None,
-                        aliases=self._alias_map(conn, int(r.id)),
-                    )
-                )
-            return out
+            return [self._model_info(conn, r) for r in rows]
 
     def get_model(self, model: str) -> ModelInfo:
         """One model with its aliases."""
@@ -186,15 +173,18 @@ class Reads:
             r = conn.execute(sa.select(t.models).where(t.models.c.name == model)).first()
             if r is None:
                 raise NotFound(f"model {model!r} does not exist")
-            latest = r.next_version - 1
-            return ModelInfo(
-                name=r.name,
-                description=r.description,
-                created_at=float(r.created_at),
-                created_by=r.created_by,
-                latest_version=latest if latest >= 1 else None,
-                aliases=self._alias_map(conn, int(r.id)),
-            )
+            return self._model_info(conn, r)
+
+    def _model_info(self, conn: sa.Connection, r: sa.Row[Any]) -> ModelInfo:
+        latest = r.next_version - 1
+        return ModelInfo(
+            name=r.name,
+            description=r.description,
+            created_at=float(r.created_at),
+            created_by=r.created_by,
+            latest_version=latest if latest >= 1 else None,
+            aliases=self._alias_map(conn, int(r.id)),
+        )
 
     def list_versions(
         self, model: str, stage: Stage | None = None, limit: int = 1000, before: int | None = None
