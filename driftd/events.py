@@ -180,10 +180,36 @@ def encode(event: Prediction | Label | Deployment) -> bytes:
     return _encoder.encode(event)
 
 
-def classify(exc: msgspec.DecodeError | UnicodeDecodeError) -> DecodeFailed:
-    """Map a decoding error to a dead-letter reason and a message a person can read."""
+# What a decoder may raise on bad input: msgspec's errors, Python's UTF-8 decoder (msgspec
+# up to 0.22) and the recursion limit (deeply nested arrays).
+DECODE_ERRORS: Final = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def _utf8_error(raw: bytes | msgspec.Raw) -> UnicodeDecodeError | None:
+    """Python's error for raw when it is not valid UTF-8, else None."""
+    try:
+        str(raw, "utf-8")
+    except UnicodeDecodeError as exc:
+        return exc
+    return None
+
+
+def classify(exc: BaseException, raw: bytes | msgspec.Raw | None = None) -> DecodeFailed:
+    """Map a decoding error to a dead-letter reason and a message a person can read.
+
+    The reason is decided by what the input is, not by the text of one library version's
+    exception: JSON must be UTF-8 (RFC 8259), so bytes that are not UTF-8 are ``not_utf8``
+    whatever the decoder said (msgspec 0.23 reports them as a generic DecodeError).
+    """
     if isinstance(exc, UnicodeDecodeError):
         return DecodeFailed("not_utf8", f"a string is not valid UTF-8: {exc.reason}")
+    bad_utf8 = _utf8_error(raw) if raw is not None else None
+    if bad_utf8 is not None:
+        return DecodeFailed(
+            "not_utf8", f"not valid UTF-8 at byte {bad_utf8.start}: {bad_utf8.reason}"
+        )
+    if isinstance(exc, RecursionError):
+        return DecodeFailed("malformed_json", "JSON nested too deeply to decode")
     msg = str(exc)
     if isinstance(exc, msgspec.ValidationError):
         if "Object contains unknown field" in msg:
@@ -193,14 +219,16 @@ def classify(exc: msgspec.DecodeError | UnicodeDecodeError) -> DecodeFailed:
         if "Object missing required field" in msg:
             return DecodeFailed("schema", msg)
         return DecodeFailed("invalid_value", msg)
-    return DecodeFailed("malformed_json", msg)
+    if isinstance(exc, msgspec.DecodeError):
+        return DecodeFailed("malformed_json", msg)
+    return DecodeFailed("malformed_json", f"could not decode: {type(exc).__name__}: {msg}")
 
 
 def _decode_with(decoder: msgspec.json.Decoder[Any], raw: bytes) -> Any:
     try:
         return decoder.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise classify(exc) from None
+    except DECODE_ERRORS as exc:
+        raise classify(exc, raw) from None
 
 
 def decode_prediction(raw: bytes) -> Prediction:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from driftd.events import DecodeFailed, classify
+from driftd.events import DECODE_ERRORS, DecodeFailed, classify
 
 T = TypeVar("T")
 
@@ -102,6 +102,8 @@ def decode_many(
                 out[k] = one(raws[k])
             except DecodeFailed as exc:
                 failures.append((k, exc))
+            except Exception as exc:  # any other error dead-letters this event, never the loop
+                failures.append((k, classify(exc, raws[k])))
 
     start, end = 0, min(chunk, n)
     while start < n:
@@ -114,11 +116,16 @@ def decode_many(
             try:
                 values = decoder.decode_lines(joined)
             except msgspec.DecodeError as exc:
+                # msgspec 0.23 reports invalid UTF-8 with no position: look for it ourselves.
                 at = _locate(exc, seg)
+                if at is None:
+                    at = _locate_utf8(seg)
             except UnicodeDecodeError:
-                # msgspec's position is inside a string, not the buffer: find the first
-                # invalid byte sequence ourselves; the line holding it is a bad one.
+                # msgspec <= 0.22: the position is inside a string, not the buffer: find the
+                # first invalid byte sequence ourselves; the line holding it is a bad one.
                 at = _locate_utf8(seg)
+            except RecursionError:
+                at = None  # nested too deeply somewhere in the chunk: one by one
             else:
                 if len(values) == end - start:
                     out[start:end] = values
@@ -144,7 +151,7 @@ def single(decoder: msgspec.json.Decoder[Any]) -> Callable[[bytes | msgspec.Raw]
     def one(raw: bytes | msgspec.Raw) -> Any:
         try:
             return decoder.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise classify(exc) from None
+        except DECODE_ERRORS as exc:
+            raise classify(exc, raw) from None
 
     return one

@@ -32,6 +32,7 @@ from driftd.daemon.join import JoinedColumns
 from driftd.daemon.state import ModelState, PartitionState
 from driftd.daemon.summary import summarize
 from driftd.events import (
+    DECODE_ERRORS,
     DeadLetter,
     DeadLetterReason,
     DecodeFailed,
@@ -59,13 +60,13 @@ def _one_mixed(raw: bytes | msgspec.Raw) -> EventHead:
     """Slow path for a mixed stream: use ``kind``, or infer it from the fields."""
     try:
         return _mixed_decoder.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except DECODE_ERRORS as exc:
         if "missing required field `kind`" not in str(exc):
-            raise classify(exc) from None
+            raise classify(exc, raw) from None
     try:
         obj = _any_decoder.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise classify(exc) from None
+    except DECODE_ERRORS as exc:
+        raise classify(exc, raw) from None
     is_label = isinstance(obj, dict) and "label" in obj and "prediction" not in obj
     result: EventHead = single(_label_decoder if is_label else _pred_decoder)(raw)
     return result
@@ -276,8 +277,8 @@ class Pipeline:
         def one(raw: bytes | msgspec.Raw) -> Any:
             try:
                 return schema.strict_decoder.decode(raw)
-            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-                failed = classify(exc)
+            except DECODE_ERRORS as exc:
+                failed = classify(exc, raw)
                 if "unknown field" in failed.detail:
                     if ignore_unknown:
                         out.ignored["unknown_feature"] += 1

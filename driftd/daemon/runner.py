@@ -208,15 +208,18 @@ class Runner:
                 self._overflow[model] = 0
 
     def run(self, until_exhausted: Callable[[], bool] | None = None) -> None:
-        """Loop until stop() (or until the source is exhausted), then checkpoint."""
-        try:
-            while not self.stop_event.is_set():
-                n = self.step()
-                if n == 0 and until_exhausted is not None and until_exhausted():
-                    break
-        finally:
-            if self.pipeline.partitions:
-                self.checkpoint()
+        """Loop until stop() (or until the source is exhausted), then checkpoint.
+
+        An exception ends the loop without a checkpoint: it may have left a chunk half
+        applied, and state that does not match its offsets must never be saved. The last
+        checkpoint stays valid, so a restart replays from it.
+        """
+        while not self.stop_event.is_set():
+            n = self.step()
+            if n == 0 and until_exhausted is not None and until_exhausted():
+                break
+        if self.pipeline.partitions:
+            self.checkpoint()
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, checkpoint and return (signal-safe)."""
