@@ -354,6 +354,25 @@ def test_gate_refuses_on_guard_and_names_it() -> None:
     assert set(good.metrics) == {"roc_auc", "log_loss", "accuracy", "brier"}
 
 
+def test_guard_compares_its_lower_bound_not_its_estimate_with_the_margin() -> None:
+    """A guard whose estimated change is inside the margin but whose lower bound is outside it
+    refuses promotion: non-inferiority must be shown, not merely estimated."""
+    y, pa, pb = binormal(np.random.default_rng(15), 2000, 1.0, 1.4)
+    logit = np.log(pb / (1 - pb))
+    pb_sharp = 1 / (1 + np.exp(-2.2 * logit))  # same ranking, log loss about equal
+    spec = GateSpec("roc_auc", min_gain=0.01, guards={"log_loss": 0.025}, n_boot=500)
+    ev = evaluate("binary", y, pa, pb_sharp, spec, 0, extra_metrics=())
+    guard = ev.metrics["log_loss"]
+    assert guard.diff > -0.025 > guard.lower_bound, (guard.diff, guard.lower_bound)
+    assert ev.metrics["roc_auc"].lower_bound > 0.01
+    assert not ev.promote
+    assert len(ev.reasons) == 1 and ev.reasons[0].startswith("guard log_loss")
+    wide = GateSpec(
+        "roc_auc", min_gain=0.01, guards={"log_loss": -guard.lower_bound + 0.01}, n_boot=500
+    )
+    assert evaluate("binary", y, pa, pb_sharp, wide, 0, extra_metrics=()).promote
+
+
 def test_gate_refuses_too_few_samples() -> None:
     y, pa, pb = binormal(np.random.default_rng(11), 150, 0.5, 2.5)
     ev = evaluate("binary", y, pa, pb, GateSpec("roc_auc", n_boot=200, min_samples=200))
