@@ -6,9 +6,11 @@
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements-runtime.lock ./
 COPY driftd ./driftd
-RUN pip wheel --no-deps --wheel-dir /wheels .
+RUN pip install --require-hashes --no-deps -r requirements-runtime.lock \
+        --extra-index-url https://download.pytorch.org/whl/cpu \
+    && pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .
 
 FROM python:3.11-slim AS runtime
 ENV PIP_NO_CACHE_DIR=1 \
@@ -16,10 +18,14 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     DRIFTD_CONFIG=/etc/driftd/driftd.toml
-# torch first, pinned, from the CPU index: the resolver must never pull a CUDA build.
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+# Exact versions with hashes from the runtime lock (make lock); torch is its CPU build
+# (2.13.0+cpu, from PyTorch's CPU index): the resolver can never pull a CUDA build.
+COPY requirements-runtime.lock /tmp/requirements-runtime.lock
+RUN pip install --require-hashes --no-deps -r /tmp/requirements-runtime.lock \
+        --extra-index-url https://download.pytorch.org/whl/cpu \
+    && rm /tmp/requirements-runtime.lock
 COPY --from=build /wheels /wheels
-RUN pip install /wheels/*.whl && rm -rf /wheels
+RUN pip install --no-deps /wheels/*.whl && rm -rf /wheels && pip check
 RUN useradd --system --uid 10001 --home-dir /var/lib/driftd --shell /usr/sbin/nologin driftd \
     && mkdir -p /var/lib/driftd /etc/driftd \
     && chown driftd:driftd /var/lib/driftd
