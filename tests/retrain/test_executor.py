@@ -93,20 +93,34 @@ def test_failing_trainers_follow_the_retry_policy_while_the_daemon_goes_on(
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
     thread.start()
-    # The daemon's event loop, standing in for the pipeline: it must keep its pace.
-    ticks, worst_gap, last = 0, 0.0, time.monotonic()
-    deadline = last + 40
+    # The daemon's event loop, standing in for the pipeline: it must keep its pace. It only
+    # ticks (the queue is polled elsewhere), so a gap means the jobs held it up, not SQLite.
+    gaps: list[float] = []
+    ticking = threading.Event()
+
+    def loop() -> None:
+        last = time.monotonic()
+        while not ticking.is_set():
+            time.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticker = threading.Thread(target=loop, daemon=True)
+    ticker.start()
+    deadline = time.monotonic() + 60
     try:
         while any(j.state in ("queued", "running") for j in queue.list()):
             assert time.monotonic() < deadline, queue.list()
-            ticks += 1
-            time.sleep(0.01)
-            now = time.monotonic()
-            worst_gap, last = max(worst_gap, now - last), now
+            time.sleep(0.05)
     finally:
         stop.set()
+        ticking.set()
         thread.join(10)
-    assert ticks > 100 and worst_gap < 0.5, (ticks, worst_gap)  # never blocked by the jobs
+        ticker.join(10)
+    # A worker that ran a job on the loop's thread would stall it for a whole job: at least
+    # the hung trainer's 1.5 s timeout. A loaded machine delays a tick by far less.
+    assert len(gaps) > 100 and max(gaps) < 1.4, (len(gaps), max(gaps))
     for name, (_, reason) in cases.items():
         (final,) = queue.list(model=name)
         if reason is None:
