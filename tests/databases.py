@@ -12,19 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from tests.services import unavailable
+
 PG_ADMIN_URL = os.environ.get(
     "DRIFTD_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-
-
-def _unavailable(what: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{what} (CI=true: service tests must run)")
-    pytest.skip(what)
 
 
 @contextmanager
@@ -37,7 +31,7 @@ def fresh_postgres() -> Iterator[str]:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     except sa.exc.OperationalError as exc:
         admin.dispose()
-        _unavailable(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+        unavailable(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
     try:
         yield sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(False)
     finally:

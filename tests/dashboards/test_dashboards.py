@@ -20,11 +20,13 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.services import in_ci
+
 ROOT = Path(__file__).resolve().parents[2]
 DASH = ROOT / "dashboards"
 GRAFANA = DASH / "grafana"
 PROM = DASH / "prometheus"
-CI = os.environ.get("CI") == "true"
+CI = in_ci()
 
 # The recorder's metric contract (driftd/daemon/metrics.py and friends); histograms add
 # _bucket/_sum/_count. Dashboards and rules may use nothing else (plus Prometheus's `up`).
@@ -349,6 +351,7 @@ def test_kubernetes_sidecar_has_probes_and_a_valid_config() -> None:
 def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in text
-    assert "--index-url https://download.pytorch.org/whl/cpu" in text
+    assert "--require-hashes --no-deps -r /tmp/requirements-runtime.lock" in text
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in text
     assert re.search(r"^USER (?!root)\S+", text, re.M)
     assert "HEALTHCHECK" in text and "EXPOSE 9464 8765" in text

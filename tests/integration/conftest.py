@@ -5,7 +5,6 @@ A missing service fails the test under CI=true and skips it, with the reason, el
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import time
@@ -15,14 +14,9 @@ from pathlib import Path
 
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from tests.services import unavailable
 
-
-def unavailable(what: str) -> None:
-    """Fail under CI, skip elsewhere."""
-    if IN_CI:
-        pytest.fail(f"{what} (CI=true: service tests must run)")
-    pytest.skip(what)
+__all__ = ["unavailable"]  # re-exported for the integration tests
 
 
 def free_port() -> int:
