@@ -3,6 +3,7 @@ flow with its audit trail, conflicts, validation messages and idempotent writes.
 
 from __future__ import annotations
 
+import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -68,6 +69,10 @@ def test_full_flow_with_two_approvers(
 ) -> None:
     registry.set_gates({Stage.PRODUCTION: Gate(approvals=2)}, actor="root")
     mark = registry.audit_log(limit=1000)[-1].seq
+    # A clock that moves one second per write, so "champion at t1" needs no sleep.
+    ticks = itertools.count()
+    start = time.time()
+    registry.clock = lambda: start + next(ticks)
     ann, bob, ada = tokens.approver, tokens.approver2, tokens.admin
 
     for n in (1, 2):
@@ -103,8 +108,7 @@ def test_full_flow_with_two_approvers(
         champion = client.get(f"{M}/aliases/champion", headers=h(tokens.viewer)).json()
         assert champion["version"] == n
         if n == 1:
-            t1 = time.time()
-            time.sleep(0.01)
+            t1 = registry.clock()  # after version 1's promotion, before anything of version 2
 
     approvals = client.get(f"{M}/versions/2/approvals", headers=h(tokens.viewer)).json()
     assert {(a["approver"], a["role"]) for a in approvals} == {

@@ -132,5 +132,23 @@ def test_a_blob_that_is_not_a_state_envelope_is_refused() -> None:
             state_codec.loads(msgspec.msgpack.encode(obj), KIND, 1)
 
 
-def test_require_state_version_accepts_the_expected_envelope() -> None:
-    state_codec.require_state_version({"kind": KIND, "v": 4, "state": None}, KIND, 4)
+@pytest.mark.parametrize(
+    ("envelope", "error"),
+    [
+        ({"kind": KIND, "v": 4, "state": None}, None),
+        ({"kind": KIND, "v": 3, "state": None}, r"has version 3; this driftd reads version 4"),
+        ({"kind": KIND, "v": "4", "state": None}, r"has version '4'"),
+        ({"kind": KIND, "state": None}, r"has version None"),
+        ({"kind": "other", "v": 4, "state": None}, r"expected a .* state blob, got dict"),
+        ([KIND, 4], r"expected a .* state blob, got list"),
+    ],
+    ids=["expected", "older", "version-as-text", "no-version", "other-kind", "not-a-mapping"],
+)
+def test_require_state_version_accepts_only_the_expected_envelope(
+    envelope: object, error: str | None
+) -> None:
+    if error is None:
+        assert state_codec.require_state_version(envelope, KIND, 4) is None
+    else:
+        with pytest.raises(StateVersionError, match=error):
+            state_codec.require_state_version(envelope, KIND, 4)
