@@ -104,9 +104,14 @@ def test_two_daemons_split_partitions_totals_exact(
     procs = [driftd("run", "--config", str(cfg), stdout=f, stderr=f) for f in logs]
     try:
         summary = wait_consumed(cfg, sum(counts.values()), 120, procs)
-        time.sleep(1.5)  # both members own partitions by now; let them checkpoint
         parts = {c["partition"] for c in summary["checkpoints"]}
         assert parts == {0, 1, 2, 3}
+        # Both members joined the group and own partitions (each logs its assignment).
+        end = time.monotonic() + 60
+        while not all("partitions assigned" in Path(f.name).read_text() for f in logs):
+            assert time.monotonic() < end, "a member never got partitions"
+            assert all(p.poll() is None for p in procs), "a member exited"
+            time.sleep(0.1)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -115,8 +120,6 @@ def test_two_daemons_split_partitions_totals_exact(
     final = status(cfg)
     assert final["models"] == kafka_truth(stream, 4)["models"]
     assert final["dead_lettered"] == stream.truth["dead_lettered"]
-    text = "".join(Path(f.name).read_text() for f in logs)
-    assert "partitions assigned" in text
 
 
 def test_labels_consumed_before_their_predictions_still_join(
