@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 
-from driftd.config import RegistrySettings, load_settings
+from driftd.config import RegistrySettings, format_errors, load_settings
 from driftd.errors import DriftdError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,7 +67,10 @@ def _registry_settings(config: Path | None, db: str | None) -> tuple[RegistrySet
     if not url:
         raise click.UsageError("say where the registry is: --db URL or --config FILE")
     secret = os.environ.get("DRIFTD_REGISTRY__SECRET")
-    return RegistrySettings.model_validate({"url": url, "secret": secret}), url
+    try:
+        return RegistrySettings.model_validate({"url": url, "secret": secret}), url
+    except ValidationError as exc:
+        raise click.UsageError(format_errors(exc, "--db and DRIFTD_REGISTRY__*", {})) from None
 
 
 @contextmanager

@@ -187,6 +187,16 @@ class RegistrySettings(_Section):
     api_host: str = "127.0.0.1"
     api_port: Annotated[int, Field(ge=0, le=65535)] = 8765
 
+    @field_validator("secret")
+    @classmethod
+    def _secret_not_empty(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().strip():
+            raise ValueError(
+                "registry.secret (DRIFTD_REGISTRY__SECRET) is empty: expected a non-empty "
+                "secret that keys the audit chain; unset it to leave the log unkeyed"
+            )
+        return v
+
     @model_validator(mode="after")
     def _unique_webhooks(self) -> RegistrySettings:
         names = [w.name for w in self.webhooks]

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from driftd.registry import schema as t
-from driftd.registry.audit import AuditRecord, VerifyResult, verify
+from driftd.registry.audit import AuditRecord, Head, VerifyResult, Witness, verify
 from driftd.registry.errors import NotFound
 from driftd.registry.names import ModelRef, Stage, parse_ref
 from driftd.registry.records import (
@@ -301,8 +301,10 @@ class Reads:
             yield from (tuple(r) for r in rows)
             last = int(rows[-1][0])
 
-    def verify_audit(self, batch: int = 20_000) -> VerifyResult:
-        """Walk the whole audit chain and name the first altered, removed or inserted record."""
+    def verify_audit(self, batch: int = 20_000, expect_head: Witness | None = None) -> VerifyResult:
+        """Walk the whole audit chain and name the first altered, removed or inserted record, a
+        head row that was moved, or (given ``expect_head``) a record a witness saw that is gone."""
         with self.engine.connect() as conn:
-            head = conn.execute(sa.select(t.audit_head).where(t.audit_head.c.id == 1)).one()
-            return verify(self._audit_rows(conn, batch), int(head.seq), head.hash, self.secret)
+            row = conn.execute(sa.select(t.audit_head).where(t.audit_head.c.id == 1)).one()
+            head = Head(int(row.seq), str(row.hash), row.key_check)
+            return verify(self._audit_rows(conn, batch), head, self.secret, expect_head)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,15 +21,7 @@ from driftd.db import write_transaction
 from driftd.registry import schema as t
 from driftd.registry.audit import canonical, record_hash
 from driftd.registry.errors import Conflict, InvalidRequest
-
-_KEY_CHECK_TEXT = b"driftd audit key check"
-
-
-def key_check(secret: bytes | None) -> str:
-    """A fingerprint of the audit secret ('' when unkeyed) that does not reveal it."""
-    if not secret:
-        return ""
-    return hmac.new(secret, _KEY_CHECK_TEXT, hashlib.sha256).hexdigest()
+from driftd.registry.head import lock_for_write, seal
 
 
 @dataclass
@@ -104,22 +95,7 @@ def fingerprint(action: str, payload: Any) -> str:
 
 @contextlib.contextmanager
 def _locked_head(conn: sa.Connection, secret: bytes | None) -> Iterator[sa.Row[Any]]:
-    head = conn.execute(
-        sa.select(t.audit_head).where(t.audit_head.c.id == 1).with_for_update()
-    ).first()
-    if head is None:
-        raise InvalidRequest(
-            "the registry tables are missing their head row; run driftd db upgrade"
-        )
-    want = key_check(secret)
-    if head.key_check is None:
-        conn.execute(t.audit_head.update().where(t.audit_head.c.id == 1).values(key_check=want))
-    elif head.key_check != want:
-        raise Conflict(
-            "the audit secret differs from the one this registry's log was written with; "
-            "set the same registry.secret (DRIFTD_REGISTRY__SECRET) on every driftd process"
-        )
-    yield head
+    yield lock_for_write(conn, secret)  # refuses another key, or a head moved back
 
 
 def transaction(
@@ -158,9 +134,7 @@ def transaction(
             head_hash=str(head.hash),
         )
         answer = change(w)
-        conn.execute(
-            t.audit_head.update().where(t.audit_head.c.id == 1).values(seq=w.seq, hash=w.head_hash)
-        )
+        seal(conn, secret, w.seq, w.head_hash)
         if request_id:
             conn.execute(
                 t.requests.insert().values(
