@@ -75,17 +75,37 @@ def audit() -> None:
     """The hash-chained audit log: verify it, read it."""
 
 
+def _witness(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from driftd.registry.audit import Witness
+
+    if value is None:
+        return None
+    try:
+        return Witness.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @audit.command("verify")
+@click.option(
+    "--expect-head",
+    metavar="SEQ:HASH",
+    callback=_witness,
+    help="A head a witness saw (an audit.head event's 'witness'): fail unless the log still "
+    "holds record SEQ with that hash.",
+)
 @db_options
 @json_option
-def audit_verify(config: Path | None, db: str | None, as_json: bool) -> None:
-    """Walk the audit chain; name the first altered, removed or inserted record (exit 1)."""
+def audit_verify(expect_head: Any, config: Path | None, db: str | None, as_json: bool) -> None:
+    """Walk the audit chain; name the first altered, removed or inserted record, a moved head
+    row, or a witnessed record that is gone (exit 1)."""
     with open_registry(config, db) as reg:
-        result = reg.verify_audit()
+        result = reg.verify_audit(expect_head=expect_head)
     if as_json:
         _echo(result.to_dict())
     elif result.ok:
-        click.echo(f"audit log OK: {result.records} records, head {result.head_seq}")
+        seen = f"; witness {expect_head.seq} matches" if expect_head is not None else ""
+        click.echo(f"audit log OK: {result.records} records, head {result.head_seq}{seen}")
     else:
         click.echo(f"audit log BROKEN: {result.problem}", err=True)
     if not result.ok:
@@ -173,13 +193,15 @@ def outbox() -> None:
     """Deliver registry events to webhooks and the Kafka control topic."""
 
 
-def _dispatcher(reg: Any, settings: RegistrySettings) -> Any:
+def _dispatcher(reg: Any, settings: RegistrySettings, witness_every_s: float | None) -> Any:
     from driftd.registry.outbox import KafkaControl, dispatcher_from_settings
 
     kafka = None
     if settings.control_topic:
         kafka = KafkaControl(settings.control_bootstrap_servers, settings.control_topic)
-    return dispatcher_from_settings(reg.engine, settings.webhooks, kafka)
+    return dispatcher_from_settings(
+        reg.engine, settings.webhooks, kafka, witness_every_s=witness_every_s
+    )
 
 
 @outbox.command("run")
@@ -188,14 +210,23 @@ def _dispatcher(reg: Any, settings: RegistrySettings) -> Any:
 )
 @click.option("--once", is_flag=True, help="Deliver what is due, then exit.")
 @click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.01, 60))
-def outbox_run(config: Path, once: bool, poll: float) -> None:
-    """Deliver pending events until SIGTERM (or once with --once)."""
+@click.option(
+    "--witness-every",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds between audit.head events (the audit head, for witnesses; 0: none). "
+    "Not with --once.",
+)
+def outbox_run(config: Path, once: bool, poll: float, witness_every: float) -> None:
+    """Deliver pending events until SIGTERM (or once with --once); publish the audit head as an
+    audit.head event every --witness-every seconds when it moved."""
     import signal
     import threading
 
     settings, _ = _registry_settings(config, None)
     with open_registry(config, None) as reg:
-        dispatcher = _dispatcher(reg, settings)
+        dispatcher = _dispatcher(reg, settings, witness_every or None)
         if once:
             click.echo(f"delivered {dispatcher.run_once()} event(s)", err=True)
             return

@@ -30,6 +30,7 @@ from driftd.api.schemas import (
     plain_text,
 )
 from driftd.registry import NotFound, Registry, Stage
+from driftd.registry.audit import Witness
 from driftd.registry.names import ModelRef
 from driftd.registry.records import VersionInfo
 
@@ -194,7 +195,26 @@ def audit_log(
     return AuditPage(items=items, next_after=items[-1].seq if len(items) == limit else None)
 
 
+def _witness(value: str | None) -> str | None:
+    if value is not None:
+        Witness.parse(value)  # a ValueError naming the value and the form: 422
+    return value
+
+
 @router.get("/audit/verify", dependencies=[Depends(admin)], summary="Verify the audit chain")
-def verify_audit(registry: Reg) -> VerifyOut:
-    """Walk the whole chain; name the first altered, removed or inserted record."""
-    return VerifyOut.model_validate(registry.verify_audit().to_dict())
+def verify_audit(
+    registry: Reg,
+    expect_head: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="SEQ:HASH, a head a witness saw (an audit.head event's 'witness'): "
+            "fail unless the log still holds record SEQ with that hash",
+        ),
+        AfterValidator(_witness),
+    ] = None,
+) -> VerifyOut:
+    """Walk the whole chain; name the first altered, removed or inserted record, a moved head
+    row, or a witnessed record that is gone."""
+    witness = Witness.parse(expect_head) if expect_head is not None else None
+    return VerifyOut.model_validate(registry.verify_audit(expect_head=witness).to_dict())

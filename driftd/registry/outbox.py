@@ -19,6 +19,9 @@ Guarantees:
   drop it. That window is the only source of duplicates: at most one per crash per target.
 - Ordered per target, isolated between targets: a failing row blocks later rows for its own
   target only (until it succeeds or is dead-lettered); other targets carry on.
+- Witnesses: with ``witness_every_s``, ``run`` also writes an ``audit.head`` event (the audit
+  head's sequence and hash, when it moved) that often; whoever keeps those can later prove the
+  log still holds what they saw (``driftd audit verify --expect-head SEQ:HASH``).
 - One sender per target at a time, across processes: on PostgreSQL the cursor row is locked
   ``FOR UPDATE SKIP LOCKED`` for the whole read-send-advance step (a second dispatcher skips a
   busy target); on SQLite an exclusive ``flock`` on ``<database>.outbox-<target>.lock`` does
@@ -45,6 +48,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from driftd.config import WebhookSettings
 from driftd.db import write_transaction
 from driftd.registry import schema as t
+from driftd.registry.head import publish_head
 from driftd.registry.webhook import (
     DeliveryError,
     OutboxRow,
@@ -153,6 +157,7 @@ class Dispatcher:
         targets: Sequence[Target],
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        witness_every_s: float | None = None,
     ) -> None:
         names = [tg.name for tg in targets]
         if len(set(names)) != len(names):
@@ -162,10 +167,19 @@ class Dispatcher:
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._pg = engine.dialect.name != "sqlite"
+        self.witness_every_s = witness_every_s
 
     def run(self, stop: threading.Event, poll_s: float = 1.0) -> None:
-        """Dispatch until ``stop`` is set, waiting ``poll_s`` whenever nothing was delivered."""
+        """Dispatch until ``stop`` is set, waiting ``poll_s`` whenever nothing was delivered;
+        every ``witness_every_s`` (if set) publish the audit head first (``publish_head``)."""
+        next_witness = time.monotonic()
         while not stop.is_set():
+            if self.witness_every_s is not None and time.monotonic() >= next_witness:
+                next_witness = time.monotonic() + self.witness_every_s
+                try:
+                    publish_head(self.engine, self.clock)
+                except sa.exc.DBAPIError:
+                    log.exception("publishing the audit head failed; retrying next period")
             try:
                 delivered = self.run_once()
             except sa.exc.DBAPIError:
@@ -342,12 +356,14 @@ def dispatcher_from_settings(
     webhooks: Sequence[WebhookSettings],
     kafka: KafkaControl | None = None,
     clock: Callable[[], float] = time.time,
+    witness_every_s: float | None = None,
 ) -> Dispatcher:
-    """A dispatcher for the configured webhooks and, optionally, the Kafka control topic."""
+    """A dispatcher for the configured webhooks and, optionally, the Kafka control topic; with
+    ``witness_every_s`` its ``run`` also publishes the audit head that often."""
     targets: list[Target] = [WebhookTarget(w) for w in webhooks]
     if kafka is not None:
         targets.append(KafkaTarget(kafka))
-    return Dispatcher(engine, targets, clock=clock)
+    return Dispatcher(engine, targets, clock=clock, witness_every_s=witness_every_s)
 
 
 def status(engine: sa.Engine, targets: Sequence[str] = ()) -> list[dict[str, Any]]:

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from driftd.config import WebhookSettings
 from driftd.registry import Registry
 from driftd.registry import schema as t
+from driftd.registry.audit import Witness
+from driftd.registry.head import publish_head
 from driftd.registry.outbox import Dispatcher, OutboxRow, WebhookTarget, status
 from driftd.registry.webhook import verify
 
@@ -318,3 +320,71 @@ def test_run_stops_and_new_target_starts_from_the_beginning(
     th.join(10)
     assert not th.is_alive()
     assert sum(g.id.startswith("b-") for g in receiver.ok()) == 3  # the whole history
+
+
+# -- the audit head as an external witness ------------------------------------------------------
+
+
+def head_events(reg: Registry) -> list[dict[str, Any]]:
+    return [json.loads(r.payload) for r in outbox_rows(reg) if r.event == "audit.head"]
+
+
+def test_publishes_the_audit_head_once_per_change(registry: Registry) -> None:
+    """An ``audit.head`` event carries the head's sequence and hash; an unchanged head is not
+    published again; what it carries verifies as a witness."""
+    clock = Clock()
+    assert publish_head(registry.engine, clock) is None  # an empty log has nothing to witness
+    register(registry, 2)
+    seen = publish_head(registry.engine, clock)
+    result = registry.verify_audit()
+    assert seen is not None and seen.seq == result.head_seq
+    assert registry.verify_audit(expect_head=seen).ok
+    assert publish_head(registry.engine, clock) is None
+    register(registry, 1)
+    later = publish_head(registry.engine, clock)
+    assert later is not None and later.seq > seen.seq
+    events = head_events(registry)
+    assert [(e["seq"], e["hash"], e["witness"]) for e in events] == [
+        (w.seq, w.hash, str(w)) for w in (seen, later)
+    ]
+    assert events[0]["ts"] == clock.now and events[0]["actor"] == "driftd"
+    assert registry.verify_audit(expect_head=later).ok
+
+
+def test_a_head_that_moved_back_is_not_published(registry: Registry) -> None:
+    register(registry, 2)
+    seen = publish_head(registry.engine, Clock())
+    assert seen is not None
+    with registry.engine.begin() as conn:
+        conn.execute(t.audit.delete().where(t.audit.c.seq == seen.seq))
+        prev = conn.execute(sa.select(t.audit.c.hash).where(t.audit.c.seq == seen.seq - 1))
+        conn.execute(t.audit_head.update().values(seq=seen.seq - 1, hash=prev.scalar_one()))
+    assert publish_head(registry.engine, Clock()) is None
+    assert len(head_events(registry)) == 1
+
+
+def test_run_publishes_the_head_periodically(registry: Registry, receiver: Receiver) -> None:
+    register(registry, 1)
+    stop = threading.Event()
+    d = Dispatcher(registry.engine, [WebhookTarget(hook(receiver.url))], witness_every_s=0.05)
+    th = threading.Thread(target=d.run, args=(stop, 0.05))
+    th.start()
+
+    def heads() -> list[dict[str, Any]]:
+        return [g.event for g in receiver.ok() if g.event["event"] == "audit.head"]
+
+    try:
+        end = time.monotonic() + 30
+        while not heads() and time.monotonic() < end:
+            time.sleep(0.02)
+        register(registry, 1)  # the head moves: the next period publishes it
+        want = registry.verify_audit().head_seq
+        while (not heads() or heads()[-1]["seq"] != want) and time.monotonic() < end:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        th.join(10)
+    assert not th.is_alive()
+    seqs = [h["seq"] for h in heads()]  # one event per head seen, each head once
+    assert len(seqs) >= 2 and seqs == sorted(set(seqs)) and seqs[-1] == want, seqs
+    assert registry.verify_audit(expect_head=Witness.parse(heads()[-1]["witness"])).ok
