@@ -151,8 +151,9 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
-    # HMAC of a fixed text under the audit secret ("" when unkeyed): every writer must hold the
-    # same secret, or the chain would mix keyed and unkeyed records.
+    # The head's seal ("" when unkeyed): an HMAC over seq, hash and the key's fingerprint under
+    # the audit secret (driftd.registry.audit.head_seal). Every writer must hold the same secret,
+    # and nobody without it can move the head back after removing the tail.
     sa.Column("key_check", sa.String(64)),
 )
 
