@@ -86,6 +86,20 @@ def wait_for(cond: Callable[[], bool], proc: subprocess.Popen[str], timeout: flo
         time.sleep(0.01)
 
 
+def all_handled(url: str) -> bool:
+    """True once the dispatcher recorded every outbox row as handled: nothing more is sent."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            last = conn.execute(sa.select(sa.func.max(t.outbox.c.id))).scalar()
+            done = conn.execute(
+                sa.select(t.outbox_cursors.c.last_id).where(t.outbox_cursors.c.target == "hook")
+            ).scalar()
+    finally:
+        engine.dispose()
+    return last is not None and done is not None and done >= last
+
+
 def write_and_die(url: str, versions: int) -> list[str]:
     """Commit registry changes in a child, SIGKILL it, and return the expected delivery ids."""
     writer = child(WRITER, url, str(versions))
@@ -105,7 +119,7 @@ def test_writer_killed_before_dispatch_delivered_exactly_once(url: str) -> None:
     proc = child(DISPATCHER, url, receiver.url)
     try:
         wait_for(lambda: len(receiver.ok()) >= len(expected), proc)
-        time.sleep(0.5)  # anything extra would arrive now
+        wait_for(lambda: all_handled(url), proc)  # then no further send can come
     finally:
         kill(proc)
         receiver.close()
@@ -131,7 +145,7 @@ def test_dispatcher_killed_mid_stream(url: str) -> None:
         proc = child(DISPATCHER, url, receiver.url)
         try:
             wait_for(lambda: len(receiver.unique()) >= len(expected), proc)
-            time.sleep(0.5)
+            wait_for(lambda: all_handled(url), proc)
         finally:
             kill(proc)
     finally:
