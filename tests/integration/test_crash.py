@@ -43,7 +43,7 @@ def _progress(url: str, name: str) -> int:
             v
             for cp in store.info(name)
             for k, v in cp["offsets"].items()
-            if not k.endswith("#line") and not k.startswith("dlq:")
+            if "#" not in k and not k.startswith("dlq:")  # bytes, not lines or file identity
         )
     except sa.exc.DBAPIError:
         return 0  # the daemon has not created its tables yet

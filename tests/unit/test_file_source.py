@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from driftd.daemon.abc import RawChunk
 from driftd.daemon.sources import file as file_source
-from driftd.daemon.sources.file import LINE_SUFFIX, FileSource
+from driftd.daemon.sources.file import LINE_SUFFIX, FileSource, Unterminated
 from driftd.errors import SourceError
 
 LIMIT = 100
@@ -35,13 +35,18 @@ def records(chunks: list[RawChunk]) -> list[tuple[int, bytes]]:
     return [(pos, raw) for c in chunks for pos, raw in zip(c.positions, c.raws, strict=True)]
 
 
-def reference(data: bytes, limit: int) -> tuple[list[tuple[int, bytes]], int]:
-    """Lines by number, blank ones dropped, long ones cut; and the number of lines."""
+def reference(data: bytes, limit: int) -> tuple[list[tuple[int, bytes]], int, int]:
+    """Complete lines by number, blank ones dropped, long ones cut; the number of lines and
+    the bytes they span (a last line without its newline is not read)."""
     lines = data.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
+    lines.pop()  # empty, or a last line without its newline
     kept = [(i + 1, ln[: limit + 1]) for i, ln in enumerate(lines) if ln not in (b"", b"\r")]
-    return kept, len(lines)
+    return kept, len(lines), data.rfind(b"\n") + 1
+
+
+def at(resume: dict[str, int], path: Path) -> tuple[int, int]:
+    """Bytes and lines read of ``path``, as a chunk's resume offsets say."""
+    return resume[str(path)], resume[str(path) + LINE_SUFFIX]
 
 
 MIXED = (
@@ -63,7 +68,7 @@ def test_gzip_and_plain_give_the_same_chunks(tmp_path: Path, max_records: int) -
     b = read_all(FileSource([packed], LIMIT), max_records)
     assert [(c.raws, c.positions) for c in a] == [(c.raws, c.positions) for c in b]
     # Offsets count bytes of the uncompressed stream, so they match too.
-    assert [list(c.resume.values()) for c in a] == [list(c.resume.values()) for c in b]
+    assert [at(c.resume, plain) for c in a] == [at(c.resume, packed) for c in b]
     assert {c.source for c in a} == {str(plain)}
     assert all(c.stream == "mixed" and c.partition == 0 for c in a)
 
@@ -72,16 +77,40 @@ def test_positions_are_line_numbers_and_blank_lines_are_skipped(tmp_path: Path) 
     path = write(tmp_path / "a.jsonl", b"A\n\nB\r\n\r\n  \nC\n")
     chunks = read_all(FileSource([path], LIMIT), 1000)
     assert records(chunks) == [(1, b"A"), (3, b"B\r"), (5, b"  "), (6, b"C")]
-    assert chunks[-1].resume == {str(path): path.stat().st_size, str(path) + LINE_SUFFIX: 6}
+    assert at(chunks[-1].resume, path) == (path.stat().st_size, 6)
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
-def test_last_line_without_newline_is_read(tmp_path: Path, gz: bool) -> None:
-    path = write(tmp_path / "a.jsonl", b"A\nB", gz=gz)
-    chunks = read_all(FileSource([path], LIMIT), 1000)
-    assert records(chunks) == [(1, b"A"), (2, b"B")]
-    assert chunks[-1].resume[str(path)] == 3
-    assert chunks[-1].resume[str(path) + LINE_SUFFIX] == 2
+def test_last_line_without_newline_is_left_unread_and_reported(
+    tmp_path: Path, gz: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path / "a.jsonl", b"A\nBB", gz=gz)
+    src = FileSource([path], LIMIT)
+    chunks = read_all(src, 1000)
+    assert records(chunks) == [(1, b"A")]
+    assert at(chunks[-1].resume, path) == (2, 1)
+    assert src.unterminated == {str(path): Unterminated(str(path), 2, 2)}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "last line has no newline: left unread until its newline arrives"
+    ]
+
+
+@pytest.mark.parametrize("length", [3, LIMIT + 5, 3 * 16 + 1], ids=["short", "oversized", "blocks"])
+def test_an_unterminated_line_is_read_once_when_its_newline_arrives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, length: int
+) -> None:
+    monkeypatch.setattr(file_source, "BLOCK", 16)
+    path = write(tmp_path / "a.jsonl", b"A\n" + b"x" * length)
+    first = read_all(FileSource([path], LIMIT), 1000)
+    assert records(first) == [(1, b"A")]
+    with path.open("ab") as fh:  # the writer finishes its line, and writes another
+        fh.write(b"y\nC\n")
+    src = FileSource([path], LIMIT)
+    src.seek(0, first[-1].resume)
+    rest = read_all(src, 1000)
+    assert records(rest) == [(2, (b"x" * length + b"y")[: LIMIT + 1]), (3, b"C")]
+    assert at(rest[-1].resume, path) == (path.stat().st_size, 3)
+    assert src.unterminated == {}
 
 
 @pytest.mark.parametrize(
@@ -95,14 +124,13 @@ def test_oversized_line_is_cut_and_the_next_lines_are_intact(
     tmp_path: Path, length: int, at_end: bool, gz: bool
 ) -> None:
     long_line = bytes(i % 251 for i in range(length)).replace(b"\n", b"n")
-    data = b'{"a":1}\n' + long_line + (b"" if at_end else b'\n{"b":2}\n{"c":3}\n')
+    data = b'{"a":1}\n' + long_line + (b"\n" if at_end else b'\n{"b":2}\n{"c":3}\n')
     path = write(tmp_path / "a.jsonl", data, gz=gz)
     chunks = read_all(FileSource([path], LIMIT), 2)
-    expected, n_lines = reference(data, LIMIT)
+    expected, n_lines, _ = reference(data, LIMIT)
     assert records(chunks) == expected
     assert len(records(chunks)[1][1]) == LIMIT + 1
-    assert chunks[-1].resume[str(path)] == len(data)
-    assert chunks[-1].resume[str(path) + LINE_SUFFIX] == n_lines
+    assert at(chunks[-1].resume, path) == (len(data), n_lines)
 
 
 def _resume_everywhere(path: Path, limit: int, max_records: int, head_only: bool = False) -> None:
@@ -171,14 +199,14 @@ def test_any_file_reads_like_its_lines_and_resumes_exactly(
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(file_source, "BLOCK", block)
         chunks = read_all(FileSource([path], limit), max_records)
-        expected, n_lines = reference(data, limit)
+        expected, n_lines, n_bytes = reference(data, limit)
         got = records(chunks)
         # Long lines are compared by their head; test_oversized_line_is_cut checks the cut.
         assert [(p, r[: limit + 1]) for p, r in got] == expected
         assert all(len(c.raws) <= max_records for c in chunks)
         assert not any(b"\n" in r for c in chunks for r in c.raws)
         if chunks:
-            assert chunks[-1].resume == {str(path): len(data), str(path) + LINE_SUFFIX: n_lines}
+            assert at(chunks[-1].resume, path) == (n_bytes, n_lines)
         _resume_everywhere(path, limit, max_records, head_only=True)
 
 
