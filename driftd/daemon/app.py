@@ -85,7 +85,12 @@ def build(settings: Settings, serve_metrics: bool = True, config_path: Path | No
     source: Source
     sink: DeadLetterSink
     if isinstance(src, FileSourceSettings):
-        source = FileSource(src.paths, settings.ingest.max_event_bytes, follow=src.follow)
+        source = FileSource(
+            src.paths,
+            settings.ingest.max_event_bytes,
+            follow=src.follow,
+            on_change=recorder.source_changed,
+        )
         sink = FileDeadLetterSink(dlq_path(settings, src))
     else:
         assert isinstance(src, KafkaSourceSettings)

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from driftd.daemon.join import JOIN_COUNTERS
 from driftd.daemon.pipeline import Outcome, Pipeline
 from driftd.daemon.sli import SliCollector
+from driftd.daemon.sources.file_identity import CHANGES
 from driftd.events import DEAD_LETTER_REASONS
 
 _BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -85,6 +86,15 @@ class Recorder:
             "Checkpoints that could not be saved.",
             registry=registry,
         )
+        self.source_rotations = Counter(
+            "driftd_source_rotations_total",
+            "Times a file source found its path naming a new file (rotated) or its file "
+            "truncated (truncated), since the process started.",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in CHANGES:
+            self.source_rotations.labels(kind)
         # Every labeled counter exists at 0 from the start (Prometheus' advice), so a rate()
         # over it returns 0 rather than no data until the first event of its kind.
         for reason in DEAD_LETTER_REASONS:
@@ -94,6 +104,10 @@ class Recorder:
         for model in sorted(tasks or {}):
             for outcome in JOIN_COUNTERS:
                 self.join.labels(model, outcome)
+
+    def source_changed(self, kind: str) -> None:
+        """Count a file source's rotation or truncation."""
+        self.source_rotations.labels(kind).inc()
 
     def observe(self, out: Outcome, seconds: float) -> None:
         """Count one processed chunk."""
