@@ -50,6 +50,8 @@ def replay_files(
     summary["elapsed_s"] = round(elapsed, 3)
     summary["events_per_s"] = round(summary["consumed"] / elapsed) if elapsed else None
     summary["dead_letter_file"] = str(dlq)
+    # Last lines without their newline: left unread (a later run reads them once complete).
+    summary["unterminated"] = [dataclasses.asdict(u) for u in source.unterminated.values()]
     return summary
 
 

@@ -100,3 +100,20 @@ def test_default_dead_letter_file_lives_in_the_data_dir(
     expected = settings.pipeline.data_dir / "events.dlq.jsonl"
     assert summary["dead_letter_file"] == str(expected)
     assert len(dlq_records(expected)) == summary["dead_lettered"]["total"]
+
+
+def test_an_unterminated_last_line_is_reported_not_consumed(
+    generated: dict[str, Path], settings: Settings, truth: dict[str, Any], tmp_path: Path
+) -> None:
+    data = generated["events"].read_bytes()
+    cut = tmp_path / "events.jsonl"
+    cut.write_bytes(data[:-10])  # the last line lost its end (and its newline)
+    summary = replay_files(settings, [cut], tmp_path / "x.dlq", progress=False)
+    last = data[:-1].rfind(b"\n") + 1
+    assert summary["consumed"] == data.count(b"\n") - 1
+    assert summary["dead_lettered"]["total"] <= truth["dead_lettered"]["total"]
+    assert summary["unterminated"] == [
+        {"file": str(cut), "byte": last, "size": len(data) - 10 - last}
+    ]
+    whole = replay_files(settings, [generated["events"]], tmp_path / "y.dlq", progress=False)
+    assert whole["unterminated"] == []
