@@ -13,6 +13,7 @@ from driftd.cli_registry import (
     _console,
     _echo,
     _registry_settings,
+    _say,
     _when,
     actor_option,
     db_options,
@@ -20,38 +21,48 @@ from driftd.cli_registry import (
     open_registry,
 )
 from driftd.config import RegistrySettings
+from driftd.textsafe import markup_safe as esc
 
 
 def lineage_tree(node: dict[str, Any], label: str) -> Any:
     from rich.tree import Tree
 
     v = node["version"]
-    root = Tree(f"[bold]{label}[/] {node['uri']}  stage={v['stage']}  aliases={v['aliases']}")
-    root.add(f"artifact {v['artifact_uri']}  sha256={v['artifact_sha256'][:12]}…")
+    # Every stored string goes through esc(): escaped controls, and no rich markup.
+    head = esc(f"{node['uri']}  stage={v['stage']}  aliases={v['aliases']}")
+    root = Tree(f"[bold]{esc(label)}[/] {head}")
+    root.add(esc(f"artifact {v['artifact_uri']}  sha256={v['artifact_sha256'][:12]}…"))
     run = node.get("run")
     if run:
-        r = root.add(f"run {run['id']}  status={run['status']}")
+        r = root.add(esc(f"run {run['id']}  status={run['status']}"))
         for key in ("params", "metrics", "seeds", "code", "environment"):
-            r.add(f"{key}: {json.dumps(run[key], default=str)[:200]}")
+            r.add(esc(f"{key}: {json.dumps(run[key], default=str)[:200]}"))
     ds = node.get("dataset")
     if ds:
         root.add(
-            f"dataset {ds['short']}  rows={ds['row_count']}  window={_when(ds['window_start'])}"
-            f" → {_when(ds['window_end'])}  offsets={json.dumps(ds['source_offsets'])[:120]}"
+            esc(
+                f"dataset {ds['short']}  rows={ds['row_count']}  "
+                f"window={_when(ds['window_start'])} → {_when(ds['window_end'])}  "
+                f"offsets={json.dumps(ds['source_offsets'])[:120]}"
+            )
         )
     if node.get("trigger"):
-        root.add(f"trigger {json.dumps(node['trigger'])}")
+        root.add(esc(f"trigger {json.dumps(node['trigger'])}"))
     approvals = root.add(f"approvals ({len(node['approvals'])})")
     for a in node["approvals"]:
-        approvals.add(f"{a['approver']} ({a['role']}) for {a['stage']} at {_when(a['created_at'])}")
+        approvals.add(
+            esc(f"{a['approver']} ({a['role']}) for {a['stage']} at {_when(a['created_at'])}")
+        )
     hist = root.add("history")
     for h in node["history"]:
-        hist.add(f"{_when(h['valid_from'])} {h['kind']} {h['name']} by {h['actor']} {h['reason']}")
+        hist.add(
+            esc(f"{_when(h['valid_from'])} {h['kind']} {h['name']} by {h['actor']} {h['reason']}")
+        )
     parent = node.get("parent")
     if parent and "version" in parent:
         root.add(lineage_tree(parent, "parent"))
     elif parent:
-        root.add(f"parent {parent['uri']} (not expanded)")
+        root.add(esc(f"parent {parent['uri']} (not expanded)"))
     return root
 
 
@@ -107,7 +118,7 @@ def audit_verify(expect_head: Any, config: Path | None, db: str | None, as_json:
         seen = f"; witness {expect_head.seq} matches" if expect_head is not None else ""
         click.echo(f"audit log OK: {result.records} records, head {result.head_seq}{seen}")
     else:
-        click.echo(f"audit log BROKEN: {result.problem}", err=True)
+        _say(f"audit log BROKEN: {result.problem}", err=True)
     if not result.ok:
         raise SystemExit(1)
 
@@ -130,7 +141,7 @@ def audit_log(
         _echo([dataclasses.asdict(r) for r in records])
         return
     for r in records:
-        click.echo(
+        _say(
             f"{r.seq:>8} {_when(r.ts)} {r.actor:<12} {r.action:<18} {r.subject:<24} "
             f"{r.old} → {r.new} {r.reason}"
         )
@@ -172,7 +183,7 @@ def token_list(config: Path | None, db: str | None, as_json: bool) -> None:
         return
     for r in rows:
         state = "revoked" if r["revoked"] else "active"
-        click.echo(f"{r['id']}  {r['name']:<20} {r['role']:<9} {state}")
+        _say(f"{r['id']}  {r['name']:<20} {r['role']:<9} {state}")
 
 
 @token.command("revoke")
@@ -185,7 +196,7 @@ def token_revoke(token_id: str, config: Path | None, db: str | None, actor: str)
 
     with open_registry(config, db) as reg:
         revoke_token(reg, token_id, actor)
-    click.echo(f"revoked {token_id}")
+    _say(f"revoked {token_id}")
 
 
 @click.group()
@@ -253,7 +264,7 @@ def outbox_status(config: Path | None, db: str | None, as_json: bool) -> None:
         _echo(rows)
         return
     for r in rows:
-        click.echo(
+        _say(
             f"{r['target']:<16} last={r['last_id']} pending={r['pending']} "
             f"attempts={r['attempts']} dead={r['dead']} {r['last_error']}"
         )
@@ -320,16 +331,16 @@ def rollout_status(model: str, config: Path | None, db: str | None, as_json: boo
         _echo(state)
         return
     split = ", ".join(f"v{v} {w:.0%}" for v, w in sorted(weights.items()))
-    click.echo(f"{row.id}: v{row.canary} vs champion v{row.champion}, {row.phase}")
-    click.echo(f"  step {row.step + 1} of {len(row.steps)}; traffic {split or 'none'}")
+    _say(f"{row.id}: v{row.canary} vs champion v{row.champion}, {row.phase}")
+    _say(f"  step {row.step + 1} of {len(row.steps)}; traffic {split or 'none'}")
     if row.pending:
-        click.echo(f"  pending: {row.pending['kind']} ({row.pending['reason']})")
+        _say(f"  pending: {row.pending['kind']} ({row.pending['reason']})")
     verdict = row.verdict or {}
     if verdict:
-        click.echo(f"  last verdict: {verdict['decision']} by {verdict['rule']}")
+        _say(f"  last verdict: {verdict['decision']} by {verdict['rule']}")
         for r in verdict.get("reasons", []):
             mark = "✓" if r["fired"] else "·"
-            click.echo(
+            _say(
                 f"    {mark} {r['slo']} {r['check']}: {r['statistic']:.3g} vs {r['bound']:.3g} "
                 f"{r.get('detail', '')}"
             )

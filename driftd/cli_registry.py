@@ -15,13 +15,17 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from pydantic import ValidationError
 
 from driftd.config import RegistrySettings, format_errors, load_settings
 from driftd.errors import DriftdError
+from driftd.textsafe import markup_safe, safe, safe_lines
+
+if TYPE_CHECKING:
+    from driftd.registry.artifacts import ArtifactPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,9 +70,19 @@ def _registry_settings(config: Path | None, db: str | None) -> tuple[RegistrySet
     url = db or os.environ.get("DRIFTD_REGISTRY__URL")
     if not url:
         raise click.UsageError("say where the registry is: --db URL or --config FILE")
-    secret = os.environ.get("DRIFTD_REGISTRY__SECRET")
+    values: dict[str, Any] = {"url": url, "secret": os.environ.get("DRIFTD_REGISTRY__SECRET")}
+    for key in ("artifact_schemes", "artifact_roots"):  # JSON lists, as with a config file
+        name = f"DRIFTD_REGISTRY__{key.upper()}"
+        if name in os.environ:
+            try:
+                values[key] = json.loads(os.environ[name])
+            except json.JSONDecodeError:
+                raise click.UsageError(
+                    f'{name}: expected a JSON list such as ["/srv/models"], got '
+                    f"{os.environ[name]!r}"
+                ) from None
     try:
-        return RegistrySettings.model_validate({"url": url, "secret": secret}), url
+        return RegistrySettings.model_validate(values), url
     except ValidationError as exc:
         raise click.UsageError(format_errors(exc, "--db and DRIFTD_REGISTRY__*", {})) from None
 
@@ -82,17 +96,27 @@ def open_registry(config: Path | None, db: str | None, apply_gates: bool = False
         settings, url = _registry_settings(config, db)
         registry = _open(settings, url, apply_gates=apply_gates and config is not None)
     except DriftdError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(safe_lines(str(exc))) from None
     try:
         yield registry
     except DriftdError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(safe(str(exc))) from None
     finally:
         registry.engine.dispose()
 
 
 def _echo(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _say(text: str, err: bool = False) -> None:
+    """Print one human line; stored and typed text in it is escaped (driftd.textsafe)."""
+    click.echo(safe(text), err=err)
+
+
+def _cells(*values: object) -> list[str]:
+    """One table row for rich: each cell escaped, rich markup included."""
+    return [markup_safe(v) for v in values]
 
 
 def _when(ts: float | None) -> str:
@@ -127,7 +151,7 @@ def ls(config: Path | None, db: str | None, as_json: bool) -> None:
     table = Table("model", "latest", "aliases", "created")
     for m in models:
         aliases = ", ".join(f"{a}→{v}" for a, v in sorted(m.aliases.items()))
-        table.add_row(m.name, str(m.latest_version or "-"), aliases, _when(m.created_at))
+        table.add_row(*_cells(m.name, m.latest_version or "-", aliases, _when(m.created_at)))
     _console().print(table)
 
 
@@ -146,10 +170,10 @@ def show(ref: str, config: Path | None, db: str | None, as_json: bool) -> None:
             if as_json:
                 _echo(v.to_dict())
                 return
-            table = Table("field", "value", title=v.uri)
+            table = Table("field", "value", title=markup_safe(v.uri))
             for key, value in v.to_dict().items():
                 table.add_row(
-                    key, json.dumps(value) if isinstance(value, dict | list) else str(value)
+                    *_cells(key, json.dumps(value) if isinstance(value, dict | list) else value)
                 )
             _console().print(table)
             return
@@ -158,23 +182,29 @@ def show(ref: str, config: Path | None, db: str | None, as_json: bool) -> None:
     if as_json:
         _echo({"model": model.to_dict(), "versions": [v.to_dict() for v in versions]})
         return
-    table = Table("version", "stage", "aliases", "created", "by", "artifact", title=model.name)
+    table = Table(
+        "version", "stage", "aliases", "created", "by", "artifact", title=markup_safe(model.name)
+    )
     for v in versions:
         table.add_row(
-            str(v.version),
-            v.stage,
-            ", ".join(v.aliases),
-            _when(v.created_at),
-            v.created_by,
-            f"{v.artifact_uri} ({v.artifact_sha256[:8]})",
+            *_cells(
+                v.version,
+                v.stage,
+                ", ".join(v.aliases),
+                _when(v.created_at),
+                v.created_by,
+                f"{v.artifact_uri} ({v.artifact_sha256[:8]})",
+            )
         )
     _console().print(table)
 
 
-def _artifact(artifact: str, sha256: str | None) -> tuple[str, str, int]:
-    """URI, SHA-256 and size of the artifact: hashed here when it is a local file."""
+def _artifact(artifact: str, sha256: str | None, policy: ArtifactPolicy) -> tuple[str, str, int]:
+    """URI, SHA-256 and size of the artifact: hashed here when it is a local file that the
+    registry's artifact policy allows (checked before the file is read)."""
     path = Path(artifact.removeprefix("file://"))
     if path.is_file():
+        policy.check(path.resolve().as_uri())
         h = hashlib.sha256()
         with path.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
@@ -230,13 +260,13 @@ def register(
     as_json: bool,
 ) -> None:
     """Register a new version of MODEL."""
-    uri, digest, found_size = _artifact(artifact, sha256)
-    if found_size < 0:
-        if size is None:
-            raise click.BadParameter("give --size for a remote artifact", param_hint="--size")
-        found_size = size
     sig = json.loads(signature.read_text()) if signature is not None else {}
     with open_registry(config, db) as reg:
+        uri, digest, found_size = _artifact(artifact, sha256, reg.artifacts)
+        if found_size < 0:
+            if size is None:
+                raise click.BadParameter("give --size for a remote artifact", param_hint="--size")
+            found_size = size
         v = reg.register_version(
             model,
             uri,
@@ -255,7 +285,7 @@ def register(
     if as_json:
         _echo(v.to_dict())
     else:
-        click.echo(f"registered {v.uri} ({v.stage})")
+        _say(f"registered {v.uri} ({v.stage})")
 
 
 @registry.command("promote")
@@ -284,7 +314,7 @@ def promote(
         v = reg.promote(
             v.model, v.version, stage, actor, reason, expected_stage=expected, request_id=request_id
         )
-    click.echo(f"{v.uri} is now in {v.stage}" + (f" ({', '.join(v.aliases)})" if v.aliases else ""))
+    _say(f"{v.uri} is now in {v.stage}" + (f" ({', '.join(v.aliases)})" if v.aliases else ""))
 
 
 @registry.command("approve")
@@ -311,7 +341,7 @@ def approve(
     with open_registry(config, db) as reg:
         v = reg.resolve(ref)
         reg.approve(v.model, v.version, stage, actor, role, comment, request_id=request_id)
-    click.echo(f"{actor} approved {v.uri} for {stage}")
+    _say(f"{actor} approved {v.uri} for {stage}")
 
 
 @registry.command("rollback")
@@ -333,7 +363,7 @@ def rollback(
     """Take MODEL's canary (or champion) out of service; no gate applies."""
     with open_registry(config, db) as reg:
         v = reg.rollback(model, actor, reason, version=version, request_id=request_id)
-    click.echo(f"rolled back; {v.uri} is serving as champion")
+    _say(f"rolled back; {v.uri} is serving as champion")
 
 
 @registry.command("alias")
@@ -349,11 +379,11 @@ def alias(
     with open_registry(config, db) as reg:
         if delete:
             reg.delete_alias(ref.removeprefix("models:/"), alias, actor)
-            click.echo(f"deleted {ref}@{alias}")
+            _say(f"deleted {ref}@{alias}")
             return
         v = reg.resolve(ref)
         reg.set_alias(v.model, alias, v.version, actor)
-    click.echo(f"{v.model}@{alias} → {v.version}")
+    _say(f"{v.model}@{alias} → {v.version}")
 
 
 @registry.command("history")
@@ -381,22 +411,20 @@ def history(
             if as_json:
                 _echo({"model": model, "alias": at_alias, "at": at, "version": held})
             else:
-                click.echo(f"{model}@{at_alias} at {_when(at)}: {held if held else 'none'}")
+                _say(f"{model}@{at_alias} at {_when(at)}: {held if held else 'none'}")
             return
         entries = reg.history(model, version)
     if as_json:
         _echo([e.to_dict() for e in entries])
         return
-    table = Table("from", "to", "kind", "name", "version", "actor", "reason", title=model)
+    table = Table(
+        "from", "to", "kind", "name", "version", "actor", "reason", title=markup_safe(model)
+    )
     for e in entries:
         table.add_row(
-            _when(e.valid_from),
-            _when(e.valid_to),
-            e.kind,
-            e.name,
-            str(e.version),
-            e.actor,
-            e.reason,
+            *_cells(
+                _when(e.valid_from), _when(e.valid_to), e.kind, e.name, e.version, e.actor, e.reason
+            )
         )
     _console().print(table)
 
@@ -411,7 +439,7 @@ def gates(config: Path, actor: str) -> None:
     try:
         settings = load_settings(config)
     except DriftdError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(safe_lines(str(exc))) from None
     from driftd.registry.configure import gates_from
 
     with open_registry(config, None) as reg:

@@ -16,6 +16,7 @@ import click
 
 from driftd.config import Settings, load_settings
 from driftd.errors import DriftdError
+from driftd.textsafe import markup_safe, safe, safe_lines
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -64,7 +65,7 @@ def _settings(config: Path) -> Settings:
     try:
         return load_settings(config)
     except DriftdError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(safe_lines(str(exc))) from None
 
 
 def _open(settings: Settings) -> Any:
@@ -73,7 +74,7 @@ def _open(settings: Settings) -> Any:
     try:
         return open_registry(settings.registry, settings.registry_url, apply_gates=False)
     except DriftdError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(safe(str(exc))) from None
 
 
 config_option = click.option(
@@ -132,9 +133,11 @@ def run(model: str, config: Path, window: str | None, trials: int | None, as_jso
 
     def trial(row: Any) -> None:
         value = "-" if row.value is None else f"{row.value:.4f}"
-        bar.update(tr, advance=1, info=f"#{row.number} {row.state} {value}")
+        bar.update(tr, advance=1, info=markup_safe(f"#{row.number} {row.state} {value}"))
 
-    progress = service.Progress(phase=lambda msg: bar.console.log(msg), epoch=epoch, trial=trial)
+    progress = service.Progress(
+        phase=lambda msg: bar.console.log(markup_safe(msg)), epoch=epoch, trial=trial
+    )
     registry = _open(settings)
     try:
         with bar:
@@ -147,7 +150,7 @@ def run(model: str, config: Path, window: str | None, trials: int | None, as_jso
                 progress=progress,
             )
     except DriftdError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(safe(str(exc))) from None
     finally:
         registry.engine.dispose()
     if as_json:
@@ -155,11 +158,11 @@ def run(model: str, config: Path, window: str | None, trials: int | None, as_jso
         return
     ev = outcome.evaluation
     verdict = "promoted to staging as challenger" if outcome.promoted else "refused"
-    click.echo(f"models:/{model}/{outcome.version}: {verdict} (run {outcome.run_id})")
+    click.echo(safe(f"models:/{model}/{outcome.version}: {verdict} (run {outcome.run_id})"))
     for reason in ev.get("reasons", []):
-        click.echo(f"  - {reason}")
+        click.echo(safe(f"  - {reason}"))
     if "primary" in ev:
-        click.echo(f"  primary: {json.dumps(ev['primary'], default=str)}")
+        click.echo(safe(f"  primary: {json.dumps(ev['primary'], default=str)}"))
 
 
 @retrain.command("submit")
@@ -178,12 +181,13 @@ def submit(model: str, config: Path, request_id: str | None) -> None:
         try:
             sub = triggers.manual(model, request_id or uuid.uuid4().hex)
         except KeyError as exc:
-            raise click.ClickException(str(exc.args[0])) from None
+            raise click.ClickException(safe(exc.args[0])) from None
     finally:
         registry.engine.dispose()
     if sub.job is None:
-        raise click.ClickException(f"not queued: {sub.reason}")
-    click.echo(f"job {sub.job.id} {'queued' if sub.created else 'already exists'} ({sub.reason})")
+        raise click.ClickException(safe(f"not queued: {sub.reason}"))
+    created = "queued" if sub.created else "already exists"
+    click.echo(safe(f"job {sub.job.id} {created} ({sub.reason})"))
 
 
 @retrain.command("jobs")
@@ -216,15 +220,8 @@ def jobs(config: Path, model: str | None, state: str | None, as_json: bool) -> N
     for j in rows:
         created = dt.datetime.fromtimestamp(j.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         detail = j.error or (json.dumps(j.result)[:80] if j.result else "")
-        table.add_row(
-            j.id[:12],
-            j.model,
-            j.state,
-            f"{j.attempts}/{j.max_attempts}",
-            created,
-            str(j.trigger.get("kind")),
-            detail,
-        )
+        cells = (j.id[:12], j.model, j.state, f"{j.attempts}/{j.max_attempts}", created)
+        table.add_row(*(markup_safe(c) for c in (*cells, j.trigger.get("kind"), detail)))
     Console().print(table)
 
 
@@ -253,12 +250,16 @@ def recorded_run(registry: Any, run_id: str) -> tuple[dict[str, Any], Path]:
     """The run as ``repro.reproduce`` wants it, and its snapshot directory."""
     run = registry.get_run(run_id)
     if run.dataset_id is None:
-        raise click.ClickException(f"run {run_id} recorded no dataset; it cannot be reproduced")
+        raise click.ClickException(
+            safe(f"run {run_id} recorded no dataset; it cannot be reproduced")
+        )
     dataset = registry.get_dataset(run.dataset_id)
     tags = run.tags
     missing = [k for k in ("entry_point", "task", "artifact_sha256") if k not in tags]
     if missing:
-        raise click.ClickException(f"run {run_id} lacks {', '.join(missing)}; was it finished?")
+        raise click.ClickException(
+            safe(f"run {run_id} lacks {', '.join(missing)}; was it finished?")
+        )
     record = {
         "entry_point": tags["entry_point"],
         "task": tags["task"],
@@ -291,7 +292,7 @@ def reproduce(run_id: str, config: Path, tolerance: float, as_json: bool) -> Non
     try:
         record, snapshot = recorded_run(registry, run_id)
     except DriftdError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(safe(str(exc))) from None
     finally:
         registry.engine.dispose()
     from driftd.retrain.snapshot import SnapshotIntegrityError
@@ -300,7 +301,8 @@ def reproduce(run_id: str, config: Path, tolerance: float, as_json: bool) -> Non
         _, report = rerun_and_compare(record, snapshot, tolerance=tolerance)
     except SnapshotIntegrityError as exc:
         # The snapshot on disk no longer holds the content the run was trained on.
-        click.echo(f"NOT reproduced\ndataset changed: {exc}")
+        click.echo("NOT reproduced")
+        click.echo(safe(f"dataset changed: {exc}"))
         raise SystemExit(1) from None
     if as_json:
         click.echo(
@@ -315,6 +317,6 @@ def reproduce(run_id: str, config: Path, tolerance: float, as_json: bool) -> Non
             )
         )
     else:
-        click.echo(report.summary())
+        click.echo(safe_lines(report.summary()))
     if not report.ok:
         raise SystemExit(1)

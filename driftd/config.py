@@ -186,6 +186,18 @@ class RegistrySettings(_Section):
     control_bootstrap_servers: Annotated[str, Field(min_length=1)] = "127.0.0.1:9092"
     api_host: str = "127.0.0.1"
     api_port: Annotated[int, Field(ge=0, le=65535)] = 8765
+    # The largest request body the API reads (413 beyond it); it is read after authentication.
+    api_max_body_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 1 << 20
+    # Artifact URIs a version may name (see driftd.registry.artifacts): these schemes, and
+    # local (file://) paths under these directories; relative ones count from the working
+    # directory, and retrain.work_dir is always added (retraining writes artifacts there).
+    artifact_schemes: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9+.-]{0,31}$")]] = [
+        "file",
+        "gs",
+        "https",
+        "s3",
+    ]
+    artifact_roots: list[Path] = [Path(".")]
 
     @field_validator("secret")
     @classmethod
@@ -296,6 +308,15 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     retrain: RetrainSettings = RetrainSettings()
     models: Annotated[dict[str, ModelSettings], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _artifacts_under_work_dir(self) -> Settings:
+        """Retraining registers artifacts under ``retrain.work_dir``: always an allowed root."""
+        roots = self.registry.artifact_roots
+        if self.retrain.work_dir not in roots:
+            update = {"artifact_roots": [*roots, self.retrain.work_dir]}
+            object.__setattr__(self, "registry", self.registry.model_copy(update=update))
+        return self
 
     @property
     def registry_url(self) -> str:

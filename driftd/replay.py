@@ -16,6 +16,7 @@ from driftd.daemon.runner import Runner
 from driftd.daemon.sinks import FileDeadLetterSink
 from driftd.daemon.sources.file import FileSource
 from driftd.daemon.summary import JOIN_KEYS
+from driftd.textsafe import markup_safe
 
 log = logging.getLogger("driftd.replay")
 
@@ -144,9 +145,8 @@ def _print_alarms(console: Any, alarms: list[dict[str, Any]], first: int = 12) -
         t.add_column(col, justify="right" if col == "statistic" else "left")
     for a in drifts[:first]:
         when = dt.datetime.fromtimestamp(a["ts"], dt.UTC).strftime("%H:%M:%S")
-        t.add_row(
-            when, a["model"], a["version"], a["stream"], a["detector"], f"{a['statistic']:.4g}"
-        )
+        version = markup_safe(a["version"])  # from the stream: escaped
+        t.add_row(when, a["model"], version, a["stream"], a["detector"], f"{a['statistic']:.4g}")
     console.print(t)
 
 
@@ -206,7 +206,7 @@ def print_summary(summary: dict[str, Any], last_windows: int = 8) -> None:
             p95 = r["latency_p95_ms_at_most"]
             w.add_row(
                 start,
-                r["version"],
+                markup_safe(r["version"]),  # from the stream: escaped
                 f"{r['predictions']:,}",
                 err,
                 lat,

@@ -10,6 +10,7 @@ from typing import Any, Self
 import sqlalchemy as sa
 
 from driftd.registry import schema as t
+from driftd.registry.artifacts import ArtifactPolicy
 from driftd.registry.lineage import LineageReads
 from driftd.registry.writer import Writer, transaction
 
@@ -22,20 +23,28 @@ class RegistryCore(LineageReads):
         engine: sa.Engine,
         secret: bytes | None = None,
         clock: Callable[[], float] = time.time,
+        artifacts: ArtifactPolicy | None = None,
     ) -> None:
         super().__init__(engine)
         self.secret = secret
         self.clock = clock
+        # Which artifact URIs versions may name; the default checks their form only.
+        self.artifacts = artifacts or ArtifactPolicy()
 
     @classmethod
-    def open(cls, url: str, secret: str | bytes | None = None) -> Self:
+    def open(
+        cls,
+        url: str,
+        secret: str | bytes | None = None,
+        artifacts: ArtifactPolicy | None = None,
+    ) -> Self:
         """Connect to ``url``; refuse a database whose schema is not up to date."""
         from driftd.db import make_engine, require_current
 
         engine = make_engine(url)
         require_current(engine)
         key = secret.encode() if isinstance(secret, str) else secret
-        return cls(engine, key or None)
+        return cls(engine, key or None, artifacts=artifacts)
 
     def write(
         self,

@@ -58,6 +58,7 @@ class Registry(RunWrites, GateWrites):
         """Register a new version (the model is created when new); optionally move it to
         ``stage`` (gates apply) and point ``aliases`` at it, all in one transaction."""
         check_model_name(model)
+        self.artifacts.check(artifact_uri)  # scheme, roots, traversal, metadata hosts
         target = parse_stage(stage) if isinstance(stage, str) else stage
         for a in aliases:
             self._check_free_alias(a)

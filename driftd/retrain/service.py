@@ -23,6 +23,7 @@ import numpy as np
 from driftd.config import ModelSettings, Settings, load_settings
 from driftd.config_retrain import ModelRetrainSettings
 from driftd.registry import NotFound, Registry, VersionInfo
+from driftd.registry.artifacts import ArtifactPolicy, InvalidArtifact
 from driftd.registry.configure import open_registry
 from driftd.retrain.evaluate import GateSpec, evaluate, fingerprint
 from driftd.retrain.repro import code_version, entry_point_dir, environment
@@ -111,10 +112,12 @@ def _champion(registry: Registry, model: str) -> VersionInfo | None:
         return None
 
 
-def _artifact_path(v: VersionInfo) -> Path:
-    if not v.artifact_uri.startswith("file://"):
-        raise ValueError(f"{v.uri}: only file:// artifacts can be scored here ({v.artifact_uri})")
-    return Path(v.artifact_uri.removeprefix("file://"))
+def _artifact_path(v: VersionInfo, artifacts: ArtifactPolicy) -> Path:
+    """The champion's local artifact, checked again against the policy before it is loaded."""
+    try:
+        return artifacts.local_path(v.artifact_uri)
+    except InvalidArtifact as exc:
+        raise InvalidArtifact(f"{v.uri}: {exc}") from None
 
 
 def _train(
@@ -224,7 +227,7 @@ def retrain_model(
         prog.phase("train" if n_trials <= 0 else f"tune ({n_trials} trials)")
         result, params = _train(settings, model, rs, request, champion, registry, n_trials, prog)
         prog.phase("evaluate")
-        evaluation = _evaluate(snap, ms.task, rs, result, champion)
+        evaluation = _evaluate(snap, ms.task, rs, result, champion, registry.artifacts)
     except BaseException:
         registry.finish_run(run_id, ACTOR, status="failed")
         raise
@@ -271,6 +274,7 @@ def _evaluate(
     rs: ModelRetrainSettings,
     result: TrainResult,
     champion: VersionInfo | None,
+    artifacts: ArtifactPolicy,
 ) -> dict[str, Any]:
     """Score candidate and champion on the snapshot's holdout and apply the gate."""
     predict = load_callable(
@@ -290,7 +294,7 @@ def _evaluate(
             "n": len(holdout.label),
             "holdout_hash": holdout_hash,
         }
-    reference = np.asarray(predict(_artifact_path(champion), holdout))
+    reference = np.asarray(predict(_artifact_path(champion, artifacts), holdout))
     spec = gate_of(rs, task)
     ev = evaluate(
         task, holdout.label, reference, candidate, spec, rs.seed, holdout_hash=holdout_hash

@@ -176,7 +176,8 @@ class ModelServer:
         from driftd.retrain import tabular
 
         info = self.registry.get_version(self.model, int(name))
-        net, _ = tabular.load_model(artifact_path(info.artifact_uri))
+        # Checked again where it is read: schemes, roots (symlinks resolved), traversal.
+        net, _ = tabular.load_model(self.registry.artifacts.local_path(info.artifact_uri))
 
         def score(arrays: TrainingArrays) -> npt.NDArray[np.float64]:
             return tabular.predict(net, arrays)

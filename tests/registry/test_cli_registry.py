@@ -15,8 +15,9 @@ from driftd.registry import schema as t
 
 
 @pytest.fixture
-def run(db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def run(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("DRIFTD_REGISTRY__SECRET", "cli-secret")
+    monkeypatch.setenv("DRIFTD_REGISTRY__ARTIFACT_ROOTS", json.dumps([str(tmp_path)]))
     runner = CliRunner()
 
     def invoke(*args: str, ok: bool = True, actor: str = "alice") -> str:
@@ -72,6 +73,36 @@ def test_unknown_things_are_clean_errors(run) -> None:  # type: ignore[no-untype
     assert "invalid model reference" in run("registry", "show", "nope/x", ok=False)
     err = run("registry", "register", "m", "--artifact", "s3://b/k", ok=False)
     assert "give its --sha256" in err
+
+
+def test_register_refuses_artifacts_outside_the_policy(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    remote = ["--sha256", "ab" * 32, "--size", "1"]
+    for artifact, words in (
+        ("/etc/passwd", "'file:///etc/passwd' is outside the allowed roots"),
+        ("../../../../../../../../etc/passwd", "'file:///etc/passwd' is outside the allowed"),
+        ("http://169.254.169.254/latest/meta-data/", "scheme 'http', which is not allowed"),
+        ("https://169.254.169.254/latest/meta-data/", "link-local"),
+        ("javascript:alert(1)", "scheme 'javascript', which is not allowed"),
+        ("s3://b/k\r\nforged: yes", "control or invisible character '\\r'"),
+    ):
+        err = run("registry", "register", "m", "--artifact", artifact, *remote, ok=False)
+        assert words in err, err
+        assert "\r" not in err and "\nforged" not in err
+    err = run("registry", "register", "m", "--artifact", "/etc/passwd", ok=False)
+    assert f"local files under {tmp_path} (registry.artifact_roots)" in err
+    assert "schemes file, gs, https, s3 (registry.artifact_schemes)" in err
+    assert json.loads(run("registry", "ls", "--json")) == []  # nothing was registered
+
+
+def test_artifact_settings_from_the_environment(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DRIFTD_REGISTRY__ARTIFACT_SCHEMES", '["s3"]')
+    remote = ["--sha256", "ab" * 32, "--size", "1"]
+    run("registry", "register", "m", "--artifact", "s3://b/k", *remote)
+    err = run("registry", "register", "m", "--artifact", "gs://b/k", *remote, ok=False)
+    assert "scheme 'gs', which is not allowed; allowed: schemes s3" in err
+    monkeypatch.setenv("DRIFTD_REGISTRY__ARTIFACT_ROOTS", "/srv/models")
+    err = run("registry", "ls", ok=False)
+    assert "DRIFTD_REGISTRY__ARTIFACT_ROOTS: expected a JSON list" in err
 
 
 def test_audit_verify_names_the_tampered_record(run, db_url: str) -> None:  # type: ignore[no-untyped-def]

@@ -310,6 +310,7 @@ def test_serves_a_registered_tabular_model_and_the_cli_runs(tmp_path: Path) -> N
     config.write_text(
         f'[source]\nkind = "file"\npaths = ["{out}"]\n[checkpoint]\nurl = "sqlite:///{db}"\n'
         f"[models.fraud]\nfeatures = {{ {feats} }}\n"
+        f'[registry]\nartifact_roots = ["{tmp_path}"]\n'  # where the model was trained
     )
     res = CliRunner().invoke(
         serve_sim,
