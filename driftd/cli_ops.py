@@ -290,7 +290,7 @@ def api_serve(config: Path, host: str | None, port: int | None) -> None:
     settings, _ = _registry_settings(config, None)
     with open_registry(config, None, apply_gates=True) as reg:
         uvicorn.run(
-            create_app(reg),
+            create_app(reg, max_body_bytes=settings.api_max_body_bytes),
             host=host or settings.api_host,
             port=settings.api_port if port is None else port,
             log_level="warning",

@@ -3,7 +3,9 @@
 Everything lives under ``/api/v1`` except ``/healthz`` (liveness, no auth) and ``/readyz``
 (checks the database: 503 when it is unreachable). The OpenAPI schema is at ``/openapi.json``.
 Errors always answer ``{"error": <class name>, "detail": <message>}``: a registry error with its
-``status``, 401 / 403 for tokens and roles, 422 naming the field and what was expected.
+``status``, 401 / 403 for tokens and roles, 413 for a body over ``max_body_bytes`` (read only
+after authentication, see ``limits``), 400 / 422 for a body that is not JSON or names a field
+wrongly, saying which field and what was expected.
 """
 
 from __future__ import annotations
@@ -13,23 +15,27 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 import driftd
 from driftd.api import reads, writes
+from driftd.api.limits import DEFAULT_MAX_BODY_BYTES, BodyGate
 from driftd.api.schemas import Health
 from driftd.registry import Registry, RegistryError
 
 log = logging.getLogger("driftd.api")
 
 _HTTP_ERRORS = {
+    400: "BadRequest",
     401: "Unauthorized",
     403: "Forbidden",
     404: "NotFound",
     405: "MethodNotAllowed",
     409: "Conflict",
+    413: "PayloadTooLarge",
     422: "InvalidRequest",
     503: "Unavailable",
 }
@@ -50,9 +56,14 @@ def validation_message(exc: RequestValidationError) -> str:
     for e in exc.errors():
         msg = str(e.get("msg", "invalid"))
         ctx = e.get("ctx") or {}
+        loc = tuple(e.get("loc", ()))
         if e.get("type") == "string_pattern_mismatch" and "pattern" in ctx:
             msg = f"must match the pattern {ctx['pattern']}"
-        parts.append(f"{_field(tuple(e.get('loc', ())))}: {msg}")
+        elif e.get("type") == "json_invalid":  # loc is ("body", offset)
+            where = f" at character {loc[1]}" if len(loc) > 1 else ""
+            msg = f"not valid JSON ({ctx.get('error', 'decode error')}{where})"
+            loc = loc[:1]
+        parts.append(f"{_field(loc)}: {msg}")
     return "; ".join(parts) or "invalid request"
 
 
@@ -61,10 +72,17 @@ async def _on_registry_error(request: Request, exc: Exception) -> Any:
     return _error(status, type(exc).__name__, str(exc))
 
 
+# FastAPI's words when a JSON body cannot be decoded at all (invalid UTF-8, nested too deep).
+_UNPARSABLE = "There was an error parsing the body"
+
+
 async def _on_http_error(request: Request, exc: Exception) -> Any:
     assert isinstance(exc, HTTPException)
     name = _HTTP_ERRORS.get(exc.status_code, "HTTPError")
-    return _error(exc.status_code, name, str(exc.detail), exc.headers)
+    detail = str(exc.detail)
+    if exc.status_code == 400 and detail == _UNPARSABLE:
+        detail = "body: not valid JSON (not UTF-8, or nested too deeply to parse)"
+    return _error(exc.status_code, name, detail, exc.headers)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Any:
@@ -82,8 +100,9 @@ async def _on_bug(request: Request, exc: Exception) -> Any:
     return _error(500, "InternalError", "internal error; see the driftd log")
 
 
-def create_app(registry: Registry) -> FastAPI:
-    """The API app serving ``registry``."""
+def create_app(registry: Registry, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """The API app serving ``registry``; request bodies are read after authentication and up
+    to ``max_body_bytes`` (``registry.api_max_body_bytes``)."""
     app = FastAPI(
         title="driftd registry",
         version=driftd.__version__,
@@ -93,6 +112,8 @@ def create_app(registry: Registry) -> FastAPI:
         ),
     )
     app.state.registry = registry
+    app.state.max_body_bytes = max_body_bytes
+    app.add_middleware(BodyGate, registry=registry, max_body_bytes=max_body_bytes)
     app.add_exception_handler(RegistryError, _on_registry_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)

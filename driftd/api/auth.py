@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from driftd.registry import Registry, Role
 from driftd.registry.tokens import Principal, authenticate
 
+PRINCIPAL_KEY = "driftd.principal"  # where BodyGate leaves who it authenticated
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
@@ -35,20 +36,32 @@ def unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+def authenticate_header(registry: Registry, authorization: str | None) -> Principal:
+    """Who an ``Authorization`` header's bearer token belongs to; a 401 when none is valid."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise unauthorized("send an API token as 'Authorization: Bearer <token>'")
+    if len(token) > 1024 or not token.isascii():
+        raise unauthorized("the API token is invalid or revoked")
+    found = authenticate(registry, token)
+    if found is None:
+        raise unauthorized("the API token is invalid or revoked")
+    return found
+
+
 def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """Who the request's bearer token belongs to; 401 when there is no valid token."""
+    """Who the request's bearer token belongs to; 401 when there is no valid token. A request
+    with a body was authenticated before it was read (``limits.BodyGate``): that answer holds."""
+    checked = request.scope.get("state", {}).get(PRINCIPAL_KEY)
+    if isinstance(checked, Principal):
+        return checked
     if credentials is None:
         raise unauthorized("send an API token as 'Authorization: Bearer <token>'")
-    token = credentials.credentials
-    if len(token) > 1024 or not token.isascii():
-        raise unauthorized("the API token is invalid or revoked")
-    found = authenticate(registry_of(request), token)
-    if found is None:
-        raise unauthorized("the API token is invalid or revoked")
-    return found
+    return authenticate_header(registry_of(request), f"Bearer {credentials.credentials}")
 
 
 def require(role: Role) -> Callable[[Principal], Principal]:
