@@ -4,7 +4,8 @@ actor of every audit record the write appends.
 
 Every write accepts an ``Idempotency-Key`` header, passed to the registry as the request id:
 repeating a request answers as the first time without repeating the change, and reusing a key
-for a different request is a 409.
+for a different request is a 409. Keys belong to the token's name (the actor): another caller's
+request with the same key is a request of its own.
 """
 
 from __future__ import annotations

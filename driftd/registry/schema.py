@@ -168,11 +168,13 @@ gates = sa.Table(
     sa.Column("require_evaluation", sa.Boolean, nullable=False),
 )
 
+# Request ids are idempotency keys scoped by actor (migration 0006): one caller's key never
+# answers another caller's request.
 requests = sa.Table(
     "registry_requests",
     metadata,
     sa.Column("request_id", sa.String(255), primary_key=True),
-    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("actor", sa.String(255), primary_key=True),
     sa.Column("action", sa.String(64), nullable=False),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("response", sa.JSON, nullable=False),

@@ -2,8 +2,8 @@
 
 Every write runs inside ``transaction``: it locks the single audit-head row first (which
 serialises writers on PostgreSQL; SQLite writers are serialised by ``BEGIN IMMEDIATE``), replays
-the stored answer when the request id was seen before, lets the change append audit records and
-outbox events through the ``Writer``, and commits them all at once — or none of them.
+the stored answer when the actor sent this request id before, lets the change append audit
+records and outbox events through the ``Writer``, and commits them all at once — or none of them.
 """
 
 from __future__ import annotations
@@ -114,8 +114,10 @@ def transaction(
     fp = fingerprint(action, payload)
     with write_transaction(engine) as conn, _locked_head(conn, secret) as head:
         if request_id:
+            # Scoped by actor: another caller's use of the same key is not this request.
+            r = t.requests.c
             prior = conn.execute(
-                sa.select(t.requests).where(t.requests.c.request_id == request_id)
+                sa.select(t.requests).where((r.actor == actor) & (r.request_id == request_id))
             ).first()
             if prior is not None:
                 if prior.fingerprint != fp:

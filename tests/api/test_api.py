@@ -331,3 +331,28 @@ def test_pagination(registry: Registry, tokens: Tokens, client: TestClient) -> N
     at = registry.get_version("c", 1).created_at
     r = client.get("/api/v1/models/c/aliases/latest", params={"at": at}, headers=v)
     assert r.json()["version"] == 1
+
+
+def test_idempotency_keys_belong_to_their_caller(
+    registry: Registry, tokens: Tokens, client: TestClient
+) -> None:
+    ann, bob = tokens.approver, tokens.approver2
+    first = client.post(f"{M}/versions", json=body(1), headers=h(ann, "shared-key"))
+    assert first.status_code == 201 and first.json()["created_by"] == "ann"
+    # Bob's request with the same key is his own: it is done, not answered with ann's 201.
+    other = client.post(f"{M}/versions", json=body(1), headers=h(bob, "shared-key"))
+    assert other.status_code == 201, other.json()
+    assert other.json()["created_by"] == "bob" and other.json()["version"] == 2
+    # Each caller's repeat replays their own answer; another body under the key is a 409
+    # that says nothing about the other caller's request.
+    assert client.post(f"{M}/versions", json=body(1), headers=h(ann, "shared-key")).json() == (
+        first.json()
+    )
+    assert client.post(f"{M}/versions", json=body(1), headers=h(bob, "shared-key")).json() == (
+        other.json()
+    )
+    r = client.post(f"{M}/versions", json=body(3), headers=h(bob, "shared-key"))
+    assert r.status_code == 409 and "ann" not in r.json()["detail"]
+    page = client.get(f"{M}/versions", headers=h(ann)).json()
+    assert [v["version"] for v in page["items"]] == [2, 1]
+    assert registry.verify_audit().ok
