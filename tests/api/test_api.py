@@ -356,3 +356,25 @@ def test_idempotency_keys_belong_to_their_caller(
     page = client.get(f"{M}/versions", headers=h(ann)).json()
     assert [v["version"] for v in page["items"]] == [2, 1]
     assert registry.verify_audit().ok
+
+
+def test_artifact_uris_outside_the_policy_are_422(
+    registry: Registry, tokens: Tokens, client: TestClient, tmp_path: Any
+) -> None:
+    from driftd.registry.artifacts import DEFAULT_SCHEMES, ArtifactPolicy
+
+    registry.artifacts = ArtifactPolicy.create(DEFAULT_SCHEMES, [tmp_path])
+    for uri, words in (
+        ("file:///etc/shadow", "outside the allowed roots"),
+        ("file:///../../../../etc/passwd", "'..' segment"),
+        ("https://169.254.169.254/latest/meta-data/", "link-local"),
+        ("javascript:alert(1)", "scheme 'javascript', which is not allowed"),
+        ("s3://b/k\r\nX-Forged: 1", "control or invisible character"),
+    ):
+        r = client.post(f"{M}/versions", json=body(artifact_uri=uri), headers=h(tokens.approver))
+        assert r.status_code == 422, r.json()
+        assert r.json()["error"] == "InvalidArtifact" and words in r.json()["detail"], r.json()
+        assert repr(uri) in r.json()["detail"]
+    assert client.get(f"{M}/versions", headers=h(tokens.viewer)).status_code == 404
+    ok = body(artifact_uri=(tmp_path / "m.pt").as_uri())
+    assert client.post(f"{M}/versions", json=ok, headers=h(tokens.approver)).status_code == 201
