@@ -1,5 +1,5 @@
-"""Registry writes for training lineage: datasets (by content hash) and runs (params, seeds,
-code, environment, trigger, metrics)."""
+"""Registry writes for training lineage: datasets (one per content hash) and runs (params,
+seeds, code, environment, trigger, metrics), and the runs still open."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from driftd.registry.errors import Conflict, InvalidRequest, NotFound
 from driftd.registry.names import (
     check_model_name,
 )
+from driftd.registry.records import RunInfo
 from driftd.registry.writer import Writer
 
 RUN_STATUSES = ("running", "finished", "failed", "killed")
@@ -34,7 +35,9 @@ class RunWrites(RegistryCore):
         schema: Mapping[str, Any] | None = None,
         request_id: str | None = None,
     ) -> int:
-        """Record a dataset snapshot; the same content at the same URI is recorded once."""
+        """Record a dataset snapshot; its id. The same content is recorded once: registering it
+        again (another URI, e.g. a retried job's new snapshot directory) returns the first
+        record, whose URI holds the same bytes."""
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise InvalidRequest(f"dataset sha256 must be 64 lowercase hex digits, got {sha256!r}")
         if row_count < 0:
@@ -51,12 +54,17 @@ class RunWrites(RegistryCore):
 
         def change(w: Writer) -> dict[str, Any]:
             found = w.conn.execute(
-                sa.select(t.datasets.c.id).where(
-                    (t.datasets.c.sha256 == sha256) & (t.datasets.c.uri == uri)
+                sa.select(t.datasets.c.id, t.datasets.c.row_count).where(
+                    t.datasets.c.sha256 == sha256
                 )
-            ).scalar()
+            ).first()
             if found is not None:
-                return {"id": int(found)}
+                if found.row_count != row_count:
+                    raise Conflict(
+                        f"dataset {found.id} has sha256 {sha256} with {found.row_count} rows, "
+                        f"not {row_count}: one content hash cannot have two row counts"
+                    )
+                return {"id": int(found.id)}
             new_id = w.conn.execute(
                 t.datasets.insert().values(created_at=w.now, created_by=w.actor, **payload)
             ).inserted_primary_key[0]  # type: ignore[index]
@@ -122,9 +130,11 @@ class RunWrites(RegistryCore):
         request_id: str | None = None,
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
+        reason: str = "",
     ) -> None:
         """Close a run with its final status and metrics; ``params`` replace the recorded ones
-        (tuning settles them only at the end), ``tags`` are merged into them."""
+        (tuning settles them only at the end), ``tags`` are merged into them. A ``reason`` (why
+        it failed) is kept as the tag ``end_reason`` and in the audit record."""
         if status not in RUN_STATUSES[1:]:
             raise InvalidRequest(
                 f"run status {status!r} cannot end a run; expected one of "
@@ -132,6 +142,8 @@ class RunWrites(RegistryCore):
             )
         new_metrics = dict(metrics or {})
         new_tags = dict(tags or {})
+        if reason:
+            new_tags["end_reason"] = reason
         payload = {
             "run_id": run_id,
             "status": status,
@@ -155,7 +167,15 @@ class RunWrites(RegistryCore):
             if params is not None:
                 values["params"] = dict(params)
             w.conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
-            w.audit("run.finish", f"run:{run_id}", {"status": row.status}, payload)
+            w.audit("run.finish", f"run:{run_id}", {"status": row.status}, payload, reason)
             return {}
 
         self.write(actor, "run.finish", payload, request_id, change)
+
+    def open_runs(self) -> list[RunInfo]:
+        """Runs still ``running``, oldest first (to find those whose process died)."""
+        query = sa.select(t.runs.c.id).where(t.runs.c.status == RUN_STATUSES[0])
+        with self.engine.connect() as conn:
+            ids = list(conn.execute(query.order_by(t.runs.c.started_at, t.runs.c.id)).scalars())
+            by_id = {r.id: r for r in self._runs(conn, ids)}
+        return [by_id[i] for i in ids if i in by_id]

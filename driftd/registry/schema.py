@@ -26,7 +26,7 @@ datasets = sa.Table(
     "registry_datasets",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True, unique=True),
     sa.Column("row_count", sa.BigInteger, nullable=False),
     sa.Column("window_start", sa.Float),
     sa.Column("window_end", sa.Float),

@@ -167,8 +167,10 @@ def retrain_model(
     window: Window | None = None,
     trials: int | None = None,
     progress: Progress | None = None,
+    job_tags: Mapping[str, Any] | None = None,
 ) -> RetrainOutcome:
-    """Retrain ``model`` now, in this process, and register the candidate."""
+    """Retrain ``model`` now, in this process, and register the candidate. ``job_tags`` name
+    the queued job attempt this is (see ``driftd.retrain.abandoned``)."""
     ms: ModelSettings = settings.models[model]
     rs = ms.retrain or ModelRetrainSettings()
     prog = progress or Progress()
@@ -219,6 +221,7 @@ def retrain_model(
             "device": rs.device,
             "trials": n_trials,
             "snapshot_uri": record["uri"],
+            **dict(job_tags or {}),
         },
         dataset_id=dataset_id,
         trigger=dict(trigger) if trigger is not None else {"kind": "manual"},
@@ -307,13 +310,18 @@ def _evaluate(
 
 
 def run_job(config: str, model: str, trigger: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A queued job's entry point (in a child process): retrain ``model`` per ``config``."""
+    """A queued job's entry point (in a child process): retrain ``model`` per ``config``; its
+    run is tagged with the job attempt the executor names in the environment."""
+    import os
+
     from driftd.logs import configure
+    from driftd.retrain.abandoned import env_attempt_tags
 
     settings = load_settings(config)
     configure(settings.log)
     registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
     try:
-        return retrain_model(settings, model, registry, trigger=trigger).to_dict()
+        tags = env_attempt_tags(os.environ)
+        return retrain_model(settings, model, registry, trigger=trigger, job_tags=tags).to_dict()
     finally:
         registry.engine.dispose()

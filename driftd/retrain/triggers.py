@@ -183,9 +183,15 @@ class PerModelExecutor:
 
 
 def make_worker(settings: Settings, engine: sa.Engine) -> Worker:
-    """A worker on the registry database's job queue with per-model executors."""
+    """A worker on the registry database's job queue with per-model executors; it closes the
+    runs of attempts that died (``driftd.retrain.abandoned``)."""
+    from driftd.retrain.abandoned import run_sweeper
+
     work = settings.retrain.work_dir / "jobs"
     work.mkdir(parents=True, exist_ok=True)
+    queue = JobQueue(engine)
+    secret = settings.registry.secret
+    sweep = run_sweeper(engine, secret.get_secret_value() if secret else None, queue)
     return Worker(
-        JobQueue(engine), PerModelExecutor(settings, work), lease_s=settings.retrain.lease_s
+        queue, PerModelExecutor(settings, work), lease_s=settings.retrain.lease_s, sweep=sweep
     )

@@ -7,6 +7,9 @@ has succeeded ``lease_s - margin_s`` after the last good one (measured from *bef
 heartbeat's transaction, on the monotonic clock), the worker sets the executor's ``stop``
 event: the child's process group is SIGKILLed and reaped before the lease can expire.
 See ``driftd.retrain.jobs`` for the whole no-double-run argument.
+
+Before each claim the worker calls its ``sweep``: the daemon's closes the registry runs of
+attempts that died (``driftd.retrain.abandoned``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from driftd.retrain.executor import Executor, Outcome
 from driftd.retrain.jobs import Job, JobQueue
@@ -42,6 +46,7 @@ class Worker:
         heartbeat_s: float | None = None,
         margin_s: float | None = None,
         poll_s: float = 1.0,
+        sweep: Callable[[], object] | None = None,
     ) -> None:
         self.queue = queue
         self.executor = executor
@@ -52,9 +57,11 @@ class Worker:
         if not 0 < self.heartbeat_s < self.lease_s - self.margin_s:
             raise ValueError("need 0 < heartbeat_s < lease_s - margin_s")
         self.poll_s = poll_s
+        self.sweep = sweep
 
     def run_once(self) -> Job | None:
         """Claim one due job and run it to its end; the job as recorded, or None if none."""
+        self._sweep()  # first: its time is not taken from the next job's lease
         claimed_at = time.monotonic()  # before the claim: the lease cannot start earlier
         job = self.queue.claim(self.worker_id, self.lease_s)
         if job is None:
@@ -81,6 +88,17 @@ class Worker:
                 ran = None
             if ran is None:
                 stop.wait(self.poll_s)
+
+    def _sweep(self) -> None:
+        """Run the sweep; its failure is logged, never stops the worker."""
+        if self.sweep is None:
+            return
+        try:
+            self.sweep()
+        except Exception:
+            log.exception(
+                "retrain worker %s: sweep failed, retried before the next claim", self.worker_id
+            )
 
     def _execute(self, job: Job, last_ok: float) -> tuple[Outcome, str | None]:
         """Run the executor in a thread, heartbeating; (outcome, why the lease was lost)."""

@@ -53,3 +53,16 @@ def sleepy(seconds: float, log: str) -> dict[str, Any]:
         note("tick")
     note("stop")
     return {"pid": os.getpid()}
+
+
+def stalls_on_first_attempt(request: Any) -> Any:
+    """The built-in trainer, except that a queued job's first attempt marks ``training`` beside
+    its artifact directory and then hangs until it is killed (a crash mid-retrain)."""
+    from driftd.retrain.tabular import train
+
+    if os.environ.get("DRIFTD_JOB_ATTEMPT") == "1":
+        marker = Path(request.out_dir).parent / "training"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(os.getpid()))
+        time.sleep(3600)
+    return train(request)
