@@ -47,6 +47,14 @@ def _wait_for(cond: object, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
+def _renewed(queue: JobQueue, job_id: str) -> bool:
+    """Whether the job's running attempt has renewed its lease since it was claimed."""
+    job = queue.get(job_id)
+    if job is None or job.state != "running" or job.started_at is None:
+        return False
+    return job.heartbeat_at is not None and job.heartbeat_at > job.started_at
+
+
 def test_killed_worker_job_is_retried_never_run_twice_in_parallel(
     db_url: str, tmp_path: Path
 ) -> None:
@@ -55,10 +63,13 @@ def test_killed_worker_job_is_retried_never_run_twice_in_parallel(
     spec = {"entry": "tests.retrain.trainers:sleepy", "params": {"seconds": 2.0, "log": str(log)}}
     sub = queue.submit("m", {"kind": "manual", "key": "crash"}, spec, 3, backoff_s=0.1)
     assert sub.job is not None
+    job_id = sub.job.id
     first = _worker(db_url)
     try:
         _wait_for(lambda: any(e[0] == "tick" for e in _events(log)), 60, "the first trainer")
-        time.sleep(0.3)
+        # Killed mid-job: after the worker has renewed its lease at least once, so the retry
+        # must wait for the renewed lease, not the one the claim took.
+        _wait_for(lambda: _renewed(queue, job_id), 60, "a heartbeat of the first worker")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         killed_at = time.time()
