@@ -46,7 +46,6 @@ def replay_files(
         sink.close()
         source.close()
     summary = pipeline.summary()
-    summary["alarms"] = [dataclasses.asdict(a) for a in runner.alarms]
     elapsed = time.perf_counter() - t0
     summary["elapsed_s"] = round(elapsed, 3)
     summary["events_per_s"] = round(summary["consumed"] / elapsed) if elapsed else None
@@ -124,23 +123,29 @@ def checkpoint_status(settings: Settings) -> dict[str, Any]:
     return summary
 
 
-def _print_alarms(console: Any, alarms: list[dict[str, Any]], first: int = 12) -> None:
-    """The first drift alarms in event time, and how many warnings there were."""
+def _print_alarms(
+    console: Any, alarms: list[dict[str, Any]], totals: dict[str, int], first: int = 12
+) -> None:
+    """The first drift alarms kept, in event time, and how many alarms of each kind fired
+    (``totals``; the state keeps the most recent alarms only)."""
     import datetime as dt
 
     from rich.table import Table
 
     drifts = sorted((a for a in alarms if a["kind"] == "drift"), key=lambda a: a["ts"])
-    warnings = len(alarms) - len(drifts)
+    n_drifts = totals.get("drift", len(drifts))
+    warnings = totals.get("warning", len(alarms) - len(drifts))
     if not drifts:
         console.print(f"no drift alarms ({warnings:,} warnings)")
         return
     day = dt.datetime.fromtimestamp(drifts[0]["ts"], dt.UTC).strftime("%Y-%m-%d")
-    t = Table(
-        title=f"{len(drifts):,} drift alarms, {warnings:,} warnings "
-        f"(first {min(first, len(drifts))} drifts; {day}, UTC)",
-        title_justify="left",
+    kept = "" if n_drifts == len(drifts) else f" of the last {len(drifts):,} kept"
+    # A line of its own: a table's title wraps at the table's width.
+    console.print(
+        f"{n_drifts:,} drift alarms, {warnings:,} warnings "
+        f"(first {min(first, len(drifts))}{kept} drifts; {day}, UTC)"
     )
+    t = Table()
     for col in ("time", "model", "version", "stream", "detector", "statistic"):
         t.add_column(col, justify="right" if col == "statistic" else "left")
     for a in drifts[:first]:
@@ -215,7 +220,8 @@ def print_summary(summary: dict[str, Any], last_windows: int = 8) -> None:
                 f"{r['expired']:,}",
             )
         console.print(w)
-    _print_alarms(console, summary.get("alarms", []))
+    totals = summary.get("alarm_totals", {}).get("by_kind", {})
+    _print_alarms(console, summary.get("alarms", []), totals)
     if "events_per_s" in summary:
         console.print(
             f"{summary['elapsed_s']}s, {summary['events_per_s']:,} events/s; "

@@ -44,7 +44,7 @@ from driftd.events import (
 )
 
 STATE_KIND = "driftd.partition"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: each model's state holds its alarms
 
 ExtraMonitors = Callable[[str, ModelSchema], Sequence[Monitor]]
 
@@ -149,7 +149,7 @@ class Pipeline:
     def restore(self, p: int, blob: bytes) -> PartitionState:
         """Replace partition p's state with a snapshot; models unknown to the config are
         dropped, new models start empty."""
-        state = state_codec.loads(blob, STATE_KIND, STATE_VERSION)
+        state = state_codec.loads(blob, STATE_KIND, STATE_VERSION, {1: _from_v1})
         st = self._new_partition(p)
         st.offsets = {k: int(v) for k, v in state["offsets"].items()}
         st.consumed = int(state["consumed"])
@@ -368,13 +368,22 @@ class Pipeline:
             categorical_names=schema.categorical_names,
         )
         for m in model.monitors:
-            out.alarms.extend(m.update(batch))
+            fired = m.update(batch)
+            out.alarms.extend(fired)
+            model.alarms.record(fired)
         if batch.joined is not None and len(batch.joined):
             out.labeled.append((batch, [v.values for v in model.categories]))
 
     def summary(self) -> dict[str, Any]:
         """Counts per model, dead letters by reason and recent windows, over all partitions."""
         return summarize(self.schemas, self.partitions.values())
+
+
+def _from_v1(state: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 partition state as version 2: no alarms were kept."""
+    for ms in state["models"].values():
+        ms["alarms"] = {"recent": [], "totals": [], "last": []}
+    return state
 
 
 def _empty_predictions(schema: ModelSchema) -> PredictionColumns:

@@ -71,7 +71,7 @@ class Runner:
         self.recorder = recorder
         self.clock = clock
         self.stop_event = threading.Event()
-        self.last_checkpoint_at: float | None = None  # wall time, for the age gauge
+        self.last_checkpoint_at: float | None = None  # wall time, saved or restored: the age gauge
         self._since_events = 0
         self._since_t = clock()
         self._seq: dict[int, int] = {}
@@ -92,6 +92,9 @@ class Runner:
             else:
                 st = self.pipeline.restore(p, cp.blob)
                 self._seq[p] = cp.seq
+                # The age gauge counts from the oldest state this process holds, saved or not.
+                if self.last_checkpoint_at is None or cp.created_at < self.last_checkpoint_at:
+                    self.last_checkpoint_at = cp.created_at
                 log.info(
                     "partition restored",
                     extra={"partition": p, "seq": cp.seq, "bytes": len(cp.blob)},

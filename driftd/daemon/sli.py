@@ -2,14 +2,12 @@
 ``VersionCounts`` monitors: predictions, errors, latency, labeled and correct rows, quality.
 
 The counts are pipeline state, checkpointed with the offsets, so the counters survive a restart
-(no reset to zero) and never count a replayed event twice. The last drift statistic per
-detector comes from the alarms the recorder sees.
+(no reset to zero) and never count a replayed event twice.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,7 +18,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from driftd.daemon.abc import DriftDetected
+from driftd.daemon.checkpointed_metrics import RESTORED
 from driftd.daemon.pipeline import Pipeline
 from driftd.rollout.counts import PROMETHEUS_BUCKETS_S, Totals, VersionCounts, totals
 
@@ -36,22 +34,11 @@ def version_counts(pipeline: Pipeline, model: str) -> list[VersionCounts]:
 
 
 class SliCollector(Collector):
-    """Per-version SLIs from the pipeline's counts; drift statistics from alarms."""
+    """Per-version SLIs from the pipeline's counts."""
 
     def __init__(self, pipeline: Pipeline | None, tasks: dict[str, str]) -> None:
         self.pipeline = pipeline
         self.tasks = tasks  # model -> task: what quality means
-        self._drift: dict[tuple[str, str, str, str], tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def observe(self, alarms: Sequence[DriftDetected]) -> None:
-        """Keep each detector's statistic and threshold at its last alarm."""
-        with self._lock:
-            for a in alarms:
-                self._drift[(a.model, a.version, a.stream, a.detector)] = (
-                    a.statistic,
-                    a.threshold,
-                )
 
     def _totals(self) -> list[tuple[str, str, Totals]]:
         if self.pipeline is None:
@@ -66,22 +53,26 @@ class SliCollector(Collector):
     def collect(self) -> Iterator[Any]:
         """The SLI families, from the counts so far."""
         mv = ["model", "version"]
-        preds = CounterMetricFamily("driftd_predictions", "Predictions served.", labels=mv)
+        preds = CounterMetricFamily(
+            "driftd_predictions", "Predictions served." + RESTORED, labels=mv
+        )
         errs = CounterMetricFamily(
-            "driftd_prediction_errors", "Predictions the server reported as errors.", labels=mv
+            "driftd_prediction_errors",
+            "Predictions the server reported as errors." + RESTORED,
+            labels=mv,
         )
         labeled = CounterMetricFamily(
-            "driftd_labeled", "Predictions joined with their label.", labels=mv
+            "driftd_labeled", "Predictions joined with their label." + RESTORED, labels=mv
         )
         correct = CounterMetricFamily(
-            "driftd_correct", "Joined predictions that matched their label.", labels=mv
+            "driftd_correct", "Joined predictions that matched their label." + RESTORED, labels=mv
         )
         lat = HistogramMetricFamily(
-            "driftd_prediction_latency_seconds", "Model server latency.", labels=mv
+            "driftd_prediction_latency_seconds", "Model server latency." + RESTORED, labels=mv
         )
         quality = GaugeMetricFamily(
             "driftd_model_quality",
-            "Quality since start from joined labels (accuracy, or rmse for regression).",
+            "Quality over every joined label so far (accuracy, or rmse for regression)." + RESTORED,
             labels=[*mv, "metric"],
         )
         for model, version, tot in self._totals():
@@ -99,19 +90,4 @@ class SliCollector(Collector):
                     quality.add_metric([*labels, "rmse"], float(np.sqrt(sq / nl)))
                 else:
                     quality.add_metric([*labels, "accuracy"], nc / nl)
-        yield from (preds, errs, labeled, correct, lat, quality, *self._drift_families())
-
-    def _drift_families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
-        keys = ["model", "version", "stream", "detector"]
-        stat = GaugeMetricFamily(
-            "driftd_drift_statistic", "A drift detector's statistic at its last alarm.", labels=keys
-        )
-        thr = GaugeMetricFamily(
-            "driftd_drift_threshold", "The threshold that statistic was compared with.", labels=keys
-        )
-        with self._lock:
-            drift = sorted(self._drift.items())
-        for key, (s, th) in drift:
-            stat.add_metric(list(key), s)
-            thr.add_metric(list(key), th)
-        return stat, thr
+        yield from (preds, errs, labeled, correct, lat, quality)

@@ -1,7 +1,7 @@
 """Per-partition state: what one partition's checkpoint holds, model by model.
 
-A partition's join store, vocabularies, monitors, counters and offsets live together so that
-they move together on a rebalance and are checkpointed together.
+A partition's join store, vocabularies, monitors, alarms, counters and offsets live together so
+that they move together on a rebalance and are checkpointed together.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from driftd.config import JoinSettings
 from driftd.daemon.abc import Monitor, Offsets
+from driftd.daemon.alarm_log import AlarmLog
 from driftd.daemon.columns import ModelSchema, Vocab
 from driftd.daemon.join import JoinStore
 from driftd.daemon.monitors import OperationalMonitor
@@ -44,9 +45,10 @@ class ModelState:
         self.operational = OperationalMonitor(s.window_s, s.windows_kept)
         self.version_counts = VersionCounts(s.task)  # SLIs and canary evidence
         self.monitors: list[Monitor] = [self.operational, self.version_counts, *extra]
+        self.alarms = AlarmLog(schema.name)  # what the monitors raised
 
     def state_dict(self) -> dict[str, Any]:
-        """Vocabularies, join store and monitors."""
+        """Vocabularies, join store, monitors and alarms."""
         return {
             "versions": self.versions.values,
             "categories": [v.values for v in self.categories],
@@ -55,6 +57,7 @@ class ModelState:
             "operational": self.operational.state_dict(),
             "counts": self.version_counts.state_dict(),
             "extra": [m.state_dict() for m in self.monitors[2:]],
+            "alarms": self.alarms.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -72,6 +75,7 @@ class ModelState:
         if len(extra) == len(self.monitors) - 2:  # else the configured monitors changed
             for m, ms in zip(self.monitors[2:], extra, strict=True):
                 m.load_state_dict(ms)
+        self.alarms.load_state_dict(state["alarms"])
 
 
 @dataclass

@@ -11,6 +11,7 @@ Layout: ``b"DSC1"``, header length (u64), header (msgpack), buffer lengths (u64 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -59,8 +60,14 @@ def dumps(kind: str, version: int, state: Any) -> bytes:
     )
 
 
-def loads(blob: bytes, kind: str, version: int) -> Any:
-    """Deserialise a blob written by dumps(); check its kind and version."""
+def loads(
+    blob: bytes,
+    kind: str,
+    version: int,
+    upgrades: Mapping[int, Callable[[Any], Any]] | None = None,
+) -> Any:
+    """Deserialise a blob written by dumps(); check its kind and version. ``upgrades`` maps an
+    older version that is still read to a function turning its state into this version's."""
     view = memoryview(blob)
     if view[:4] != MAGIC:
         raise StateVersionError(f"expected a {kind!r} state blob (driftd state codec 1)")
@@ -87,5 +94,8 @@ def loads(blob: bytes, kind: str, version: int) -> Any:
         return arr.reshape(shape)
 
     obj = msgspec.msgpack.Decoder(ext_hook=ext_hook).decode(header)
+    old = obj.get("v") if isinstance(obj, dict) and obj.get("kind") == kind else None
+    if upgrades and type(old) is int and old in upgrades:
+        return upgrades[old](obj["state"])
     require_state_version(obj, kind, version)
     return obj["state"]

@@ -1,16 +1,19 @@
-"""What the pipeline's state says, summed over partitions: counts, dead letters, windows.
+"""What the pipeline's state says, summed over partitions: counts, dead letters, windows and
+drift alarms.
 
 Used by ``driftd replay`` and ``driftd status``; pure reading, no I/O.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from driftd.daemon.alarm_log import merged
 from driftd.daemon.monitors import LATENCY_BUCKETS_MS
 from driftd.daemon.state import PartitionState
 
@@ -29,7 +32,9 @@ JOIN_KEYS = (
 
 
 def summarize(models: Iterable[str], partitions: Iterable[PartitionState]) -> dict[str, Any]:
-    """Counts per model, dead letters and ignored events by reason, and recent windows."""
+    """Counts per model, dead letters and ignored events by reason, recent windows, and the
+    drift alarms kept (the most recent per model, stream and kind) with their totals."""
+    partitions = list(partitions)
     counts: dict[str, Counter[str]] = {name: Counter() for name in models}
     windows: dict[str, dict[tuple[int, str], np.ndarray[Any, Any]]] = {n: {} for n in counts}
     window_s: dict[str, float] = {}
@@ -53,6 +58,18 @@ def summarize(models: Iterable[str], partitions: Iterable[PartitionState]) -> di
         "dead_lettered": {"total": sum(dead.values()), "by_reason": dict(sorted(dead.items()))},
         "ignored": {"total": sum(ignored.values()), "by_reason": dict(sorted(ignored.items()))},
         "windows": {name: _rows(w, window_s.get(name, 0.0)) for name, w in windows.items()},
+        **_alarms(partitions),
+    }
+
+
+def _alarms(partitions: list[PartitionState]) -> dict[str, Any]:
+    alarms = merged(m.alarms for st in partitions for m in st.models.values())
+    by_kind: Counter[str] = Counter()
+    for (*_, kind), n in alarms.totals.items():
+        by_kind[kind] += n
+    return {
+        "alarms": [dataclasses.asdict(a) for a in alarms.recent],
+        "alarm_totals": {"total": sum(by_kind.values()), "by_kind": dict(sorted(by_kind.items()))},
     }
 
 
