@@ -200,14 +200,49 @@ BAD_PARAMETERS = [
     (KSWIN, {"stat_size": 0}, "stat_size"),
     (KSWIN, {"window_size": 30}, "window_size"),
     (KSWIN, {"seed": -1}, "seed"),
+    # just past each boundary
+    (ADWIN, {"delta": 1.0}, "delta"),
+    (PageHinkley, {"alpha": 0.0}, "alpha"),
+    (PageHinkley, {"delta": -1e-9}, "delta"),
+    (CUSUM, {"threshold": math.inf}, "threshold"),
+    (CUSUM, {"scale": math.inf}, "scale"),
+    (DDM, {"warning_threshold": 2.0, "drift_threshold": 1.99}, "drift_threshold"),
+    (EDDM, {"alpha": 0.0}, "alpha"),
+    (EDDM, {"alpha": 0.9, "beta": 0.0}, "beta"),
+    (HDDM_A, {"drift_confidence": 1.0}, "drift_confidence"),
+    (HDDM_A, {"warning_confidence": 1.0}, "warning_confidence"),
+    (HDDM_W, {"lambda_val": 1.01}, "lambda_val"),
+    (KSWIN, {"alpha": 1.0}, "alpha"),
 ]
 
 
 @pytest.mark.parametrize(("cls", "kwargs", "key"), BAD_PARAMETERS)
 def test_bad_parameters_name_the_key(cls: Factory, kwargs: dict[str, Any], key: str) -> None:
+    # the message names the key, the value given and what is valid
     with pytest.raises(ValueError, match=rf"^{key}=") as info:
         cls(**kwargs)
-    assert "valid" in str(info.value)
+    message = str(info.value)
+    assert message.startswith(f"{key}={kwargs[key]!r} is invalid; valid: ")
+    assert message.removeprefix(f"{key}={kwargs[key]!r} is invalid; valid: ") not in ("", "None")
+
+
+# the values on each boundary that are still valid
+EDGE_PARAMETERS = [
+    (ADWIN, {"clock": 1, "max_buckets": 2, "min_window_length": 1, "grace_period": 0}),
+    (PageHinkley, {"min_instances": 1, "delta": 0.0, "alpha": 1.0}),
+    (CUSUM, {"k": 0.0, "warm_start": 2}),
+    (DDM, {"warm_start": 0, "warning_threshold": 2.0, "drift_threshold": 2.0}),
+    (EDDM, {"warm_start": 0, "alpha": 1.0, "beta": 1.0}),
+    (HDDM_A, {"drift_confidence": 0.01, "warning_confidence": 0.01}),
+    (HDDM_W, {"lambda_val": 1.0}),
+    (KSWIN, {"stat_size": 1, "window_size": 2, "seed": 0}),
+]
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), EDGE_PARAMETERS)
+def test_boundary_parameters_are_accepted(cls: Factory, kwargs: dict[str, Any]) -> None:
+    det = cls(**kwargs)
+    assert {k: getattr(det, k) for k in kwargs} == kwargs
 
 
 @pytest.mark.parametrize("name", NAMES)

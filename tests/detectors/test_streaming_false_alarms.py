@@ -10,6 +10,7 @@ a different seed: the count must be a plausible Poisson draw at the documented r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -106,3 +107,40 @@ def test_documented_empirical_rate(name: str) -> None:
 def test_page_hinkley_defaults_near_siegmund() -> None:
     # the docstring's claim: with the defaults the approximation (64) is close to the rate (62)
     assert 55 < PageHinkley().false_alarms_per_100k(1.0) < 70
+
+
+def _siegmund_arl(theta: float, b: float) -> float:
+    """Siegmund's in-control ARL of a one-sided CUSUM with drift theta and barrier b."""
+    if theta == 0:
+        return b * b
+    return (math.exp(2 * theta * b) - 2 * theta * b - 1) / (2 * theta * theta)
+
+
+@pytest.mark.parametrize(("mode", "sides"), [("up", 1), ("down", 1), ("both", 2)])
+@pytest.mark.parametrize("delta", [0.0, 0.25])
+def test_page_hinkley_rate_is_siegmunds_in_units_of_sigma(
+    mode: Any, sides: int, delta: float
+) -> None:
+    # sigma = 2: delta and the threshold are divided by it, never multiplied
+    det = PageHinkley(delta=delta, threshold=20.0, alpha=1.0, mode=mode)
+    expected = 1e5 * sides / _siegmund_arl(delta / 2.0, 20.0 / 2.0 + 1.166)
+    assert det.false_alarms_per_100k(2.0) == pytest.approx(expected, rel=1e-12)
+    # scale invariance, and the delta -> 0 limit joins the formula continuously
+    twice = PageHinkley(delta=2 * delta, threshold=40.0, alpha=1.0, mode=mode)
+    assert twice.false_alarms_per_100k(4.0) == pytest.approx(expected, rel=1e-12)
+    tiny = PageHinkley(delta=1e-4, threshold=20.0, alpha=1.0, mode=mode)
+    assert tiny.false_alarms_per_100k(2.0) == pytest.approx(
+        PageHinkley(delta=0.0, threshold=20.0, alpha=1.0, mode=mode).false_alarms_per_100k(2.0),
+        rel=1e-3,
+    )
+
+
+@pytest.mark.parametrize(("mode", "sides"), [("up", 1), ("down", 1), ("both", 2)])
+@pytest.mark.parametrize("k", [0.0, 0.5])
+def test_cusum_rate_is_siegmunds(mode: Any, sides: int, k: float) -> None:
+    det = CUSUM(target=0.0, scale=1.0, k=k, threshold=8.0, mode=mode)
+    expected = 1e5 * sides / _siegmund_arl(k, 8.0 + 1.166)
+    assert det.false_alarms_per_100k() == pytest.approx(expected, rel=1e-12)
+    tiny = CUSUM(target=0.0, scale=1.0, k=1e-4, threshold=8.0, mode=mode)
+    zero = CUSUM(target=0.0, scale=1.0, k=0.0, threshold=8.0, mode=mode)
+    assert tiny.false_alarms_per_100k() == pytest.approx(zero.false_alarms_per_100k(), rel=1e-3)

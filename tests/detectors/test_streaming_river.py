@@ -8,6 +8,7 @@ CUSUM has no River counterpart: it is checked against a plain Python loop of the
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -97,6 +98,35 @@ for s in range(3):
         partial(drift.KSWIN, seed=s),
         partial(gaussian, s, 1.0, 3_000),
     )
+for s in range(3):
+    # fading strong enough that S⁻'s starting value still counts when the threshold is crossed
+    down: dict[str, Any] = {"delta": 0.1, "threshold": 3.0, "alpha": 0.9, "mode": "down"}
+    CASES[f"PageHinkley-down-a0.9/gaussian/{s}"] = (
+        partial(PageHinkley, **down),
+        partial(drift.PageHinkley, **down),
+        partial(gaussian, s, -1.0, 5_000),
+    )
+
+
+def steps() -> np.ndarray:
+    """Hand-made jumps up and down, some landing exactly on the threshold of EDGES."""
+    return np.array([0, 12, 0, 0, 0, 11, 0, 0, 0, -11, 0, 0, -10, 0, -12] + [0] * 6, float)
+
+
+def drop() -> np.ndarray:
+    """A fall at the second value: S⁻ must start below its running maximum's initial value."""
+    return np.array([0, -9] + [0] * 6, float)
+
+
+# a drift exactly at n == min_instances, and a statistic exactly equal to the threshold
+EDGES: dict[str, Any] = {"min_instances": 2, "delta": 0.0, "threshold": 5.0, "alpha": 1.0}
+for mode in ("up", "down", "both"):
+    for gen in (steps, drop):
+        CASES[f"PageHinkley-{mode}-edges/{gen.__name__}"] = (
+            partial(PageHinkley, **EDGES, mode=mode),
+            partial(drift.PageHinkley, **EDGES, mode=mode),
+            gen,
+        )
 small: dict[str, Any] = {"alpha": 0.01, "window_size": 50, "stat_size": 20, "seed": 7}
 CASES["KSWIN-small/bernoulli/0"] = (
     partial(KSWIN, **small),
@@ -156,6 +186,15 @@ PINNED: dict[str, Alarms] = {
     "KSWIN/gaussian/2": ([267, 1523, 2309, 2648, 2931], []),
     "KSWIN-wide/gaussian/0": ([759, 1168, 1603], []),
     "KSWIN-small/bernoulli/0": ([1510], []),
+    "PageHinkley-down-a0.9/gaussian/0": ([52, 83, 113, 146, 178, 222, 263, 303], []),
+    "PageHinkley-down-a0.9/gaussian/1": ([40, 83, 122, 174, 206, 265, 316, 347], []),
+    "PageHinkley-down-a0.9/gaussian/2": ([29, 65, 96, 126, 156, 207, 237, 267], []),
+    "PageHinkley-up-edges/steps": ([1, 5, 16], []),
+    "PageHinkley-down-edges/steps": ([3, 7, 9, 12, 14], []),
+    "PageHinkley-both-edges/steps": ([1, 5, 9, 12, 14], []),
+    "PageHinkley-up-edges/drop": ([3], []),
+    "PageHinkley-down-edges/drop": ([], []),
+    "PageHinkley-both-edges/drop": ([3], []),
 }
 
 
@@ -193,3 +232,22 @@ PINNED_CUSUM: dict[int, list[int]] = {
     1: [10063, 10174, 10213],
     2: [10088, 10242, 10407],
 }
+
+
+RIVER_TWINS: list[tuple[type[Any], type[Any]]] = [
+    (ADWIN, drift.ADWIN),
+    (PageHinkley, drift.PageHinkley),
+    (DDM, binary.DDM),
+    (EDDM, binary.EDDM),
+    (HDDM_A, binary.HDDMA),
+    (HDDM_W, binary.HDDMW),
+    (KSWIN, drift.KSWIN),
+]
+
+
+@pytest.mark.parametrize(("cls", "twin"), RIVER_TWINS, ids=lambda c: c.__name__)
+def test_defaults_are_rivers(cls: type[Any], twin: type[Any]) -> None:
+    """Built without arguments, a detector has River's parameters (KSWIN's seed aside)."""
+    names = [k for k in inspect.signature(cls).parameters if k != "seed"]
+    ours_, rivers = cls(), twin()
+    assert {k: getattr(ours_, k) for k in names} == {k: getattr(rivers, k) for k in names}
