@@ -334,27 +334,83 @@ def traced_bytes(settings: Settings, n: int) -> tuple[int, int]:
     return cur - base, peak - base
 
 
-def memory_rows(settings: Settings, n: int) -> tuple[list[Row], Pipeline, dict[str, Any]]:
-    """Rows B, and the filled pipeline that the checkpoint rows reuse.
+MEMORY_FEATURES = {f"f{j}": "numeric" for j in range(20)} | {
+    "c0": "categorical",
+    "c1": "categorical",
+}
 
-    Call this first in a fresh process: the RSS delta is taken on the first fill, before
-    the allocator holds freed memory that a later fill would reuse without a new page.
-    """
+
+def memory_child(n: int) -> dict[str, Any]:
+    """RSS per pending prediction of one join store filled with n predictions (20 numeric and
+    2 categorical features, 36-character ids), measured in this (fresh) process."""
+    from driftd.config import IngestSettings, JoinSettings, ModelSettings
+
+    models = {synth.MODEL: ModelSettings(features=MEMORY_FEATURES, max_label_delay_s=1e12)}
+    pipeline = Pipeline(models, IngestSettings(), JoinSettings(max_pending=max(n, 1)))
+    model = pipeline.partition(0).models[synth.MODEL]
+    code = model.versions.code("1")
+    rng = np.random.default_rng(SEED)
+    gc.collect()
+    rss0 = rss_bytes()
+    t0 = time.perf_counter()
+    for lo in range(0, n, 5000):
+        m = min(5000, n - lo)
+        model.store.add_predictions(
+            PredictionColumns(
+                ids=[
+                    f"{i:08x}-7c1e-4b7a-8f3d-{i * 2654435761 % 16**12:012x}"
+                    for i in range(lo, lo + m)
+                ],
+                version=np.full(m, code, dtype=np.int32),
+                ts=1.7e9 + np.arange(lo, lo + m, dtype=np.float64) / 50.0,
+                numeric=rng.standard_normal((m, 20)),
+                categorical=rng.integers(0, 5, (m, 2)).astype(np.int32),
+                prediction=(rng.random(m) < 0.5).astype(np.float64),
+                score=rng.random(m),
+                latency_ms=rng.lognormal(3.0, 0.5, m),
+                error=np.zeros(m, dtype=np.bool_),
+            )
+        )
+    fill_s = time.perf_counter() - t0
+    gc.collect()
+    rss1 = rss_bytes()
+    if model.store.pending != n:
+        raise RuntimeError(f"{model.store.pending} pending after adding {n}")
+    per = (rss1 - rss0) / n if rss0 is not None and rss1 is not None and n else None
+    return {"pending": n, "rss_bytes_per_pending": per, "fill_s": round(fill_s, 3)}
+
+
+def rss_row(n: int) -> tuple[Row, dict[str, Any]]:
+    """Row B2: the RSS delta per pending prediction, from a fresh process (see memory_child),
+    so that nothing measured before it (freed arenas, caches) hides or inflates its pages."""
+    target = {"op": "<=", "value": 400, "of": "value"}
+    name = f"B2 memory per pending, RSS delta in a fresh process ({n:,})"
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(n)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return Row(name, None, "B/pending", note=f"child failed: {proc.stderr[-200:]}"), {}
+    info: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    rss = info["rss_bytes_per_pending"]
+    note = "20 numeric + 2 categorical features, 36-character ids"
+    if rss is None:
+        note = "no /proc/self/statm"
+    elif n < RSS_MIN_PENDING:
+        note = f"not judged below {RSS_MIN_PENDING:,} pending (allocator granularity)"
+    judged = target if rss is not None and n >= RSS_MIN_PENDING else None
+    return Row(name, rss, "B/pending", target=judged, note=note), info
+
+
+def memory_rows(settings: Settings, n: int) -> tuple[list[Row], Pipeline, dict[str, Any]]:
+    """Row B1 (tracemalloc), and the filled pipeline that the checkpoint rows reuse."""
     target = {"op": "<=", "value": 400, "of": "value"}
     pipeline = Pipeline(settings.models, settings.ingest, settings.join)
     pipeline.partition(0)
-    gc.collect()
-    rss0 = rss_bytes()
     fill_s = fill_pending(pipeline, n)
-    gc.collect()
-    rss1 = rss_bytes()
-    rss = (rss1 - rss0) / n if rss0 is not None and rss1 is not None else None
     kept, peak = traced_bytes(settings, n)  # a second, throw-away pipeline
-    rss_note = ""
-    if rss is None:
-        rss_note = "no /proc/self/statm"
-    elif n < RSS_MIN_PENDING:
-        rss_note = f"not judged below {RSS_MIN_PENDING:,} pending (allocator granularity)"
     gc.collect()
     rows = [
         Row(
@@ -363,13 +419,6 @@ def memory_rows(settings: Settings, n: int) -> tuple[list[Row], Pipeline, dict[s
             "B/pending",
             target=target,
             note=f"peak while filling {peak / n:.0f} B/pending",
-        ),
-        Row(
-            f"B2 memory per pending, RSS delta ({n:,})",
-            rss,
-            "B/pending",
-            target=target if n >= RSS_MIN_PENDING else None,
-            note=rss_note,
         ),
     ]
     info = {
@@ -534,12 +583,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--profile", action="store_true", help="print cProfile hot spots")
     ap.add_argument("--kafka-events", type=int, help="predictions in the Kafka stream")
     ap.add_argument("--no-kafka", action="store_true", help="skip the Kafka rows")
+    ap.add_argument(
+        "--memory-pending", type=int, help="pending predictions for the RSS row (a subprocess)"
+    )
+    ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.events = args.events or (3_000 if args.quick else 200_000)
     # 31,250 = 1M / 32 fills the ring to the same fraction of its capacity as 1M does.
     args.pending = args.pending or (31_250 if args.quick else 1_000_000)
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.kafka_events = args.kafka_events or (2_000 if args.quick else 50_000)
+    args.memory_pending = args.memory_pending or (100_000 if args.quick else 2_000_000)
     return args
 
 
@@ -547,7 +601,10 @@ def state_rows(
     args: argparse.Namespace, ps: Settings, tmp: Path, profiles: list[str]
 ) -> tuple[list[Row], dict[str, Any]]:
     """Rows B and C; the filled pipeline is freed on return."""
+    rss, rss_info = rss_row(args.memory_pending)
     mem, pipeline, mem_info = memory_rows(ps, args.pending)
+    mem.append(rss)
+    mem_info["rss_child"] = rss_info
     ckpt = checkpoint_rows(pipeline, ps, "sqlite", f"sqlite:///{tmp / 'state.db'}", args.repeats)
     if args.pg_url != "none":
         ckpt += checkpoint_rows(pipeline, ps, "postgresql", args.pg_url, args.repeats)
@@ -565,7 +622,7 @@ def run_all(args: argparse.Namespace, tmp: Path) -> tuple[list[Row], dict[str, A
     """Every row, in an order that keeps the measurements apart; params; profiles."""
     profiles: list[str] = []
     spec = stream_spec(args.events, args.malformed_rate)
-    # B first, in a fresh process (see memory_rows); the stream is generated afterwards.
+    # B and C first (B2 in a child process); the stream is generated afterwards.
     ps = pending_settings(stream_settings(spec, tmp / "cfg"))
     state, mem_info = state_rows(args, ps, tmp, profiles)
     gc.collect()
@@ -597,6 +654,9 @@ def run_all(args: argparse.Namespace, tmp: Path) -> tuple[list[Row], dict[str, A
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.memory_child is not None:
+        print(json.dumps(memory_child(args.memory_child)))
+        return 0
     machine = machine_info()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="driftd-bench-") as tmp:

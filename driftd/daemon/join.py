@@ -18,9 +18,10 @@ Semantics (all in event time, so a replay gives the same result whatever the bat
 - Results are independent of batch sizes, and of the interleaving of the two streams as long
   as they are out of step by less than the allowed lateness.
 
-Pending predictions live in a FIFO ring of numpy columns (about 200 bytes per prediction with
-20 numeric features, plus the id string and its dict entry); a full store evicts its oldest
-entries or drops new ones, by policy, and counts them.
+Pending predictions live in a FIFO ring of numpy columns (about 205 bytes per prediction with
+20 numeric and 2 categorical features, plus the id string) indexed by id in a numpy hash table
+(``IdIndex``, 8 to 32 bytes per prediction); a full store evicts its oldest entries or drops
+new ones, by policy, and counts them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driftd.daemon.columns import F64, I32, LabelColumns, PredictionColumns
+from driftd.daemon.idindex import I64, IdIndex, hashes
 
 _EXPIRE_CHUNK = 4096
 
@@ -90,12 +92,12 @@ class JoinStore:
         self.wm_predictions = -np.inf  # largest prediction timestamp seen
         self.wm_labels = -np.inf  # largest label timestamp seen
         self.counts: dict[str, int] = dict.fromkeys(JOIN_COUNTERS, 0)
-        self._index: dict[str, int] = {}  # id -> sequence number
         self._head = 0  # ring position of the oldest entry
-        self._head_seq = 0  # its sequence number
+        self._head_seq = 0  # its sequence number (kept in the state for continuity)
         self._size = 0
         self._joined_held = 0  # held entries that already have their label
         self._alloc(max(16, initial_capacity))
+        self._index = IdIndex(2 * self._cap)  # id -> ring position
         # Labels waiting for their prediction: id -> (ts, label).
         self._labels: dict[str, tuple[float, float]] = {}
 
@@ -136,10 +138,13 @@ class JoinStore:
         self._alloc(cap)
         for new_col, old_col in zip(self._columns(), old, strict=True):
             new_col[: self._size] = old_col[order]
+        self._index.shift(self._head, len(old[0]))
         self._head = 0
 
-    def _pos(self, seqs: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
-        return ((self._head + (seqs - self._head_seq)) % self._cap).astype(np.intp)
+    def _reindex(self) -> None:
+        """Rebuild the id index from the held entries (positions changed, or a restore)."""
+        order = self._order()
+        self._index.rebuild(hashes(self._ids[order].tolist()), order)
 
     @property
     def watermark(self) -> float:
@@ -164,23 +169,24 @@ class JoinStore:
         return len(self._labels)
 
     def nbytes(self) -> int:
-        """Approximate memory of the columns (not counting id strings and the dict)."""
-        return sum(c.nbytes for c in self._columns())
+        """Memory of the columns and the id index (not counting the id strings)."""
+        return sum(c.nbytes for c in self._columns()) + self._index.nbytes
 
     # -- predictions ---------------------------------------------------------------------
-    def _first_new(self, ids: list[str]) -> npt.NDArray[np.intp]:
-        """Indices of ids neither held nor seen earlier in the batch (dict work in C)."""
+    def _first_new(self, ids: list[str], keys: I64) -> npt.NDArray[np.intp]:
+        """Indices of ids neither held nor seen earlier in the batch."""
         n = len(ids)
-        # Written back to front, each id keeps the index of its first occurrence.
+        # Written back to front, each id keeps the index of its first occurrence (dict in C).
         first = dict(zip(reversed(ids), range(n - 1, -1, -1), strict=True))
-        clash = self._index.keys() & first.keys()
-        if len(first) == n and not clash:
-            return np.arange(n)
-        for id_ in clash:
-            del first[id_]
-        keep = np.fromiter(first.values(), dtype=np.intp, count=len(first))
-        keep.sort()
-        return keep
+        if len(first) == n:
+            keep = np.arange(n)
+        else:
+            keep = np.fromiter(first.values(), dtype=np.intp, count=len(first))
+            keep.sort()
+        if not len(self._index):
+            return keep
+        held = self._index.find(keys[keep], [ids[i] for i in keep.tolist()], self._ids)
+        return keep if not (held >= 0).any() else keep[held < 0]
 
     def _make_room(self, keep: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
         """Apply the overflow policy to new entries ``keep``; return those to store."""
@@ -204,7 +210,8 @@ class JoinStore:
         """Store new predictions; return the indices accepted and joins with waiting labels."""
         if not len(cols):
             return np.empty(0, dtype=np.intp), None
-        keep = self._first_new(cols.ids)
+        keys = hashes(cols.ids)
+        keep = self._first_new(cols.ids, keys)
         self.counts["duplicates"] += len(cols) - len(keep)
         self.counts["predictions"] += len(keep)
         self.wm_predictions = max(self.wm_predictions, float(cols.ts.max()))
@@ -213,12 +220,10 @@ class JoinStore:
         if n:
             if self._size + n > self._cap:
                 self._grow(self._size + n)
-            seqs = np.arange(
-                self._head_seq + self._size, self._head_seq + self._size + n, dtype=np.int64
-            )
-            pos = self._pos(seqs)
+            pos = (self._head + self._size + np.arange(n)) % self._cap
             ids = [cols.ids[i] for i in stored.tolist()]
             self._ids[pos] = ids
+            self._index.add(keys[stored], pos, self._ids)
             self._version[pos] = cols.version[stored]
             self._ts[pos] = cols.ts[stored]
             self._numeric[pos] = cols.numeric[stored]
@@ -226,30 +231,35 @@ class JoinStore:
             self._prediction[pos] = cols.prediction[stored]
             self._score[pos] = cols.score[stored]
             self._joined[pos] = False
-            self._index.update(zip(ids, seqs.tolist(), strict=True))
             self._size += n
-        joined = self._join_waiting_labels(cols, stored) if self._labels else None
+        else:
+            pos = np.empty(0, dtype=np.intp)
+        joined = self._join_waiting_labels(cols, stored, pos) if self._labels else None
         return keep, joined
 
     def _join_waiting_labels(
-        self, cols: PredictionColumns, stored: npt.NDArray[np.intp]
+        self, cols: PredictionColumns, stored: npt.NDArray[np.intp], pos: npt.NDArray[np.intp]
     ) -> JoinedColumns | None:
         labels = self._labels
-        hits = [(i, cols.ids[i]) for i in stored.tolist() if cols.ids[i] in labels]
+        hits = [
+            (i, p, cols.ids[i])
+            for i, p in zip(stored.tolist(), pos.tolist(), strict=True)
+            if cols.ids[i] in labels
+        ]
         if not hits:
             return None
-        seqs, lts, lvals, ids = [], [], [], []
-        for i, id_ in hits:
+        at, lts, lvals, ids = [], [], [], []
+        for i, p, id_ in hits:
             lt, lv = labels[id_]
             if lt - cols.ts[i] <= self.max_delay:
                 del labels[id_]
-                seqs.append(self._index[id_])
+                at.append(p)
                 lts.append(lt)
                 lvals.append(lv)
                 ids.append(id_)
-        if not seqs:
+        if not at:
             return None
-        return self._join(np.asarray(seqs, dtype=np.int64), np.asarray(lts), np.asarray(lvals), ids)
+        return self._join(np.asarray(at, dtype=np.intp), np.asarray(lts), np.asarray(lvals), ids)
 
     # -- labels --------------------------------------------------------------------------
     def add_labels(self, cols: LabelColumns) -> JoinedColumns | None:
@@ -259,13 +269,12 @@ class JoinStore:
             return None
         dup_before = self.counts["duplicates"]
         self.wm_labels = max(self.wm_labels, float(cols.ts.max()))
-        get = self._index.get
-        seq = np.array([get(i, -1) for i in cols.ids], dtype=np.int64)
+        seq = self._index.find(hashes(cols.ids), cols.ids, self._ids)  # ring positions
         found = np.flatnonzero(seq >= 0)
         join_rows = np.empty(0, dtype=np.intp)
         waiting: npt.NDArray[np.intp]
         if len(found):
-            pos = self._pos(seq[found])
+            pos = seq[found]
             already = self._joined[pos]
             in_time = cols.ts[found] - self._ts[pos] <= self.max_delay
             self.counts["duplicates"] += int(already.sum())
@@ -301,9 +310,8 @@ class JoinStore:
             self.counts["evicted"] += over
 
     def _join(
-        self, seqs: npt.NDArray[np.int64], label_ts: F64, label: F64, ids: list[str]
+        self, pos: npt.NDArray[np.integer], label_ts: F64, label: F64, ids: list[str]
     ) -> JoinedColumns:
-        pos = self._pos(seqs)
         self._joined[pos] = True
         self._joined_held += len(pos)
         self.counts["joined"] += len(pos)
@@ -326,9 +334,7 @@ class JoinStore:
             return np.empty(0, dtype=np.int32)
         pos = (self._head + np.arange(n)) % self._cap
         unjoined = ~self._joined[pos]
-        index = self._index
-        for id_ in self._ids[pos].tolist():
-            del index[id_]
+        self._index.remove(hashes(self._ids[pos].tolist()), pos)
         self._ids[pos] = None
         n_unjoined = int(unjoined.sum())
         self.counts[counter] += n_unjoined
@@ -407,7 +413,7 @@ class JoinStore:
         self._score[:n] = state["score"]
         self._joined[:n] = state["joined"]
         self._joined_held = int(np.count_nonzero(self._joined[:n]))
-        self._index = dict(zip(ids, range(self._head_seq, self._head_seq + n), strict=True))
+        self._reindex()
         self._labels = {
             i: (float(t), float(v))
             for i, t, v in zip(
