@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from driftd import __version__
+from driftd.cli_errors import DriftdGroup
 from driftd.config import LogSettings, Settings, effective_config, load_settings
 from driftd.errors import DriftdError
 
@@ -20,10 +21,7 @@ log = logging.getLogger("driftd.cli")
 
 
 def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except DriftdError as exc:
-        raise click.ClickException(str(exc)) from None
+    return load_settings(config)  # a ConfigError is shown by DriftdGroup (exit 2)
 
 
 def apply_registry_gates(settings: Settings) -> None:
@@ -38,7 +36,10 @@ def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=DriftdGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="driftd")
 def cli() -> None:
     """driftd keeps deployed ML models healthy.

@@ -21,7 +21,6 @@ Example ``driftd.toml``::
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,10 +36,18 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
+from driftd.config_errors import env_error, located, only_environ, read_toml
+from driftd.config_errors import format_errors as _format_errors
 from driftd.config_retrain import ModelRetrainSettings, RetrainSettings
 from driftd.config_rollout import RolloutSettings
+from driftd.dburl import check_url
 from driftd.errors import ConfigError
 
 ENV_PREFIX = "DRIFTD_"
@@ -131,6 +138,11 @@ class CheckpointSettings(_Section):
     # Blobs are split into rows of this size; 4 MiB measured fastest on PostgreSQL.
     chunk_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
 
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        return check_url(v)
+
 
 class MetricsSettings(_Section):
     """The Prometheus exporter."""
@@ -198,6 +210,11 @@ class RegistrySettings(_Section):
         "s3",
     ]
     artifact_roots: list[Path] = [Path(".")]
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str | None) -> str | None:
+        return None if v is None else check_url(v)
 
     @field_validator("secret")
     @classmethod
@@ -267,12 +284,15 @@ class ModelSettings(_Section):
     @model_validator(mode="after")
     def _detector_streams(self) -> ModelSettings:
         numeric = [n for n, k in self.features.items() if k == "numeric"]
-        for d in self.detectors:
+        for i, d in enumerate(self.detectors):
             name = d.stream.removeprefix("feature:")
             if d.stream.startswith("feature:") and name not in numeric:
-                raise ValueError(
-                    f"detector stream {d.stream!r} names no numeric feature; "
-                    f"numeric features: {', '.join(numeric) or 'none'}"
+                raise located(
+                    ("detectors", i, "stream"),
+                    d.stream,
+                    "error, score, latency or feature:NAME naming a numeric feature (numeric "
+                    f"features: {', '.join(numeric) or 'none'}); {d.stream!r} names no "
+                    "numeric feature",
                 )
         return self
 
@@ -336,33 +356,9 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
-def _describe_expected(err: Mapping[str, Any]) -> str:
-    kind = err["type"]
-    if kind == "missing":
-        return "a value (this key is required)"
-    if kind == "extra_forbidden":
-        return "no such key; check the spelling against the documented keys"
-    msg = str(err["msg"])
-    return msg[:1].lower() + msg[1:]
-
-
-def _env_name(loc: tuple[Any, ...]) -> str:
-    return ENV_PREFIX + "__".join(str(p) for p in loc).upper()
-
-
 def format_errors(exc: ValidationError, origin: str, env: Mapping[str, str]) -> str:
     """One line per problem: the key, the value given, where it came from, what was expected."""
-    lines = [f"invalid configuration ({origin}):"]
-    for err in exc.errors():
-        loc = list(err["loc"])
-        if len(loc) > 1 and loc[0] == "source" and loc[1] in ("file", "kafka"):
-            del loc[1]  # the discriminated union puts its tag in the path
-        key = ".".join(str(p) for p in loc)
-        env_name = _env_name(tuple(loc))
-        where = f" (from {env_name})" if env_name.lower() in {k.lower() for k in env} else ""
-        value = "missing" if err["type"] == "missing" else repr(err.get("input"))
-        lines.append(f"  {key}: got {value}{where}; expected {_describe_expected(err)}")
-    return "\n".join(lines)
+    return _format_errors(exc, origin, env, ENV_PREFIX)
 
 
 def _check_env_names(env: Mapping[str, str]) -> None:
@@ -395,24 +391,15 @@ def load_settings(path: Path | str | None, env: Mapping[str, str] | None = None)
     if path is not None:
         p = Path(path)
         origin = str(p)
-        try:
-            with p.open("rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"config file {p} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
-    saved = os.environ.copy()
+        data = read_toml(p)
     try:
         # pydantic-settings reads os.environ; give it exactly the environment we were handed.
-        os.environ.clear()
-        os.environ.update(environ)
-        return Settings(**data)
+        with only_environ(environ):
+            return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(format_errors(exc, origin, environ)) from None
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    except SettingsError as exc:  # a DRIFTD_* value that is not the JSON its key needs
+        raise env_error(exc, environ, Settings, ENV_PREFIX) from None
 
 
 def effective_config(settings: Settings) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The database schema of driftd's own tables, the engine factory and Alembic upgrades.
 
 One Alembic environment (``driftd/migrations``) owns every driftd table, so a single
-``driftd db upgrade`` brings a database up to date.
+``driftd db upgrade`` brings a database up to date. An engine refuses a URL whose scheme it
+cannot open, and a failed connection says where it tried and what to check
+(``DatabaseUnreachable``) instead of the driver's traceback.
 """
 
 from __future__ import annotations
@@ -17,11 +19,74 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
-from driftd.errors import DriftdError
+from driftd.dburl import check_url, without_password
+from driftd.errors import ConfigError, DriftdError
 
 
 class DatabaseError(DriftdError):
     """The database cannot be used as it is (e.g. its schema is out of date)."""
+
+
+class DatabaseUrlError(DatabaseError, ConfigError):
+    """A database URL driftd cannot open (its scheme); the message names it and the schemes."""
+
+
+class DatabaseUnreachable(sa.exc.OperationalError):
+    """No connection could be made. Still an ``OperationalError`` for the code that retries or
+    answers 503; ``str()`` is one line: where it tried, the driver's reason, what to check."""
+
+    def __init__(
+        self,
+        statement: str | None,
+        params: Any,
+        orig: BaseException,
+        url: sa.URL,
+        connection_invalidated: bool = False,
+    ) -> None:
+        super().__init__(statement, params, orig, connection_invalidated=connection_invalidated)
+        self.url = url
+
+    def __reduce__(self) -> Any:
+        args = (self.statement, self.params, self.orig, self.url, self.connection_invalidated)
+        return self.__class__, args
+
+    def __str__(self) -> str:
+        return unreachable_message(self.url, self.orig)
+
+
+def unreachable_message(url: sa.URL, reason: BaseException | str | None) -> str:
+    """Where a connection was tried, why it failed (the driver's first line), what to check."""
+    why = (str(reason or "").strip().splitlines() or ["no reason given"])[0][:300]
+    where = "checkpoint.url or registry.url (DRIFTD_CHECKPOINT__URL, DRIFTD_REGISTRY__URL, --db)"
+    if url.get_backend_name() == "sqlite":
+        return (
+            f"cannot open SQLite database {url.database or ':memory:'}: {why}; check that its "
+            f"directory exists and is writable, and the database URL in {where}"
+        )
+    host = url.host or "localhost (Unix socket)"
+    port = url.port or 5432
+    return (
+        f"cannot connect to PostgreSQL at host {host}, port {port} (database "
+        f"{url.database or '(default)'}, user {url.username or '(default)'}): {why}; check that "
+        f"the server is running and accepts connections there, that the user and password are "
+        f"right, and the database URL in {where}"
+    )
+
+
+def _on_connect_error(url: sa.URL) -> Any:
+    """A ``handle_error`` listener: a failed new connection becomes ``DatabaseUnreachable``."""
+
+    def handle(ctx: sa.engine.ExceptionContext) -> None:
+        err = ctx.sqlalchemy_exception
+        if ctx.connection is not None or ctx.is_pre_ping or not isinstance(err, sa.exc.DBAPIError):
+            return  # a failing statement, or a stale pooled connection the pool replaces
+        if not isinstance(err, sa.exc.OperationalError | sa.exc.InterfaceError) or not err.orig:
+            return
+        raise DatabaseUnreachable(
+            err.statement, err.params, err.orig, url, connection_invalidated=ctx.is_disconnect
+        )
+
+    return handle
 
 
 metadata = sa.MetaData()
@@ -76,18 +141,33 @@ def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for a SQLite or PostgreSQL URL; SQLite files get WAL and a busy timeout."""
-    u = sa.engine.make_url(url)
+    """An engine for a SQLite or PostgreSQL URL; SQLite files get WAL and a busy timeout.
+
+    :raises DatabaseUrlError: the URL is not one driftd can open."""
+    shown = without_password(url)
+    try:
+        check_url(url)
+    except ValueError as exc:
+        raise DatabaseUrlError(f"database URL {shown!r}: expected {exc}") from None
+    try:
+        u = sa.engine.make_url(url)
+    except (ValueError, sa.exc.ArgumentError) as exc:
+        raise DatabaseUrlError(f"database URL {shown!r} cannot be parsed: {exc}") from None
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(unreachable_message(u, exc.strerror or exc)) from None
         engine = sa.create_engine(u)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    if u.drivername == "postgresql":
-        u = u.set(drivername="postgresql+psycopg")
-    return sa.create_engine(u, pool_pre_ping=True)
+    else:
+        if u.drivername == "postgresql":
+            u = u.set(drivername="postgresql+psycopg")
+        engine = sa.create_engine(u, pool_pre_ping=True)
+    sa.event.listen(engine, "handle_error", _on_connect_error(u))
+    return engine
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -31,6 +31,17 @@ def error(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> str:
     return str(info.value)
 
 
+def problem(msg: str, key: str) -> str:
+    """The text of the problem reported for ``key`` (a one-problem message is one line)."""
+    for line in msg.splitlines():
+        text = line.strip()
+        if text.startswith("invalid configuration ("):
+            text = text.split("): ", 1)[-1]
+        if text.startswith(f"{key}: "):
+            return text
+    raise AssertionError(f"no problem reported for {key}:\n{msg}")
+
+
 def test_minimal_file_gives_defaults(tmp_path: Path) -> None:
     s = load(tmp_path, MODEL)
     assert s.models["fraud"].features == {"amount": "numeric", "country": "categorical"}
@@ -94,8 +105,7 @@ def test_bad_value_in_the_file_names_key_value_and_expectation(
 ) -> None:
     # The valid model first, so that the only problem is the one under test.
     msg = error(tmp_path, MODEL + extra)
-    line = next((ln for ln in msg.splitlines() if ln.strip().startswith(f"{key}:")), None)
-    assert line is not None, msg
+    line = problem(msg, key)
     assert f"got {value}" in line
     assert expected in line
     assert str(tmp_path / "driftd.toml") in msg
@@ -195,8 +205,7 @@ def test_bad_environment_value_names_key_value_and_variable(
 ) -> None:
     msg = error(tmp_path, MODEL, env)
     (var,) = env
-    line = next((ln for ln in msg.splitlines() if ln.strip().startswith(f"{key}:")), None)
-    assert line is not None, msg
+    line = problem(msg, key)
     assert f"got {value}" in line
     assert f"(from {var})" in line
 
@@ -240,3 +249,99 @@ def test_effective_config_masks_secrets(tmp_path: Path) -> None:
     s = load(tmp_path, MODEL, {"DRIFTD_SOURCE__KAFKA__SASL_PASSWORD": "hunter2"})
     assert s.source.kafka.sasl_password.get_secret_value() == "hunter2"  # type: ignore[union-attr]
     assert "hunter2" not in repr(effective_config(s))
+
+
+# -- errors a person can act on: one line each, naming the key, the value and what is allowed --
+
+
+def test_a_config_file_that_is_not_utf8_is_named_with_the_position(tmp_path: Path) -> None:
+    path = tmp_path / "driftd.toml"
+    path.write_bytes(MODEL.encode() + b"# caf\xe9 au lait\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+    msg = str(info.value)
+    assert len(msg.splitlines()) == 1
+    assert str(path) in msg and "not UTF-8" in msg
+    assert "line 3" in msg and "0xe9" in msg
+
+
+def test_an_unreadable_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot read config file .*: .*directory"):
+        load_settings(tmp_path, {})
+
+
+@pytest.mark.parametrize(
+    ("key", "url"),
+    [
+        ("checkpoint.url", "ftp://db.example/state"),
+        ("checkpoint.url", "mysql://ops:hunter2@db.example/state"),
+        ("checkpoint.url", ".driftd/state.db"),
+        ("registry.url", "postgres://db.example/registry"),
+    ],
+)
+def test_a_database_url_with_an_unknown_scheme_names_key_value_and_schemes(
+    tmp_path: Path, key: str, url: str
+) -> None:
+    section, field = key.split(".")
+    msg = error(tmp_path, MODEL + f'[{section}]\n{field} = "{url}"\n')
+    text = problem(msg, key)
+    assert len(msg.splitlines()) == 1, msg
+    assert url.replace("hunter2", "***") in text and "hunter2" not in msg
+    assert "sqlite" in text and "postgresql+psycopg" in text
+
+
+def test_supported_database_urls_are_accepted(tmp_path: Path) -> None:
+    s = load(
+        tmp_path,
+        MODEL + '[checkpoint]\nurl = "postgresql://u:p@h:5/d"\n'
+        '[registry]\nurl = "sqlite:///r.db"\n',
+    )
+    assert s.checkpoint.url == "postgresql://u:p@h:5/d" and s.registry_url == "sqlite:///r.db"
+
+
+def test_bad_json_in_an_environment_variable_names_it_the_value_and_the_json_error(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "DRIFTD_JOIN__MAX_PENDING": "9",
+        "DRIFTD_MODELS__FRAUD__FEATURES": '{"amount": "numeric",}',
+    }
+    msg = error(tmp_path, MODEL, env)
+    assert len(msg.splitlines()) == 1, msg
+    assert "DRIFTD_MODELS__FRAUD__FEATURES" in msg and "DRIFTD_JOIN" not in msg
+    assert '{"amount": "numeric",}' in msg
+    assert "not valid JSON" in msg and "line 1 column" in msg
+    assert "models.fraud.features" in msg
+
+
+def test_a_long_bad_json_value_is_shortened(tmp_path: Path) -> None:
+    value = "[" + "1, " * 2000
+    msg = error(tmp_path, MODEL, {"DRIFTD_MODELS__FRAUD__DETECTORS": value})
+    assert "DRIFTD_MODELS__FRAUD__DETECTORS" in msg and "…" in msg
+    assert len(msg) < 400
+
+
+def test_a_bad_detector_stream_names_its_path_not_the_whole_model(tmp_path: Path) -> None:
+    text = (
+        '[models.fraud]\nfeatures = { amount = "numeric", country = "categorical" }\n'
+        'detectors = [ { detector = "ADWIN" }, '
+        '{ detector = "ADWIN", stream = "feature:country" } ]\n'
+    )
+    msg = error(tmp_path, text)
+    assert len(msg.splitlines()) == 1, msg
+    line = problem(msg, "models.fraud.detectors[1].stream")
+    assert "got 'feature:country'" in line and "amount" in line
+    assert "'features'" not in msg  # not the whole model table
+    assert "value error" not in msg.lower()
+
+
+def test_list_items_are_named_by_index(tmp_path: Path) -> None:
+    msg = error(tmp_path, MODEL + '[[models.fraud.detectors]]\ndetector = "NOPE"\n')
+    assert "models.fraud.detectors[0].detector: got 'NOPE'" in msg
+
+
+def test_a_secret_in_a_rejected_table_is_not_shown(tmp_path: Path) -> None:
+    text = MODEL + '[registry]\nsecret = "hunter2"\n[[registry.webhooks]]\nname = "a"\n'
+    text += 'url = "https://x"\n[[registry.webhooks]]\nname = "a"\nurl = "https://y"\n'
+    msg = error(tmp_path, text)
+    assert "webhook names must be unique" in msg and "hunter2" not in msg
