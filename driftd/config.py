@@ -129,6 +129,12 @@ class JoinSettings(_Section):
     # How far one stream's event time may run ahead of the other's before the slower one
     # stops holding the watermark back (an idle or dead labels stream).
     max_stream_skew_s: Annotated[float, Field(gt=0)] = 3600.0
+    # Event-time screening (driftd.daemon.timeguard): an event more than this ahead of the
+    # stream's time, or of the wall clock when following a live source, is dead-lettered
+    # as future_timestamp instead of moving the watermark and expiring pending joins.
+    max_future_s: Annotated[float, Field(gt=0)] = 3600.0
+    # Events stamped earlier (a zero or unset clock) are dead-lettered as invalid_value.
+    min_ts: Annotated[float, Field(ge=0, lt=1e11)] = 946_684_800.0  # 2000-01-01T00:00:00Z
 
 
 class CheckpointSettings(_Section):

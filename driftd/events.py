@@ -147,6 +147,7 @@ DeadLetterReason = Literal[
     "unknown_feature",
     "oversized",
     "not_utf8",
+    "future_timestamp",
 ]
 DEAD_LETTER_REASONS: Final[tuple[str, ...]] = DeadLetterReason.__args__  # type: ignore[attr-defined]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -64,13 +65,17 @@ def dlq_path(settings: Settings, src: FileSourceSettings) -> Path:
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
-    """The pipeline with each model's configured detectors as extra monitors."""
+    """The pipeline with each model's configured detectors as extra monitors; it reads the
+    wall clock (to refuse events from the future) only when following a live source."""
 
     def extra(name: str, schema: ModelSchema) -> list[Monitor]:
         model = settings.models[name]
         return [DetectorMonitor(name, schema, model)] if model.detectors else []
 
-    return Pipeline(settings.models, settings.ingest, settings.join, extra_monitors=extra)
+    src = settings.source
+    live = isinstance(src, KafkaSourceSettings) or src.follow
+    clock = time.time if live else None
+    return Pipeline(settings.models, settings.ingest, settings.join, extra, clock=clock)
 
 
 def build(settings: Settings, serve_metrics: bool = True, config_path: Path | None = None) -> App:

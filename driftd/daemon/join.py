@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from driftd.daemon.columns import F64, I32, LabelColumns, PredictionColumns
 from driftd.daemon.idindex import I64, IdIndex, hashes
+from driftd.daemon.timeguard import Rejection, TimeGuard
 
 _EXPIRE_CHUNK = 4096
 
@@ -82,6 +83,7 @@ class JoinStore:
         overflow: Literal["evict_oldest", "drop_new"],
         initial_capacity: int = 1024,
         max_stream_skew_s: float = 3600.0,
+        guard: TimeGuard | None = None,
     ) -> None:
         self.k, self.m = n_numeric, n_categorical
         self.max_delay = max_label_delay_s
@@ -89,6 +91,7 @@ class JoinStore:
         self.max_pending = max_pending
         self.overflow = overflow
         self.skew = max_stream_skew_s
+        self.guard = guard  # refuses event times that would corrupt the watermark
         self.wm_predictions = -np.inf  # largest prediction timestamp seen
         self.wm_labels = -np.inf  # largest label timestamp seen
         self.counts: dict[str, int] = dict.fromkeys(JOIN_COUNTERS, 0)
@@ -152,6 +155,13 @@ class JoinStore:
         lo = min(self.wm_predictions, self.wm_labels)
         hi = max(self.wm_predictions, self.wm_labels)
         return float(max(lo, hi - self.skew))
+
+    def screen(self, ts: F64, ids: list[str], now: float | None) -> list[Rejection]:
+        """Events (by index) whose time the guard refuses; none without a guard."""
+        if self.guard is None:
+            return []
+        progress = max(self.wm_predictions, self.wm_labels)
+        return self.guard.screen(ts, ids, float(progress), now)
 
     @property
     def held(self) -> int:
@@ -392,6 +402,7 @@ class JoinStore:
             "wm_labels": float(self.wm_labels),
             "counts": dict(self.counts),
             "head_seq": self._head_seq,
+            "guard": self.guard.state_dict() if self.guard is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -423,6 +434,8 @@ class JoinStore:
                 strict=True,
             )
         }
+        if self.guard is not None and state.get("guard") is not None:
+            self.guard.load_state_dict(state["guard"])
         self.wm_predictions = float(state["wm_predictions"])
         self.wm_labels = float(state["wm_labels"])
         self.counts = dict.fromkeys(JOIN_COUNTERS, 0) | {

@@ -54,6 +54,8 @@ _mixed_decoder: msgspec.json.Decoder[EventHead] = msgspec.json.Decoder(EventHead
 _any_decoder = msgspec.json.Decoder()
 _MODEL = operator.attrgetter("model")
 _FEATURES = operator.attrgetter("features")
+_TS = operator.attrgetter("ts")
+_ID = operator.attrgetter("id")
 
 
 def _one_mixed(raw: bytes | msgspec.Raw) -> EventHead:
@@ -101,11 +103,13 @@ class Pipeline:
         ingest: IngestSettings,
         join: JoinSettings,
         extra_monitors: ExtraMonitors | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.schemas = {name: ModelSchema(name, s) for name, s in models.items()}
         self.ingest = ingest
         self.join = join
         self.extra_monitors = extra_monitors
+        self.clock = clock  # the wall clock when following a live source; None in a replay
         self.partitions: dict[int, PartitionState] = {}
 
     # -- partitions ----------------------------------------------------------------------
@@ -186,13 +190,16 @@ class Pipeline:
             reject(rows[k], exc.reason, exc.detail)
 
         preds, labels = self._group(heads, [k for k, _ in failures], rows, out, reject)
+        now = self.clock() if self.clock is not None else None
         for name in preds.keys() | labels.keys():
-            pidx = preds.get(name, [])
+            pidx, lidx = self._screen_times(
+                st.models[name], heads, preds.get(name, []), labels.get(name, []), now, reject, rows
+            )
             self._process_model(
                 st.models[name],
                 [heads[k] for k in pidx],  # type: ignore[misc]
                 [rows[k] for k in pidx],
-                [heads[k] for k in labels.get(name, ())],  # type: ignore[misc]
+                [heads[k] for k in lidx],  # type: ignore[misc]
                 out,
                 reject,
             )
@@ -240,6 +247,29 @@ class Pipeline:
                     )
             groups.append(by_model)
         return groups[0], groups[1]
+
+    def _screen_times(
+        self,
+        model: ModelState,
+        heads: list[EventHead | None],
+        pidx: list[int],
+        lidx: list[int],
+        now: float | None,
+        reject: Callable[[int, DeadLetterReason, str], None],
+        rows: Sequence[int],
+    ) -> tuple[list[int], list[int]]:
+        """Dead-letter the events whose time the model's guard refuses (see timeguard)."""
+        order = sorted(pidx + lidx) if pidx and lidx else pidx or lidx  # arrival order
+        events = [heads[k] for k in order]
+        ts = np.fromiter(map(_TS, events), dtype=np.float64, count=len(events))
+        refused = model.store.screen(ts, list(map(_ID, events)), now)
+        if not refused:
+            return pidx, lidx
+        gone = set()
+        for i, reason, detail in refused:
+            gone.add(order[i])
+            reject(rows[order[i]], reason, detail)
+        return [k for k in pidx if k not in gone], [k for k in lidx if k not in gone]
 
     def _size_filter(
         self, chunk: RawChunk, out: Outcome, reject: Callable[[int, DeadLetterReason, str], None]

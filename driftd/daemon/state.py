@@ -17,6 +17,7 @@ from driftd.daemon.alarm_log import AlarmLog
 from driftd.daemon.columns import ModelSchema, Vocab
 from driftd.daemon.join import JoinStore
 from driftd.daemon.monitors import OperationalMonitor
+from driftd.daemon.timeguard import TimeGuard
 from driftd.rollout.counts import VersionCounts
 
 MAX_VERSIONS = 1000
@@ -41,6 +42,8 @@ class ModelState:
             join.allowed_lateness_s,
             join.max_pending,
             join.overflow,
+            max_stream_skew_s=join.max_stream_skew_s,
+            guard=TimeGuard(join.max_future_s, join.min_ts),
         )
         self.operational = OperationalMonitor(s.window_s, s.windows_kept)
         self.version_counts = VersionCounts(s.task)  # SLIs and canary evidence

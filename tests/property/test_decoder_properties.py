@@ -32,6 +32,9 @@ PROPS = settings(
 )
 
 
+T0 = 1_767_225_600.0  # event times are offsets from here: join.min_ts refuses 1970
+
+
 def event(kind: str, id_: str, ts: float, with_kind: bool = True) -> dict[str, Any]:
     if kind == "prediction":
         obj: dict[str, Any] = {
@@ -39,13 +42,13 @@ def event(kind: str, id_: str, ts: float, with_kind: bool = True) -> dict[str, A
             "id": id_,
             "model": "m",
             "version": "v1",
-            "ts": ts,
+            "ts": T0 + ts,
             "features": {"x": ts / 7, "c": "a"},
             "prediction": 1,
             "score": 0.25,
         }
     else:
-        obj = {"kind": "label", "id": id_, "model": "m", "ts": ts + 1.0, "label": 0}
+        obj = {"kind": "label", "id": id_, "model": "m", "ts": T0 + ts + 1.0, "label": 0}
     if not with_kind:
         del obj["kind"]
     return obj

@@ -61,7 +61,9 @@ def test_any_chunk_size_gives_the_generator_truth(
     # The stream exercises every counter the join can move without overflowing.
     truth = synth_stream.truth["models"][synth.MODEL]
     assert all(v for k, v in truth.items() if k not in ("evicted", "dropped")), truth
-    assert set(synth_stream.truth["dead_lettered"]["by_reason"]) == set(DEAD_LETTER_REASONS)
+    # A future timestamp is judged against the stream, not alone (see the tests below).
+    stateless = set(DEAD_LETTER_REASONS) - {"future_timestamp"}
+    assert set(synth_stream.truth["dead_lettered"]["by_reason"]) == stateless
     assert not any(b"\n" in line for line in synth_stream.lines)
     p = make_pipeline()
     feed(p, synth_stream.lines, size)
@@ -191,6 +193,7 @@ def test_restore_drops_unknown_models_and_starts_new_ones_empty(
 # -- hand-written events -------------------------------------------------------------------
 
 MODELS = {"m": ModelSettings(features={"x": "numeric", "c": "categorical"}, max_label_delay_s=60)}
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
 def pred(i: int, model: str = "m", **extra: Any) -> bytes:
@@ -199,7 +202,7 @@ def pred(i: int, model: str = "m", **extra: Any) -> bytes:
         "id": f"p{i}",
         "model": model,
         "version": "1",
-        "ts": 1000.0 + i,
+        "ts": T0 + i,
         "features": {"x": float(i), "c": "a"},
         "prediction": 1,
     } | extra
@@ -207,7 +210,7 @@ def pred(i: int, model: str = "m", **extra: Any) -> bytes:
 
 
 def label(i: int, model: str = "m", **extra: Any) -> bytes:
-    obj = {"kind": "label", "id": f"p{i}", "model": model, "ts": 1001.0 + i, "label": 1} | extra
+    obj = {"kind": "label", "id": f"p{i}", "model": model, "ts": T0 + 1 + i, "label": 1} | extra
     return msgspec.json.encode({k: v for k, v in obj.items() if v is not ...})
 
 
@@ -321,7 +324,7 @@ def test_empty_chunk() -> None:
     [
         (pred(1, kind=...).replace(b'"id":"p1"', b'"id":"p\xff1"'), "not_utf8"),
         (label(1, kind=...).replace(b'"model"', b'"mo\xc3del"'), "not_utf8"),
-        (label(1, kind=...).replace(b'"ts":1002.0', b'"ts":1e400'), "invalid_value"),
+        (label(1, kind=...).replace(b'"ts":1767225602.0', b'"ts":1e400'), "invalid_value"),
         (pred(1, kind=...).replace(b'"prediction":1', b'"prediction":-1e400'), "invalid_value"),
         (label(1, kind=...) + b"trailing", "malformed_json"),
     ],
@@ -391,3 +394,86 @@ def test_overflow_is_counted_and_logged(
     warnings = [r for r in caplog.records if "join store full" in r.getMessage()]
     assert len(warnings) == 1  # rate-limited, not one per batch
     assert warnings[0].model == synth.MODEL  # type: ignore[attr-defined]
+
+
+# -- event time: outliers never move the watermark -------------------------------------------
+
+
+def _pending_stream() -> list[bytes]:
+    """100 predictions over 30 s; the even ones get their label a second later."""
+    lines = []
+    for i in range(100):
+        lines.append(pred(i, ts=T0 + 0.3 * i))
+        if i % 2 == 0:
+            lines.append(label(i, ts=T0 + 0.3 * i + 1))
+    return lines
+
+
+def test_a_far_future_label_expires_no_pending_join_and_is_dead_lettered() -> None:
+    lines = _pending_stream()
+    outlier = label(1, ts=T0 + 1e7)  # a valid label for a pending prediction, 115 days ahead
+    p = pipeline()
+    outs = feed(p, [*lines[:80], outlier, *lines[80:]], 25)
+    letters = [d for o in outs for d in o.dead_letters]
+    assert [(d.raw, d.reason) for d in letters] == [(outlier, "future_timestamp")]
+    assert "ahead of the stream's time" in letters[0].detail
+    assert "join.max_future_s = 3600" in letters[0].detail
+    counts = p.summary()["models"]["m"]
+    assert (counts["expired"], counts["joined"], counts["pending"]) == (0, 50, 50)
+    assert counts["labels"] == 50 and counts["pending_labels"] == 0
+
+
+def test_a_timestamp_before_min_ts_is_an_invalid_value() -> None:
+    p = pipeline()
+    out = process(p, [pred(1), pred(2, ts=0), label(3, ts=946684799.0), label(1)])
+    assert [(d.position.offset, d.reason) for d in out.dead_letters] == [
+        (11, "invalid_value"),
+        (12, "invalid_value"),
+    ]
+    assert "before join.min_ts = 9.46685e+08" in out.dead_letters[0].detail
+    assert out.join_deltas["m"] == Counter(predictions=1, labels=1, joined=1)
+
+
+def test_following_live_the_wall_clock_bounds_even_the_first_event() -> None:
+    now = T0 + 100.0
+    p = Pipeline(MODELS, IngestSettings(), JoinSettings(), clock=lambda: now)
+    out = process(p, [pred(1, ts=now + 3601), pred(2, ts=now + 3599), pred(3, ts=now)])
+    assert [(d.position.offset, d.reason) for d in out.dead_letters] == [(10, "future_timestamp")]
+    assert "ahead of the wall clock" in out.dead_letters[0].detail
+    assert out.join_deltas["m"]["predictions"] == 2
+
+
+def test_following_live_a_current_event_is_accepted_after_a_backlog() -> None:
+    # The stream's time is a day behind the clock (a backlog read): current events pass.
+    now = T0 + 86_400.0
+    p = Pipeline(MODELS, IngestSettings(), JoinSettings(), clock=lambda: now)
+    out = process(p, [pred(1), pred(2, ts=T0 + 43_200), pred(3, ts=now - 10)])
+    assert [(d.position.offset, d.reason) for d in out.dead_letters] == [(11, "future_timestamp")]
+    assert out.join_deltas["m"]["predictions"] == 2
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_gap_in_the_stream_is_accepted_after_three_events_in_a_row(restart: bool) -> None:
+    gap = T0 + 7200.0
+    p = pipeline()
+    process(p, [pred(i) for i in range(5)])
+    out = process(p, [pred(10, ts=gap), pred(10, ts=gap), pred(11, ts=gap + 1)])
+    assert [d.reason for d in out.dead_letters] == ["future_timestamp"] * 3
+    if restart:  # the run of events ahead of the stream is part of the checkpoint
+        blob = p.snapshot(0)
+        p = pipeline()
+        p.restore(0, blob)
+    out = process(p, [pred(12, ts=gap + 2), pred(13, ts=gap + 3), label(12, ts=gap + 4)])
+    assert out.dead_letters == []  # p10 twice is one id: p12 is the third event in a row
+    assert out.join_deltas["m"]["predictions"] == 2
+    assert p.summary()["models"]["m"]["joined"] == 1
+
+
+def test_an_isolated_outlier_between_good_events_never_resyncs() -> None:
+    p = pipeline()
+    raws = []
+    for i in range(6):
+        raws += [pred(i), pred(100 + i, ts=T0 + 1e6 + i)]
+    out = process(p, raws)
+    assert [d.reason for d in out.dead_letters] == ["future_timestamp"] * 6
+    assert out.join_deltas["m"]["predictions"] == 6
