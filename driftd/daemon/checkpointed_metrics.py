@@ -45,12 +45,17 @@ class CheckpointedCollector(Collector):
         join: dict[str, Counter[str]] = {
             m: Counter(dict.fromkeys(JOIN_COUNTERS, 0)) for m in self.models
         }
+        schemas = self.pipeline.schemas if self.pipeline is not None else {}
+        missing: Counter[tuple[str, str]] = Counter(
+            {(name, f): 0 for name, s in schemas.items() for f in s.settings.features}
+        )
         for st in parts:
             consumed += st.consumed
             dead.update(dict(st.dead_lettered))
             ignored.update(dict(st.ignored))
             for name, m in list(st.models.items()):
                 join.setdefault(name, Counter()).update(dict(m.store.counts))
+                missing.update({(name, f): n for f, n in list(m.missing.items())})
         decoded = (
             consumed
             - sum(dead.values())
@@ -74,6 +79,15 @@ class CheckpointedCollector(Collector):
             for outcome, n in sorted(counts.items()):
                 joins.add_metric([model, outcome], n)
         yield joins
+        gaps = CounterMetricFamily(
+            "driftd_feature_missing",
+            "Predictions accepted without a declared feature (absent or null), per model and "
+            "feature: a data-quality signal." + RESTORED,
+            labels=["model", "feature"],
+        )
+        for key, n in sorted(missing.items()):
+            gaps.add_metric(list(key), n)
+        yield gaps
         yield from self._alarms(parts)
 
     @staticmethod

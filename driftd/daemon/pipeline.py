@@ -29,8 +29,10 @@ from driftd.daemon.columns import (
 )
 from driftd.daemon.decode import decode_many, single
 from driftd.daemon.join import JoinedColumns
+from driftd.daemon.screen import screen
 from driftd.daemon.state import ModelState, PartitionState
 from driftd.daemon.summary import summarize
+from driftd.daemon.validity import missing_counts
 from driftd.events import (
     DECODE_ERRORS,
     DeadLetter,
@@ -54,8 +56,6 @@ _mixed_decoder: msgspec.json.Decoder[EventHead] = msgspec.json.Decoder(EventHead
 _any_decoder = msgspec.json.Decoder()
 _MODEL = operator.attrgetter("model")
 _FEATURES = operator.attrgetter("features")
-_TS = operator.attrgetter("ts")
-_ID = operator.attrgetter("id")
 
 
 def _one_mixed(raw: bytes | msgspec.Raw) -> EventHead:
@@ -192,9 +192,11 @@ class Pipeline:
         preds, labels = self._group(heads, [k for k, _ in failures], rows, out, reject)
         now = self.clock() if self.clock is not None else None
         for name in preds.keys() | labels.keys():
-            pidx, lidx = self._screen_times(
-                st.models[name], heads, preds.get(name, []), labels.get(name, []), now, reject, rows
+            pidx, lidx, refused = screen(
+                st.models[name], heads, preds.get(name, []), labels.get(name, []), now
             )
+            for k, reason, detail in refused:
+                reject(rows[k], reason, detail)
             self._process_model(
                 st.models[name],
                 [heads[k] for k in pidx],  # type: ignore[misc]
@@ -247,29 +249,6 @@ class Pipeline:
                     )
             groups.append(by_model)
         return groups[0], groups[1]
-
-    def _screen_times(
-        self,
-        model: ModelState,
-        heads: list[EventHead | None],
-        pidx: list[int],
-        lidx: list[int],
-        now: float | None,
-        reject: Callable[[int, DeadLetterReason, str], None],
-        rows: Sequence[int],
-    ) -> tuple[list[int], list[int]]:
-        """Dead-letter the events whose time the model's guard refuses (see timeguard)."""
-        order = sorted(pidx + lidx) if pidx and lidx else pidx or lidx  # arrival order
-        events = [heads[k] for k in order]
-        ts = np.fromiter(map(_TS, events), dtype=np.float64, count=len(events))
-        refused = model.store.screen(ts, list(map(_ID, events)), now)
-        if not refused:
-            return pidx, lidx
-        gone = set()
-        for i, reason, detail in refused:
-            gone.add(order[i])
-            reject(rows[order[i]], reason, detail)
-        return [k for k in pidx if k not in gone], [k for k in lidx if k not in gone]
 
     def _size_filter(
         self, chunk: RawChunk, out: Outcome, reject: Callable[[int, DeadLetterReason, str], None]
@@ -353,6 +332,10 @@ class Pipeline:
                 )
                 keep, joined = model.store.add_predictions(cols)
                 new_preds = cols if len(keep) == len(cols) else cols.take(keep)
+                schema = model.schema
+                model.missing.update(
+                    missing_counts(new_preds, schema.numeric_names, schema.categorical_names)
+                )
                 if joined is not None:
                     joins.append(joined)
         if lheads:

@@ -49,6 +49,7 @@ class ModelState:
         self.version_counts = VersionCounts(s.task)  # SLIs and canary evidence
         self.monitors: list[Monitor] = [self.operational, self.version_counts, *extra]
         self.alarms = AlarmLog(schema.name)  # what the monitors raised
+        self.missing: Counter[str] = Counter()  # per declared feature: predictions without it
 
     def state_dict(self) -> dict[str, Any]:
         """Vocabularies, join store, monitors and alarms."""
@@ -61,6 +62,7 @@ class ModelState:
             "counts": self.version_counts.state_dict(),
             "extra": [m.state_dict() for m in self.monitors[2:]],
             "alarms": self.alarms.state_dict(),
+            "missing": dict(self.missing),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -79,6 +81,7 @@ class ModelState:
             for m, ms in zip(self.monitors[2:], extra, strict=True):
                 m.load_state_dict(ms)
         self.alarms.load_state_dict(state["alarms"])
+        self.missing = Counter(state.get("missing", {}))
 
 
 @dataclass

@@ -477,3 +477,71 @@ def test_an_isolated_outlier_between_good_events_never_resyncs() -> None:
     out = process(p, raws)
     assert [d.reason for d in out.dead_letters] == ["future_timestamp"] * 6
     assert out.join_deltas["m"]["predictions"] == 6
+
+
+# -- events that contradict the model's task -------------------------------------------------
+
+
+def _task_pipeline(task: str) -> Pipeline:
+    models = {"m": ModelSettings(task=task, features={"x": "numeric", "c": "categorical"})}
+    return Pipeline(models, IngestSettings(), JoinSettings())
+
+
+def test_a_binary_score_outside_0_1_is_an_invalid_value_naming_field_value_and_range() -> None:
+    p = pipeline()
+    out = process(p, [pred(1, score=7.5), pred(2, score=-1), pred(3, score=0.3), pred(4)])
+    assert [(d.position.offset, d.reason) for d in out.dead_letters] == [
+        (10, "invalid_value"),
+        (11, "invalid_value"),
+    ]
+    detail = out.dead_letters[0].detail
+    assert "score 7.5" in detail and "'m'" in detail and "binary" in detail and "[0, 1]" in detail
+    assert out.join_deltas["m"]["predictions"] == 2
+
+
+@pytest.mark.parametrize(
+    ("task", "bad", "good"),
+    [
+        ("binary", ["yes", 2, 0.5, "1"], [0, 1, 1.0]),
+        ("multiclass", [2.5], ["cat", 2, 0]),
+        ("regression", ["yes", "1.5"], [2.5, -3, 0]),
+    ],
+)
+def test_a_prediction_of_the_wrong_kind_for_the_task_is_an_invalid_value(
+    task: str, bad: list[Any], good: list[Any]
+) -> None:
+    p = _task_pipeline(task)
+    raws = [pred(i, prediction=v, score=...) for i, v in enumerate(bad + good)]
+    out = process(p, raws)
+    assert [(d.position.offset, d.reason) for d in out.dead_letters] == [
+        (10 + i, "invalid_value") for i in range(len(bad))
+    ]
+    assert f"prediction {bad[0]!r}" in out.dead_letters[0].detail
+    assert f"a {task} model's prediction is" in out.dead_letters[0].detail
+    assert out.join_deltas["m"]["predictions"] == len(good)
+
+
+def test_a_label_of_the_wrong_kind_for_the_task_is_an_invalid_value() -> None:
+    p = pipeline()
+    out = process(p, [pred(1), pred(2), label(1, label="yes"), label(2, label=0)])
+    assert [(d.position.offset, d.reason) for d in out.dead_letters] == [(12, "invalid_value")]
+    assert "label 'yes'" in out.dead_letters[0].detail
+    assert out.join_deltas["m"] == Counter(predictions=2, labels=1, joined=1)
+
+
+def test_a_missing_declared_feature_is_counted_as_missing_not_rejected() -> None:
+    p = pipeline()
+    raws = [
+        pred(1, features={"x": 1.0}),
+        pred(2, features={"c": "a"}),
+        pred(3, features={"x": None, "c": None}),
+        pred(4),
+        pred(4, features={}),  # a duplicate: not counted again
+    ]
+    out = process(p, raws)
+    assert out.dead_letters == []
+    assert out.join_deltas["m"]["predictions"] == 4
+    assert p.partition(0).models["m"].missing == Counter(x=2, c=2)
+    restored = pipeline()
+    restored.restore(0, p.snapshot(0))
+    assert restored.partition(0).models["m"].missing == Counter(x=2, c=2)
