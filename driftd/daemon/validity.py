@@ -22,6 +22,7 @@ Each detail names the field, the value given and what the task expects.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,6 +31,10 @@ from driftd.daemon.columns import MISSING, PredictionColumns
 from driftd.events import LabelHead, PredictionHead
 
 Problem = tuple[int, str]  # (index in the batch, detail)
+
+_PREDICTION = operator.attrgetter("prediction")
+_SCORE = operator.attrgetter("score")
+_LABEL = operator.attrgetter("label")
 
 
 def _expects(task: str) -> str:
@@ -56,6 +61,8 @@ def invalid_targets(
     """Predictions or labels (``field``) of the wrong kind for the model's task."""
     if not values:
         return []
+    if task == "binary" and values.count(0.0) + values.count(1.0) == len(values):
+        return []  # the usual batch, checked in C (a string never equals a number)
     if set(map(type, values)) == {float}:  # the usual batch: numbers only, checked at once
         x = np.asarray(values, dtype=np.float64)
         if task == "binary":
@@ -81,6 +88,8 @@ def invalid_targets(
 
 def invalid_scores(task: str, model: str, scores: Sequence[float | None]) -> list[Problem]:
     """Scores outside [0, 1] for a classifier; non-finite scores for any model."""
+    if scores.count(None) == len(scores):
+        return []
     x = np.asarray(scores, dtype=np.float64)  # None (absent) becomes NaN
     bad = np.isinf(x)
     if task != "regression":
@@ -99,8 +108,8 @@ def invalid_scores(task: str, model: str, scores: Sequence[float | None]) -> lis
 
 def invalid_predictions(task: str, model: str, heads: Sequence[PredictionHead]) -> list[Problem]:
     """Predictions whose value or score contradicts the task (the first problem of each)."""
-    problems = invalid_targets(task, model, "prediction", [h.prediction for h in heads])
-    problems += invalid_scores(task, model, [h.score for h in heads])
+    problems = invalid_targets(task, model, "prediction", list(map(_PREDICTION, heads)))
+    problems += invalid_scores(task, model, list(map(_SCORE, heads)))
     first: dict[int, str] = {}
     for i, detail in problems:
         first.setdefault(i, detail)
@@ -109,7 +118,7 @@ def invalid_predictions(task: str, model: str, heads: Sequence[PredictionHead]) 
 
 def invalid_labels(task: str, model: str, heads: Sequence[LabelHead]) -> list[Problem]:
     """Labels whose value contradicts the task."""
-    return invalid_targets(task, model, "label", [h.label for h in heads])
+    return invalid_targets(task, model, "label", list(map(_LABEL, heads)))
 
 
 def missing_counts(
