@@ -17,6 +17,8 @@ Semantics (all in event time, so a replay gives the same result whatever the bat
   it has left, which in a time-ordered stream changes nothing and keeps expiry O(expired).
 - Results are independent of batch sizes, and of the interleaving of the two streams as long
   as they are out of step by less than the allowed lateness.
+- An event stamped far ahead of the stream's time never reaches the store, so it cannot move
+  the watermark: the pipeline asks ``screen`` (``timeguard``) first and dead-letters it.
 
 Pending predictions live in a FIFO ring of numpy columns (about 205 bytes per prediction with
 20 numeric and 2 categorical features, plus the id string) indexed by id in a numpy hash table
