@@ -118,10 +118,15 @@ def drop() -> np.ndarray:
     return np.array([0, -9] + [0] * 6, float)
 
 
+def tie() -> np.ndarray:
+    """A jump whose statistic equals the threshold of EDGES exactly: no drift, it must exceed it."""
+    return np.array([0, 10] + [0] * 6, float)
+
+
 # a drift exactly at n == min_instances, and a statistic exactly equal to the threshold
 EDGES: dict[str, Any] = {"min_instances": 2, "delta": 0.0, "threshold": 5.0, "alpha": 1.0}
 for mode in ("up", "down", "both"):
-    for gen in (steps, drop):
+    for gen in (steps, drop, tie):
         CASES[f"PageHinkley-{mode}-edges/{gen.__name__}"] = (
             partial(PageHinkley, **EDGES, mode=mode),
             partial(drift.PageHinkley, **EDGES, mode=mode),
@@ -195,6 +200,9 @@ PINNED: dict[str, Alarms] = {
     "PageHinkley-up-edges/drop": ([3], []),
     "PageHinkley-down-edges/drop": ([], []),
     "PageHinkley-both-edges/drop": ([3], []),
+    "PageHinkley-up-edges/tie": ([], []),
+    "PageHinkley-down-edges/tie": ([3], []),
+    "PageHinkley-both-edges/tie": ([3], []),
 }
 
 

@@ -7,12 +7,14 @@ import itertools
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binom
 
 from driftd.rollout.sequential import (
     DEFAULT_RATIOS,
+    Side,
     log_mixture_lr,
     odds_shift,
     rate_ceiling_test,
@@ -164,3 +166,30 @@ def test_ceiling_test_is_valid_and_powerful() -> None:
             assert hits >= 0.95 * seeds
         else:
             assert hits <= _max_rate(seeds)
+
+
+def test_no_bad_events_bound_nothing() -> None:
+    # with no bad event in either arm neither side can be rejected: the bounds stay at (-1, 1)
+    assert rate_difference_cs(0, 50, 0, 500) == (-1.0, 1.0)
+    assert rate_difference_cs(0, 5000, 0, 50000) == (-1.0, 1.0)
+
+
+@pytest.mark.parametrize(("alpha", "ratios"), [(0.01, DEFAULT_RATIOS), (0.05, (2.0,))])
+def test_cs_uses_the_given_alpha_and_ratios(alpha: float, ratios: tuple[float, ...]) -> None:
+    x_c, n_c, x_b, n_b = 40, 2000, 90, 18000
+    lo, hi = rate_difference_cs(x_c, n_c, x_b, n_b, alpha=alpha, ratios=ratios)
+    assert (lo, hi) != rate_difference_cs(x_c, n_c, x_b, n_b)
+
+    def rejects(margin: float, side: Side) -> bool:
+        test = rate_test(x_c, n_c, x_b, n_b, margin=margin, alpha=alpha, side=side, ratios=ratios)
+        return test.reject
+
+    # each bound is where the test with the same alpha and ratios starts to reject
+    assert rejects(lo - 1e-5, "greater") and not rejects(lo + 1e-5, "greater")
+    assert rejects(hi + 1e-5, "less") and not rejects(hi - 1e-5, "less")
+
+
+def test_a_smaller_alpha_widens_the_cs() -> None:
+    lo, hi = rate_difference_cs(40, 2000, 90, 18000)
+    lo_1, hi_1 = rate_difference_cs(40, 2000, 90, 18000, alpha=0.01)
+    assert lo_1 < lo and hi_1 > hi
