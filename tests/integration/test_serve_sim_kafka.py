@@ -78,6 +78,7 @@ def test_serve_sim_publishes_events_and_follows_the_control_topic(
         f'predictions_topic = "{preds_topic}"\nlabels_topic = "{labels_topic}"\n'
         f'[checkpoint]\nurl = "sqlite:///{db}"\n'
         f'[registry]\ncontrol_topic = "{control}"\ncontrol_bootstrap_servers = "{kafka_broker}"\n'
+        f'artifact_roots = ["{tmp_path}"]\n'  # where the model was trained
         f"[models.fraud]\nfeatures = {{ {feats} }}\n"
     )
     cmd = [sys.executable, "-c", "from driftd.sim.cli import serve_sim; serve_sim()"]
