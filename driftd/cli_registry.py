@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from pydantic import ValidationError
 
+from driftd.cli_errors import ConfigFailure
 from driftd.config import RegistrySettings, format_errors, load_settings
-from driftd.errors import DriftdError
+from driftd.errors import ConfigError, DriftdError
 from driftd.textsafe import markup_safe, safe, safe_lines
 
 if TYPE_CHECKING:
@@ -95,6 +96,8 @@ def open_registry(config: Path | None, db: str | None, apply_gates: bool = False
     try:
         settings, url = _registry_settings(config, db)
         registry = _open(settings, url, apply_gates=apply_gates and config is not None)
+    except ConfigError as exc:
+        raise ConfigFailure(str(exc)) from None  # exit 2, like every bad config
     except DriftdError as exc:
         raise click.ClickException(safe_lines(str(exc))) from None
     try:

@@ -14,8 +14,9 @@ from typing import Any
 
 import click
 
+from driftd.cli_errors import ConfigFailure
 from driftd.config import Settings, load_settings
-from driftd.errors import DriftdError
+from driftd.errors import ConfigError, DriftdError
 from driftd.textsafe import markup_safe, safe, safe_lines
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -64,6 +65,8 @@ def parse_window(text: str) -> Any:
 def _settings(config: Path) -> Settings:
     try:
         return load_settings(config)
+    except ConfigError as exc:
+        raise ConfigFailure(str(exc)) from None  # exit 2, like every bad config
     except DriftdError as exc:
         raise click.ClickException(safe_lines(str(exc))) from None
 
@@ -73,6 +76,8 @@ def _open(settings: Settings) -> Any:
 
     try:
         return open_registry(settings.registry, settings.registry_url, apply_gates=False)
+    except ConfigError as exc:
+        raise ConfigFailure(str(exc)) from None  # exit 2, like every bad config
     except DriftdError as exc:
         raise click.ClickException(safe(str(exc))) from None
 

@@ -111,3 +111,18 @@ def test_a_good_config_still_checks(tmp_path: Path) -> None:
     res = driftd("config", "check", config(tmp_path, MODEL))
     assert res.returncode == 0, res.stderr
     assert res.stderr.strip().endswith(": OK")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("registry", "ls"), ("retrain", "jobs"), ("audit", "verify")],
+    ids=["registry", "retrain", "audit"],
+)
+def test_every_command_group_exits_2_on_a_bad_config(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    path = config(tmp_path, MODEL + '[registry]\nurl = "mysql://db/registry"\n')
+    res = driftd(*command, "--config", path)
+    line = one_line(res)
+    assert res.returncode == 2, res.stderr
+    assert "registry.url" in line and "mysql://db/registry" in line
