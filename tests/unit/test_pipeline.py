@@ -350,6 +350,23 @@ def test_two_events_on_one_line_beside_a_blank_line_are_both_dead_lettered(blank
     assert p.summary()["models"]["m"]["predictions"] == 0
 
 
+class ListSource:
+    """A Source over prepared chunks, one per poll."""
+
+    def __init__(self, chunks: list[RawChunk]) -> None:
+        self.chunks = chunks
+
+    def poll(self, timeout_s: float, max_records: int) -> list[RawChunk]:
+        return [self.chunks.pop(0)] if self.chunks else []
+
+    def seek(self, partition: int, offsets: dict[str, int]) -> None: ...
+    def commit(self, partition: int, offsets: dict[str, int]) -> None: ...
+    def lag(self) -> dict[str, int]:
+        return {}
+
+    def close(self) -> None: ...
+
+
 def test_overflow_is_counted_and_logged(
     synth_stream: synth.Stream, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -359,29 +376,18 @@ def test_overflow_is_counted_and_logged(
     from driftd.daemon.sinks import NullDeadLetterSink
     from tests.conftest import synth_models
 
-    class ListSource:
-        def __init__(self, lines: list[bytes]) -> None:
-            self.chunks = [
-                RawChunk(0, "mixed", "s", lines[i : i + 100], list(range(i, i + 100)), {"s": i})
-                for i in range(0, len(lines), 100)
-            ]
-
-        def poll(self, timeout_s: float, max_records: int) -> list[RawChunk]:
-            return [self.chunks.pop(0)] if self.chunks else []
-
-        def seek(self, partition: int, offsets: dict[str, int]) -> None: ...
-        def commit(self, partition: int, offsets: dict[str, int]) -> None: ...
-        def lag(self) -> dict[str, int]:
-            return {}
-
-        def close(self) -> None: ...
-
     p = Pipeline(
         synth_models(synth.StreamSpec(n_features=4)), IngestSettings(), JoinSettings(max_pending=50)
     )
     runner = Runner(
         p,
-        ListSource(synth_stream.lines),
+        ListSource(
+            [
+                RawChunk(0, "mixed", "s", lines, list(range(i, i + 100)), {"s": i})
+                for i in range(0, len(synth_stream.lines), 100)
+                for lines in [synth_stream.lines[i : i + 100]]
+            ]
+        ),
         NullDeadLetterSink(),
         MemoryCheckpointStore(),
         PipelineSettings(),

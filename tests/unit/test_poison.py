@@ -14,7 +14,7 @@ from driftd.daemon.pipeline import Outcome, Pipeline
 from driftd.daemon.runner import Runner
 from driftd.daemon.sinks import NullDeadLetterSink
 from driftd.events import DecodeFailed, classify, decode_label
-from tests.unit.test_pipeline import MODELS, label, pred, process
+from tests.unit.test_pipeline import MODELS, ListSource, label, pred, process
 
 DEEP = b"[" * 1000 + b"]" * 1000
 
@@ -79,21 +79,6 @@ def test_classify_names_not_utf8_whatever_error_the_decoder_raised() -> None:
     assert odd.reason == "malformed_json" and "ZeroDivisionError" in odd.detail
 
 
-class _ListSource:
-    def __init__(self, chunks: list[RawChunk]) -> None:
-        self.chunks = chunks
-
-    def poll(self, timeout_s: float, max_records: int) -> list[RawChunk]:
-        return [self.chunks.pop(0)] if self.chunks else []
-
-    def seek(self, partition: int, offsets: dict[str, int]) -> None: ...
-    def commit(self, partition: int, offsets: dict[str, int]) -> None: ...
-    def lag(self) -> dict[str, int]:
-        return {}
-
-    def close(self) -> None: ...
-
-
 class _FailsOnSecondChunk(Pipeline):
     """Applies half of its second chunk, then raises: a bug in the apply path."""
 
@@ -111,7 +96,7 @@ def test_an_exception_while_applying_a_chunk_saves_no_checkpoint() -> None:
         RawChunk(0, "mixed", "s", [pred(3), pred(4)], [2, 3], {"s": 4}),
     ]
     p = _FailsOnSecondChunk(MODELS, IngestSettings(), JoinSettings())
-    runner = Runner(p, _ListSource(chunks), NullDeadLetterSink(), store, PipelineSettings())
+    runner = Runner(p, ListSource(chunks), NullDeadLetterSink(), store, PipelineSettings())
     runner.assign([0])
     runner.step()
     runner.checkpoint()
