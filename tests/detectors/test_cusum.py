@@ -129,4 +129,5 @@ def test_a_given_target_is_kept_when_only_the_scale_is_estimated() -> None:
     # a stream whose mean is 2 sd above the given target from the start: drift right after warm-up
     x = np.random.default_rng(5).normal(2.0, 1.0, 400)
     assert CUSUM(target=0.0, warm_start=50, threshold=10.0, mode="up").update(x)[0].index < 60
-    assert CUSUM(warm_start=50, threshold=10.0, mode="up").update(x) == []
+    # estimating the mean too, the same values are in control at first
+    assert CUSUM(warm_start=50, threshold=10.0, mode="up").update(x[:200]) == []
