@@ -93,3 +93,12 @@ def test_checkpoints_with_and_without_a_guard_load_either_way() -> None:
     unguarded = store()
     unguarded.load_state_dict(_guarded_after_a_jump().state_dict())
     assert unguarded.guard is None and unguarded.held == 1
+
+
+def test_each_repeated_waiting_label_counts_as_a_duplicate() -> None:
+    s = store()
+    s.add_labels(labels(["p1", "p2"], [105.0, 106.0], [1.0, 0.0]))
+    s.add_labels(labels(["p1"], [107.0], [1.0]))
+    s.add_labels(labels(["p2", "p1"], [108.0, 108.0], [0.0, 1.0]))
+    assert s.counts["duplicates"] == 3
+    assert s.pending_labels == 2
