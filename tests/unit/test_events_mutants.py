@@ -21,3 +21,8 @@ def test_decode_failed_reads_as_its_detail() -> None:
     assert str(DecodeFailed("schema", "Object missing required field `id`")) == (
         "Object missing required field `id`"
     )
+
+
+def test_any_other_error_is_malformed_json_naming_its_type() -> None:
+    failed = classify(ValueError("boom"), b"{}")
+    assert (failed.reason, failed.detail) == ("malformed_json", "could not decode: ValueError: boom")
