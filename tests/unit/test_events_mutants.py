@@ -25,4 +25,5 @@ def test_decode_failed_reads_as_its_detail() -> None:
 
 def test_any_other_error_is_malformed_json_naming_its_type() -> None:
     failed = classify(ValueError("boom"), b"{}")
-    assert (failed.reason, failed.detail) == ("malformed_json", "could not decode: ValueError: boom")
+    assert failed.reason == "malformed_json"
+    assert failed.detail == "could not decode: ValueError: boom"
