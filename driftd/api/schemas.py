@@ -130,6 +130,11 @@ class RollbackBody(_Body):
     evidence: JsonObject | None = None
 
 
+# Response bodies: the ones marked below repeat a registry record's fields, because FastAPI
+# documents and checks answers by pydantic models; tests/api/test_schemas_mirror_records.py
+# keeps each equal to its record (names and types).
+
+
 class ErrorOut(BaseModel):
     """Every error answer: the error's class name and a message that says what to fix."""
 
@@ -137,6 +142,7 @@ class ErrorOut(BaseModel):
     detail: str
 
 
+# The fields of driftd.registry.records.ModelInfo, as the API shows them.
 class ModelOut(BaseModel):
     """A registered model and its current aliases."""
 
@@ -155,6 +161,7 @@ class ModelPage(BaseModel):
     next_after: str | None
 
 
+# The fields of driftd.registry.records.VersionInfo, as the API shows them.
 class VersionOut(BaseModel):
     """One model version as stored, with the aliases that point at it."""
 
@@ -183,6 +190,7 @@ class VersionPage(BaseModel):
     next_before: int | None
 
 
+# The fields of driftd.registry.records.HistoryEntry, as the API shows them.
 class HistoryOut(BaseModel):
     """One alias move or stage change, with the interval it held."""
 
@@ -195,6 +203,7 @@ class HistoryOut(BaseModel):
     reason: str
 
 
+# The fields of driftd.registry.records.ApprovalInfo, as the API shows them.
 class ApprovalOut(BaseModel):
     """One approval of a version for a target stage."""
 
@@ -206,6 +215,7 @@ class ApprovalOut(BaseModel):
     created_at: float
 
 
+# The fields of driftd.registry.records.RunInfo, as the API shows them.
 class RunOut(BaseModel):
     """A training run."""
 
@@ -225,6 +235,7 @@ class RunOut(BaseModel):
     created_by: str
 
 
+# The fields of driftd.registry.records.DatasetInfo, as the API shows them.
 class DatasetOut(BaseModel):
     """A dataset snapshot, identified by the SHA-256 of its content."""
 
@@ -242,6 +253,7 @@ class DatasetOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
 
+# The fields of driftd.registry.audit.AuditRecord, as the API shows them.
 class AuditOut(BaseModel):
     """One audit record (``old`` and ``new`` are canonical JSON text, as hashed)."""
 
@@ -265,6 +277,7 @@ class AuditPage(BaseModel):
     next_after: int | None
 
 
+# The fields of driftd.registry.audit.VerifyResult, as the API shows them.
 class VerifyOut(BaseModel):
     """The outcome of walking the audit chain; ``problem`` names the first bad record."""
 
