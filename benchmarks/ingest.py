@@ -29,14 +29,14 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from driftd import synth
 from driftd.config import Settings, load_settings
+from driftd.contracts.columns import PredictionColumns
+from driftd.contracts.events import Label, Prediction
 from driftd.daemon.abc import Checkpoint
 from driftd.daemon.checkpoint import SqlCheckpointStore
-from driftd.daemon.columns import PredictionColumns
 from driftd.daemon.pipeline import Pipeline
-from driftd.events import Label, Prediction
-from driftd.replay import replay_files
+from driftd.daemon.replay import replay_files
+from driftd.sim import synth
 
 try:
     from benchmarks import kafka_path, report

@@ -21,9 +21,9 @@ from typing import Any
 
 import msgspec
 
-from driftd import synth
 from driftd.config import KafkaSettings, load_settings
 from driftd.daemon import app as app_mod
+from driftd.sim import synth
 
 PARTITIONS = 3
 SETTINGS = KafkaSettings()  # driftd's defaults: max_poll_records 5000, 8 MiB per partition

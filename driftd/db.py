@@ -19,7 +19,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
-from driftd.dburl import check_url, without_password
+from driftd.config.dburl import check_url, without_password
 from driftd.errors import ConfigError, DriftdError
 
 

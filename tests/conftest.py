@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from driftd import synth
 from driftd.config import IngestSettings, JoinSettings, ModelSettings
 from driftd.daemon.pipeline import Pipeline
+from driftd.sim import synth
 
 # Small enough for a chunk size of 1 to stay fast, with every kind of bad line mixed in.
 # A low rate spreads it over 300 s of event time, so that predictions expire and labels go

@@ -5,13 +5,11 @@ Each has an in-process implementation used by the embedded default and the tests
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
-from driftd.daemon.columns import I32, PredictionColumns
-from driftd.daemon.join import JoinedColumns
-from driftd.events import DeadLetter
+from driftd.contracts.events import DeadLetter
 
 Stream = Literal["predictions", "labels", "mixed"]
 Offsets = dict[str, int]
@@ -29,54 +27,30 @@ class RawChunk:
     resume: Offsets  # the offsets to record once this chunk is processed
 
 
-@dataclass(frozen=True, slots=True)
-class MonitorBatch:
-    """What a monitor sees of one model in one processed batch."""
+class PartitionOwner(Protocol):
+    """What a source calls when partitions are assigned or revoked (the Runner)."""
 
-    model: str
-    versions: Sequence[str]  # names of the version codes
-    predictions: PredictionColumns  # new predictions, duplicates removed
-    joined: JoinedColumns | None  # predictions that received their label
-    expired_versions: I32  # versions of predictions that expired without a label
-    numeric_names: Sequence[str] = field(default=())
-    categorical_names: Sequence[str] = field(default=())
-
-
-@dataclass(frozen=True, slots=True)
-class DriftDetected:
-    """A streaming detector fired for a model version."""
-
-    model: str
-    version: str
-    stream: str
-    detector: str
-    kind: str  # "drift" or "warning"
-    ts: float  # event time of the value that fired it
-    statistic: float
-    threshold: float
-
-
-class Monitor(Protocol):
-    """A per-model consumer of batches; pure: no I/O, no clock."""
-
-    def update(self, batch: MonitorBatch) -> Sequence[DriftDetected]:
-        """Consume a batch; return what fired (empty when nothing did)."""
+    def assign(self, partitions: Sequence[int]) -> None:
+        """Restore and seek the partitions."""
         ...
 
-    def state_dict(self) -> dict[str, Any]:
-        """Plain data and arrays that load_state_dict() restores."""
+    def revoke(self, partitions: Sequence[int]) -> None:
+        """Checkpoint and forget the partitions."""
         ...
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a state produced by state_dict()."""
-        ...
-
-
-MonitorFactory = Callable[[str], Monitor]
 
 
 class Source(Protocol):
     """Where raw events come from (Kafka topics, files)."""
+
+    @property
+    def exhausted(self) -> bool:
+        """True once a finite source (a file replay) has nothing more to give."""
+        ...
+
+    def bind(self, owner: PartitionOwner) -> None:
+        """Start delivering partitions: call ``owner.assign`` / ``owner.revoke`` as they come
+        and go (a consumer group's rebalances; a file source assigns its one partition)."""
+        ...
 
     def poll(self, timeout_s: float, max_records: int) -> list[RawChunk]:
         """Return the next chunks, possibly none; never raises for bad event content.

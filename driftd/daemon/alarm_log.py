@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from driftd.daemon.abc import DriftDetected
+from driftd.contracts.monitor import DriftDetected
 
 KEEP_PER_STREAM = 100
 """Recent alarms kept per model, stream and kind."""

@@ -16,11 +16,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry, start_http_server
 
 from driftd.config import FileSourceSettings, KafkaSourceSettings, Settings
-from driftd.daemon.abc import DeadLetterSink, Monitor, Source
+from driftd.contracts.monitor import Monitor
+from driftd.daemon.abc import DeadLetterSink, Source
 from driftd.daemon.checkpoint import SqlCheckpointStore
 from driftd.daemon.closed_loop import RetrainParts, build_retrain, build_rollout, combine
 from driftd.daemon.columns import ModelSchema
-from driftd.daemon.detector_monitor import DetectorMonitor
+from driftd.daemon.detector_monitor import DetectorMonitor, check_detectors
 from driftd.daemon.metrics import Recorder, StateCollector
 from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.runner import Runner
@@ -67,6 +68,7 @@ def dlq_path(settings: Settings, src: FileSourceSettings) -> Path:
 def build_pipeline(settings: Settings) -> Pipeline:
     """The pipeline with each model's configured detectors as extra monitors; it reads the
     wall clock (to refuse events from the future) only when following a live source."""
+    check_detectors(settings.models)
 
     def extra(name: str, schema: ModelSchema) -> list[Monitor]:
         model = settings.models[name]
@@ -99,7 +101,7 @@ def build(settings: Settings, serve_metrics: bool = True, config_path: Path | No
         sink = FileDeadLetterSink(dlq_path(settings, src))
     else:
         assert isinstance(src, KafkaSourceSettings)
-        from driftd.daemon.sources.kafka import make_kafka
+        from driftd.daemon.sources.factory import make_kafka
 
         source, sink = make_kafka(src.kafka, settings.pipeline.name)
     from driftd.daemon.registry_metrics import RegistryCollector
@@ -139,10 +141,6 @@ def run(app: App) -> None:
     install_signal_handlers(app.runner)
     if app.retrain is not None:
         app.retrain.start()
-    if isinstance(app.settings.source, FileSourceSettings):
-        app.runner.assign([0])
-        app.runner.run(until_exhausted=lambda: bool(getattr(app.source, "exhausted", False)))
-    else:
-        # The Kafka source calls runner.assign/revoke from its rebalance listener.
-        app.source.bind(app.runner)  # type: ignore[attr-defined]
-        app.runner.run()
+    # A file source assigns its partition now; Kafka calls assign/revoke on rebalances.
+    app.source.bind(app.runner)
+    app.runner.run(until_exhausted=lambda: app.source.exhausted)

@@ -17,11 +17,11 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from driftd.contracts.events import DEAD_LETTER_REASONS
 from driftd.daemon.alarm_log import merged
 from driftd.daemon.join import JOIN_COUNTERS
 from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.state import PartitionState
-from driftd.events import DEAD_LETTER_REASONS
 
 IGNORED_REASONS = ("unknown_model", "oversized", "unknown_feature")
 """Why the pipeline ignores an event (or part of one): the keys of ``Outcome.ignored``."""

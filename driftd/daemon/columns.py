@@ -11,109 +11,14 @@ from __future__ import annotations
 import itertools
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import numpy as np
-import numpy.typing as npt
 
 from driftd.config import ModelSettings
-from driftd.events import LabelHead, PredictionHead
-
-F64 = npt.NDArray[np.float64]
-I32 = npt.NDArray[np.int32]
-Bool = npt.NDArray[np.bool_]
-
-MISSING = -1  # code for an absent categorical value
-OTHER = -2  # code for a category beyond the vocabulary's cap
-
-
-class Vocab:
-    """A bounded string -> int32 code table; codes are stable once given."""
-
-    __slots__ = ("_codes", "cap", "values")
-
-    def __init__(self, values: Sequence[str] = (), cap: int | None = None) -> None:
-        self.values: list[str] = list(values)
-        self._codes: dict[str, int] = {v: i for i, v in enumerate(self.values)}
-        self.cap = cap
-
-    def code(self, value: str) -> int:
-        """The code of one value, adding it when there is room."""
-        c = self._codes.get(value)
-        if c is None:
-            if self.cap is not None and len(self.values) >= self.cap:
-                return OTHER
-            c = len(self.values)
-            self._codes[value] = c
-            self.values.append(value)
-        return c
-
-    def codes(self, items: Sequence[Any]) -> I32:
-        """Codes for many values; None maps to MISSING, non-strings are stringified."""
-        out: list[int | None] = list(map(self._codes.get, items))  # known strings, at C speed
-        if None in out:
-            for i, c in enumerate(out):
-                if c is None:
-                    v = items[i]
-                    out[i] = (
-                        MISSING if v is None else self.code(v if isinstance(v, str) else str(v))
-                    )
-        return np.array(out, dtype=np.int32)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionColumns:
-    """A batch of predictions of one model, as columns."""
-
-    ids: list[str]
-    version: I32
-    ts: F64
-    numeric: F64  # (n, number of numeric features)
-    categorical: I32  # (n, number of categorical features)
-    prediction: F64  # the value, or the class code for string targets
-    score: F64  # NaN when absent
-    latency_ms: F64  # NaN when absent
-    error: Bool
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def take(self, idx: npt.NDArray[np.intp]) -> PredictionColumns:
-        """The rows at ``idx``, as a new batch."""
-        ids = self.ids
-        return PredictionColumns(
-            ids=[ids[i] for i in idx.tolist()],
-            version=self.version[idx],
-            ts=self.ts[idx],
-            numeric=self.numeric[idx],
-            categorical=self.categorical[idx],
-            prediction=self.prediction[idx],
-            score=self.score[idx],
-            latency_ms=self.latency_ms[idx],
-            error=self.error[idx],
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LabelColumns:
-    """A batch of labels of one model, as columns."""
-
-    ids: list[str]
-    ts: F64
-    label: F64  # the value, or the class code for string targets
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def take(self, idx: npt.NDArray[np.intp]) -> LabelColumns:
-        """The rows at ``idx``, as a new batch."""
-        ids = self.ids
-        return LabelColumns([ids[i] for i in idx.tolist()], self.ts[idx], self.label[idx])
+from driftd.contracts.columns import F64, I32, LabelColumns, PredictionColumns, Vocab
+from driftd.contracts.events import LabelHead, PredictionHead
 
 
 def _feature_struct(name: str, settings: ModelSettings, strict: bool) -> type[msgspec.Struct]:

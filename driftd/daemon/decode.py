@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from driftd.events import DECODE_ERRORS, DecodeFailed, classify
+from driftd.contracts.events import DECODE_ERRORS, DecodeFailed, classify
 
 T = TypeVar("T")
 

@@ -22,10 +22,11 @@ import numpy.typing as npt
 
 import driftd.detectors as detectors
 from driftd.config import DetectorSettings, ModelSettings
-from driftd.daemon.abc import DriftDetected, MonitorBatch
+from driftd.contracts.monitor import DriftDetected, MonitorBatch
+from driftd.contracts.versioning import require_state_version
 from driftd.daemon.columns import ModelSchema
 from driftd.detectors.base import Alarm, Detector
-from driftd.versioning import require_state_version
+from driftd.errors import ConfigError
 
 STATE_KIND = "driftd.detector_monitor"
 STATE_VERSION = 1
@@ -38,6 +39,25 @@ def make_detector(spec: DetectorSettings) -> Detector:
     cls = getattr(detectors, spec.detector)
     detector: Detector = cls(**spec.params)
     return detector
+
+
+def check_detectors(models: Mapping[str, ModelSettings]) -> None:
+    """Construct every configured detector once, so that bad ``params`` fail start-up (and
+    ``driftd config check``) naming the key, the value and what the detector expected."""
+    for name, model in models.items():
+        for i, spec in enumerate(model.detectors):
+            if getattr(detectors, spec.detector, None) is None:
+                raise ConfigError(
+                    f"models.{name}.detectors[{i}].detector: got {spec.detector!r}; "
+                    "it is not available in this build"
+                )
+            try:
+                make_detector(spec)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(
+                    f"models.{name}.detectors[{i}].params: got {dict(spec.params)!r}; "
+                    f"invalid params for {spec.detector}: {exc}"
+                ) from None
 
 
 def _values(

@@ -28,35 +28,16 @@ new ones, by policy, and counts them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from driftd.daemon.columns import F64, I32, LabelColumns, PredictionColumns
+from driftd.contracts.columns import F64, I32, JoinedColumns, LabelColumns, PredictionColumns
 from driftd.daemon.idindex import I64, IdIndex, hashes
 from driftd.daemon.timeguard import Rejection, TimeGuard
 
 _EXPIRE_CHUNK = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class JoinedColumns:
-    """Predictions joined with their labels, as columns."""
-
-    version: I32
-    ts: F64  # the prediction's time
-    label_ts: F64
-    numeric: F64
-    categorical: I32
-    prediction: F64
-    score: F64
-    label: F64
-    ids: list[str]  # the prediction ids, for the labeled event store
-
-    def __len__(self) -> int:
-        return len(self.version)
 
 
 JoinCounter = Literal[

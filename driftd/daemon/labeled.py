@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from driftd.daemon.abc import MonitorBatch
+from driftd.contracts.monitor import MonitorBatch
 from driftd.retrain.store import LabeledRows, LabeledStore
 
 

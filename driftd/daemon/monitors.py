@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from driftd.daemon.abc import DriftDetected, MonitorBatch
-from driftd.daemon.columns import F64
+from driftd.contracts.columns import F64
+from driftd.contracts.monitor import DriftDetected, MonitorBatch
 
 # Columns of a window's per-version table.
 FIELDS = ("predictions", "errors", "latency_count", "latency_sum", "joined", "expired")

@@ -18,22 +18,8 @@ import msgspec
 import numpy as np
 
 from driftd.config import IngestSettings, JoinSettings, ModelSettings
-from driftd.daemon import state_codec
-from driftd.daemon.abc import DriftDetected, Monitor, MonitorBatch, RawChunk, Stream
-from driftd.daemon.columns import (
-    LabelColumns,
-    ModelSchema,
-    PredictionColumns,
-    label_columns,
-    prediction_columns,
-)
-from driftd.daemon.decode import decode_many, single
-from driftd.daemon.join import JoinedColumns
-from driftd.daemon.screen import screen
-from driftd.daemon.state import ModelState, PartitionState
-from driftd.daemon.summary import summarize
-from driftd.daemon.validity import missing_counts
-from driftd.events import (
+from driftd.contracts.columns import JoinedColumns, LabelColumns, PredictionColumns
+from driftd.contracts.events import (
     DECODE_ERRORS,
     DeadLetter,
     DeadLetterReason,
@@ -44,6 +30,15 @@ from driftd.events import (
     PredictionHead,
     classify,
 )
+from driftd.contracts.monitor import DriftDetected, Monitor, MonitorBatch
+from driftd.daemon import state_codec
+from driftd.daemon.abc import RawChunk, Stream
+from driftd.daemon.columns import ModelSchema, label_columns, prediction_columns
+from driftd.daemon.decode import decode_many, single
+from driftd.daemon.screen import screen
+from driftd.daemon.state import ModelState, PartitionState
+from driftd.daemon.summary import summarize
+from driftd.daemon.validity import missing_counts
 
 STATE_KIND = "driftd.partition"
 STATE_VERSION = 2  # 2: each model's state holds its alarms

@@ -20,13 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from driftd.config import PipelineSettings
-from driftd.daemon.abc import (
-    Checkpoint,
-    CheckpointStore,
-    DeadLetterSink,
-    DriftDetected,
-    Source,
-)
+from driftd.contracts.monitor import DriftDetected
+from driftd.daemon.abc import Checkpoint, CheckpointStore, DeadLetterSink, Source
 from driftd.daemon.metrics import Recorder
 from driftd.daemon.pipeline import Pipeline
 from driftd.errors import CheckpointError

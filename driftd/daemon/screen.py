@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from driftd.contracts.events import DeadLetterReason, EventHead
 from driftd.daemon.state import ModelState
 from driftd.daemon.validity import invalid_labels, invalid_predictions
-from driftd.events import DeadLetterReason, EventHead
 
 Refusal = tuple[int, DeadLetterReason, str]  # (index into the heads, reason, detail)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import msgspec
 
+from driftd.contracts.events import DeadLetter
 from driftd.daemon.abc import Offsets
-from driftd.events import DeadLetter
 
 _enc = msgspec.json.Encoder()
 

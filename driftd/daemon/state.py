@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from driftd.config import JoinSettings
-from driftd.daemon.abc import Monitor, Offsets
+from driftd.contracts.columns import Vocab
+from driftd.contracts.monitor import Monitor
+from driftd.daemon.abc import Offsets
 from driftd.daemon.alarm_log import AlarmLog
-from driftd.daemon.columns import ModelSchema, Vocab
+from driftd.daemon.columns import ModelSchema
 from driftd.daemon.join import JoinStore
 from driftd.daemon.monitors import OperationalMonitor
 from driftd.daemon.timeguard import TimeGuard

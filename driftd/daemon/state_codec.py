@@ -17,8 +17,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from driftd.contracts.versioning import require_state_version
 from driftd.errors import StateVersionError
-from driftd.versioning import require_state_version
 
 MAGIC = b"DSC1"
 _ARRAY = 1

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from driftd.events import DeadLetterReason
+from driftd.contracts.events import DeadLetterReason
 
 RESYNC_EVENTS = 3
 F64 = npt.NDArray[np.float64]

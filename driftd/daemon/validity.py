@@ -27,8 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from driftd.daemon.columns import MISSING, PredictionColumns
-from driftd.events import LabelHead, PredictionHead
+from driftd.contracts.columns import MISSING, PredictionColumns
+from driftd.contracts.events import LabelHead, PredictionHead
 
 Problem = tuple[int, str]  # (index in the batch, detail)
 

@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from driftd.versioning import require_state_version
+from driftd.contracts.versioning import require_state_version
 
 __all__ = ["Alarm", "Detector", "envelope", "open_envelope"]
 

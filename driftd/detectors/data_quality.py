@@ -23,11 +23,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import binom
 
+from driftd.contracts.columns import MISSING  # the code of an absent categorical value
 from driftd.detectors.base import Alarm, envelope, open_envelope
 
 __all__ = ["MISSING", "MissingRate", "OutOfRange", "TypeErrorRate", "UnseenCategories"]
-
-MISSING = -1  # the foundation's code for an absent categorical value (daemon.columns.MISSING)
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

@@ -11,9 +11,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from apscheduler.triggers.cron import CronTrigger
-
-from driftd.daemon.abc import DriftDetected
+from driftd.config.sections import cron_trigger
+from driftd.contracts.monitor import DriftDetected
 
 ALARM_KINDS = ("drift", "warning")
 
@@ -49,7 +48,7 @@ class TriggerPolicy:
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, not {self.max_attempts}")
         if self.cron is not None:
-            _cron(self.cron)  # fail at configuration time, naming the expression
+            cron_trigger(self.cron)  # fail at configuration time, naming the expression
 
     def should_retrain(
         self,
@@ -88,20 +87,8 @@ class TriggerPolicy:
             return None
         if after.tzinfo is None:
             raise ValueError("next_scheduled needs an aware datetime")
-        nxt = _cron(self.cron).get_next_fire_time(None, after + dt.timedelta(microseconds=1))
+        nxt = cron_trigger(self.cron).get_next_fire_time(None, after + dt.timedelta(microseconds=1))
         return None if nxt is None else nxt.astimezone(dt.UTC)
-
-
-def validate_cron(expr: str) -> None:
-    """Raise ValueError naming ``expr`` unless it is a valid 5-field cron expression."""
-    _cron(expr)
-
-
-def _cron(expr: str) -> Any:
-    try:
-        return CronTrigger.from_crontab(expr, timezone="UTC")
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"invalid cron expression {expr!r}: {exc}") from exc
 
 
 def alarm_trigger(alarm: DriftDetected) -> dict[str, Any]:

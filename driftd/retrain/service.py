@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from driftd.config import ModelSettings, Settings, load_settings
-from driftd.config_retrain import ModelRetrainSettings
+from driftd.config.retrain import ModelRetrainSettings
 from driftd.registry import NotFound, Registry, VersionInfo
 from driftd.registry.artifacts import ArtifactPolicy, InvalidArtifact
 from driftd.registry.configure import open_registry

@@ -20,8 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from driftd.config import Settings
-from driftd.config_retrain import ModelRetrainSettings
-from driftd.daemon.abc import DriftDetected
+from driftd.config.retrain import ModelRetrainSettings
+from driftd.contracts.monitor import DriftDetected
 from driftd.retrain.executor import Executor, Outcome, SubprocessExecutor, TorchrunExecutor
 from driftd.retrain.jobs import Job, JobQueue, Submission
 from driftd.retrain.policy import (

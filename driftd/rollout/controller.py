@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from driftd.config import Settings
-from driftd.config_rollout import RolloutSettings
+from driftd.config.rollout import RolloutSettings
 from driftd.registry import GateNotSatisfied, NotFound, Registry
 from driftd.rollout.counts import Totals
 from driftd.rollout.evidence import SLO, Batch, Decision, Evidence, Verdict

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from driftd.daemon.abc import DriftDetected, MonitorBatch
+from driftd.contracts.monitor import DriftDetected, MonitorBatch
+from driftd.contracts.versioning import require_state_version
 from driftd.rollout.evidence import ArmCounts
-from driftd.versioning import require_state_version
 
 STATE_KIND, STATE_VERSION = "version_counts", 1
 # Prometheus' latency bucket bounds (seconds): exact edges of the histogram below.

@@ -14,8 +14,8 @@ import click
 
 from driftd.sim.server import LabelEmitter, ModelServer, Regression
 from driftd.sim.sinks import ControlFollower, JsonlSink, KafkaSink
+from driftd.sim.synth import CATEGORIES
 from driftd.sim.world import World
-from driftd.synth import CATEGORIES
 
 if TYPE_CHECKING:
     from driftd.registry.registry import Registry
@@ -48,12 +48,12 @@ def bootstrap_champion(
 ) -> int | None:
     """Seed a first champion when the registry has no version of ``model`` (else None).
 
-    As ``driftd demo`` does (:func:`driftd.demo.seed_champion`): labeled pre-drift rows of the
+    As ``driftd demo`` does (:func:`driftd.sim.demo.seed_champion`): labeled pre-drift rows of the
     same world (same seed, the model's configured features) into the labeled store, the real
     retrain path, then production with all traffic.
     """
-    from driftd import demo
     from driftd.registry.errors import NotFound
+    from driftd.sim import demo
 
     try:
         if registry.list_versions(model, limit=1):

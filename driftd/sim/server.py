@@ -2,7 +2,7 @@
 
 ``ModelServer`` routes each request to a version drawn from the live weights (set by
 ``apply``, i.e. by the Deployment events a rollout publishes), scores it with that version's
-model (batched per version), and emits ``driftd.events.Prediction`` records with a latency and
+model (batched per version), and emits ``Prediction`` records with a latency and
 an error flag. ``Regression`` injects faults into one version (slower, failing, wrong), so a
 canary has something to catch. ``LabelEmitter`` releases each request's true label
 ``delay_s`` later, for a ``fraction`` of requests. ``run`` drives it all in event time (no
@@ -24,7 +24,7 @@ from urllib.request import url2pathname
 import numpy as np
 import numpy.typing as npt
 
-from driftd.events import Deployment, Label, Prediction
+from driftd.contracts.events import Deployment, Label, Prediction
 from driftd.retrain.snapshot import TrainingArrays
 from driftd.sim.world import World
 

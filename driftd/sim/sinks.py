@@ -8,7 +8,7 @@ land in the same partition number, which is how driftd's Kafka source joins them
 
 In: ``ControlFollower`` reads the Kafka control topic from the beginning (no consumer group),
 so a restarted server re-applies every deployment in order and ends on the last weights. A
-message counts as a deployment when it decodes as ``driftd.events.Deployment`` or when it is a
+message counts as a deployment when it decodes as a ``Deployment`` event or when it is a
 registry outbox JSON object with ``"event": "deployment"`` and a ``weights`` mapping; anything
 else (other registry events, other models) is skipped. In process, call
 ``ModelServer.apply`` directly.
@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from driftd.events import Deployment, Label, Prediction, encode
+from driftd.contracts.events import Deployment, Label, Prediction, encode
 
 log = logging.getLogger("driftd.sim")
 

@@ -1,9 +1,9 @@
 """The simulated world the reference model server answers in: features and a true concept.
 
 Features are standard normal numeric columns ``f0..f{k-1}`` plus, optionally, the two
-categorical columns of :mod:`driftd.synth` (``country``, ``device``), stored in the same float
+categorical columns of :mod:`driftd.sim.synth` (``country``, ``device``), stored in the same float
 matrix as category codes (the last two columns). The true concept is logistic; at ``drift_at``
-(event time, epoch seconds) it changes the way :mod:`driftd.synth`'s does: the sign of half the
+(event time, epoch seconds) it changes the way :mod:`driftd.sim.synth`'s does: the sign of half the
 numeric weights flips and the inputs shift (f0 mean +0.5 sd, f1 scale x1.5, more ``us``), so a
 model fit before the drift does worse after it. Everything is vectorised and deterministic
 given the seed (features and labels draw from separate generators).
@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driftd.retrain.snapshot import TrainingArrays
-from driftd.synth import CATEGORIES
+from driftd.sim.synth import CATEGORIES
 
 Matrix = npt.NDArray[np.float64]
 Times = float | npt.NDArray[np.float64]

@@ -203,7 +203,7 @@ def test_api_serve_uses_the_configured_limit(
     import uvicorn
     from click.testing import CliRunner
 
-    from driftd.cli import cli
+    from driftd.cli.main import cli
 
     served: list[Any] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))

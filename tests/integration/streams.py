@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from driftd.synth import Stream, StreamSpec, config_toml
+from driftd.sim.synth import Stream, StreamSpec, config_toml
 
 
 def publish(

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 
-from driftd.cli import cli
+from driftd.cli.main import cli
 from tests.integration.conftest import free_port
 
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from driftd.daemon.checkpoint import SqlCheckpointStore
 from driftd.db import make_engine
-from driftd.synth import StreamSpec, config_toml, generate
+from driftd.sim.synth import StreamSpec, config_toml, generate
 from tests.integration.streams import (
     driftd,
     kafka_config,

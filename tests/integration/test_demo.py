@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from driftd.cli import cli
+from driftd.cli.main import cli
 from driftd.config import load_settings
 from driftd.registry.configure import open_registry
 

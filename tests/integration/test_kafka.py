@@ -12,7 +12,7 @@ import pytest
 
 from driftd.config import load_settings
 from driftd.daemon import app as app_mod
-from driftd.synth import StreamSpec, generate
+from driftd.sim.synth import StreamSpec, generate
 from tests.integration.streams import (
     driftd,
     kafka_config,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftd.synth import StreamSpec, config_toml, generate
+from driftd.sim.synth import StreamSpec, config_toml, generate
 from tests.integration.conftest import free_port, unavailable
 from tests.integration.streams import driftd, status, wait_consumed
 

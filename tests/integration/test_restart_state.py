@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from driftd.daemon.checkpoint import SqlCheckpointStore
 from driftd.db import make_engine
-from driftd.synth import StreamSpec, config_toml, generate
+from driftd.sim.synth import StreamSpec, config_toml, generate
 from tests.integration.conftest import free_port
 from tests.integration.streams import driftd, status
 

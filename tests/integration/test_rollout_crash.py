@@ -16,8 +16,8 @@ import msgspec
 import numpy as np
 import pytest
 
+from driftd.contracts.events import Prediction
 from driftd.db import make_engine, upgrade
-from driftd.events import Prediction
 from driftd.registry import Registry
 from driftd.rollout.store import RolloutStore
 from tests.integration.streams import driftd

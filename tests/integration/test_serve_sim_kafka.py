@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from driftd.events import Deployment, decode_label, decode_prediction, encode
+from driftd.contracts.events import Deployment, decode_label, decode_prediction, encode
 from driftd.sim.world import World
 from tests.integration.conftest import REPO
 from tests.sim.test_server import train_and_register

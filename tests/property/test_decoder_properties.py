@@ -15,11 +15,17 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from driftd.config import IngestSettings, JoinSettings, ModelSettings
+from driftd.contracts.events import (
+    DEAD_LETTER_REASONS,
+    DecodeFailed,
+    EventHead,
+    LabelHead,
+    PredictionHead,
+)
 from driftd.daemon.abc import RawChunk, Stream
 from driftd.daemon.columns import ModelSchema
 from driftd.daemon.decode import decode_many, single
 from driftd.daemon.pipeline import Pipeline
-from driftd.events import DEAD_LETTER_REASONS, DecodeFailed, EventHead, LabelHead, PredictionHead
 
 MAX_BYTES = 1024
 MODELS = {

@@ -15,10 +15,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from driftd import synth
+from driftd.contracts.events import DEAD_LETTER_REASONS
 from driftd.daemon.abc import RawChunk
 from driftd.daemon.pipeline import Pipeline
-from driftd.events import DEAD_LETTER_REASONS
+from driftd.sim import synth
 
 SEED = 20_240_611
 ROUNDS = 20_000

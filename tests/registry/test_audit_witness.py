@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from driftd.api import create_app
-from driftd.cli import cli
+from driftd.cli.main import cli
 from driftd.registry import Registry
 from driftd.registry import schema as t
 from driftd.registry.audit import Witness, record_hash

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from driftd.cli import cli
+from driftd.cli.main import cli
 
 EVIL = "x\x1b[2J\x1b]8;;http://evil\x07\u202eFORGED\r\nline2 [red]markup[/red]"
 SHA = "ab" * 32

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from driftd.cli import cli
+from driftd.cli.main import cli
 from driftd.registry import schema as t
 
 

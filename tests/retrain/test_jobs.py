@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from driftd.daemon.abc import DriftDetected
+from driftd.contracts.monitor import DriftDetected
 from driftd.db import make_engine
 from driftd.retrain.jobs import (
     LEASE_LOST,

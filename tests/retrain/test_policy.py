@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from driftd.daemon.abc import DriftDetected
+from driftd.contracts.monitor import DriftDetected
 from driftd.retrain.policy import TriggerPolicy, alarm_trigger, schedule_trigger
 
 UTC = dt.UTC

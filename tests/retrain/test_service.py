@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from driftd.cli import cli
+from driftd.cli.main import cli
 from driftd.config import load_settings
 from driftd.registry.configure import open_registry
 from driftd.retrain.store import LabeledRows, LabeledStore

@@ -12,7 +12,14 @@ import pytest
 from click.testing import CliRunner
 from scipy.stats import binom
 
-from driftd.events import Deployment, Label, Prediction, decode_label, decode_prediction, encode
+from driftd.contracts.events import (
+    Deployment,
+    Label,
+    Prediction,
+    decode_label,
+    decode_prediction,
+    encode,
+)
 from driftd.sim.server import LabelEmitter, ModelServer, Regression, artifact_path
 from driftd.sim.sinks import JsonlSink, KafkaSink, parse_control
 from driftd.sim.world import World

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from driftd.contracts.monitor import DriftDetected
 from driftd.daemon import state_codec
-from driftd.daemon.abc import DriftDetected
 from driftd.daemon.alarm_log import AlarmLog, merged
 
 

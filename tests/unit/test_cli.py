@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from driftd.cli import cli
+from driftd.cli.main import cli
 
 
 @pytest.fixture

@@ -9,16 +9,9 @@ import numpy as np
 import pytest
 
 from driftd.config import ModelSettings
-from driftd.daemon.columns import (
-    MISSING,
-    OTHER,
-    ModelSchema,
-    Vocab,
-    label_columns,
-    prediction_columns,
-    target_column,
-)
-from driftd.events import LabelHead, PredictionHead
+from driftd.contracts.columns import MISSING, OTHER, Vocab
+from driftd.contracts.events import LabelHead, PredictionHead
+from driftd.daemon.columns import ModelSchema, label_columns, prediction_columns, target_column
 
 
 def test_vocab_codes_are_stable_and_dense() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 import pytest
 
+from driftd.contracts.events import DecodeFailed, EventHead, Label, Prediction, encode
 from driftd.daemon.decode import decode_many, single
-from driftd.events import DecodeFailed, EventHead, Label, Prediction, encode
 
 DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(EventHead)
 ONE = single(DECODER)

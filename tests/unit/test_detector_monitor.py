@@ -10,10 +10,10 @@ import numpy.typing as npt
 import pytest
 
 from driftd.config import DetectorSettings, ModelSettings
-from driftd.daemon.abc import MonitorBatch
-from driftd.daemon.columns import ModelSchema, PredictionColumns
+from driftd.contracts.columns import JoinedColumns, PredictionColumns
+from driftd.contracts.monitor import MonitorBatch
+from driftd.daemon.columns import ModelSchema
 from driftd.daemon.detector_monitor import DetectorMonitor
-from driftd.daemon.join import JoinedColumns
 from driftd.detectors.base import Alarm, envelope, open_envelope
 from driftd.errors import StateVersionError
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import msgspec
 import pytest
 
-from driftd.events import (
+from driftd.contracts.events import (
     DEAD_LETTER_REASONS,
     DeadLetter,
     DecodeFailed,

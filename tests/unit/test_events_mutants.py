@@ -3,7 +3,7 @@ DecodeFailed carries as its text."""
 
 from __future__ import annotations
 
-from driftd.events import DecodeFailed, classify
+from driftd.contracts.events import DecodeFailed, classify
 
 
 def test_json_nested_too_deeply_is_malformed_json() -> None:

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from driftd import synth
 from driftd.config import load_settings
 from driftd.daemon import app as app_mod
-from driftd.replay import checkpoint_status
+from driftd.daemon.replay import checkpoint_status
+from driftd.sim import synth
 
 SPEC = synth.StreamSpec(events=400, seed=31, malformed_rate=0.01, duplicate_rate=0.02)
 

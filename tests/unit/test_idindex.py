@@ -8,8 +8,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from driftd.contracts.columns import PredictionColumns
 from driftd.daemon import idindex
-from driftd.daemon.columns import PredictionColumns
 from driftd.daemon.idindex import IdIndex, hashes
 from driftd.daemon.join import JoinStore
 

@@ -9,9 +9,9 @@ from typing import Any, Literal
 import numpy as np
 import pytest
 
+from driftd.contracts.columns import JoinedColumns, LabelColumns, PredictionColumns
 from driftd.daemon import state_codec
-from driftd.daemon.columns import LabelColumns, PredictionColumns
-from driftd.daemon.join import JOIN_COUNTERS, JoinedColumns, JoinStore
+from driftd.daemon.join import JOIN_COUNTERS, JoinStore
 
 DELAY = 10.0
 LATENESS = 5.0

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from driftd.daemon.columns import LabelColumns, PredictionColumns
+from driftd.contracts.columns import LabelColumns, PredictionColumns
 from driftd.daemon.join import JoinStore
 from driftd.daemon.timeguard import TimeGuard
 

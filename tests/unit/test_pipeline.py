@@ -9,15 +9,16 @@ from typing import Any
 import msgspec
 import pytest
 
-from driftd import synth
 from driftd.config import IngestSettings, JoinSettings, ModelSettings
+from driftd.contracts.events import DEAD_LETTER_REASONS
+from driftd.contracts.monitor import MonitorBatch
 from driftd.daemon import state_codec
-from driftd.daemon.abc import MonitorBatch, RawChunk, Stream
+from driftd.daemon.abc import RawChunk, Stream
 from driftd.daemon.columns import ModelSchema
 from driftd.daemon.pipeline import Outcome, Pipeline
 from driftd.daemon.summary import JOIN_KEYS
 from driftd.errors import StateVersionError
-from driftd.events import DEAD_LETTER_REASONS
+from driftd.sim import synth
 
 MakePipeline = Callable[..., Pipeline]
 _COUNTERS = JOIN_KEYS

@@ -8,12 +8,12 @@ import msgspec
 import pytest
 
 from driftd.config import IngestSettings, JoinSettings, PipelineSettings
+from driftd.contracts.events import DecodeFailed, classify, decode_label
 from driftd.daemon.abc import RawChunk
 from driftd.daemon.checkpoint import MemoryCheckpointStore
 from driftd.daemon.pipeline import Outcome, Pipeline
 from driftd.daemon.runner import Runner
 from driftd.daemon.sinks import NullDeadLetterSink
-from driftd.events import DecodeFailed, classify, decode_label
 from tests.unit.test_pipeline import MODELS, ListSource, label, pred, process
 
 DEEP = b"[" * 1000 + b"]" * 1000

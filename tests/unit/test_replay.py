@@ -10,9 +10,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from driftd import synth
 from driftd.config import Settings, load_settings
-from driftd.replay import replay_files
+from driftd.daemon.replay import replay_files
+from driftd.sim import synth
 
 SPEC = synth.StreamSpec(
     events=3000, seed=5, rate_per_s=5.0, malformed_rate=0.01, duplicate_rate=0.02

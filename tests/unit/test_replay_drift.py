@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from driftd.config import load_settings
-from driftd.replay import replay_files
-from driftd.synth import StreamSpec, write
+from driftd.daemon.replay import replay_files
+from driftd.sim.synth import StreamSpec, write
 
 
 def test_detectors_fire_after_the_known_drift_point(tmp_path: Path) -> None:

@@ -13,16 +13,16 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftd import synth
 from driftd.config import load_settings
 from driftd.daemon import app as app_mod
 from driftd.daemon import state_codec
 from driftd.daemon.checkpointed_metrics import RESTORED
 from driftd.daemon.metrics import PROCESS_LOCAL, Recorder, StateCollector
 from driftd.daemon.pipeline import STATE_KIND, STATE_VERSION
+from driftd.daemon.replay import checkpoint_status, print_summary
 from driftd.db import checkpoints, make_engine
 from driftd.errors import StateVersionError
-from driftd.replay import checkpoint_status, print_summary
+from driftd.sim import synth
 
 SPEC = synth.StreamSpec(events=3000, seed=5, malformed_rate=0.01)  # 3 drift alarms, 20 warnings
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 import pytest
 
+from driftd.contracts.events import DeadLetter, Position
 from driftd.daemon.sinks import FileDeadLetterSink, NullDeadLetterSink, dead_letter_record
-from driftd.events import DeadLetter, Position
 
 
 def letter(i: int, raw: bytes | None = None) -> DeadLetter:

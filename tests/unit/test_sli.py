@@ -6,9 +6,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftd.daemon.abc import MonitorBatch
-from driftd.daemon.columns import PredictionColumns
-from driftd.daemon.join import JoinedColumns
+from driftd.contracts.columns import JoinedColumns, PredictionColumns
+from driftd.contracts.monitor import MonitorBatch
 from driftd.daemon.sli import SliCollector
 from driftd.rollout.counts import VersionCounts
 

@@ -43,8 +43,8 @@ def test_markup_safe_escapes_rich_markup_too() -> None:
 def test_replay_summary_escapes_versions_from_the_stream(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from driftd.daemon.replay import print_summary
     from driftd.daemon.summary import JOIN_KEYS
-    from driftd.replay import print_summary
 
     monkeypatch.setenv("COLUMNS", "300")
     evil = "v1\x1b[2J\u202e[red]x[/red]"

@@ -14,10 +14,10 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from driftd.config import KafkaSettings
-from driftd.daemon.abc import Offsets, RawChunk
-from driftd.daemon.sources.kafka import PartitionOwner, offset_key, topic_streams
+from driftd.contracts.events import DeadLetter
+from driftd.daemon.abc import Offsets, PartitionOwner, RawChunk
+from driftd.daemon.sources.topics import offset_key, topic_streams
 from driftd.errors import SourceError
-from driftd.events import DeadLetter
 
 log = logging.getLogger("driftd.kafka")
 
@@ -57,6 +57,11 @@ class ConfluentSource:
                 "partition.assignment.strategy": "range",
             }
         )
+
+    @property
+    def exhausted(self) -> bool:
+        """A topic never ends."""
+        return False
 
     def bind(self, owner: PartitionOwner) -> None:
         """Subscribe; rebalances call ``owner.assign`` / ``owner.revoke`` from poll()."""

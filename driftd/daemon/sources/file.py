@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from driftd.daemon.abc import Offsets, RawChunk
+from driftd.daemon.abc import Offsets, PartitionOwner, RawChunk
 from driftd.daemon.sources import file_identity as ident
 from driftd.daemon.sources.file_identity import LINE_SUFFIX, Change, Cursor
 from driftd.daemon.sources.file_lines import LineReader
@@ -123,6 +123,10 @@ class FileSource:
     def exhausted(self) -> bool:
         """True when every file has been read to its end and ``follow`` is off."""
         return not self.follow and self._file_idx >= len(self.paths)
+
+    def bind(self, owner: PartitionOwner) -> None:
+        """A file source is one partition (0), assigned at once."""
+        owner.assign([0])
 
     def _key(self) -> str:
         return str(self.paths[self._file_idx])

@@ -13,43 +13,21 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.coordinator.assignors.range import RangePartitionAssignor
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from driftd.config import KafkaSettings
-from driftd.daemon.abc import DeadLetterSink, Offsets, RawChunk, Source, Stream
+from driftd.contracts.events import DeadLetter
+from driftd.daemon.abc import Offsets, PartitionOwner, RawChunk
+from driftd.daemon.sources.topics import offset_key, topic_streams
 from driftd.errors import SourceError
-from driftd.events import DeadLetter
 
 log = logging.getLogger("driftd.kafka")
-
-
-class PartitionOwner(Protocol):
-    """What the source calls on a rebalance (the Runner)."""
-
-    def assign(self, partitions: Sequence[int]) -> None:
-        """Restore and seek the partitions."""
-        ...
-
-    def revoke(self, partitions: Sequence[int]) -> None:
-        """Checkpoint and forget the partitions."""
-        ...
-
-
-def offset_key(topic: str, partition: int) -> str:
-    """The checkpoint key of a topic partition's next offset."""
-    return f"{topic}[{partition}]"
-
-
-def topic_streams(s: KafkaSettings) -> dict[str, Stream]:
-    """Which stream each topic carries."""
-    return {s.predictions_topic: "predictions", s.labels_topic: "labels"}
 
 
 def client_options(s: KafkaSettings) -> dict[str, Any]:
@@ -127,6 +105,11 @@ class KafkaSource:
             raise SourceError(
                 f"cannot connect to Kafka at {settings.bootstrap_servers}: {exc}"
             ) from exc
+
+    @property
+    def exhausted(self) -> bool:
+        """A topic never ends."""
+        return False
 
     def bind(self, owner: PartitionOwner) -> None:
         """Subscribe; rebalances call ``owner.assign`` / ``owner.revoke`` from poll()."""
@@ -260,27 +243,3 @@ class KafkaDeadLetterSink:
         """Flush and close."""
         self.producer.flush()
         self.producer.close()
-
-
-def ensure_topics(settings: KafkaSettings, partitions: int = 1) -> None:
-    """Create the dead-letter topics when missing (the data topics belong to their owners)."""
-    admin = KafkaAdminClient(**client_options(settings))
-    try:
-        for topic in (settings.predictions_topic, settings.labels_topic):
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(topic + settings.dlq_suffix, partitions, 1)])
-    finally:
-        admin.close()
-
-
-def make_kafka(settings: KafkaSettings, group_id: str) -> tuple[Source, DeadLetterSink]:
-    """The source and dead-letter sink for the configured client library."""
-    try:
-        ensure_topics(settings)
-    except KafkaError as exc:
-        raise SourceError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
-    if settings.client == "confluent":
-        from driftd.daemon.sources.confluent import ConfluentDeadLetterSink, ConfluentSource
-
-        return ConfluentSource(settings, group_id), ConfluentDeadLetterSink(settings)
-    return KafkaSource(settings, group_id), KafkaDeadLetterSink(settings)

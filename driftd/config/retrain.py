@@ -24,17 +24,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from driftd.config.sections import Section, validate_cron
 
 _METRICS = ("accuracy", "roc_auc", "log_loss", "brier", "rmse", "mae")
 Metric = Literal["accuracy", "roc_auc", "log_loss", "brier", "rmse", "mae"]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class TuningSettings(_Section):
+class TuningSettings(Section):
     """Optuna: a budget in trials and wall time; 0 trials trains once with ``params``."""
 
     trials: Annotated[int, Field(ge=0, le=10_000)] = 0
@@ -46,7 +44,7 @@ class TuningSettings(_Section):
     space: dict[str, dict[str, Any]] = {}  # empty: the built-in trainer's default space
 
 
-class GateSettings(_Section):
+class GateSettings(Section):
     """Champion/challenger promotion gate (see ``driftd.retrain.evaluate``)."""
 
     primary: Metric | None = None  # None: roc_auc (binary), accuracy (multiclass), rmse
@@ -58,7 +56,7 @@ class GateSettings(_Section):
     n_boot: Annotated[int, Field(ge=100, le=100_000)] = 2000
 
 
-class ModelRetrainSettings(_Section):
+class ModelRetrainSettings(Section):
     """How one model is retrained, when, where, and what a candidate must show."""
 
     enabled: bool = True
@@ -112,8 +110,6 @@ class ModelRetrainSettings(_Section):
     @classmethod
     def _cron(cls, v: str | None) -> str | None:
         if v is not None:
-            from driftd.retrain.policy import validate_cron
-
             validate_cron(v)
         return v
 
@@ -124,7 +120,7 @@ class ModelRetrainSettings(_Section):
         return self
 
 
-class RetrainSettings(_Section):
+class RetrainSettings(Section):
     """Where labeled rows, snapshots and artifacts live; whether the daemon runs a worker."""
 
     store_dir: Path = Path(".driftd/labeled")

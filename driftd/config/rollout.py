@@ -19,17 +19,14 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+from driftd.config.sections import Section
 
 Check = Literal["error_rate", "latency", "quality", "drift"]
 
 
-class SLOSettings(_Section):
+class SLOSettings(Section):
     """The canary's SLOs (``driftd.rollout.evidence.SLO``). ``checks`` names the comparisons
     with the champion that apply; the ceilings apply when they are set."""
 
@@ -50,7 +47,7 @@ class SLOSettings(_Section):
     stall_s: Annotated[float, Field(gt=0)] = 120.0
 
 
-class RolloutSettings(_Section):
+class RolloutSettings(Section):
     """How a challenger becomes champion: traffic steps, dwell time, the decision rule."""
 
     enabled: bool = True

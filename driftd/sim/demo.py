@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from driftd.synth import CATEGORIES
+from driftd.sim.synth import CATEGORIES
 
 log = logging.getLogger("driftd.demo")
 MODEL = "fraud"

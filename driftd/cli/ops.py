@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from driftd.cli_registry import (
+from driftd.cli.registry import (
     _console,
     _echo,
     _registry_settings,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from pydantic import ValidationError
 
-from driftd.cli_errors import ConfigFailure
+from driftd.cli.errors import ConfigFailure
 from driftd.config import RegistrySettings, format_errors, load_settings
 from driftd.errors import ConfigError, DriftdError
 from driftd.textsafe import markup_safe, safe, safe_lines

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from driftd.events import Label, Prediction
+from driftd.contracts.events import Label, Prediction
 
 MODEL = "fraud"
 CATEGORIES = {"country": ["us", "de", "fr", "br", "in"], "device": ["ios", "android", "web"]}

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsError
 
-from driftd.dburl import without_password
+from driftd.config.dburl import without_password
 from driftd.errors import ConfigError
 
 LOCATED = "driftd_located"

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from driftd.cli_errors import ConfigFailure
+from driftd.cli.errors import ConfigFailure
 from driftd.config import Settings, load_settings
 from driftd.errors import ConfigError, DriftdError
 from driftd.textsafe import markup_safe, safe, safe_lines

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from driftd import __version__
-from driftd.cli_errors import DriftdGroup
+from driftd.cli.errors import DriftdGroup
 from driftd.config import LogSettings, Settings, effective_config, load_settings
 from driftd.errors import DriftdError
 
@@ -118,7 +118,7 @@ def replay(config: Path, files: tuple[Path, ...], as_json: bool, dlq: Path | Non
 
     Starts from empty state and does not touch the daemon's checkpoints.
     """
-    from driftd.replay import replay_files
+    from driftd.daemon.replay import replay_files
 
     settings = _settings(config)
     try:
@@ -128,7 +128,7 @@ def replay(config: Path, files: tuple[Path, ...], as_json: bool, dlq: Path | Non
     if as_json:
         _echo_json(summary)
     else:
-        from driftd.replay import print_summary
+        from driftd.daemon.replay import print_summary
 
         print_summary(summary)
 
@@ -146,7 +146,7 @@ def replay(config: Path, files: tuple[Path, ...], as_json: bool, dlq: Path | Non
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(config: Path, as_json: bool) -> None:
     """Show what the daemon's checkpoints hold: counts per model and offsets."""
-    from driftd.replay import checkpoint_status, print_summary
+    from driftd.daemon.replay import checkpoint_status, print_summary
 
     settings = _settings(config)
     summary = checkpoint_status(settings)
@@ -226,7 +226,7 @@ def generate(
     Writes DIR/events.jsonl, a matching DIR/driftd.toml and DIR/truth.json (the exact counts
     a replay must report). Then: driftd replay --config DIR/driftd.toml DIR/events.jsonl
     """
-    from driftd.synth import StreamSpec, write
+    from driftd.sim.synth import StreamSpec, write
 
     spec = StreamSpec(
         events=events,
@@ -260,7 +260,10 @@ def config() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 def config_check(file: Path) -> None:
     """Validate FILE (with DRIFTD_* overrides) and print the effective configuration."""
+    from driftd.daemon.detector_monitor import check_detectors
+
     settings = _settings(file)
+    check_detectors(settings.models)
     _echo_json(effective_config(settings))
     click.echo(f"{file}: OK", err=True)
 
@@ -339,8 +342,8 @@ def demo(out: Path, seed: int, metrics_port: int, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from driftd.cli_ops import lineage_tree
-    from driftd.demo import run_demo
+    from driftd.cli.ops import lineage_tree
+    from driftd.sim.demo import run_demo
 
     if out.exists():
         shutil.rmtree(out)
@@ -369,7 +372,9 @@ def demo(out: Path, seed: int, metrics_port: int, as_json: bool) -> None:
 
 
 def _register_subcommands() -> None:
-    from driftd import cli_ops, cli_registry, cli_retrain
+    from driftd.cli import ops as cli_ops
+    from driftd.cli import registry as cli_registry
+    from driftd.cli import retrain as cli_retrain
 
     cli.add_command(cli_registry.registry)
     cli.add_command(cli_ops.lineage)
@@ -397,7 +402,3 @@ def main() -> None:
         cli.main(prog_name="driftd")
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

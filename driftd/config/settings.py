@@ -23,11 +23,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     SecretStr,
@@ -43,11 +41,12 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from driftd.config_errors import env_error, located, only_environ, read_toml
-from driftd.config_errors import format_errors as _format_errors
-from driftd.config_retrain import ModelRetrainSettings, RetrainSettings
-from driftd.config_rollout import RolloutSettings
-from driftd.dburl import check_url
+from driftd.config.dburl import check_url
+from driftd.config.errors import env_error, located, only_environ, read_toml
+from driftd.config.errors import format_errors as _format_errors
+from driftd.config.retrain import ModelRetrainSettings, RetrainSettings
+from driftd.config.rollout import RolloutSettings
+from driftd.config.sections import Section
 from driftd.errors import ConfigError
 
 ENV_PREFIX = "DRIFTD_"
@@ -60,11 +59,7 @@ Policy = Literal["dead_letter", "ignore"]
 FeatureKind = Literal["numeric", "categorical"]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PipelineSettings(_Section):
+class PipelineSettings(Section):
     """The loop: batch sizes and how often state and offsets are checkpointed."""
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")] = "driftd"
@@ -75,7 +70,7 @@ class PipelineSettings(_Section):
     poll_timeout_s: Annotated[float, Field(gt=0, le=60)] = 0.5
 
 
-class FileSourceSettings(_Section):
+class FileSourceSettings(Section):
     """JSON-lines files (optionally gzip): replay and the embedded default."""
 
     kind: Literal["file"] = "file"
@@ -83,7 +78,7 @@ class FileSourceSettings(_Section):
     follow: bool = False
 
 
-class KafkaSettings(_Section):
+class KafkaSettings(Section):
     """Kafka connection and consumer tuning; defaults favour throughput."""
 
     bootstrap_servers: Annotated[str, Field(min_length=1)] = "127.0.0.1:9092"
@@ -104,14 +99,14 @@ class KafkaSettings(_Section):
     sasl_password: SecretStr | None = None
 
 
-class KafkaSourceSettings(_Section):
+class KafkaSourceSettings(Section):
     """Predictions and labels topics read by a consumer group."""
 
     kind: Literal["kafka"] = "kafka"
     kafka: KafkaSettings = KafkaSettings()
 
 
-class IngestSettings(_Section):
+class IngestSettings(Section):
     """What happens to events that are too large or name unknown models or features."""
 
     max_event_bytes: Annotated[int, Field(ge=64, le=64 * 1024 * 1024)] = 1024 * 1024
@@ -120,7 +115,7 @@ class IngestSettings(_Section):
     unknown_feature: Policy = "dead_letter"
 
 
-class JoinSettings(_Section):
+class JoinSettings(Section):
     """Bounds of the prediction/label join store."""
 
     max_pending: Annotated[int, Field(ge=1)] = 2_000_000
@@ -137,7 +132,7 @@ class JoinSettings(_Section):
     min_ts: Annotated[float, Field(ge=0, lt=1e11)] = 946_684_800.0  # 2000-01-01T00:00:00Z
 
 
-class CheckpointSettings(_Section):
+class CheckpointSettings(Section):
     """Where state and offsets are saved together (SQLite file or PostgreSQL)."""
 
     url: Annotated[str, Field(min_length=1)] = "sqlite:///.driftd/state.db"
@@ -150,7 +145,7 @@ class CheckpointSettings(_Section):
         return check_url(v)
 
 
-class MetricsSettings(_Section):
+class MetricsSettings(Section):
     """The Prometheus exporter."""
 
     enabled: bool = True
@@ -158,17 +153,18 @@ class MetricsSettings(_Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 9464
 
 
-class LogSettings(_Section):
+class LogSettings(Section):
     """Structured JSON logs when not on a terminal, readable lines when on one."""
 
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-DETECTORS = ("ADWIN", "PageHinkley", "CUSUM", "DDM", "EDDM", "HDDM_A", "HDDM_W", "KSWIN")
+DetectorName = Literal["ADWIN", "PageHinkley", "CUSUM", "DDM", "EDDM", "HDDM_A", "HDDM_W", "KSWIN"]
+DETECTORS: tuple[str, ...] = get_args(DetectorName)
 
 
-class GateSettings(_Section):
+class GateSettings(Section):
     """What moving a version into one stage needs (see ``[registry.gates.<stage>]``)."""
 
     approvals: Annotated[int, Field(ge=0, le=100)] = 0
@@ -176,7 +172,7 @@ class GateSettings(_Section):
     require_evaluation: bool = False
 
 
-class WebhookSettings(_Section):
+class WebhookSettings(Section):
     """A webhook the registry's outbox delivers events to, signed with HMAC-SHA256."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
@@ -192,7 +188,7 @@ class WebhookSettings(_Section):
 StageName = Literal["staging", "canary", "production", "archived", "rolled_back"]
 
 
-class RegistrySettings(_Section):
+class RegistrySettings(Section):
     """The model registry: its database, audit key, approval gates, webhooks and HTTP API."""
 
     url: str | None = None  # default: the checkpoint database
@@ -241,32 +237,20 @@ class RegistrySettings(_Section):
         return self
 
 
-class DetectorSettings(_Section):
+class DetectorSettings(Section):
     """One streaming detector on one stream of a model (run per model version).
 
     ``stream`` is ``error`` (prediction != label, or absolute error for regression, as labels
-    join), ``score``, ``latency`` or ``feature:NAME`` (a numeric feature).
+    join), ``score``, ``latency`` or ``feature:NAME`` (a numeric feature). ``params`` are
+    checked by constructing the detector when the daemon is built (and by ``config check``).
     """
 
-    detector: Literal["ADWIN", "PageHinkley", "CUSUM", "DDM", "EDDM", "HDDM_A", "HDDM_W", "KSWIN"]
+    detector: DetectorName
     stream: Annotated[str, Field(pattern=r"^(error|score|latency|feature:.+)$")] = "error"
     params: dict[str, float | int | bool | str] = {}
 
-    @model_validator(mode="after")
-    def _constructible(self) -> DetectorSettings:
-        import driftd.detectors as detectors
 
-        cls = getattr(detectors, self.detector, None)
-        if cls is None:
-            raise ValueError(f"detector {self.detector!r} is not available in this build")
-        try:
-            cls(**self.params)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"invalid params for {self.detector}: {exc}") from None
-        return self
-
-
-class ModelSettings(_Section):
+class ModelSettings(Section):
     """One monitored model: its feature schema, label delay and windows."""
 
     task: Literal["binary", "multiclass", "regression"] = "binary"

@@ -1,0 +1,38 @@
+"""driftd's configuration: one frozen ``Settings`` tree from a TOML file plus ``DRIFTD_*``
+environment variables, validated once at start-up. Below everything but the contracts."""
+
+from driftd.config.settings import (
+    DetectorSettings,
+    FileSourceSettings,
+    IngestSettings,
+    JoinSettings,
+    KafkaSettings,
+    KafkaSourceSettings,
+    LogSettings,
+    ModelSettings,
+    PipelineSettings,
+    RegistrySettings,
+    Settings,
+    WebhookSettings,
+    effective_config,
+    format_errors,
+    load_settings,
+)
+
+__all__ = [
+    "DetectorSettings",
+    "FileSourceSettings",
+    "IngestSettings",
+    "JoinSettings",
+    "KafkaSettings",
+    "KafkaSourceSettings",
+    "LogSettings",
+    "ModelSettings",
+    "PipelineSettings",
+    "RegistrySettings",
+    "Settings",
+    "WebhookSettings",
+    "effective_config",
+    "format_errors",
+    "load_settings",
+]

@@ -1,0 +1,55 @@
+"""What monitors consume and raise: a model's batch, and the alarm a detector fires."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from driftd.contracts.columns import I32, JoinedColumns, PredictionColumns
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorBatch:
+    """What a monitor sees of one model in one processed batch."""
+
+    model: str
+    versions: Sequence[str]  # names of the version codes
+    predictions: PredictionColumns  # new predictions, duplicates removed
+    joined: JoinedColumns | None  # predictions that received their label
+    expired_versions: I32  # versions of predictions that expired without a label
+    numeric_names: Sequence[str] = field(default=())
+    categorical_names: Sequence[str] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class DriftDetected:
+    """A streaming detector fired for a model version."""
+
+    model: str
+    version: str
+    stream: str
+    detector: str
+    kind: str  # "drift" or "warning"
+    ts: float  # event time of the value that fired it
+    statistic: float
+    threshold: float
+
+
+class Monitor(Protocol):
+    """A per-model consumer of batches; pure: no I/O, no clock."""
+
+    def update(self, batch: MonitorBatch) -> Sequence[DriftDetected]:
+        """Consume a batch; return what fired (empty when nothing did)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain data and arrays that load_state_dict() restores."""
+        ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a state produced by state_dict()."""
+        ...
+
+
+MonitorFactory = Callable[[str], Monitor]
