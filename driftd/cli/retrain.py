@@ -17,6 +17,7 @@ import click
 from driftd.cli.errors import ConfigFailure
 from driftd.config import Settings, load_settings
 from driftd.errors import ConfigError, DriftdError
+from driftd.retrain.abc import JobState
 from driftd.textsafe import markup_safe, safe, safe_lines
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -147,9 +148,11 @@ def run(model: str, config: Path, window: str | None, trials: int | None, as_jso
     try:
         with bar:
             outcome = service.retrain_model(
-                settings,
                 model,
+                settings.models[model],
+                settings.retrain,
                 registry,
+                storage_url=settings.registry_url,
                 window=parse_window(window) if window else None,
                 trials=trials,
                 progress=progress,
@@ -177,12 +180,12 @@ def run(model: str, config: Path, window: str | None, trials: int | None, as_jso
 def submit(model: str, config: Path, request_id: str | None) -> None:
     """Queue a retrain of MODEL for the daemon's worker (or `driftd retrain worker`)."""
     from driftd.retrain.jobs import JobQueue
-    from driftd.retrain.triggers import Triggers
+    from driftd.retrain.triggers import Triggers, retrain_sections
 
     settings = _settings(config)
     registry = _open(settings)
     try:
-        triggers = Triggers(settings, config, JobQueue(registry.engine))
+        triggers = Triggers(retrain_sections(settings.models), config, JobQueue(registry.engine))
         try:
             sub = triggers.manual(model, request_id or uuid.uuid4().hex)
         except KeyError as exc:
@@ -198,9 +201,7 @@ def submit(model: str, config: Path, request_id: str | None) -> None:
 @retrain.command("jobs")
 @config_option
 @click.option("--model", help="Only this model.")
-@click.option(
-    "--state", type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"])
-)
+@click.option("--state", type=click.Choice([state.value for state in JobState]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def jobs(config: Path, model: str | None, state: str | None, as_json: bool) -> None:
     """List retrain jobs, newest first."""
@@ -238,7 +239,7 @@ def worker(config: Path) -> None:
     import signal
     import threading
 
-    from driftd.retrain.triggers import make_worker
+    from driftd.retrain.triggers import make_worker, retrain_sections
 
     settings = _settings(config)
     registry = _open(settings)
@@ -246,7 +247,9 @@ def worker(config: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        make_worker(settings, registry.engine).run_forever(stop)
+        sections = retrain_sections(settings.models)
+        runner = make_worker(settings.retrain, sections, registry.engine, settings.registry.secret)
+        runner.run_forever(stop)
     finally:
         registry.engine.dispose()
 

@@ -44,7 +44,7 @@ class TuningSettings(Section):
     space: dict[str, dict[str, Any]] = {}  # empty: the built-in trainer's default space
 
 
-class GateSettings(Section):
+class EvaluationGateSettings(Section):
     """Champion/challenger promotion gate (see ``driftd.retrain.evaluate``)."""
 
     primary: Metric | None = None  # None: roc_auc (binary), accuracy (multiclass), rmse
@@ -94,7 +94,7 @@ class ModelRetrainSettings(Section):
     timeout_s: Annotated[float, Field(gt=0)] = 3600.0
     memory_limit_mb: Annotated[int, Field(ge=64)] | None = None
     tuning: TuningSettings = TuningSettings()
-    gate: GateSettings = GateSettings()
+    gate: EvaluationGateSettings = EvaluationGateSettings()
 
     @field_validator("split")
     @classmethod

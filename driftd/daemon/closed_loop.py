@@ -51,7 +51,7 @@ def build_retrain(
     from driftd.daemon.labeled import LabeledSink
     from driftd.retrain.jobs import JobQueue
     from driftd.retrain.store import LabeledStore
-    from driftd.retrain.triggers import Triggers, make_worker
+    from driftd.retrain.triggers import Triggers, make_worker, retrain_sections
 
     r = settings.retrain
     store = LabeledStore(
@@ -59,9 +59,11 @@ def build_retrain(
     )
     if config_path is None:  # replay: store rows, queue nothing (a job needs the config file)
         return RunnerHooks(labeled=LabeledSink(store, models)), None
-    triggers = Triggers(settings, config_path, JobQueue(engine))
+    sections = retrain_sections(settings.models)
+    triggers = Triggers(sections, config_path, JobQueue(engine))
     sink = LabeledSink(store, models, on_rows=triggers.rows_added)
-    parts = RetrainParts(make_worker(settings, engine) if r.worker else None)
+    secret = settings.registry.secret
+    parts = RetrainParts(make_worker(r, sections, engine, secret) if r.worker else None)
     return RunnerHooks(labeled=sink, on_alarm=triggers.on_alarm, tick=triggers.tick), parts
 
 

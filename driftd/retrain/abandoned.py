@@ -17,7 +17,8 @@ import sqlalchemy as sa
 
 from driftd.registry import Registry
 from driftd.registry.errors import Conflict
-from driftd.retrain.jobs import CANCELLED, FAILED, LEASE_LOST, QUEUED, RUNNING, Job, JobQueue
+from driftd.retrain.abc import Job, JobState, JobStore
+from driftd.retrain.jobs import LEASE_LOST
 
 log = logging.getLogger("driftd.retrain")
 ACTOR = "driftd-retrain"
@@ -44,22 +45,22 @@ def abandoned_reason(job_id: str, attempt: int, job: Job | None, now: float) -> 
     what = f"attempt {attempt} of job {job_id} abandoned"
     if job is None:
         return f"{what}: the job no longer exists"
-    if job.state == RUNNING and job.attempts == attempt:
+    if job.state == JobState.RUNNING and job.attempts == attempt:
         if job.lease_until is not None and job.lease_until < now:
             return f"{what}: {LEASE_LOST}"
         return None
-    if job.state == CANCELLED:
+    if job.state == JobState.CANCELLED:
         return f"{what}: job cancelled"
     # The job's error is this attempt's while no later attempt has ended.
-    own_error = (job.state in (QUEUED, FAILED) and job.attempts == attempt) or (
-        job.state == RUNNING and job.attempts == attempt + 1
+    own_error = (job.state in (JobState.QUEUED, JobState.FAILED) and job.attempts == attempt) or (
+        job.state == JobState.RUNNING and job.attempts == attempt + 1
     )
     if own_error and job.error:
         return f"{what}: {job.error}"
     return f"{what}: its process ended without closing the run (job {job.state})"
 
 
-def close_abandoned_runs(registry: Registry, queue: JobQueue) -> list[str]:
+def close_abandoned_runs(registry: Registry, queue: JobStore) -> list[str]:
     """Close, as failed with the reason, every open run whose job attempt is over; their ids."""
     closed = []
     for run in registry.open_runs():
@@ -78,7 +79,7 @@ def close_abandoned_runs(registry: Registry, queue: JobQueue) -> list[str]:
     return closed
 
 
-def run_sweeper(engine: sa.Engine, secret: str | None, queue: JobQueue) -> Callable[[], object]:
+def run_sweeper(engine: sa.Engine, secret: str | None, queue: JobStore) -> Callable[[], object]:
     """What a worker calls before each claim: close the runs of attempts that are over."""
     registry = Registry(engine, secret.encode() if secret else None)
     return lambda: close_abandoned_runs(registry, queue)

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from driftd.retrain.metrics import (
+from driftd.retrain.scores import (
     F64,
     I64,
     METRICS,

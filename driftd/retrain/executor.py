@@ -22,33 +22,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from driftd.retrain.abc import Job, Outcome
 from driftd.retrain.jobrun import EXIT_MEMORY, PR_SET_PDEATHSIG
-from driftd.retrain.jobs import Job
 
 MiB = 1 << 20
 # Resolved before any fork: preexec_fn must not dlopen (another thread may hold the loader lock).
 _PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a job's run ended: ``reason`` is a one-line explanation, ``result`` the trainer's."""
-
-    ok: bool
-    reason: str
-    result: dict[str, Any] | None = None
-
-
-class Executor(Protocol):
-    """Runs a job to its end; returns early (failed) once ``stop`` is set."""
-
-    def run(self, job: Job, stop: threading.Event | None = None) -> Outcome:
-        """Run ``job.spec``; never raises for a failing trainer."""
-        ...
 
 
 def _signame(num: int) -> str:

@@ -1,8 +1,9 @@
-"""The persisted retrain job queue: a table and its state machine.
+"""The persisted retrain job queue: a table and its state machine (``JobStore`` on SQL).
 
-States: ``queued`` -> ``running`` -> ``succeeded`` | ``failed`` | (``queued`` again, to retry)
-and ``cancelled`` from ``queued`` or ``running``. A job's id is a hash of its model and its
-trigger, so a replayed alarm or a restarted daemon cannot create the same job twice.
+States (``JobState``): ``queued`` -> ``running`` -> ``succeeded`` | ``failed`` | (``queued``
+again, to retry) and ``cancelled`` from ``queued`` or ``running``. A job's id is a hash of its
+model and its trigger, so a replayed alarm or a restarted daemon cannot create the same job
+twice.
 
 No double run, the lease argument:
 
@@ -29,22 +30,16 @@ import builtins
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from driftd.db import metadata, write_transaction
+from driftd.retrain.abc import Job, JobState, Submission
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "cancelled",
-)
-STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+__all__ = ["LEASE_LOST", "Job", "JobQueue", "JobState", "Submission", "job_id", "retrain_jobs"]
+
 LEASE_LOST = "worker lost (lease expired)"
 
 _running = sa.text("state = 'running'")
@@ -89,42 +84,10 @@ def job_id(model: str, trigger: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One row of ``retrain_jobs``. ``error`` is the reason of the last failed attempt."""
-
-    id: str
-    model: str
-    state: str
-    trigger: dict[str, Any]
-    spec: dict[str, Any]
-    attempts: int
-    max_attempts: int
-    backoff_s: float
-    max_backoff_s: float
-    next_attempt_at: float
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    error: str | None
-    owner: str | None
-    heartbeat_at: float | None
-    lease_until: float | None
-    result: dict[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """What ``submit`` did: ``job`` is the new or existing job (None when refused)."""
-
-    job: Job | None
-    created: bool
-    reason: str
-
-
 def _job(row: sa.Row[Any]) -> Job:
     mapping = row._mapping  # noqa: SLF001 - the documented Row API
-    return Job(**{c.name: mapping[c.name] for c in retrain_jobs.columns})
+    fields = {c.name: mapping[c.name] for c in retrain_jobs.columns}
+    return Job(**{**fields, "state": JobState(fields["state"])})
 
 
 def _last_activity(model: str) -> sa.Select[Any]:
@@ -146,7 +109,7 @@ def _lock_model(conn: sa.Connection, model: str, wait: bool) -> bool:
 
 
 class JobQueue:
-    """Retrain jobs in the database; every method is one short write transaction."""
+    """Retrain jobs in the database (a ``JobStore``); every method is one short transaction."""
 
     def __init__(self, engine: Engine, clock: Callable[[], float] | None = None) -> None:
         import time
@@ -179,7 +142,7 @@ class JobQueue:
                 job = _job(row)
                 return Submission(job, False, f"duplicate trigger: job {jid} exists ({job.state})")
             waiting = conn.execute(
-                sa.select(t.c.id).where(t.c.model == model, t.c.state == QUEUED).limit(1)
+                sa.select(t.c.id).where(t.c.model == model, t.c.state == JobState.QUEUED).limit(1)
             ).scalar()
             if waiting is not None:  # it has not started: it will train on the newest data
                 reason = f"model {model} already has a queued job {waiting}"
@@ -196,7 +159,7 @@ class JobQueue:
             values = {
                 "id": jid,
                 "model": model,
-                "state": QUEUED,
+                "state": JobState.QUEUED,
                 "trigger": dict(trigger),
                 "spec": dict(spec),
                 "attempts": 0,
@@ -217,10 +180,12 @@ class JobQueue:
         now = self.clock()
         with write_transaction(self.engine) as conn:
             self._recover(conn, now)
-            busy = sa.select(t.c.model).where(t.c.state == RUNNING).scalar_subquery()
+            busy = sa.select(t.c.model).where(t.c.state == JobState.RUNNING).scalar_subquery()
             query = (
                 sa.select(t.c.id, t.c.model)
-                .where(t.c.state == QUEUED, t.c.next_attempt_at <= now, t.c.model.not_in(busy))
+                .where(
+                    t.c.state == JobState.QUEUED, t.c.next_attempt_at <= now, t.c.model.not_in(busy)
+                )
                 .order_by(t.c.next_attempt_at, t.c.created_at, t.c.id)
                 .limit(20)
             )
@@ -228,19 +193,19 @@ class JobQueue:
                 if not _lock_model(conn, cand.model, wait=False):
                     continue  # another worker is claiming for this model right now
                 # Under the model's lock, a fresh statement sees every committed claim.
-                mine = sa.select(t.c.id).where(t.c.id == cand.id, t.c.state == QUEUED)
+                mine = sa.select(t.c.id).where(t.c.id == cand.id, t.c.state == JobState.QUEUED)
                 if conn.dialect.name == "postgresql":
                     mine = mine.with_for_update(skip_locked=True)
                 running = conn.execute(
-                    sa.select(t.c.id).where(t.c.model == cand.model, t.c.state == RUNNING)
+                    sa.select(t.c.id).where(t.c.model == cand.model, t.c.state == JobState.RUNNING)
                 ).first()
                 if running is not None or conn.execute(mine).first() is None:
                     continue
                 conn.execute(
                     t.update()
-                    .where(t.c.id == cand.id, t.c.state == QUEUED)
+                    .where(t.c.id == cand.id, t.c.state == JobState.QUEUED)
                     .values(
-                        state=RUNNING,
+                        state=JobState.RUNNING,
                         owner=worker_id,
                         attempts=t.c.attempts + 1,
                         started_at=now,
@@ -261,7 +226,7 @@ class JobQueue:
                 .where(
                     t.c.id == job_id,
                     t.c.owner == worker_id,
-                    t.c.state == RUNNING,
+                    t.c.state == JobState.RUNNING,
                     t.c.lease_until >= now,
                 )
                 .values(heartbeat_at=now, lease_until=now + lease_s)
@@ -274,9 +239,9 @@ class JobQueue:
         with write_transaction(self.engine) as conn:
             done = conn.execute(
                 t.update()
-                .where(t.c.id == job_id, t.c.owner == worker_id, t.c.state == RUNNING)
+                .where(t.c.id == job_id, t.c.owner == worker_id, t.c.state == JobState.RUNNING)
                 .values(
-                    state=SUCCEEDED,
+                    state=JobState.SUCCEEDED,
                     finished_at=self.clock(),
                     result=dict(result or {}),
                     lease_until=None,
@@ -290,7 +255,9 @@ class JobQueue:
         t = retrain_jobs
         with write_transaction(self.engine) as conn:
             row = conn.execute(
-                self._locked(conn, t.c.id == job_id, t.c.owner == worker_id, t.c.state == RUNNING)
+                self._locked(
+                    conn, t.c.id == job_id, t.c.owner == worker_id, t.c.state == JobState.RUNNING
+                )
             ).first()
             if row is None:
                 return False
@@ -304,8 +271,8 @@ class JobQueue:
         with write_transaction(self.engine) as conn:
             done = conn.execute(
                 t.update()
-                .where(t.c.id == job_id, t.c.state.in_((QUEUED, RUNNING)))
-                .values(state=CANCELLED, finished_at=self.clock(), lease_until=None)
+                .where(t.c.id == job_id, t.c.state.in_((JobState.QUEUED, JobState.RUNNING)))
+                .values(state=JobState.CANCELLED, finished_at=self.clock(), lease_until=None)
             )
             return done.rowcount == 1
 
@@ -350,7 +317,9 @@ class JobQueue:
 
     def _recover(self, conn: sa.Connection, now: float) -> builtins.list[str]:
         t = retrain_jobs
-        rows = conn.execute(self._locked(conn, t.c.state == RUNNING, t.c.lease_until < now)).all()
+        rows = conn.execute(
+            self._locked(conn, t.c.state == JobState.RUNNING, t.c.lease_until < now)
+        ).all()
         for row in rows:
             self._fail_attempt(conn, _job(row), LEASE_LOST, now)
         return [row.id for row in rows]
@@ -360,8 +329,8 @@ class JobQueue:
         t = retrain_jobs
         common = {"error": reason, "owner": None, "lease_until": None}
         if job.attempts >= job.max_attempts:
-            values = {"state": FAILED, "finished_at": now, **common}
+            values = {"state": JobState.FAILED, "finished_at": now, **common}
         else:
             delay = min(job.backoff_s * 2 ** max(job.attempts - 1, 0), job.max_backoff_s)
-            values = {"state": QUEUED, "next_attempt_at": now + delay, **common}
+            values = {"state": JobState.QUEUED, "next_attempt_at": now + delay, **common}
         conn.execute(t.update().where(t.c.id == job.id).values(**values))

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from driftd.retrain.metrics import (
+from driftd.retrain.scores import (
     F64,
     I64,
     Task,

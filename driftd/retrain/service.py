@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from driftd.config import ModelSettings, Settings, load_settings
-from driftd.config.retrain import ModelRetrainSettings
+from driftd.config import ModelSettings, load_settings
+from driftd.config.retrain import ModelRetrainSettings, RetrainSettings
 from driftd.registry import NotFound, Registry, VersionInfo
 from driftd.registry.artifacts import ArtifactPolicy, InvalidArtifact
 from driftd.registry.configure import open_registry
@@ -30,6 +30,7 @@ from driftd.retrain.repro import code_version, entry_point_dir, environment
 from driftd.retrain.snapshot import (
     LastN,
     SinceAlarm,
+    Snapshot,
     SnapshotSpec,
     TimeRange,
     Window,
@@ -121,16 +122,17 @@ def _artifact_path(v: VersionInfo, artifacts: ArtifactPolicy) -> Path:
 
 
 def _train(
-    settings: Settings,
     model: str,
     rs: ModelRetrainSettings,
     request: TrainRequest,
     champion: VersionInfo | None,
     registry: Registry,
+    storage_url: str,
     trials: int,
     progress: Progress,
 ) -> tuple[TrainResult, dict[str, Any]]:
-    """Train once, or tune with Optuna and return the best trial's result and params."""
+    """Train once, or tune with Optuna (studies stored at ``storage_url``) and return the best
+    trial's result and params."""
     trainer = load_entry_point(rs.trainer)
     if trials <= 0:
         return trainer(request), dict(request.params)
@@ -146,7 +148,7 @@ def _train(
         space,
         n_trials=trials,
         timeout_s=rs.tuning.timeout_s,
-        storage_url=settings.registry_url,
+        storage_url=storage_url,
         study_name=f"{model}-{request.snapshot_sha256[:12]}-{request.seed}",
         seed=request.seed,
         metric=rs.tuning.metric,
@@ -158,34 +160,28 @@ def _train(
     return result.best_result, dict(result.best_params)
 
 
-def retrain_model(
-    settings: Settings,
-    model: str,
-    registry: Registry,
-    *,
-    trigger: Mapping[str, Any] | None = None,
-    window: Window | None = None,
-    trials: int | None = None,
-    progress: Progress | None = None,
-    job_tags: Mapping[str, Any] | None = None,
-) -> RetrainOutcome:
-    """Retrain ``model`` now, in this process, and register the candidate. ``job_tags`` name
-    the queued job attempt this is (see ``driftd.retrain.abandoned``)."""
-    ms: ModelSettings = settings.models[model]
-    rs = ms.retrain or ModelRetrainSettings()
-    prog = progress or Progress()
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
-    work = settings.retrain.work_dir / model / stamp
-    store = LabeledStore(settings.retrain.store_dir)
-
-    prog.phase("snapshot")
-    train_f, val_f, hold_f = rs.split
+def _window(
+    rs: ModelRetrainSettings, window: Window | None, trigger: Mapping[str, Any] | None
+) -> Window:
+    """The window asked for, else only what came after the alarm (``rows_after_alarm``), else
+    the configured one."""
     if window is None and rs.rows_after_alarm > 0 and trigger and trigger.get("kind") == "alarm":
-        window = SinceAlarm(float(trigger["key"]["ts"]))  # only what came after the change
-    spec = SnapshotSpec(model, window or window_of(rs), train_f, val_f, hold_f)
-    snap = make_snapshot(store, spec, work / "snapshot")
+        return SinceAlarm(float(trigger["key"]["ts"]))
+    return window or window_of(rs)
+
+
+def _snapshot(
+    model: str, rs: ModelRetrainSettings, store: LabeledStore, window: Window, out: Path
+) -> Snapshot:
+    """Cut the snapshot of ``window`` into ``out``, split as configured."""
+    train_f, val_f, hold_f = rs.split
+    return make_snapshot(store, SnapshotSpec(model, window, train_f, val_f, hold_f), out)
+
+
+def _register_dataset(registry: Registry, snap: Snapshot) -> int:
+    """Record the snapshot as a registry Dataset (its content hash, window, sources)."""
     record = snap.dataset_record()
-    dataset_id = registry.register_dataset(
+    return registry.register_dataset(
         record["sha256"],
         record["row_count"],
         record["uri"],
@@ -194,20 +190,21 @@ def retrain_model(
         source_offsets=dict(record["source_offsets"]),
         schema={"columns": record["schema"]},
     )
-    champion = _champion(registry, model)
-    request = TrainRequest(
-        snapshot_dir=snap.path,
-        snapshot_sha256=snap.sha256,
-        task=ms.task,
-        params=dict(rs.params),
-        seed=rs.seed,
-        device=rs.device,
-        deterministic=rs.deterministic,
-        out_dir=work / "artifact",
-        report=prog.epoch,
-    )
-    n_trials = rs.tuning.trials if trials is None else trials
-    run_id = registry.start_run(
+
+
+def _start_run(
+    model: str,
+    ms: ModelSettings,
+    rs: ModelRetrainSettings,
+    registry: Registry,
+    snap: Snapshot,
+    dataset_id: int,
+    n_trials: int,
+    trigger: Mapping[str, Any] | None,
+    job_tags: Mapping[str, Any] | None,
+) -> str:
+    """Open the registry run: params, seed, code version, environment, trigger and tags."""
+    return registry.start_run(
         model,
         ACTOR,
         params=dict(rs.params),
@@ -220,22 +217,26 @@ def retrain_model(
             "deterministic": rs.deterministic,
             "device": rs.device,
             "trials": n_trials,
-            "snapshot_uri": record["uri"],
+            "snapshot_uri": snap.dataset_record()["uri"],
             **dict(job_tags or {}),
         },
         dataset_id=dataset_id,
         trigger=dict(trigger) if trigger is not None else {"kind": "manual"},
     )
-    try:
-        prog.phase("train" if n_trials <= 0 else f"tune ({n_trials} trials)")
-        result, params = _train(settings, model, rs, request, champion, registry, n_trials, prog)
-        prog.phase("evaluate")
-        evaluation = _evaluate(snap, ms.task, rs, result, champion, registry.artifacts)
-    except BaseException:
-        registry.finish_run(run_id, ACTOR, status="failed")
-        raise
+
+
+def _register_candidate(
+    model: str,
+    ms: ModelSettings,
+    registry: Registry,
+    result: TrainResult,
+    run_id: str,
+    champion: VersionInfo | None,
+    evaluation: dict[str, Any],
+) -> VersionInfo:
+    """Register the candidate: ``staging`` + ``challenger`` when it passed, else development."""
     promoted = bool(evaluation["promote"])
-    version = registry.register_version(
+    return registry.register_version(
         model,
         result.artifact.resolve().as_uri(),
         result.artifact_sha256,
@@ -250,6 +251,58 @@ def retrain_model(
         aliases=["challenger"] if promoted else [],
         reason="; ".join(evaluation.get("reasons", [])) or "passed the evaluation gate",
     )
+
+
+def retrain_model(
+    model: str,
+    ms: ModelSettings,
+    paths: RetrainSettings,
+    registry: Registry,
+    *,
+    storage_url: str,
+    trigger: Mapping[str, Any] | None = None,
+    window: Window | None = None,
+    trials: int | None = None,
+    progress: Progress | None = None,
+    job_tags: Mapping[str, Any] | None = None,
+) -> RetrainOutcome:
+    """Retrain ``model`` (configured by ``ms``) now, in this process, and register the
+    candidate. ``paths`` says where labeled rows and work files live, ``storage_url`` where
+    tuning studies go (the registry database); ``job_tags`` name the queued job attempt this
+    is (see ``driftd.retrain.abandoned``)."""
+    rs = ms.retrain or ModelRetrainSettings()
+    prog = progress or Progress()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+    work = paths.work_dir / model / stamp
+    store = LabeledStore(paths.store_dir)
+
+    prog.phase("snapshot")
+    snap = _snapshot(model, rs, store, _window(rs, window, trigger), work / "snapshot")
+    dataset_id = _register_dataset(registry, snap)
+    champion = _champion(registry, model)
+    request = TrainRequest(
+        snapshot_dir=snap.path,
+        snapshot_sha256=snap.sha256,
+        task=ms.task,
+        params=dict(rs.params),
+        seed=rs.seed,
+        device=rs.device,
+        deterministic=rs.deterministic,
+        out_dir=work / "artifact",
+        report=prog.epoch,
+    )
+    n_trials = rs.tuning.trials if trials is None else trials
+    run_id = _start_run(model, ms, rs, registry, snap, dataset_id, n_trials, trigger, job_tags)
+    try:
+        prog.phase("train" if n_trials <= 0 else f"tune ({n_trials} trials)")
+        result, params = _train(model, rs, request, champion, registry, storage_url, n_trials, prog)
+        prog.phase("evaluate")
+        evaluation = _evaluate(snap, ms.task, rs, result, champion, registry.artifacts)
+    except BaseException:
+        registry.finish_run(run_id, ACTOR, status="failed")
+        raise
+    version = _register_candidate(model, ms, registry, result, run_id, champion, evaluation)
+    promoted = bool(evaluation["promote"])
     metrics = {k: float(v) for k, v in result.metrics.items()}
     registry.finish_run(
         run_id,
@@ -272,7 +325,7 @@ def retrain_model(
 
 
 def _evaluate(
-    snap: Any,
+    snap: Snapshot,
     task: str,
     rs: ModelRetrainSettings,
     result: TrainResult,
@@ -321,7 +374,15 @@ def run_job(config: str, model: str, trigger: Mapping[str, Any] | None = None) -
     configure(settings.log)
     registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
     try:
-        tags = env_attempt_tags(os.environ)
-        return retrain_model(settings, model, registry, trigger=trigger, job_tags=tags).to_dict()
+        outcome = retrain_model(
+            model,
+            settings.models[model],
+            settings.retrain,
+            registry,
+            storage_url=settings.registry_url,
+            trigger=trigger,
+            job_tags=env_attempt_tags(os.environ),
+        )
+        return outcome.to_dict()
     finally:
         registry.engine.dispose()

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import SecretStr
 
-from driftd.config import Settings
-from driftd.config.retrain import ModelRetrainSettings
+from driftd.config import ModelSettings
+from driftd.config.retrain import ModelRetrainSettings, RetrainSettings
 from driftd.contracts.monitor import DriftDetected
-from driftd.retrain.executor import Executor, Outcome, SubprocessExecutor, TorchrunExecutor
-from driftd.retrain.jobs import Job, JobQueue, Submission
+from driftd.retrain.abc import Executor, Job, JobStore, Outcome, Submission
+from driftd.retrain.executor import SubprocessExecutor, TorchrunExecutor
+from driftd.retrain.jobs import JobQueue
 from driftd.retrain.policy import (
     TriggerPolicy,
     alarm_trigger,
@@ -34,6 +36,11 @@ from driftd.retrain.worker import Worker
 
 log = logging.getLogger("driftd.retrain")
 JOB_ENTRY = "driftd.retrain.service:run_job"
+
+
+def retrain_sections(models: Mapping[str, ModelSettings]) -> dict[str, ModelRetrainSettings]:
+    """Each model's ``[models.<name>.retrain]`` section, for the models that have one."""
+    return {name: ms.retrain for name, ms in models.items() if ms.retrain is not None}
 
 
 def policy_of(rs: ModelRetrainSettings) -> TriggerPolicy:
@@ -64,19 +71,15 @@ class Triggers:
 
     def __init__(
         self,
-        settings: Settings,
+        models: Mapping[str, ModelRetrainSettings],
         config: Path,
-        queue: JobQueue,
+        queue: JobStore,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.queue = queue
         self.clock = clock
-        self.models = {
-            name: ms.retrain
-            for name, ms in settings.models.items()
-            if ms.retrain is not None and ms.retrain.enabled
-        }
+        self.models = {name: rs for name, rs in models.items() if rs.enabled}
         self.policies = {name: policy_of(rs) for name, rs in self.models.items()}
         self.new_rows: Counter[str] = Counter()  # labeled rows since the last submitted job
         # An alarm waiting for rows_after_alarm labeled rows, and the rows seen since it.
@@ -160,12 +163,9 @@ class Triggers:
 class PerModelExecutor:
     """Runs each job with its model's executor; unknown models fail with a reason."""
 
-    def __init__(self, settings: Settings, work_root: Path) -> None:
+    def __init__(self, models: Mapping[str, ModelRetrainSettings], work_root: Path) -> None:
         self.executors: dict[str, Executor] = {}
-        for name, ms in settings.models.items():
-            rs = ms.retrain
-            if rs is None:
-                continue
+        for name, rs in models.items():
             limit = rs.memory_limit_mb * 2**20 if rs.memory_limit_mb else None
             if rs.executor == "torchrun":
                 self.executors[name] = TorchrunExecutor(
@@ -182,16 +182,19 @@ class PerModelExecutor:
         return executor.run(job, stop)
 
 
-def make_worker(settings: Settings, engine: sa.Engine) -> Worker:
+def make_worker(
+    retrain: RetrainSettings,
+    models: Mapping[str, ModelRetrainSettings],
+    engine: sa.Engine,
+    registry_secret: SecretStr | None,
+) -> Worker:
     """A worker on the registry database's job queue with per-model executors; it closes the
-    runs of attempts that died (``driftd.retrain.abandoned``)."""
+    runs of attempts that died (``driftd.retrain.abandoned``), signing as the registry does."""
     from driftd.retrain.abandoned import run_sweeper
 
-    work = settings.retrain.work_dir / "jobs"
+    work = retrain.work_dir / "jobs"
     work.mkdir(parents=True, exist_ok=True)
     queue = JobQueue(engine)
-    secret = settings.registry.secret
-    sweep = run_sweeper(engine, secret.get_secret_value() if secret else None, queue)
-    return Worker(
-        queue, PerModelExecutor(settings, work), lease_s=settings.retrain.lease_s, sweep=sweep
-    )
+    secret = registry_secret.get_secret_value() if registry_secret else None
+    sweep = run_sweeper(engine, secret, queue)
+    return Worker(queue, PerModelExecutor(models, work), lease_s=retrain.lease_s, sweep=sweep)

@@ -22,8 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from driftd.retrain.executor import Executor, Outcome
-from driftd.retrain.jobs import Job, JobQueue
+from driftd.retrain.abc import Executor, Job, JobStore, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ class Worker:
 
     def __init__(
         self,
-        queue: JobQueue,
+        queue: JobStore,
         executor: Executor,
         worker_id: str | None = None,
         *,

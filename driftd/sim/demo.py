@@ -140,7 +140,10 @@ def seed_champion(settings: Any, registry: Any, world: Any, rate: float) -> int:
         ),
     )  # fmt: skip
     store.flush()
-    outcome = retrain_model(settings, MODEL, registry, trigger={"kind": "seed"})
+    outcome = retrain_model(
+        MODEL, settings.models[MODEL], settings.retrain, registry,
+        storage_url=settings.registry_url, trigger={"kind": "seed"},
+    )  # fmt: skip
     registry.promote(MODEL, outcome.version, "production", "demo-ops", "the first champion")
     registry.set_traffic(MODEL, {outcome.version: 1.0}, "demo-ops", "all traffic", "seed")
     return int(outcome.version)
@@ -155,7 +158,7 @@ def run_demo(out: Path, seed: int = 7, rate: float = 100.0, metrics_port: int | 
     from driftd.daemon import app as app_mod
     from driftd.registry.configure import open_registry
     from driftd.retrain.jobs import JobQueue
-    from driftd.retrain.triggers import make_worker
+    from driftd.retrain.triggers import make_worker, retrain_sections
     from driftd.sim.server import LabelEmitter, ModelServer
     from driftd.sim.sinks import JsonlSink
     from driftd.sim.world import World
@@ -176,7 +179,8 @@ def run_demo(out: Path, seed: int = 7, rate: float = 100.0, metrics_port: int | 
     if app.server is not None:
         port = app.server[0].server_port
         tl.add(T0, f"metrics served at http://127.0.0.1:{port}/metrics while the demo runs")
-    worker = make_worker(settings, registry.engine)
+    worker = make_worker(settings.retrain, retrain_sections(settings.models), registry.engine,
+                         settings.registry.secret)  # fmt: skip
     server = ModelServer(world, registry, MODEL, seed=seed, emitter=LabelEmitter(20.0, 1.0, seed),
                          base_latency_ms=40.0, base_error_rate=0.005)  # fmt: skip
     server.load(v1)

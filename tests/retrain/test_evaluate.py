@@ -28,7 +28,7 @@ from driftd.retrain.evaluate import (
     paired_bootstrap,
     per_row,
 )
-from driftd.retrain.metrics import _auc_weighted
+from driftd.retrain.scores import _auc_weighted
 from driftd.retrain.paired import _resample_counts
 
 F64 = npt.NDArray[np.float64]

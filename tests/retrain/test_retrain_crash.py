@@ -22,7 +22,7 @@ from driftd.registry import schema as t
 from driftd.registry.configure import open_registry
 from driftd.retrain.jobs import LEASE_LOST, JobQueue
 from driftd.retrain.store import LabeledStore
-from driftd.retrain.triggers import Triggers
+from driftd.retrain.triggers import Triggers, retrain_sections
 from tests.retrain.test_service import N_FEATURES, write_rows
 
 pytestmark = pytest.mark.slow
@@ -91,7 +91,7 @@ def test_daemon_killed_mid_retrain_leaves_no_running_run_and_one_dataset(
     settings = load_settings(config)
     registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
     queue = JobQueue(registry.engine)
-    sub = Triggers(settings, config, queue).manual("fraud", "crash")
+    sub = Triggers(retrain_sections(settings.models), config, queue).manual("fraud", "crash")
     assert sub.created and sub.job is not None
     log = tmp_path / "daemon.log"
 
