@@ -100,7 +100,11 @@ def adwin_kernel(
     out_s: F64,
     out_t: F64,
 ) -> tuple[int, int]:
-    """River's AdaptiveWindowing, resetting completely after a drift as River 0.26 does."""
+    """River's AdaptiveWindowing, resetting completely after a drift as River 0.26 does.
+
+    One compiled loop on purpose: insert, bucket compression and cut search share the state per
+    value; split, the hot path would gain calls and River's operation order would be harder to see.
+    """
     n_out = 0
     for t in range(x.size):
         v = x[t]
@@ -334,7 +338,11 @@ def kswin_kernel(
     out_i: I64,
     out_s: F64,
 ) -> tuple[int, int]:
-    """River's KSWIN with CPython's sampling; ``ints`` = [values in window, next slot]."""
+    """River's KSWIN with CPython's sampling; ``ints`` = [values in window, next slot].
+
+    One compiled loop on purpose: the ring update, the sampling (CPython's draw order) and the KS
+    statistic share scratch arrays allocated once; split, the hot path would gain calls.
+    """
     w = window.size
     m = w - stat_size
     pool = np.empty(m, np.int64)

@@ -222,6 +222,34 @@ def calibrate(
     >>> cal.parameter, cal.rate_per_100k <= 50.0, 4.0 < cal.threshold < 8.0
     ('threshold', True, True)
     """
+    build, parameter, spec = _builder(detector, threshold)
+    rate_rises, bounds = _search_range(spec, rate_rises, bounds)
+    x, target, allowed = _checked_run(
+        reference, target_false_alarms_per_100k, block, n_samples, seed, rtol, confidence
+    )
+    stream = block_bootstrap(x, n_samples, block, np.random.default_rng(seed))
+    best, best_count = _search(build, stream, allowed, bounds, rate_rises, rtol, target)
+    per_segment = count_drifts(build(best), stream, _SEGMENTS)
+    mean = per_segment.mean()
+    dispersion = float(per_segment.var(ddof=1) / mean) if mean > 0 else 1.0
+    return Calibration(
+        parameter=parameter,
+        threshold=best,
+        target_per_100k=target,
+        false_alarms=best_count,
+        n_values=n_samples,
+        rate_per_100k=best_count * _PER / n_samples,
+        interval=poisson_interval(best_count, n_samples, confidence),
+        confidence=confidence,
+        dispersion=dispersion,
+        detector=build(best),
+    )
+
+
+def _builder(
+    detector: str | Callable[..., Detector], threshold: str | None
+) -> tuple[Callable[[float], Detector], str | None, ThresholdSpec | None]:
+    """The factory of ``detector`` by threshold value, the threshold's keyword and its spec."""
     spec: ThresholdSpec | None = None
     build: Callable[[float], Detector]
     if isinstance(detector, str):
@@ -245,14 +273,34 @@ def calibrate(
     else:
         _check("detector", detector, callable(detector), "a name, a class or a factory")
         build = detector
+    return build, threshold, spec
+
+
+def _search_range(
+    spec: ThresholdSpec | None, rate_rises: bool | None, bounds: tuple[float, float] | None
+) -> tuple[bool, tuple[float, float]]:
+    """``rate_rises`` and ``bounds``, defaulted from ``spec`` and checked."""
     if spec is not None:
         rate_rises = spec.rate_rises if rate_rises is None else rate_rises
         bounds = spec.bounds if bounds is None else bounds
     _check("rate_rises", rate_rises, isinstance(rate_rises, bool), "True or False")
     _check("bounds", bounds, bounds is not None and len(bounds) == 2, "a pair (low, high)")
-    assert bounds is not None
+    assert bounds is not None and rate_rises is not None
     lo, hi = float(bounds[0]), float(bounds[1])
     _check("bounds", bounds, 0 < lo < hi and math.isfinite(hi), "0 < low < high < inf")
+    return rate_rises, bounds
+
+
+def _checked_run(
+    reference: npt.ArrayLike,
+    target_false_alarms_per_100k: float,
+    block: int,
+    n_samples: int,
+    seed: int,
+    rtol: float,
+    confidence: float,
+) -> tuple[npt.NDArray[np.float64], float, int]:
+    """The reference as a flat array, the target rate and the drifts it allows in the stream."""
     x = as_float_array(reference).reshape(-1)
     target = float(target_false_alarms_per_100k)
     _check("target_false_alarms_per_100k", target, target > 0 and math.isfinite(target), "> 0")
@@ -265,8 +313,23 @@ def calibrate(
     _check("seed", seed, isinstance(seed, int) and seed >= 0, "an integer >= 0")
     _check("rtol", rtol, 0 < rtol < 1, "a number in (0, 1)")
     _check("confidence", confidence, 0 < confidence < 1, "a number in (0, 1)")
+    return x, target, allowed
 
-    stream = block_bootstrap(x, n_samples, block, np.random.default_rng(seed))
+
+def _search(
+    build: Callable[[float], Detector],
+    stream: npt.NDArray[np.float64],
+    allowed: int,
+    bounds: tuple[float, float],
+    rate_rises: bool,
+    rtol: float,
+    target: float,
+) -> tuple[float, int]:
+    """The most sensitive threshold in ``bounds`` with at most ``allowed`` drifts, and its count.
+
+    Bisects geometrically between the quietest and the loudest end until the bracket is
+    ``rtol`` wide; every value runs on the same ``stream``.
+    """
 
     def drifts(value: float) -> int:
         """Drifts over the stream, or the first count above ``allowed`` (stops early)."""
@@ -276,6 +339,7 @@ def calibrate(
             start, size = start + size, min(2 * size, _BATCH)
         return total
 
+    lo, hi = float(bounds[0]), float(bounds[1])
     quiet, loud = (lo, hi) if rate_rises else (hi, lo)  # fewest / most false alarms
     best, best_count = quiet, drifts(quiet)
     if best_count > allowed:
@@ -293,18 +357,4 @@ def calibrate(
             quiet, best, best_count = mid, mid, count
         else:
             loud, loud_count = mid, count
-    per_segment = count_drifts(build(best), stream, _SEGMENTS)
-    mean = per_segment.mean()
-    dispersion = float(per_segment.var(ddof=1) / mean) if mean > 0 else 1.0
-    return Calibration(
-        parameter=threshold,
-        threshold=best,
-        target_per_100k=target,
-        false_alarms=best_count,
-        n_values=n_samples,
-        rate_per_100k=best_count * _PER / n_samples,
-        interval=poisson_interval(best_count, n_samples, confidence),
-        confidence=confidence,
-        dispersion=dispersion,
-        detector=build(best),
-    )
+    return best, best_count

@@ -37,13 +37,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 
 from driftd.detectors import sketch as sk
 from driftd.detectors.multitest import Correction, adjust
+from driftd.detectors.window_stats import FloatArray, IntArray, categorical_test, numeric_test
 from driftd.errors import ConfigError
 
 __all__ = ["DEFAULT_FLOORS", "DriftReport", "FeatureResult", "WindowDrift"]
@@ -61,13 +62,10 @@ DEFAULT_FLOORS: dict[str, float] = {
     "chi2": 0.02,
     "g": 0.02,
 }
-_NUMERIC = ("ks", "ad", "psi", "js", "wasserstein")
-_CATEGORICAL = ("chi2", "g", "psi", "js")
-_CORRECTIONS = ("holm", "bh", "none")
-_MODES = ("sketch", "exact", "auto")
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+_NUMERIC: tuple[str, ...] = get_args(NumericMethod)
+_CATEGORICAL: tuple[str, ...] = get_args(CategoricalMethod)
+_CORRECTIONS: tuple[str, ...] = get_args(Correction)
+_MODES: tuple[str, ...] = get_args(Mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,12 +251,12 @@ class WindowDrift:
         rows: list[tuple[str, str, float, float, float, float, bool, float, int]] = []
         for j, s in enumerate(self._numeric):
             col = None if raw is None or self._sorted is None else (self._sorted[:, j], raw[:, j])
-            stat, p, eff, bound = _numeric_test(self.method, s, hist, j, col)
+            stat, p, eff, bound = numeric_test(self.method, s, hist, j, col)
             rows.append(
                 (self.names[j], self.method, stat, p, eff, self.floor, col is not None, bound, 0)
             )
         for j, c in enumerate(self._categorical):
-            stat, p, eff = _categorical_test(
+            stat, p, eff = categorical_test(
                 self.categorical_method, c.ref_counts, hist.categorical[j]
             )
             rows.append(
@@ -294,88 +292,6 @@ class WindowDrift:
             )
         )
         return DriftReport(features, self.correction, self.alpha, self.n_reference, hist.n)
-
-
-def _numeric_test(
-    method: str,
-    s: sk.NumericSketch,
-    hist: sk.WindowHistogram,
-    j: int,
-    col: tuple[FloatArray, FloatArray] | None,
-) -> tuple[float, float, float, float]:
-    """``(statistic, p, effect, bound)`` for one numeric column."""
-    cur = hist.numeric[j]
-    n, m = int(s.ref_counts.sum()), int(cur.sum())
-    if method in ("psi", "js"):
-        r, c = s.coarse(s.ref_counts), s.coarse(cur)
-        value = sk.psi(r, c) if method == "psi" else sk.js_distance(r, c)
-        return value, sk.contingency(r, c, g_test=True)[1], value, 0.0
-    if method == "ad":
-        if col is None:
-            a2, norm = sk.ad_from_counts(s.ref_counts, cur)
-        else:
-            a2, norm = _ad_exact(*col)
-        return norm, sk.ad_pvalue(a2), a2 * (n + m) / (n * m), 0.0
-    if col is None:
-        d, bound = sk.ks_from_counts(s.ref_counts, cur)
-    else:
-        d, bound = _ks_exact(*col), 0.0
-    p = sk.ks_pvalue(d, n, m)
-    if method == "ks":
-        return d, p, d, bound
-    if col is None:
-        w = sk.wasserstein_from_counts(
-            s.edges,
-            s.ref_counts,
-            cur,
-            min(s.low, float(hist.lows[j])),
-            max(s.high, float(hist.highs[j])),
-        )
-    else:
-        w = _wasserstein_exact(*col)
-    return w, p, w / s.scale, bound
-
-
-def _categorical_test(method: str, ref: IntArray, cur: IntArray) -> tuple[float, float, float]:
-    """``(statistic, p, effect)`` for one categorical column (unseen bin included)."""
-    g_stat, g_p, _ = sk.contingency(ref, cur, g_test=True)
-    if method == "psi":
-        value = sk.psi(ref, cur)
-        return value, g_p, value
-    if method == "js":
-        value = sk.js_distance(ref, cur)
-        return value, g_p, value
-    stat, p, _ = sk.contingency(ref, cur, g_test=False) if method == "chi2" else (g_stat, g_p, 0)
-    total = float(ref.sum() + cur.sum())
-    return stat, p, float(np.sqrt(stat / total))
-
-
-def _ks_exact(ref_sorted: FloatArray, cur: FloatArray) -> float:
-    cur_sorted = np.sort(cur)
-    both = np.concatenate((ref_sorted, cur_sorted))
-    fr = np.searchsorted(ref_sorted, both, side="right") / ref_sorted.size
-    fc = np.searchsorted(cur_sorted, both, side="right") / cur_sorted.size
-    return float(np.abs(fr - fc).max())
-
-
-def _wasserstein_exact(ref_sorted: FloatArray, cur: FloatArray) -> float:
-    cur_sorted = np.sort(cur)
-    both = np.sort(np.concatenate((ref_sorted, cur_sorted)))
-    deltas = np.diff(both)
-    fr = np.searchsorted(ref_sorted, both[:-1], side="right") / ref_sorted.size
-    fc = np.searchsorted(cur_sorted, both[:-1], side="right") / cur_sorted.size
-    return float(np.sum(np.abs(fr - fc) * deltas))
-
-
-def _ad_exact(ref_sorted: FloatArray, cur: FloatArray) -> tuple[float, float]:
-    values = np.unique(np.concatenate((ref_sorted, cur)))
-    counts = [
-        (np.searchsorted(x, values, side="right") - np.searchsorted(x, values, side="left")).astype(
-            np.int64
-        )
-        for x in (ref_sorted, np.sort(cur))
-    ]
-    return sk.ad_from_counts(counts[0], counts[1])
 
 
 def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
