@@ -45,7 +45,7 @@ class TuningSettings(Section):
 
 
 class EvaluationGateSettings(Section):
-    """Champion/challenger promotion gate (see ``driftd.retrain.evaluate``)."""
+    """Champion/challenger promotion gate (see ``driftd.retrain.gate``)."""
 
     primary: Metric | None = None  # None: roc_auc (binary), accuracy (multiclass), rmse
     min_gain: Annotated[float, Field(ge=0)] = 0.0

@@ -11,17 +11,10 @@ count; CUDA runs in deterministic mode match on the same GPU model, driver and l
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib.metadata
-import importlib.util
 import json
 import math
 import os
-import platform
 import random
-import shutil
-import socket
-import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -31,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from driftd.retrain.provenance import code_version, entry_point_dir, environment
+from driftd.retrain.provenance import file_sha256 as file_sha256  # where callers knew it
 from driftd.retrain.snapshot import MANIFEST
 from driftd.retrain.trainer import ReportFn, TrainRequest, TrainResult, load_entry_point
 
@@ -82,108 +77,6 @@ def deterministic_mode(enabled: bool) -> Iterator[None]:
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
         else:
             os.environ["CUBLAS_WORKSPACE_CONFIG"] = prev[4]
-
-
-def file_sha256(path: Path | str) -> str:
-    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _packages() -> list[str]:
-    """Installed distributions as sorted ``name==version`` (a pip freeze without a subprocess)."""
-    found = set()
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"]
-        if name:
-            found.add(f"{name.lower().replace('_', '-')}=={dist.version}")
-    return sorted(found)
-
-
-def _driver_version() -> str | None:
-    """The NVIDIA driver version from nvidia-smi, when it exists and answers within 5 s."""
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return None
-    try:
-        out = subprocess.run(  # noqa: S603 (fixed arguments, no shell)
-            [smi, "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
-
-
-def environment() -> dict[str, Any]:
-    """Software and hardware that can change a run's numbers."""
-    packages = _packages()
-    cuda = torch.cuda.is_available()
-    cudnn = torch.backends.cudnn.version() if cuda else None  # type: ignore[no-untyped-call]
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "host": socket.gethostname(),
-        "cpu_count": os.cpu_count(),
-        "torch": str(torch.__version__),
-        "torch_threads": torch.get_num_threads(),
-        "numpy": np.__version__,
-        "cuda_available": cuda,
-        "cuda": torch.version.cuda,
-        "cudnn": cudnn,
-        "gpu_count": torch.cuda.device_count() if cuda else 0,
-        "gpus": [
-            torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count() if cuda else 0)
-        ],
-        "driver": _driver_version(),
-        "packages": packages,
-        "packages_sha256": hashlib.sha256("\n".join(packages).encode()).hexdigest(),
-    }
-
-
-def _git(repo: Path, *args: str) -> bytes | None:
-    git = shutil.which("git")
-    if git is None:
-        return None
-    try:
-        return subprocess.run(  # noqa: S603 (fixed arguments, no shell)
-            [git, "-C", str(repo), *args], capture_output=True, timeout=30, check=True
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def code_version(repo_dir: Path | str) -> dict[str, Any]:
-    """Git commit, branch, dirty flag and SHA-256 of ``git diff HEAD`` (tracked files only);
-    all None outside a git work tree."""
-    repo = Path(repo_dir)
-    commit = _git(repo, "rev-parse", "HEAD")
-    if commit is None:
-        return {"commit": None, "branch": None, "dirty": None, "diff_sha256": None}
-    branch = _git(repo, "rev-parse", "--abbrev-ref", "HEAD") or b""
-    status = _git(repo, "status", "--porcelain", "--untracked-files=no") or b""
-    diff = _git(repo, "diff", "HEAD", "--binary") or b""
-    return {
-        "commit": commit.decode().strip(),
-        "branch": branch.decode().strip() or None,
-        "dirty": bool(status.strip()),
-        "diff_sha256": hashlib.sha256(diff).hexdigest() if status.strip() else None,
-    }
-
-
-def entry_point_dir(entry_point: str) -> Path:
-    """The directory of the entry point's module (where its code version is read)."""
-    spec = importlib.util.find_spec(entry_point.partition(":")[0])
-    if spec is None or spec.origin is None:
-        return Path.cwd()
-    return Path(spec.origin).resolve().parent
 
 
 def run_record(
@@ -265,104 +158,115 @@ def _metric_diffs(old: Mapping[str, float], new: Mapping[str, float], tol: float
     return out
 
 
+def _code_diffs(ca: Mapping[str, Any], cb: Mapping[str, Any]) -> list[Difference]:
+    """The commit, then the dirty flag or (same flag) the uncommitted diff."""
+    out = []
+    if ca.get("commit") != cb.get("commit"):
+        out.append(
+            Difference(
+                "code",
+                "commit",
+                ca.get("commit"),
+                cb.get("commit"),
+                f"code version changed: commit recorded {_short(ca.get('commit'))}, "
+                f"now {_short(cb.get('commit'))}",
+            )
+        )
+    if ca.get("dirty") != cb.get("dirty"):
+        out.append(
+            Difference(
+                "code",
+                "dirty",
+                ca.get("dirty"),
+                cb.get("dirty"),
+                f"code version changed: uncommitted changes recorded {ca.get('dirty')}, "
+                f"now {cb.get('dirty')}",
+            )
+        )
+    elif ca.get("diff_sha256") != cb.get("diff_sha256"):
+        out.append(
+            Difference(
+                "code",
+                "diff_sha256",
+                ca.get("diff_sha256"),
+                cb.get("diff_sha256"),
+                f"code version changed: uncommitted diff recorded "
+                f"{_short(ca.get('diff_sha256'))}, now {_short(cb.get('diff_sha256'))}",
+            )
+        )
+    return out
+
+
+def _input_diffs(recorded: Mapping[str, Any], rerun: Mapping[str, Any]) -> list[Difference]:
+    """Entry point, task, seed, deterministic flag and device; then the params."""
+    out = []
+    for key in ("entry_point", "task", "seed", "deterministic", "device"):
+        a, b = recorded.get(key), rerun.get(key)
+        if a != b:
+            kind = "environment" if key == "device" else key
+            out.append(Difference(kind, key, a, b, f"{key} changed: recorded {a!r}, now {b!r}"))
+    pa, pb = recorded.get("params") or {}, rerun.get("params") or {}
+    if changed := _params_diff(pa, pb):
+        out.append(Difference("params", "params", pa, pb, "params changed: " + "; ".join(changed)))
+    return out
+
+
+def _environment_diffs(ea: Mapping[str, Any], eb: Mapping[str, Any]) -> list[Difference]:
+    """The environment fields that can explain a mismatch, then the installed packages."""
+    out = [
+        Difference(
+            "environment",
+            key,
+            ea.get(key),
+            eb.get(key),
+            f"environment: {key} recorded {ea.get(key)!r}, now {eb.get(key)!r}",
+        )
+        for key in ENV_FIELDS
+        if ea.get(key) != eb.get(key)
+    ]
+    if ea.get("packages_sha256") != eb.get("packages_sha256"):
+        old, new = set(ea.get("packages") or ()), set(eb.get("packages") or ())
+        detail = sorted(new - old)[:5] + [f"-{p}" for p in sorted(old - new)[:5]]
+        out.append(
+            Difference(
+                "environment",
+                "packages",
+                ea.get("packages_sha256"),
+                eb.get("packages_sha256"),
+                f"environment: installed packages differ {detail}",
+            )
+        )
+    return out
+
+
+def _hash_diff(kind: str, key: str, what: str, a: Any, b: Any) -> list[Difference]:
+    """A recorded-vs-now hash that differs, shortened in the message."""
+    if a == b:
+        return []
+    return [Difference(kind, key, a, b, f"{what}: recorded {_short(a)}, now {_short(b)}")]
+
+
 def compare_runs(
     recorded: Mapping[str, Any], rerun: Mapping[str, Any], *, tolerance: float = 0.0
 ) -> ReproReport:
     """Compare two run records; metrics match within ``tolerance`` (absolute; 0 = exact)."""
-    diffs: list[Difference] = []
-
-    def add(kind: str, field: str, a: Any, b: Any, message: str) -> None:
-        diffs.append(Difference(kind, field, a, b, message))
-
-    a, b = recorded.get("dataset_sha256"), rerun.get("dataset_sha256")
-    if a != b:
-        add(
-            "dataset",
-            "dataset_sha256",
-            a,
-            b,
-            f"dataset changed: recorded {_short(a)}, now {_short(b)}",
-        )
-    ca, cb = recorded.get("code") or {}, rerun.get("code") or {}
-    if ca.get("commit") != cb.get("commit"):
-        add(
-            "code",
-            "commit",
-            ca.get("commit"),
-            cb.get("commit"),
-            f"code version changed: commit recorded {_short(ca.get('commit'))}, "
-            f"now {_short(cb.get('commit'))}",
-        )
-    if ca.get("dirty") != cb.get("dirty"):
-        add(
-            "code",
-            "dirty",
-            ca.get("dirty"),
-            cb.get("dirty"),
-            f"code version changed: uncommitted changes recorded {ca.get('dirty')}, "
-            f"now {cb.get('dirty')}",
-        )
-    elif ca.get("diff_sha256") != cb.get("diff_sha256"):
-        add(
-            "code",
-            "diff_sha256",
-            ca.get("diff_sha256"),
-            cb.get("diff_sha256"),
-            f"code version changed: uncommitted diff recorded {_short(ca.get('diff_sha256'))}, "
-            f"now {_short(cb.get('diff_sha256'))}",
-        )
-    for key in ("entry_point", "task", "seed", "deterministic", "device"):
-        if recorded.get(key) != rerun.get(key):
-            kind = "environment" if key == "device" else key
-            add(
-                kind,
-                key,
-                recorded.get(key),
-                rerun.get(key),
-                f"{key} changed: recorded {recorded.get(key)!r}, now {rerun.get(key)!r}",
-            )
-    pa, pb = recorded.get("params") or {}, rerun.get("params") or {}
-    if changed := _params_diff(pa, pb):
-        add("params", "params", pa, pb, "params changed: " + "; ".join(changed))
-    ea, eb = recorded.get("environment") or {}, rerun.get("environment") or {}
-    for key in ENV_FIELDS:
-        if ea.get(key) != eb.get(key):
-            add(
-                "environment",
-                key,
-                ea.get(key),
-                eb.get(key),
-                f"environment: {key} recorded {ea.get(key)!r}, now {eb.get(key)!r}",
-            )
-    if ea.get("packages_sha256") != eb.get("packages_sha256"):
-        old, new = set(ea.get("packages") or ()), set(eb.get("packages") or ())
-        detail = sorted(new - old)[:5] + [f"-{p}" for p in sorted(old - new)[:5]]
-        add(
-            "environment",
-            "packages",
-            ea.get("packages_sha256"),
-            eb.get("packages_sha256"),
-            f"environment: installed packages differ {detail}",
-        )
-    a, b = recorded.get("artifact_sha256"), rerun.get("artifact_sha256")
-    if a != b:
-        add(
-            "artifact",
-            "artifact_sha256",
-            a,
-            b,
-            f"artifact hash differs: recorded {_short(a)}, now {_short(b)}",
-        )
-    metric_diffs = _metric_diffs(
-        recorded.get("metrics") or {}, rerun.get("metrics") or {}, tolerance
+    diffs = _hash_diff(
+        "dataset",
+        "dataset_sha256",
+        "dataset changed",
+        recorded.get("dataset_sha256"),
+        rerun.get("dataset_sha256"),
     )
-    if metric_diffs:
-        add(
-            "metrics",
-            "metrics",
-            recorded.get("metrics"),
-            rerun.get("metrics"),
-            "metrics differ: " + "; ".join(metric_diffs),
+    diffs += _code_diffs(recorded.get("code") or {}, rerun.get("code") or {})
+    diffs += _input_diffs(recorded, rerun)
+    diffs += _environment_diffs(recorded.get("environment") or {}, rerun.get("environment") or {})
+    a, b = recorded.get("artifact_sha256"), rerun.get("artifact_sha256")
+    diffs += _hash_diff("artifact", "artifact_sha256", "artifact hash differs", a, b)
+    ma, mb = recorded.get("metrics") or {}, rerun.get("metrics") or {}
+    if metric_diffs := _metric_diffs(ma, mb, tolerance):
+        message = "metrics differ: " + "; ".join(metric_diffs)
+        diffs.append(
+            Difference("metrics", "metrics", recorded.get("metrics"), rerun.get("metrics"), message)
         )
     return ReproReport(a == b, not metric_diffs, tuple(diffs))
 

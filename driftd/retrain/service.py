@@ -26,7 +26,7 @@ from driftd.registry import NotFound, Registry, VersionInfo
 from driftd.registry.artifacts import ArtifactPolicy, InvalidArtifact
 from driftd.registry.configure import open_registry
 from driftd.retrain.evaluate import GateSpec, evaluate, fingerprint
-from driftd.retrain.repro import code_version, entry_point_dir, environment
+from driftd.retrain.provenance import code_version, entry_point_dir, environment
 from driftd.retrain.snapshot import (
     LastN,
     SinceAlarm,

@@ -145,6 +145,18 @@ def _row(phase: str, space: SearchSpace, t: FrozenTrial) -> TrialRow:
     return TrialRow(phase, t.number, t.state.name, t.value, params, epochs, secs, err)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Trials:
+    """What every phase's trials share: the trainer, its requests, the metric and budget."""
+
+    fn: Trainer
+    factory: Callable[[], TrainRequest]
+    metric: str
+    direction: Direction
+    deadline: float | None
+    progress: Callable[[TrialRow], None] | None
+
+
 def tune(
     trainer: Trainer | str,
     base_request_factory: Callable[[], TrainRequest],
@@ -174,19 +186,13 @@ def tune(
     base_params = dict(base_request_factory().params)
     t0 = time.monotonic()
     deadline = None if timeout_s is None else t0 + timeout_s
+    trials = _Trials(fn, base_request_factory, metric, direction, deadline, progress)
     storage: optuna.storages.BaseStorage = (
         optuna.storages.InMemoryStorage() if storage_url is None else open_storage(storage_url)
     )
-    n_coarse = math.ceil(coarse_fraction * n_trials)
-    plan = [("tpe", study_name, n_trials)]
-    if n_coarse:
-        plan = [
-            ("coarse", study_name, n_coarse),
-            ("fine", f"{study_name}-fine", n_trials - n_coarse),
-        ]
     phases: list[tuple[PhaseResult, optuna.Study]] = []
     try:
-        for phase, name, n in plan:
+        for phase, name, n in _plan(study_name, n_trials, coarse_fraction):
             sampler = RandomSampler(seed=seed) if phase == "coarse" else TPESampler(seed=seed)
             study = optuna.create_study(
                 storage=storage, sampler=sampler, pruner=_pruner(pruner), study_name=name,
@@ -194,42 +200,79 @@ def tune(
             )  # fmt: skip
             if phase == "fine":
                 space = _fine_space(study, space, phases[0][1], direction)
-            before = len(study.get_trials(deepcopy=False, states=_DONE))
-            if not phases and warm_start:
-                _enqueue(study, space, warm_start)
-            left = None if deadline is None else deadline - time.monotonic()
-            if n > 0 and (left is None or left > 0):
-                objective = _objective(fn, base_request_factory, space, metric, deadline, phase)
-                done = [] if progress is None else [_on_trial(progress, phase, space)]
-                study.optimize(objective, n, timeout=left, catch=(Exception,), callbacks=done)
-            ran = len(study.get_trials(deepcopy=False, states=_DONE)) - before
-            values = [t.value for t in study.get_trials(states=(TrialState.COMPLETE,))]
-            best = (min if direction == "minimize" else max)(values, default=None, key=_num)
-            result = PhaseResult(phase, name, type(sampler).__name__, space, ran, best)
-            phases.append((result, study))
+            warm = warm_start if not phases else None  # the first phase tries the champion
+            phases.append((_run_phase(trials, study, phase, n, space, warm), study))
         rows = [(_row(p.name, p.space, t), t) for p, s in phases for t in s.get_trials()]
     finally:
         if isinstance(storage, optuna.storages.RDBStorage):
             storage.engine.dispose()
+    shown = "memory" if storage_url is None else sa.make_url(storage_url).render_as_string()
+    result = _best(rows, [p for p, _ in phases], base_params, direction, study_name, shown)
+    return dataclasses.replace(result, wall_s=time.monotonic() - t0)
+
+
+def _plan(study_name: str, n_trials: int, coarse_fraction: float) -> list[tuple[str, str, int]]:
+    """The phases as (phase, study name, trials): "tpe" alone, or "coarse" then "fine"."""
+    n_coarse = math.ceil(coarse_fraction * n_trials)
+    if not n_coarse:
+        return [("tpe", study_name, n_trials)]
+    return [("coarse", study_name, n_coarse), ("fine", f"{study_name}-fine", n_trials - n_coarse)]
+
+
+def _run_phase(
+    trials: _Trials,
+    study: optuna.Study,
+    phase: str,
+    n: int,
+    space: SearchSpace,
+    warm_start: Mapping[str, Any] | None,
+) -> PhaseResult:
+    """Run up to ``n`` trials of one phase within the budget left; what the phase achieved."""
+    before = len(study.get_trials(deepcopy=False, states=_DONE))
+    if warm_start:
+        _enqueue(study, space, warm_start)
+    left = None if trials.deadline is None else trials.deadline - time.monotonic()
+    if n > 0 and (left is None or left > 0):
+        objective = _objective(
+            trials.fn, trials.factory, space, trials.metric, trials.deadline, phase
+        )
+        done = [] if trials.progress is None else [_on_trial(trials.progress, phase, space)]
+        study.optimize(objective, n, timeout=left, catch=(Exception,), callbacks=done)
+    ran = len(study.get_trials(deepcopy=False, states=_DONE)) - before
+    values = [t.value for t in study.get_trials(states=(TrialState.COMPLETE,))]
+    best = (min if trials.direction == "minimize" else max)(values, default=None, key=_num)
+    sampler = type(study.sampler).__name__
+    return PhaseResult(phase, study.study_name, sampler, space, ran, best)
+
+
+def _best(
+    rows: list[tuple[TrialRow, FrozenTrial]],
+    phases: list[PhaseResult],
+    base_params: Mapping[str, Any],
+    direction: Direction,
+    study_name: str,
+    storage: str,
+) -> TuneResult:
+    """The best completed trial (its params on the base params, its artifact) and the table;
+    ``wall_s`` is left for the caller to set."""
     complete = [(r, t) for r, t in rows if r.state == "COMPLETE" and r.value is not None]
     if not complete:
         raise TuneError(f"study {study_name!r}: no trial completed ({len(rows)} trials)")
     sign = 1.0 if direction == "minimize" else -1.0
     best_row, best_t = min(complete, key=lambda rt: sign * _num(rt[0].value))
     res = best_t.user_attrs["result"]
-    shown = "memory" if storage_url is None else sa.make_url(storage_url).render_as_string()
     return TuneResult(
         best_params={**base_params, **best_row.params},
         best_value=_num(best_row.value),
         best_trial=best_row,
         best_result=TrainResult(**{**res, "artifact": Path(res["artifact"])}),
         trials=tuple(r for r, _ in rows),
-        phases=tuple(p for p, _ in phases),
+        phases=tuple(phases),
         n_pruned=sum(r.state == "PRUNED" for r, _ in rows),
         n_failed=sum(r.state == "FAIL" for r, _ in rows),
-        wall_s=time.monotonic() - t0,
+        wall_s=0.0,
         study_name=study_name,
-        storage=shown,
+        storage=storage,
     )
 
 
