@@ -39,6 +39,7 @@ from driftd.retrain.snapshot import (
 from driftd.retrain.store import LabeledStore
 from driftd.retrain.trainer import (
     ReportFn,
+    TaskName,
     TrainRequest,
     TrainResult,
     load_callable,
@@ -253,6 +254,42 @@ def _register_candidate(
     )
 
 
+def _request(
+    task: TaskName, rs: ModelRetrainSettings, snap: Snapshot, out_dir: Path, report: ReportFn
+) -> TrainRequest:
+    """What the trainer gets: the snapshot, the configured params, seed and device."""
+    return TrainRequest(
+        snapshot_dir=snap.path,
+        snapshot_sha256=snap.sha256,
+        task=task,
+        params=dict(rs.params),
+        seed=rs.seed,
+        device=rs.device,
+        deterministic=rs.deterministic,
+        out_dir=out_dir,
+        report=report,
+    )
+
+
+def _finish_run(
+    registry: Registry, run_id: str, result: TrainResult, params: dict[str, Any]
+) -> dict[str, float]:
+    """Close the run as finished with its metrics, final params and artifact; the metrics."""
+    metrics = {k: float(v) for k, v in result.metrics.items()}
+    registry.finish_run(
+        run_id,
+        ACTOR,
+        metrics=metrics,
+        params=params,
+        tags={
+            "artifact_sha256": result.artifact_sha256,
+            "epochs_run": result.epochs_run,
+            "device_used": result.device,
+        },
+    )
+    return metrics
+
+
 def retrain_model(
     model: str,
     ms: ModelSettings,
@@ -280,17 +317,7 @@ def retrain_model(
     snap = _snapshot(model, rs, store, _window(rs, window, trigger), work / "snapshot")
     dataset_id = _register_dataset(registry, snap)
     champion = _champion(registry, model)
-    request = TrainRequest(
-        snapshot_dir=snap.path,
-        snapshot_sha256=snap.sha256,
-        task=ms.task,
-        params=dict(rs.params),
-        seed=rs.seed,
-        device=rs.device,
-        deterministic=rs.deterministic,
-        out_dir=work / "artifact",
-        report=prog.epoch,
-    )
+    request = _request(ms.task, rs, snap, work / "artifact", prog.epoch)
     n_trials = rs.tuning.trials if trials is None else trials
     run_id = _start_run(model, ms, rs, registry, snap, dataset_id, n_trials, trigger, job_tags)
     try:
@@ -303,18 +330,7 @@ def retrain_model(
         raise
     version = _register_candidate(model, ms, registry, result, run_id, champion, evaluation)
     promoted = bool(evaluation["promote"])
-    metrics = {k: float(v) for k, v in result.metrics.items()}
-    registry.finish_run(
-        run_id,
-        ACTOR,
-        metrics=metrics,
-        params=params,
-        tags={
-            "artifact_sha256": result.artifact_sha256,
-            "epochs_run": result.epochs_run,
-            "device_used": result.device,
-        },
-    )
+    metrics = _finish_run(registry, run_id, result, params)
     log.info(
         "retrain finished",
         extra={"model": model, "version": version.version, "promoted": promoted, "run": run_id},
