@@ -9,19 +9,18 @@ that the message names ``models.fraud.detectors[1].stream`` rather than the whol
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsError
+from pydantic_settings import BaseSettings, SettingsError
 
 from driftd.config.dburl import without_password
+from driftd.config.envsource import MappingEnvSource
 from driftd.errors import ConfigError
 
 LOCATED = "driftd_located"
@@ -123,19 +122,6 @@ def read_toml(p: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
 
 
-@contextlib.contextmanager
-def only_environ(env: Mapping[str, str]) -> Iterator[None]:
-    """``os.environ`` is exactly ``env`` inside (pydantic-settings reads only os.environ)."""
-    saved = os.environ.copy()
-    try:
-        os.environ.clear()
-        os.environ.update(env)
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def env_error(
     exc: SettingsError, env: Mapping[str, str], settings: type[BaseSettings], prefix: str
 ) -> ConfigError:
@@ -145,8 +131,7 @@ def env_error(
         if not name.upper().startswith(prefix):
             continue
         try:
-            with only_environ({name: env[name]}):
-                EnvSettingsSource(settings)()
+            MappingEnvSource(settings, {name: env[name]})()
         except SettingsError as one:
             key = key_of(name[len(prefix) :].lower().split("__"))
             cause = one.__cause__ or one

@@ -42,7 +42,8 @@ from pydantic_settings import (
 )
 
 from driftd.config.dburl import check_url
-from driftd.config.errors import env_error, located, only_environ, read_toml
+from driftd.config.envsource import env_source, environ_given
+from driftd.config.errors import env_error, located, read_toml
 from driftd.config.errors import format_errors as _format_errors
 from driftd.config.retrain import ModelRetrainSettings, RetrainSettings
 from driftd.config.rollout import RolloutSettings
@@ -342,8 +343,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment overrides the file, which is passed in as init values.
-        return (env_settings, init_settings)
+        # The environment (under load_settings, the one it was handed) overrides the file,
+        # which is passed in as init values.
+        return (env_source(settings_cls, env_settings), init_settings)
 
 
 def format_errors(exc: ValidationError, origin: str, env: Mapping[str, str]) -> str:
@@ -383,8 +385,7 @@ def load_settings(path: Path | str | None, env: Mapping[str, str] | None = None)
         origin = str(p)
         data = read_toml(p)
     try:
-        # pydantic-settings reads os.environ; give it exactly the environment we were handed.
-        with only_environ(environ):
+        with environ_given(environ):  # read by pydantic-settings; os.environ is left alone
             return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(format_errors(exc, origin, environ)) from None

@@ -236,6 +236,26 @@ def test_only_the_given_environment_is_read_and_os_environ_is_left_alone(
     assert dict(os.environ) == before
 
 
+class _ReadOnlyEnviron(dict[str, str]):
+    """``os.environ`` stand-in that fails any change (other threads share the real one)."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("os.environ was changed")
+
+    __setitem__ = __delitem__ = clear = update = pop = popitem = setdefault = _refuse  # type: ignore[assignment]
+
+
+def test_loading_with_a_given_environment_never_changes_os_environ(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as m:  # undone before pytest itself writes to os.environ
+        m.setattr(os, "environ", _ReadOnlyEnviron({"DRIFTD_PIPELINE__BATCH_SIZE": "7"}))
+        s = load(tmp_path, MODEL, {"DRIFTD_JOIN__MAX_PENDING": "9"})
+        bad = error(tmp_path, MODEL, {"DRIFTD_MODELS": "{not json"})
+    assert (s.pipeline.batch_size, s.join.max_pending) == (5000, 9)
+    assert bad.startswith("environment variable DRIFTD_MODELS='{not json' is not valid JSON")
+
+
 def test_os_environ_is_read_when_no_environment_is_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
