@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from driftd.config import LogSettings
+if TYPE_CHECKING:
+    from driftd.config import LogSettings
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _enc = msgspec.json.Encoder()
@@ -45,7 +46,13 @@ def _safe(obj: dict[str, Any]) -> bool:
 
 def configure(settings: LogSettings) -> None:
     """Install one handler on the root logger according to the settings."""
-    use_json = settings.format == "json" or (settings.format == "auto" and not sys.stderr.isatty())
+    install(settings.format, settings.level)
+
+
+def install(fmt: str, level: str) -> None:
+    """Install one handler on the root logger: JSON lines (``fmt`` ``json``, or ``auto`` off a
+    terminal) or rich console lines, at ``level``; needs no configuration loaded."""
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler: logging.Handler
     if use_json:
         handler = logging.StreamHandler(sys.stderr)
@@ -56,6 +63,6 @@ def configure(settings: LogSettings) -> None:
         handler = RichHandler(show_path=False, rich_tracebacks=True)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.level)
+    root.setLevel(level)
     logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

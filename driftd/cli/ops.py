@@ -5,26 +5,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from driftd.cli.registry import (
-    _console,
-    _echo,
-    _registry_settings,
-    _say,
-    _when,
-    actor_option,
-    db_options,
-    json_option,
-    open_registry,
-)
+from driftd.cli.access import registry_from_options, registry_settings
+from driftd.cli.options import actor_option, config_option, db_options, json_option
+from driftd.cli.output import console, echo_json, say, when
 from driftd.config import RegistrySettings
 from driftd.textsafe import markup_safe as esc
 
+if TYPE_CHECKING:
+    from rich.tree import Tree
 
-def lineage_tree(node: dict[str, Any], label: str) -> Any:
+    from driftd.registry.audit import Witness
+    from driftd.registry.outbox import Dispatcher
+    from driftd.registry.registry import Registry
+
+
+def lineage_tree(node: dict[str, Any], label: str) -> Tree:
+    """A version's lineage as a rich tree; every stored string in it escaped."""
     from rich.tree import Tree
 
     v = node["version"]
@@ -42,7 +42,7 @@ def lineage_tree(node: dict[str, Any], label: str) -> Any:
         root.add(
             esc(
                 f"dataset {ds['short']}  rows={ds['row_count']}  "
-                f"window={_when(ds['window_start'])} → {_when(ds['window_end'])}  "
+                f"window={when(ds['window_start'])} → {when(ds['window_end'])}  "
                 f"offsets={json.dumps(ds['source_offsets'])[:120]}"
             )
         )
@@ -51,12 +51,12 @@ def lineage_tree(node: dict[str, Any], label: str) -> Any:
     approvals = root.add(f"approvals ({len(node['approvals'])})")
     for a in node["approvals"]:
         approvals.add(
-            esc(f"{a['approver']} ({a['role']}) for {a['stage']} at {_when(a['created_at'])}")
+            esc(f"{a['approver']} ({a['role']}) for {a['stage']} at {when(a['created_at'])}")
         )
     hist = root.add("history")
     for h in node["history"]:
         hist.add(
-            esc(f"{_when(h['valid_from'])} {h['kind']} {h['name']} by {h['actor']} {h['reason']}")
+            esc(f"{when(h['valid_from'])} {h['kind']} {h['name']} by {h['actor']} {h['reason']}")
         )
     parent = node.get("parent")
     if parent and "version" in parent:
@@ -73,12 +73,12 @@ def lineage_tree(node: dict[str, Any], label: str) -> Any:
 @json_option
 def lineage(ref: str, depth: int, config: Path | None, db: str | None, as_json: bool) -> None:
     """Print REF's lineage: version → run → dataset → trigger → parent, approvals, history."""
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         tree = reg.lineage(ref, depth)
     if as_json:
-        _echo(tree)
+        echo_json(tree)
     else:
-        _console().print(lineage_tree(tree, "version"))
+        console().print(lineage_tree(tree, "version"))
 
 
 @click.group()
@@ -86,7 +86,7 @@ def audit() -> None:
     """The hash-chained audit log: verify it, read it."""
 
 
-def _witness(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+def _witness(ctx: click.Context, param: click.Parameter, value: str | None) -> Witness | None:
     from driftd.registry.audit import Witness
 
     if value is None:
@@ -107,18 +107,20 @@ def _witness(ctx: click.Context, param: click.Parameter, value: str | None) -> A
 )
 @db_options
 @json_option
-def audit_verify(expect_head: Any, config: Path | None, db: str | None, as_json: bool) -> None:
+def audit_verify(
+    expect_head: Witness | None, config: Path | None, db: str | None, as_json: bool
+) -> None:
     """Walk the audit chain; name the first altered, removed or inserted record, a moved head
     row, or a witnessed record that is gone (exit 1)."""
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         result = reg.verify_audit(expect_head=expect_head)
     if as_json:
-        _echo(result.to_dict())
+        echo_json(result.to_dict())
     elif result.ok:
         seen = f"; witness {expect_head.seq} matches" if expect_head is not None else ""
         click.echo(f"audit log OK: {result.records} records, head {result.head_seq}{seen}")
     else:
-        _say(f"audit log BROKEN: {result.problem}", err=True)
+        say(f"audit log BROKEN: {result.problem}", err=True)
     if not result.ok:
         raise SystemExit(1)
 
@@ -135,14 +137,14 @@ def audit_log(
     """Print audit records in order."""
     import dataclasses
 
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         records = reg.audit_log(after, limit, subject)
     if as_json:
-        _echo([dataclasses.asdict(r) for r in records])
+        echo_json([dataclasses.asdict(r) for r in records])
         return
     for r in records:
-        _say(
-            f"{r.seq:>8} {_when(r.ts)} {r.actor:<12} {r.action:<18} {r.subject:<24} "
+        say(
+            f"{r.seq:>8} {when(r.ts)} {r.actor:<12} {r.action:<18} {r.subject:<24} "
             f"{r.old} → {r.new} {r.reason}"
         )
 
@@ -163,7 +165,7 @@ def token_create(name: str, role: str, config: Path | None, db: str | None, acto
     """Create a token and print it once; only its hash is stored."""
     from driftd.registry.tokens import create_token
 
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         secret = create_token(reg, name, role, actor)
     click.echo(secret)
     click.echo("store it now: it cannot be shown again", err=True)
@@ -176,14 +178,14 @@ def token_list(config: Path | None, db: str | None, as_json: bool) -> None:
     """List tokens (never their secrets)."""
     from driftd.registry.tokens import list_tokens
 
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         rows = list_tokens(reg)
     if as_json:
-        _echo(rows)
+        echo_json(rows)
         return
     for r in rows:
         state = "revoked" if r["revoked"] else "active"
-        _say(f"{r['id']}  {r['name']:<20} {r['role']:<9} {state}")
+        say(f"{r['id']}  {r['name']:<20} {r['role']:<9} {state}")
 
 
 @token.command("revoke")
@@ -194,9 +196,9 @@ def token_revoke(token_id: str, config: Path | None, db: str | None, actor: str)
     """Revoke a token by id."""
     from driftd.registry.tokens import revoke_token
 
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         revoke_token(reg, token_id, actor)
-    _say(f"revoked {token_id}")
+    say(f"revoked {token_id}")
 
 
 @click.group()
@@ -204,7 +206,9 @@ def outbox() -> None:
     """Deliver registry events to webhooks and the Kafka control topic."""
 
 
-def _dispatcher(reg: Any, settings: RegistrySettings, witness_every_s: float | None) -> Any:
+def _dispatcher(
+    reg: Registry, settings: RegistrySettings, witness_every_s: float | None
+) -> Dispatcher:
     from driftd.registry.outbox import KafkaControl, dispatcher_from_settings
 
     kafka = None
@@ -216,9 +220,7 @@ def _dispatcher(reg: Any, settings: RegistrySettings, witness_every_s: float | N
 
 
 @outbox.command("run")
-@click.option(
-    "--config", "-c", "config", type=click.Path(path_type=Path), required=True, help="TOML file."
-)
+@config_option("TOML file.")
 @click.option("--once", is_flag=True, help="Deliver what is due, then exit.")
 @click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.01, 60))
 @click.option(
@@ -235,8 +237,8 @@ def outbox_run(config: Path, once: bool, poll: float, witness_every: float) -> N
     import signal
     import threading
 
-    settings, _ = _registry_settings(config, None)
-    with open_registry(config, None) as reg:
+    settings, _ = registry_settings(config, None)
+    with registry_from_options(config, None) as reg:
         dispatcher = _dispatcher(reg, settings, witness_every or None)
         if once:
             click.echo(f"delivered {dispatcher.run_once()} event(s)", err=True)
@@ -256,15 +258,15 @@ def outbox_status(config: Path | None, db: str | None, as_json: bool) -> None:
 
     names: list[str] = []
     if config is not None:
-        settings, _ = _registry_settings(config, db)
+        settings, _ = registry_settings(config, db)
         names = [w.name for w in settings.webhooks]
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         rows = status(reg.engine, names)
     if as_json:
-        _echo(rows)
+        echo_json(rows)
         return
     for r in rows:
-        _say(
+        say(
             f"{r['target']:<16} last={r['last_id']} pending={r['pending']} "
             f"attempts={r['attempts']} dead={r['dead']} {r['last_error']}"
         )
@@ -276,9 +278,7 @@ def api() -> None:
 
 
 @api.command("serve")
-@click.option(
-    "--config", "-c", "config", type=click.Path(path_type=Path), required=True, help="TOML file."
-)
+@config_option("TOML file.")
 @click.option("--host", help="Listen address (default: registry.api_host).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default: registry.api_port).")
 def api_serve(config: Path, host: str | None, port: int | None) -> None:
@@ -287,8 +287,8 @@ def api_serve(config: Path, host: str | None, port: int | None) -> None:
 
     from driftd.api import create_app
 
-    settings, _ = _registry_settings(config, None)
-    with open_registry(config, None, apply_gates=True) as reg:
+    settings, _ = registry_settings(config, None)
+    with registry_from_options(config, None, apply_gates=True) as reg:
         uvicorn.run(
             create_app(reg, max_body_bytes=settings.api_max_body_bytes),
             host=host or settings.api_host,
@@ -310,7 +310,7 @@ def rollout_status(model: str, config: Path | None, db: str | None, as_json: boo
     """The model's latest rollout: phase, step, traffic and the last verdict's reasons."""
     from driftd.rollout.store import RolloutStore
 
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         row = RolloutStore(reg.engine).latest(model)
         weights = reg.traffic(model)
     if row is None:
@@ -328,19 +328,19 @@ def rollout_status(model: str, config: Path | None, db: str | None, as_json: boo
         "started_at": row.started_at,
     }
     if as_json:
-        _echo(state)
+        echo_json(state)
         return
     split = ", ".join(f"v{v} {w:.0%}" for v, w in sorted(weights.items()))
-    _say(f"{row.id}: v{row.canary} vs champion v{row.champion}, {row.phase}")
-    _say(f"  step {row.step + 1} of {len(row.steps)}; traffic {split or 'none'}")
+    say(f"{row.id}: v{row.canary} vs champion v{row.champion}, {row.phase}")
+    say(f"  step {row.step + 1} of {len(row.steps)}; traffic {split or 'none'}")
     if row.pending:
-        _say(f"  pending: {row.pending['kind']} ({row.pending['reason']})")
+        say(f"  pending: {row.pending['kind']} ({row.pending['reason']})")
     verdict = row.verdict or {}
     if verdict:
-        _say(f"  last verdict: {verdict['decision']} by {verdict['rule']}")
+        say(f"  last verdict: {verdict['decision']} by {verdict['rule']}")
         for r in verdict.get("reasons", []):
             mark = "✓" if r["fired"] else "·"
-            _say(
+            say(
                 f"    {mark} {r['slo']} {r['check']}: {r['statistic']:.3g} vs {r['bound']:.3g} "
                 f"{r.get('detail', '')}"
             )

@@ -7,131 +7,22 @@ guard the HTTP API, which is what services and people without database access us
 
 from __future__ import annotations
 
-import datetime as dt
-import getpass
 import hashlib
 import json
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
-from pydantic import ValidationError
 
-from driftd.cli.errors import ConfigFailure
-from driftd.config import RegistrySettings, format_errors, load_settings
-from driftd.errors import ConfigError, DriftdError
-from driftd.textsafe import markup_safe, safe, safe_lines
+from driftd.cli.access import registry_from_options
+from driftd.cli.options import actor_option, config_option, db_options, json_option
+from driftd.cli.output import cells, console, echo_json, say, when
+from driftd.config import load_settings
+from driftd.errors import DriftdError
+from driftd.textsafe import markup_safe, safe_lines
 
 if TYPE_CHECKING:
     from driftd.registry.artifacts import ArtifactPolicy
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def db_options(f: F) -> F:
-    """``--config`` and ``--db``: where the registry lives."""
-    f = click.option(
-        "--db",
-        "db",
-        metavar="URL",
-        help="Registry database URL (default: from --config, else DRIFTD_REGISTRY__URL).",
-    )(f)
-    f = click.option(
-        "--config",
-        "-c",
-        "config",
-        type=click.Path(path_type=Path),
-        help="TOML configuration file; its [registry] section is used.",
-    )(f)
-    return f
-
-
-def actor_option(f: F) -> F:
-    """``--actor``: who the audit log records."""
-    return click.option(
-        "--actor",
-        default=lambda: getpass.getuser(),
-        show_default="your login name",
-        help="Who the audit log records as doing this.",
-    )(f)
-
-
-def json_option(f: F) -> F:
-    """``--json``: machine-readable output."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
-
-
-def _registry_settings(config: Path | None, db: str | None) -> tuple[RegistrySettings, str]:
-    if config is not None:
-        settings = load_settings(config)
-        return settings.registry, db or settings.registry_url
-    url = db or os.environ.get("DRIFTD_REGISTRY__URL")
-    if not url:
-        raise click.UsageError("say where the registry is: --db URL or --config FILE")
-    values: dict[str, Any] = {"url": url, "secret": os.environ.get("DRIFTD_REGISTRY__SECRET")}
-    for key in ("artifact_schemes", "artifact_roots"):  # JSON lists, as with a config file
-        name = f"DRIFTD_REGISTRY__{key.upper()}"
-        if name in os.environ:
-            try:
-                values[key] = json.loads(os.environ[name])
-            except json.JSONDecodeError:
-                raise click.UsageError(
-                    f'{name}: expected a JSON list such as ["/srv/models"], got '
-                    f"{os.environ[name]!r}"
-                ) from None
-    try:
-        return RegistrySettings.model_validate(values), url
-    except ValidationError as exc:
-        raise click.UsageError(format_errors(exc, "--db and DRIFTD_REGISTRY__*", {})) from None
-
-
-@contextmanager
-def open_registry(config: Path | None, db: str | None, apply_gates: bool = False) -> Iterator[Any]:
-    """The registry named by the options; registry errors become clean CLI errors."""
-    from driftd.registry.configure import open_registry as _open
-
-    try:
-        settings, url = _registry_settings(config, db)
-        registry = _open(settings, url, apply_gates=apply_gates and config is not None)
-    except ConfigError as exc:
-        raise ConfigFailure(str(exc)) from None  # exit 2, like every bad config
-    except DriftdError as exc:
-        raise click.ClickException(safe_lines(str(exc))) from None
-    try:
-        yield registry
-    except DriftdError as exc:
-        raise click.ClickException(safe(str(exc))) from None
-    finally:
-        registry.engine.dispose()
-
-
-def _echo(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, default=str))
-
-
-def _say(text: str, err: bool = False) -> None:
-    """Print one human line; stored and typed text in it is escaped (driftd.textsafe)."""
-    click.echo(safe(text), err=err)
-
-
-def _cells(*values: object) -> list[str]:
-    """One table row for rich: each cell escaped, rich markup included."""
-    return [markup_safe(v) for v in values]
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console()
 
 
 @click.group()
@@ -146,16 +37,16 @@ def ls(config: Path | None, db: str | None, as_json: bool) -> None:
     """List models with their latest version and aliases."""
     from rich.table import Table
 
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         models = reg.list_models()
     if as_json:
-        _echo([m.to_dict() for m in models])
+        echo_json([m.to_dict() for m in models])
         return
     table = Table("model", "latest", "aliases", "created")
     for m in models:
         aliases = ", ".join(f"{a}→{v}" for a, v in sorted(m.aliases.items()))
-        table.add_row(*_cells(m.name, m.latest_version or "-", aliases, _when(m.created_at)))
-    _console().print(table)
+        table.add_row(*cells(m.name, m.latest_version or "-", aliases, when(m.created_at)))
+    console().print(table)
 
 
 @registry.command("show")
@@ -167,39 +58,39 @@ def show(ref: str, config: Path | None, db: str | None, as_json: bool) -> None:
     from rich.table import Table
 
     body = ref.removeprefix("models:/")
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         if "/" in body or "@" in body:
             v = reg.resolve(ref)
             if as_json:
-                _echo(v.to_dict())
+                echo_json(v.to_dict())
                 return
             table = Table("field", "value", title=markup_safe(v.uri))
             for key, value in v.to_dict().items():
                 table.add_row(
-                    *_cells(key, json.dumps(value) if isinstance(value, dict | list) else value)
+                    *cells(key, json.dumps(value) if isinstance(value, dict | list) else value)
                 )
-            _console().print(table)
+            console().print(table)
             return
         model = reg.get_model(body)
         versions = reg.list_versions(body)
     if as_json:
-        _echo({"model": model.to_dict(), "versions": [v.to_dict() for v in versions]})
+        echo_json({"model": model.to_dict(), "versions": [v.to_dict() for v in versions]})
         return
     table = Table(
         "version", "stage", "aliases", "created", "by", "artifact", title=markup_safe(model.name)
     )
     for v in versions:
         table.add_row(
-            *_cells(
+            *cells(
                 v.version,
                 v.stage,
                 ", ".join(v.aliases),
-                _when(v.created_at),
+                when(v.created_at),
                 v.created_by,
                 f"{v.artifact_uri} ({v.artifact_sha256[:8]})",
             )
         )
-    _console().print(table)
+    console().print(table)
 
 
 def _artifact(artifact: str, sha256: str | None, policy: ArtifactPolicy) -> tuple[str, str, int]:
@@ -264,7 +155,7 @@ def register(
 ) -> None:
     """Register a new version of MODEL."""
     sig = json.loads(signature.read_text()) if signature is not None else {}
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         uri, digest, found_size = _artifact(artifact, sha256, reg.artifacts)
         if found_size < 0:
             if size is None:
@@ -286,9 +177,9 @@ def register(
             request_id=request_id,
         )
     if as_json:
-        _echo(v.to_dict())
+        echo_json(v.to_dict())
     else:
-        _say(f"registered {v.uri} ({v.stage})")
+        say(f"registered {v.uri} ({v.stage})")
 
 
 @registry.command("promote")
@@ -312,12 +203,12 @@ def promote(
     actor: str,
 ) -> None:
     """Move a version (NAME/VERSION or NAME@ALIAS) to another stage; its gate applies."""
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         v = reg.resolve(ref)
         v = reg.promote(
             v.model, v.version, stage, actor, reason, expected_stage=expected, request_id=request_id
         )
-    _say(f"{v.uri} is now in {v.stage}" + (f" ({', '.join(v.aliases)})" if v.aliases else ""))
+    say(f"{v.uri} is now in {v.stage}" + (f" ({', '.join(v.aliases)})" if v.aliases else ""))
 
 
 @registry.command("approve")
@@ -341,10 +232,10 @@ def approve(
     actor: str,
 ) -> None:
     """Approve a version for a stage (you cannot approve your own version)."""
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         v = reg.resolve(ref)
         reg.approve(v.model, v.version, stage, actor, role, comment, request_id=request_id)
-    _say(f"{actor} approved {v.uri} for {stage}")
+    say(f"{actor} approved {v.uri} for {stage}")
 
 
 @registry.command("rollback")
@@ -364,9 +255,9 @@ def rollback(
     actor: str,
 ) -> None:
     """Take MODEL's canary (or champion) out of service; no gate applies."""
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         v = reg.rollback(model, actor, reason, version=version, request_id=request_id)
-    _say(f"rolled back; {v.uri} is serving as champion")
+    say(f"rolled back; {v.uri} is serving as champion")
 
 
 @registry.command("alias")
@@ -379,14 +270,14 @@ def alias(
     ref: str, alias: str, delete: bool, config: Path | None, db: str | None, actor: str
 ) -> None:
     """Point ALIAS (e.g. challenger) at a version, or --delete it (REF is then the model)."""
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         if delete:
             reg.delete_alias(ref.removeprefix("models:/"), alias, actor)
-            _say(f"deleted {ref}@{alias}")
+            say(f"deleted {ref}@{alias}")
             return
         v = reg.resolve(ref)
         reg.set_alias(v.model, alias, v.version, actor)
-    _say(f"{v.model}@{alias} → {v.version}")
+    say(f"{v.model}@{alias} → {v.version}")
 
 
 @registry.command("history")
@@ -408,34 +299,32 @@ def history(
     """Every stage change and alias move of MODEL, or which version held an alias --at T."""
     from rich.table import Table
 
-    with open_registry(config, db) as reg:
+    with registry_from_options(config, db) as reg:
         if at is not None:
             held = reg.alias_at(model, at_alias, at)
             if as_json:
-                _echo({"model": model, "alias": at_alias, "at": at, "version": held})
+                echo_json({"model": model, "alias": at_alias, "at": at, "version": held})
             else:
-                _say(f"{model}@{at_alias} at {_when(at)}: {held if held else 'none'}")
+                say(f"{model}@{at_alias} at {when(at)}: {held if held else 'none'}")
             return
         entries = reg.history(model, version)
     if as_json:
-        _echo([e.to_dict() for e in entries])
+        echo_json([e.to_dict() for e in entries])
         return
     table = Table(
         "from", "to", "kind", "name", "version", "actor", "reason", title=markup_safe(model)
     )
     for e in entries:
         table.add_row(
-            *_cells(
-                _when(e.valid_from), _when(e.valid_to), e.kind, e.name, e.version, e.actor, e.reason
+            *cells(
+                when(e.valid_from), when(e.valid_to), e.kind, e.name, e.version, e.actor, e.reason
             )
         )
-    _console().print(table)
+    console().print(table)
 
 
 @registry.command("gates")
-@click.option(
-    "--config", "-c", "config", type=click.Path(path_type=Path), required=True, help="TOML file."
-)
+@config_option("TOML file.")
 @actor_option
 def gates(config: Path, actor: str) -> None:
     """Make the database's approval gates those of the config's [registry.gates]."""
@@ -445,7 +334,7 @@ def gates(config: Path, actor: str) -> None:
         raise click.ClickException(safe_lines(str(exc))) from None
     from driftd.registry.configure import gates_from
 
-    with open_registry(config, None) as reg:
+    with registry_from_options(config, None) as reg:
         reg.set_gates(gates_from(settings.registry), actor)
         current = reg.gates()
     for stage, g in sorted(current.items()):

@@ -10,15 +10,21 @@ import json
 import re
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from driftd.cli import options
 from driftd.cli.errors import ConfigFailure
 from driftd.config import Settings, load_settings
 from driftd.errors import ConfigError, DriftdError
 from driftd.retrain.abc import JobState
 from driftd.textsafe import markup_safe, safe, safe_lines
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+
+    from driftd.retrain import service
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -83,15 +89,7 @@ def _open(settings: Settings) -> Any:
         raise click.ClickException(safe(str(exc))) from None
 
 
-config_option = click.option(
-    "--config",
-    "-c",
-    "config",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    envvar="DRIFTD_CONFIG",
-    required=True,
-    help="TOML configuration file (or DRIFTD_CONFIG).",
-)
+config_option = options.config_option(envvar=True, exists=True, dir_okay=False)
 
 
 @click.group(cls=DefaultGroup)
@@ -107,9 +105,6 @@ def retrain() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def run(model: str, config: Path, window: str | None, trials: int | None, as_json: bool) -> None:
     """Retrain MODEL now: snapshot, train or tune, evaluate against the champion, register."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from driftd.retrain import service
 
     settings = _settings(config)
@@ -118,32 +113,7 @@ def run(model: str, config: Path, window: str | None, trials: int | None, as_jso
             f"model {model!r} is not configured; known: {', '.join(sorted(settings.models))}",
             param_hint="MODEL",
         )
-    rs = settings.models[model].retrain
-    epochs = int((rs.params if rs else {}).get("epochs", 10))
-    n_trials = trials if trials is not None else (rs.tuning.trials if rs else 0)
-    console = Console(stderr=True)
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} {task.fields[info]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=as_json or not console.is_terminal,
-    )
-    ep = bar.add_task("epochs", total=epochs, info="")
-    tr = bar.add_task("trials", total=max(n_trials, 1), info="", visible=n_trials > 0)
-
-    def epoch(i: int, metrics: dict[str, float]) -> None:
-        loss = metrics.get("loss")
-        bar.update(ep, completed=i, info="" if loss is None else f"val loss {loss:.4f}")
-
-    def trial(row: Any) -> None:
-        value = "-" if row.value is None else f"{row.value:.4f}"
-        bar.update(tr, advance=1, info=markup_safe(f"#{row.number} {row.state} {value}"))
-
-    progress = service.Progress(
-        phase=lambda msg: bar.console.log(markup_safe(msg)), epoch=epoch, trial=trial
-    )
+    bar, progress = _progress(settings, model, trials, quiet=as_json)
     registry = _open(settings)
     try:
         with bar:
@@ -163,7 +133,52 @@ def run(model: str, config: Path, window: str | None, trials: int | None, as_jso
         registry.engine.dispose()
     if as_json:
         click.echo(json.dumps(outcome.to_dict(), indent=2, default=str))
-        return
+    else:
+        _print_outcome(model, outcome)
+
+
+def _progress(
+    settings: Settings, model: str, trials: int | None, quiet: bool
+) -> tuple[RichProgress, service.Progress]:
+    """A rich bar of epochs and trials on stderr (off when ``quiet`` or not on a terminal),
+    and the retrain progress callbacks that drive it."""
+    from rich.console import Console
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as RichProgress
+
+    from driftd.retrain import service
+
+    rs = settings.models[model].retrain
+    epochs = int((rs.params if rs else {}).get("epochs", 10))
+    n_trials = trials if trials is not None else (rs.tuning.trials if rs else 0)
+    console = Console(stderr=True)
+    bar = RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} {task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet or not console.is_terminal,
+    )
+    ep = bar.add_task("epochs", total=epochs, info="")
+    tr = bar.add_task("trials", total=max(n_trials, 1), info="", visible=n_trials > 0)
+
+    def epoch(i: int, metrics: dict[str, float]) -> None:
+        loss = metrics.get("loss")
+        bar.update(ep, completed=i, info="" if loss is None else f"val loss {loss:.4f}")
+
+    def trial(row: Any) -> None:
+        value = "-" if row.value is None else f"{row.value:.4f}"
+        bar.update(tr, advance=1, info=markup_safe(f"#{row.number} {row.state} {value}"))
+
+    progress = service.Progress(
+        phase=lambda msg: bar.console.log(markup_safe(msg)), epoch=epoch, trial=trial
+    )
+    return bar, progress
+
+
+def _print_outcome(model: str, outcome: service.RetrainOutcome) -> None:
+    """The registered version, the gate's verdict and its reasons, one line each."""
     ev = outcome.evaluation
     verdict = "promoted to staging as challenger" if outcome.promoted else "refused"
     click.echo(safe(f"models:/{model}/{outcome.version}: {verdict} (run {outcome.run_id})"))

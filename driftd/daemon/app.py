@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -27,6 +27,9 @@ from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.runner import Runner
 from driftd.daemon.sinks import FileDeadLetterSink
 from driftd.daemon.sources.file import FileSource
+
+if TYPE_CHECKING:
+    from driftd.registry.registry import Registry
 
 log = logging.getLogger("driftd.app")
 
@@ -80,9 +83,15 @@ def build_pipeline(settings: Settings) -> Pipeline:
     return Pipeline(settings.models, settings.ingest, settings.join, extra, clock=clock)
 
 
-def build(settings: Settings, serve_metrics: bool = True, config_path: Path | None = None) -> App:
+def build(
+    settings: Settings,
+    serve_metrics: bool = True,
+    config_path: Path | None = None,
+    model_registry: Registry | None = None,
+) -> App:
     """Wire every part from the settings; nothing starts consuming yet. ``config_path`` lets
-    queued retrain jobs read the same configuration."""
+    queued retrain jobs read the same configuration; ``model_registry`` is one the caller
+    opened (the app takes it over: ``App.close`` releases it), else one is opened here."""
     pipeline = build_pipeline(settings)
     store = SqlCheckpointStore.open(settings.checkpoint.url, settings.checkpoint.chunk_bytes)
     registry = CollectorRegistry()
@@ -107,7 +116,8 @@ def build(settings: Settings, serve_metrics: bool = True, config_path: Path | No
     from driftd.daemon.registry_metrics import RegistryCollector
     from driftd.registry.configure import open_registry
 
-    model_registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
+    if model_registry is None:
+        model_registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
     hooks, retrain = build_retrain(settings, config_path, model_registry.engine)
     hooks = combine(hooks, build_rollout(settings, pipeline, registry, model_registry))
     runner = Runner(pipeline, source, sink, store, settings.pipeline, recorder, hooks=hooks)

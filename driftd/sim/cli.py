@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,6 +18,7 @@ from driftd.sim.synth import CATEGORIES
 from driftd.sim.world import World
 
 if TYPE_CHECKING:
+    from driftd.config import Settings
     from driftd.registry.registry import Registry
 
 log = logging.getLogger("driftd.sim")
@@ -44,7 +45,7 @@ def initial_version(registry: Registry, model: str) -> str:
 
 
 def bootstrap_champion(
-    settings: Any, registry: Registry, model: str, seed: int, rate: float
+    settings: Settings, registry: Registry, model: str, seed: int, rate: float
 ) -> int | None:
     """Seed a first champion when the registry has no version of ``model`` (else None).
 
@@ -73,7 +74,7 @@ def bootstrap_champion(
     return version
 
 
-def _world(settings: Any, model: str, seed: int, drift_at: float | None) -> World:
+def _world(settings: Settings, model: str, seed: int, drift_at: float | None) -> World:
     """A world whose columns are the model's configured features."""
     feats = settings.models[model].features
     numeric = [n for n, k in feats.items() if k == "numeric"]
@@ -162,22 +163,10 @@ def serve_sim(
     events of the control topic (read from the beginning, so a restart resumes on the last
     weights), writes a Prediction per request and, LABEL-DELAY seconds later, the true Label.
     """
-    from driftd.config import load_settings
-    from driftd.errors import DriftdError
-    from driftd.logs import configure
     from driftd.registry.configure import open_registry
 
-    try:
-        settings = load_settings(config_path)
-    except DriftdError as exc:
-        raise click.ClickException(str(exc)) from None
-    configure(settings.log)
-    if model is None:
-        if len(settings.models) != 1:
-            raise click.ClickException(f"choose --model among {', '.join(settings.models)}")
-        model = next(iter(settings.models))
-    elif model not in settings.models:
-        raise click.ClickException(f"model {model!r} is not in {config_path}")
+    settings = _load(config_path)
+    model = _choose_model(settings, model, config_path)
     try:
         regressions = dict(Regression.parse(r) for r in regress)
         emitter = LabelEmitter(label_delay, label_fraction, seed)
@@ -204,49 +193,79 @@ def serve_sim(
     for version, reg in regressions.items():
         server.regress(version, reg)
 
+    sink, where = _sink(settings, out)
+    follower = _follower(settings, control_topic, model)
+    served = _serve_until_stopped(
+        server, sink, follower, rate, duration, status_every, f"{model} v{first}", where
+    )
+    click.echo(f"served {served} requests; {emitter.pending} labels were still pending", err=True)
+    sys.stdout.flush()
+
+
+def _load(config_path: Path) -> Settings:
+    """The settings, with logging configured by them; a bad config is one clean line."""
+    from driftd.config import load_settings
+    from driftd.errors import DriftdError
+    from driftd.logs import configure
+
+    try:
+        settings = load_settings(config_path)
+    except DriftdError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure(settings.log)
+    return settings
+
+
+def _choose_model(settings: Settings, model: str | None, config_path: Path) -> str:
+    """``--model``, which must be configured, else the config's only model."""
+    if model is None:
+        if len(settings.models) != 1:
+            raise click.ClickException(f"choose --model among {', '.join(settings.models)}")
+        return next(iter(settings.models))
+    if model not in settings.models:
+        raise click.ClickException(f"model {model!r} is not in {config_path}")
+    return model
+
+
+def _sink(settings: Settings, out: Path | None) -> tuple[JsonlSink | KafkaSink, str]:
+    """Where events go, and its name for the log: ``--out``, else the file source's first
+    path, else the Kafka topics of ``[source.kafka]``."""
     kafka = settings.source.kafka if settings.source.kind == "kafka" else None
-    sink: JsonlSink | KafkaSink
     if out is None and kafka is None:
         out = settings.source.paths[0]  # type: ignore[union-attr]
     if out is not None:
-        sink = JsonlSink(out)
-        where = str(out)
-    else:
-        assert kafka is not None
-        sink = KafkaSink(kafka.bootstrap_servers, kafka.predictions_topic, kafka.labels_topic)
-        where = f"kafka {kafka.predictions_topic}/{kafka.labels_topic}"
+        return JsonlSink(out), str(out)
+    assert kafka is not None
+    sink = KafkaSink(kafka.bootstrap_servers, kafka.predictions_topic, kafka.labels_topic)
+    return sink, f"kafka {kafka.predictions_topic}/{kafka.labels_topic}"
+
+
+def _follower(settings: Settings, control_topic: str | None, model: str) -> ControlFollower | None:
+    """The control topic's Deployment events for ``model`` (None: no topic configured); on
+    the source's brokers when the registry names no control topic of its own."""
     topic = control_topic or settings.registry.control_topic
-    follower = None
-    if topic is not None:
-        bootstrap = settings.registry.control_bootstrap_servers
-        if settings.registry.control_topic is None and kafka is not None:
-            bootstrap = kafka.bootstrap_servers
-        follower = ControlFollower(bootstrap, topic, model)
+    if topic is None:
+        return None
+    kafka = settings.source.kafka if settings.source.kind == "kafka" else None
+    bootstrap = settings.registry.control_bootstrap_servers
+    if settings.registry.control_topic is None and kafka is not None:
+        bootstrap = kafka.bootstrap_servers
+    return ControlFollower(bootstrap, topic, model)
 
-    def poll() -> None:
-        if follower is None:
-            return
-        for d in follower.poll():
-            try:
-                server.ensure(d.weights)
-                server.apply(d)
-            except Exception as exc:  # a bad or unloadable deployment must not stop serving
-                log.error("deployment %s not applied: %s", d.decision_id, exc)
-                continue
-            log.info("weights now %s (%s)", d.weights, d.reason or d.decision_id)
 
-    def status(elapsed: float) -> None:
-        log.info(
-            "serve-sim %s: %.0fs, weights %s, served %s, errors %s, labels pending %d",
-            model,
-            elapsed,
-            server.weights,
-            server.served,
-            server.errors,
-            emitter.pending,
-            extra={"served": dict(server.served), "weights": dict(server.weights)},
-        )
-
+def _serve_until_stopped(
+    server: ModelServer,
+    sink: JsonlSink | KafkaSink,
+    follower: ControlFollower | None,
+    rate: float,
+    duration: float | None,
+    status_every: float,
+    serving: str,
+    where: str,
+) -> int:
+    """Serve in real time until ``duration``, SIGTERM or Ctrl-C, applying the Deployment
+    events that arrive and logging status every ``status_every`` seconds; the requests
+    served. The sink and follower are closed after."""
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -254,23 +273,50 @@ def serve_sim(
         stopping = True
 
     previous = signal.signal(signal.SIGTERM, on_signal)
-    log.info("serving %s v%s at %.0f req/s to %s", model, first, rate, where)
+    log.info("serving %s at %.0f req/s to %s", serving, rate, where)
     try:
-        served = server.run_realtime(
+        return server.run_realtime(
             sink,
             rate,
             duration,
-            poll=poll,
-            status=status,
+            poll=lambda: _apply_deployments(server, follower),
+            status=lambda elapsed: _log_status(server, elapsed),
             status_every_s=status_every,
             stop=lambda: stopping,
         )
     except KeyboardInterrupt:
-        served = sum(server.served.values())
+        return sum(server.served.values())
     finally:
         signal.signal(signal.SIGTERM, previous)
         sink.close()
         if follower is not None:
             follower.close()
-    click.echo(f"served {served} requests; {emitter.pending} labels were still pending", err=True)
-    sys.stdout.flush()
+
+
+def _apply_deployments(server: ModelServer, follower: ControlFollower | None) -> None:
+    """Apply the Deployment events that arrived; a bad or unloadable one is logged and
+    skipped, since it must not stop serving."""
+    if follower is None:
+        return
+    for d in follower.poll():
+        try:
+            server.ensure(d.weights)
+            server.apply(d)
+        except Exception as exc:  # a bad or unloadable deployment must not stop serving
+            log.error("deployment %s not applied: %s", d.decision_id, exc)
+            continue
+        log.info("weights now %s (%s)", d.weights, d.reason or d.decision_id)
+
+
+def _log_status(server: ModelServer, elapsed: float) -> None:
+    """One status line: weights, requests served and failed per version, labels pending."""
+    log.info(
+        "serve-sim %s: %.0fs, weights %s, served %s, errors %s, labels pending %d",
+        server.model,
+        elapsed,
+        server.weights,
+        server.served,
+        server.errors,
+        server.emitter.pending if server.emitter is not None else 0,
+        extra={"served": dict(server.served), "weights": dict(server.weights)},
+    )

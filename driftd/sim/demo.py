@@ -16,11 +16,23 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from driftd.sim.synth import CATEGORIES
+
+if TYPE_CHECKING:
+    from collections.abc import MutableSequence
+
+    from driftd.config import Settings
+    from driftd.contracts.monitor import DriftDetected
+    from driftd.daemon.app import App
+    from driftd.registry.registry import Registry
+    from driftd.retrain.worker import Worker
+    from driftd.sim.server import ModelServer
+    from driftd.sim.sinks import JsonlSink
+    from driftd.sim.world import World
 
 log = logging.getLogger("driftd.demo")
 MODEL = "fraud"
@@ -117,7 +129,7 @@ def write_config(out: Path, metrics_port: int | None) -> Path:
     return path
 
 
-def seed_champion(settings: Any, registry: Any, world: Any, rate: float) -> int:
+def seed_champion(settings: Settings, registry: Registry, world: World, rate: float) -> int:
     """Train v1 on pre-drift traffic (the real retrain path) and make it champion."""
     from driftd.retrain.service import retrain_model
     from driftd.retrain.store import LabeledRows, LabeledStore
@@ -152,12 +164,8 @@ def seed_champion(settings: Any, registry: Any, world: Any, rate: float) -> int:
 def run_demo(out: Path, seed: int = 7, rate: float = 100.0, metrics_port: int | None = None,
              max_event_s: float = 6 * 3600) -> dict[str, Any]:  # fmt: skip
     """Run the loop; return the timeline and the closed loop's speed (event seconds)."""
-    from prometheus_client import generate_latest
-
     from driftd.config import load_settings
-    from driftd.daemon import app as app_mod
     from driftd.registry.configure import open_registry
-    from driftd.retrain.jobs import JobQueue
     from driftd.retrain.triggers import make_worker, retrain_sections
     from driftd.sim.server import LabelEmitter, ModelServer
     from driftd.sim.sinks import JsonlSink
@@ -166,6 +174,7 @@ def run_demo(out: Path, seed: int = 7, rate: float = 100.0, metrics_port: int | 
     out.mkdir(parents=True, exist_ok=True)
     config = write_config(out, metrics_port)
     settings = load_settings(config)
+    # One registry for the whole demo: the daemon built below takes it over (and closes it).
     registry = open_registry(settings.registry, settings.registry_url, apply_gates=True)
     world = World(N_FEATURES, seed, drift_at=T0 + DRIFT_AFTER_S)
     tl = Timeline()
@@ -174,11 +183,7 @@ def run_demo(out: Path, seed: int = 7, rate: float = 100.0, metrics_port: int | 
     tl.add(T0, f"v{v1} trained on pre-drift traffic and made champion", "champion")
     tl.add(T0 + DRIFT_AFTER_S, "the concept drifts (ground truth)", "drift")
 
-    app = app_mod.build(settings, serve_metrics=metrics_port is not None, config_path=config)
-    app.runner.assign([0])
-    if app.server is not None:
-        port = app.server[0].server_port
-        tl.add(T0, f"metrics served at http://127.0.0.1:{port}/metrics while the demo runs")
+    app = _start_daemon(settings, registry, config, metrics_port, tl)
     worker = make_worker(settings.retrain, retrain_sections(settings.models), registry.engine,
                          settings.registry.secret)  # fmt: skip
     server = ModelServer(world, registry, MODEL, seed=seed, emitter=LabelEmitter(20.0, 1.0, seed),
@@ -186,51 +191,89 @@ def run_demo(out: Path, seed: int = 7, rate: float = 100.0, metrics_port: int | 
     server.load(v1)
     server.apply({str(v1): 1.0})
     sink = JsonlSink(out / "events.jsonl")
-    stages: dict[int, str] = {v1: "production"}
-    regressed: int | None = None
-    t = T0
     try:
-        while t < T0 + max_event_s:
-            t += 1.0
-            sink.write(server.serve(int(rate), t), server.emitter.due(t) if server.emitter else [])
-            if int(t - T0) % 5:
-                continue
-            while app.runner.step():
-                pass
-            _note_alarms(app.runner.alarms, tl)
-            if JobQueue(registry.engine).list(model=MODEL, state="queued"):
-                tl.add(t, "retrain job queued by the alarm; the worker runs it", "queued")
-                job = worker.run_once()
-                if job is not None and job.result:
-                    tl.add(t, _trained(job.result), "challenger")
-            _sync(registry, server, stages, tl, t)
-            champion = registry.resolve(f"{MODEL}@champion").version
-            if champion != v1 and regressed is None:
-                regressed = _regressed_challenger(registry, server, champion, tl, t)
-            if regressed is not None and stages.get(regressed) == "rolled_back":
-                break
+        ok = _simulate(app, registry, worker, server, sink, v1, tl, rate, max_event_s)
+        ends = {
+            "champion": registry.resolve(f"{MODEL}@champion").version,
+            "lineage": registry.lineage(f"{MODEL}@champion", depth=1),
+            "ok": ok,
+        }
     finally:
-        sink.close()
-        if app.pipeline.partitions:
-            app.runner.checkpoint()
-        (out / "metrics.prom").write_bytes(generate_latest(app.registry))
-        app.close()
+        _stop_daemon(app, sink, out)
     result = {
         "timeline": [
             {"event_s": round(s, 1), "what": w} for s, w in sorted(tl.entries, key=lambda e: e[0])
         ],
         "closed_loop_s": _speeds(tl.marks),
         "wall_s": round(time.monotonic() - wall0, 1),
-        "champion": registry.resolve(f"{MODEL}@champion").version,
-        "lineage": registry.lineage(f"{MODEL}@champion", depth=1),
-        "ok": regressed is not None and stages.get(regressed) == "rolled_back",
+        **ends,
     }
-    registry.engine.dispose()
     (out / "demo.json").write_text(json.dumps(result, indent=2, default=str))
     return result
 
 
-def _note_alarms(alarms: Any, tl: Timeline) -> None:
+def _start_daemon(
+    settings: Settings, registry: Registry, config: Path, metrics_port: int | None, tl: Timeline
+) -> App:
+    """The real daemon on the demo's registry, its file source assigned; metrics served when
+    a port is given."""
+    from driftd.daemon import app as app_mod
+
+    app = app_mod.build(
+        settings, serve_metrics=metrics_port is not None, config_path=config,
+        model_registry=registry,
+    )  # fmt: skip
+    app.runner.assign([0])
+    if app.server is not None:
+        port = app.server[0].server_port
+        tl.add(T0, f"metrics served at http://127.0.0.1:{port}/metrics while the demo runs")
+    return app
+
+
+def _simulate(app: App, registry: Registry, worker: Worker, server: ModelServer, sink: JsonlSink,
+              v1: int, tl: Timeline, rate: float, max_event_s: float) -> bool:  # fmt: skip
+    """Serve event time second by second; every 5 s let the daemon catch up, run queued
+    retrain jobs and follow the registry, until the regressed challenger is rolled back
+    (True) or ``max_event_s`` passes (False)."""
+    from driftd.retrain.jobs import JobQueue
+
+    stages: dict[int, str] = {v1: "production"}
+    regressed: int | None = None
+    t = T0
+    while t < T0 + max_event_s:
+        t += 1.0
+        sink.write(server.serve(int(rate), t), server.emitter.due(t) if server.emitter else [])
+        if int(t - T0) % 5:
+            continue
+        while app.runner.step():
+            pass
+        _note_alarms(app.runner.alarms, tl)
+        if JobQueue(registry.engine).list(model=MODEL, state="queued"):
+            tl.add(t, "retrain job queued by the alarm; the worker runs it", "queued")
+            job = worker.run_once()
+            if job is not None and job.result:
+                tl.add(t, _trained(job.result), "challenger")
+        _sync(registry, server, stages, tl, t)
+        champion = registry.resolve(f"{MODEL}@champion").version
+        if champion != v1 and regressed is None:
+            regressed = _regressed_challenger(registry, server, champion, tl, t)
+        if regressed is not None and stages.get(regressed) == "rolled_back":
+            return True
+    return False
+
+
+def _stop_daemon(app: App, sink: JsonlSink, out: Path) -> None:
+    """Close the event file, checkpoint, keep a metrics snapshot, and release the daemon."""
+    from prometheus_client import generate_latest
+
+    sink.close()
+    if app.pipeline.partitions:
+        app.runner.checkpoint()
+    (out / "metrics.prom").write_bytes(generate_latest(app.registry))
+    app.close()
+
+
+def _note_alarms(alarms: MutableSequence[DriftDetected], tl: Timeline) -> None:
     """Drift alarms into the timeline (warnings are left out), then forget them."""
     for a in alarms:
         if a.kind == "drift":
@@ -249,7 +292,9 @@ def _trained(result: dict[str, Any]) -> str:
     )
 
 
-def _sync(registry: Any, server: Any, stages: dict[int, str], tl: Timeline, t: float) -> None:
+def _sync(
+    registry: Registry, server: ModelServer, stages: dict[int, str], tl: Timeline, t: float
+) -> None:
     """Follow the published traffic weights; note every stage change."""
     weights = registry.traffic(MODEL)
     if weights and {str(v): w for v, w in weights.items()} != server.weights:
@@ -264,7 +309,9 @@ def _sync(registry: Any, server: Any, stages: dict[int, str], tl: Timeline, t: f
             tl.add(t, f"v{v.version} → {v.stage}", mark.get(v.stage))
 
 
-def _regressed_challenger(registry: Any, server: Any, champion: int, tl: Timeline, t: float) -> int:
+def _regressed_challenger(
+    registry: Registry, server: ModelServer, champion: int, tl: Timeline, t: float
+) -> int:
     """Register the champion's build again by hand, with a latency regression injected."""
     from driftd.sim.server import Regression
 

@@ -1,0 +1,174 @@
+"""The daemon's commands: ``run``, ``replay``, ``status``, ``config check`` and ``db upgrade``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from driftd import __version__
+from driftd.cli.options import config_option
+from driftd.cli.output import echo_json
+from driftd.config import Settings, effective_config, load_settings
+from driftd.errors import DriftdError
+
+if TYPE_CHECKING:
+    from driftd.daemon.app import App
+
+log = logging.getLogger("driftd.cli")
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_settings(config)  # a ConfigError is shown by DriftdGroup (exit 2)
+
+
+@click.command()
+@config_option(envvar=True)
+def run(config: Path) -> None:
+    """Run the daemon until SIGTERM or SIGINT.
+
+    Restores the last checkpoint, seeks every source to its saved offsets, then consumes,
+    joins and monitors, checkpointing state and offsets together.
+    """
+    from driftd.daemon import app as app_mod
+    from driftd.logs import configure
+
+    settings = _settings(config)
+    configure(settings.log)
+    try:
+        application = _build(settings, config)
+    except DriftdError as exc:
+        raise click.ClickException(str(exc)) from None
+    log.info(
+        "driftd starting",
+        extra={
+            "version": __version__,
+            "pipeline": settings.pipeline.name,
+            "source": settings.source.kind,
+        },
+    )
+    try:
+        app_mod.run(application)
+    finally:
+        application.close()
+    log.info("driftd stopped")
+
+
+def _build(settings: Settings, config: Path) -> App:
+    """The daemon on one registry, whose approval gates become the config's (audited when they
+    change); the app owns it from here, and it is released if building fails."""
+    from driftd.daemon import app as app_mod
+    from driftd.registry.configure import open_registry
+
+    registry = open_registry(settings.registry, settings.registry_url, apply_gates=True)
+    try:
+        return app_mod.build(settings, config_path=config, model_registry=registry)
+    except BaseException:
+        registry.engine.dispose()
+        raise
+
+
+@click.command(short_help="Process event files to their end and print a summary.")
+@config_option("TOML configuration file (its [source] is replaced by FILES).", exists=True)
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False)
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option(
+    "--dlq",
+    type=click.Path(path_type=Path),
+    help="Dead-letter file (default: <data_dir>/<first file>.dlq.jsonl).",
+)
+def replay(config: Path, files: tuple[Path, ...], as_json: bool, dlq: Path | None) -> None:
+    """Process event files (JSON lines, optionally gzip) to their end and print a summary.
+
+    Starts from empty state and does not touch the daemon's checkpoints.
+    """
+    from driftd.daemon.replay import replay_files
+
+    settings = _settings(config)
+    try:
+        summary = replay_files(settings, list(files), dlq, progress=not as_json)
+    except DriftdError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        echo_json(summary, strict=True)
+    else:
+        from driftd.daemon.replay import print_summary
+
+        print_summary(summary)
+
+
+@click.command(short_help="Show the counts and offsets held in the checkpoints.")
+@config_option(envvar=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(config: Path, as_json: bool) -> None:
+    """Show what the daemon's checkpoints hold: counts per model and offsets."""
+    from driftd.daemon.replay import checkpoint_status, print_summary
+
+    settings = _settings(config)
+    summary = checkpoint_status(settings)
+    if as_json:
+        echo_json(summary, strict=True)
+    else:
+        print_summary(summary)
+
+
+@click.group()
+def config() -> None:
+    """Inspect configuration."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(path_type=Path))
+def config_check(file: Path) -> None:
+    """Validate FILE (with DRIFTD_* overrides) and print the effective configuration."""
+    from driftd.daemon.detector_monitor import check_detectors
+
+    settings = _settings(file)
+    check_detectors(settings.models)
+    echo_json(effective_config(settings), strict=True)
+    click.echo(f"{file}: OK", err=True)
+
+
+@click.group()
+def db() -> None:
+    """Manage driftd's database schema."""
+
+
+@db.command("upgrade")
+@config_option(
+    "TOML configuration file (or DRIFTD_CONFIG): its checkpoint and registry databases.",
+    required=False,
+    envvar=True,
+)
+@click.option("--db", "db", metavar="URL", help="Upgrade this database URL instead.")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def db_upgrade(config: Path | None, db: str | None, revision: str) -> None:
+    """Apply every pending migration (the checkpoint and registry databases)."""
+    from driftd.db import current_revision, make_engine, upgrade
+
+    if db is not None:
+        urls = [db]
+    elif config is not None:
+        settings = _settings(config)
+        urls = list(dict.fromkeys([settings.checkpoint.url, settings.registry_url]))
+    else:
+        raise click.UsageError("say which database: --config FILE or --db URL")
+    for url in urls:
+        engine = make_engine(url)
+        before = current_revision(engine)
+        upgrade(engine, revision)
+        after = current_revision(engine)
+        engine.dispose()
+        shown = sa_url(url)
+        click.echo(f"{shown}: {before or 'empty'} → {after}", err=True)
+
+
+def sa_url(url: str) -> str:
+    """A database URL with its password hidden, for messages."""
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
