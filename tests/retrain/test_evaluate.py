@@ -28,8 +28,8 @@ from driftd.retrain.evaluate import (
     paired_bootstrap,
     per_row,
 )
-from driftd.retrain.scores import _auc_weighted
 from driftd.retrain.paired import _resample_counts
+from driftd.retrain.scores import _auc_weighted
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
