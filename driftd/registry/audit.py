@@ -192,6 +192,72 @@ _LEGACY = (
 )
 
 
+def _record_problem(
+    row: tuple[Any, ...],
+    expected: int,
+    prev_hash: str,
+    key: Key,
+    secret: bytes | None,
+    expect: Witness | None,
+) -> tuple[str, int] | None:
+    """What is wrong with one record, expected to be number ``expected`` chained to
+    ``prev_hash``, and the sequence to name; None when it is sound."""
+    seq, ts, actor, action, subject, old, new, reason, request_id, stored_prev, stored = row
+    if seq > expected:
+        what = f"record {expected}" if seq == expected + 1 else f"records {expected}-{seq - 1}"
+        return f"{what} removed: the sequence jumps to {seq}", expected
+    if seq < expected:  # cannot happen with a primary key, but a copy may hold it
+        return f"record {seq} duplicated", seq
+    fields = (actor, action, subject, old, new, reason, request_id)
+    if record_hash(secret, seq, ts, *fields, stored_prev) != stored:
+        if seq == 1 and key is Key.MISMATCH:
+            return _OTHER_KEY, seq
+        return f"record {seq} altered: its content does not match its hash", seq
+    if stored_prev != prev_hash:
+        return (
+            f"record {seq} does not chain to record {seq - 1}: one of them was altered "
+            f"or record {seq} was inserted",
+            seq,
+        )
+    if expect is not None and seq == expect.seq and stored != expect.hash:
+        return (
+            f"record {seq} does not match the witness: its hash is {stored}, the witness "
+            f"saw {expect.hash} (the log was rewritten up to record {seq}, or the witness "
+            "is of another log)",
+            seq,
+        )
+    return None
+
+
+def _end_problem(
+    last: int, last_hash: str, head: Head, key: Key, expect: Witness | None
+) -> tuple[str, int | None] | None:
+    """What is wrong where the walk ended at record ``last`` with hash ``last_hash``, given
+    the head row, its seal and the witness; None when nothing is."""
+    if last < head.seq:
+        return (f"record {last + 1} removed: the log ends at {last}, the head says {head.seq}",
+                last + 1)  # fmt: skip
+    if last > head.seq:
+        return f"record {head.seq + 1} inserted after the head ({head.seq})", head.seq + 1
+    if last_hash != head.hash:
+        return f"record {last} altered: it does not match the head's hash", last
+    if key is Key.MISMATCH:
+        return (
+            f"the head row was altered: its seal does not match sequence {head.seq} and its "
+            f"hash under the configured secret (records after {head.seq} may have been removed)",
+            head.seq + 1,
+        )
+    if key is Key.LEGACY:
+        return _LEGACY, None
+    if expect is not None and expect.seq > last:
+        return (
+            f"record {expect.seq} is missing: the log ends at {last}; the witness saw it with "
+            f"hash {expect.hash} (records were removed and the head row put back)",
+            expect.seq,
+        )
+    return None
+
+
 def verify(
     rows: Iterable[tuple[Any, ...]],
     head: Head,
@@ -206,58 +272,14 @@ def verify(
     prev_hash = GENESIS
     expected = 1
     n = 0
-
-    def fail(problem: str, seq: int | None) -> VerifyResult:
-        return VerifyResult(False, n, head.seq, problem, seq)
-
     for row in rows:
-        seq, ts, actor, action, subject, old, new, reason, request_id, stored_prev, stored = row
         n += 1
-        if seq > expected:
-            what = f"record {expected}" if seq == expected + 1 else f"records {expected}-{seq - 1}"
-            return fail(f"{what} removed: the sequence jumps to {seq}", expected)
-        if seq < expected:  # cannot happen with a primary key, but a copy may hold it
-            return fail(f"record {seq} duplicated", seq)
-        fields = (actor, action, subject, old, new, reason, request_id)
-        if record_hash(secret, seq, ts, *fields, stored_prev) != stored:
-            if seq == 1 and key is Key.MISMATCH:
-                return fail(_OTHER_KEY, seq)
-            return fail(f"record {seq} altered: its content does not match its hash", seq)
-        if stored_prev != prev_hash:
-            return fail(
-                f"record {seq} does not chain to record {seq - 1}: one of them was altered "
-                f"or record {seq} was inserted",
-                seq,
-            )
-        if expect is not None and seq == expect.seq and stored != expect.hash:
-            return fail(
-                f"record {seq} does not match the witness: its hash is {stored}, the witness "
-                f"saw {expect.hash} (the log was rewritten up to record {seq}, or the witness "
-                "is of another log)",
-                seq,
-            )
-        prev_hash = stored
-        expected = seq + 1
-    last = expected - 1
-    if last < head.seq:
-        return fail(f"record {last + 1} removed: the log ends at {last}, the head says {head.seq}",
-                    last + 1)  # fmt: skip
-    if last > head.seq:
-        return fail(f"record {head.seq + 1} inserted after the head ({head.seq})", head.seq + 1)
-    if prev_hash != head.hash:
-        return fail(f"record {last} altered: it does not match the head's hash", last)
-    if key is Key.MISMATCH:
-        return fail(
-            f"the head row was altered: its seal does not match sequence {head.seq} and its "
-            f"hash under the configured secret (records after {head.seq} may have been removed)",
-            head.seq + 1,
-        )
-    if key is Key.LEGACY:
-        return fail(_LEGACY, None)
-    if expect is not None and expect.seq > last:
-        return fail(
-            f"record {expect.seq} is missing: the log ends at {last}; the witness saw it with "
-            f"hash {expect.hash} (records were removed and the head row put back)",
-            expect.seq,
-        )
+        problem = _record_problem(row, expected, prev_hash, key, secret, expect)
+        if problem is not None:
+            return VerifyResult(False, n, head.seq, *problem)
+        prev_hash = row[10]  # the record's hash: the next one must chain to it
+        expected = row[0] + 1
+    end = _end_problem(expected - 1, prev_hash, head, key, expect)
+    if end is not None:
+        return VerifyResult(False, n, head.seq, *end)
     return VerifyResult(True, n, head.seq)

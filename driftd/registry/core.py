@@ -1,5 +1,6 @@
-"""The registry's base: its engine, secret and clock, and the one way to write (an audited,
-idempotent transaction); shared by the write mixins."""
+"""The registry's core, shared by each of its parts: the engine, the audit secret, the clock and
+the artifact policy; the one way to write (an audited, idempotent transaction); and reading a
+version back, which every write that answers with a version ends with."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from typing import Any, Self
 
 import sqlalchemy as sa
 
-from driftd.registry import schema as t
 from driftd.registry.artifacts import ArtifactPolicy
-from driftd.registry.lineage import LineageReads
+from driftd.registry.names import ModelRef, parse_ref
+from driftd.registry.records import VersionInfo
+from driftd.registry.rows import find_version, resolve_number, version_info
 from driftd.registry.writer import Writer, transaction
 
 
-class RegistryCore(LineageReads):
-    """Reads plus ``write``; the write mixins and ``Registry`` build on it."""
+class RegistryCore:
+    """Engine, secret, clock and artifact policy; ``write``; ``resolve`` and ``get_version``."""
 
     def __init__(
         self,
@@ -25,7 +27,7 @@ class RegistryCore(LineageReads):
         clock: Callable[[], float] = time.time,
         artifacts: ArtifactPolicy | None = None,
     ) -> None:
-        super().__init__(engine)
+        self.engine = engine
         self.secret = secret
         self.clock = clock
         # Which artifact URIs versions may name; the default checks their form only.
@@ -60,21 +62,13 @@ class RegistryCore(LineageReads):
         )
         return answer
 
-    @staticmethod
-    def _exists(conn: sa.Connection, table: sa.Table, key: Any) -> bool:
-        pk = next(iter(table.primary_key.columns))
-        return conn.execute(sa.select(pk).where(pk == key)).first() is not None
+    def get_version(self, model: str, version: int) -> VersionInfo:
+        """One version by number."""
+        return self.resolve(ModelRef(model, version=version))
 
-    def _ensure_model(self, w: Writer, model: str, lock: bool = False) -> int:
-        found = w.conn.execute(
-            self._lock(sa.select(t.models.c.id).where(t.models.c.name == model), lock)
-        ).scalar()
-        if found is not None:
-            return int(found)
-        new_id = w.conn.execute(
-            t.models.insert().values(
-                name=model, description="", created_at=w.now, created_by=w.actor, next_version=1
-            )
-        ).inserted_primary_key[0]  # type: ignore[index]
-        w.audit("model.create", model, None, {"name": model})
-        return int(new_id)
+    def resolve(self, ref: str | ModelRef) -> VersionInfo:
+        """The version a reference names: ``models:/m/3``, ``m@champion``, ``m`` (latest)."""
+        r = parse_ref(ref) if isinstance(ref, str) else ref
+        with self.engine.connect() as conn:
+            model_id, number = resolve_number(conn, r)
+            return version_info(conn, r.model, find_version(conn, model_id, r.model, number))

@@ -38,7 +38,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -49,12 +48,12 @@ from driftd.config import WebhookSettings
 from driftd.db import write_transaction
 from driftd.registry import schema as t
 from driftd.registry.head import publish_head
+from driftd.registry.kafka import KafkaControl, KafkaTarget
 from driftd.registry.webhook import (
     DeliveryError,
     OutboxRow,
     RetryPolicy,
     WebhookTarget,
-    delivery_id,
 )
 
 __all__ = [
@@ -89,59 +88,6 @@ class Target(Protocol):
     def send(self, row: OutboxRow) -> None:
         """Deliver ``row``; raise on any failure (the row is then retried)."""
         ...
-
-
-@dataclass(frozen=True)
-class KafkaControl:
-    """Where the control-topic target publishes (until the config grows such a section)."""
-
-    bootstrap_servers: str
-    topic: str
-    name: str = "kafka"
-    events: Sequence[str] = ()
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-
-
-class KafkaTarget:
-    """Publishes rows to a Kafka topic: key = model (per-model order), acks=all, headers
-    ``event`` and ``delivery`` (the delivery id, for consumers to de-duplicate)."""
-
-    def __init__(self, control: KafkaControl, producer: Any = None, timeout_s: float = 10.0):
-        self.name = control.name
-        self.policy = control.policy
-        self.topic = control.topic
-        self._events = frozenset(control.events)
-        self._timeout = timeout_s
-        if producer is None:
-            from kafka import KafkaProducer
-
-            producer = KafkaProducer(bootstrap_servers=control.bootstrap_servers, acks="all")
-        self._producer = producer
-
-    def wants(self, event: str) -> bool:
-        """Whether ``event`` passes the filter (none: every event)."""
-        return not self._events or event in self._events
-
-    def send(self, row: OutboxRow) -> None:
-        """Publish and wait for the broker's ack (a flush per row: the cursor commits per row)."""
-        try:
-            future = self._producer.send(
-                self.topic,
-                key=row.model.encode(),
-                value=row.payload.encode(),
-                headers=[
-                    ("event", row.event.encode()),
-                    ("delivery", delivery_id(self.name, row.id).encode()),
-                ],
-            )
-            self._producer.flush(self._timeout)
-            future.get(timeout=self._timeout)
-        except Exception as exc:
-            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
-
-    def close(self) -> None:
-        """Flush and close the producer."""
-        self._producer.close(self._timeout)
 
 
 _LOCAL_LOCKS: dict[str, threading.Lock] = {}

@@ -1,5 +1,5 @@
-"""Registry writes for training lineage: datasets (one per content hash) and runs (params,
-seeds, code, environment, trigger, metrics), and the runs still open."""
+"""Runs and datasets: dataset snapshots (one per content hash) and training runs (params,
+seeds, code, environment, trigger, metrics), recorded, read, and the runs still open."""
 
 from __future__ import annotations
 
@@ -12,17 +12,68 @@ import sqlalchemy as sa
 from driftd.registry import schema as t
 from driftd.registry.core import RegistryCore
 from driftd.registry.errors import Conflict, InvalidRequest, NotFound
-from driftd.registry.names import (
-    check_model_name,
-)
-from driftd.registry.records import RunInfo
+from driftd.registry.names import check_model_name
+from driftd.registry.records import DatasetInfo, RunInfo
+from driftd.registry.rows import ensure_model, row_exists
 from driftd.registry.writer import Writer
 
 RUN_STATUSES = ("running", "finished", "failed", "killed")
 
 
-class RunWrites(RegistryCore):
-    """Datasets and runs."""
+def run_infos(conn: sa.Connection, run_ids: list[str]) -> list[RunInfo]:
+    """The runs with these ids (those that exist), in no particular order."""
+    if not run_ids:
+        return []
+    rows = conn.execute(
+        sa.select(t.runs, t.models.c.name)
+        .join(t.models, t.models.c.id == t.runs.c.model_id)
+        .where(t.runs.c.id.in_(run_ids))
+    )
+    return [
+        RunInfo(
+            id=r.id,
+            model=r.name,
+            status=r.status,
+            params=dict(r.params),
+            metrics=dict(r.metrics),
+            tags=dict(r.tags),
+            seeds=dict(r.seeds),
+            code=dict(r.code),
+            environment=dict(r.environment),
+            dataset_id=r.dataset_id,
+            trigger=None if r.trigger is None else dict(r.trigger),
+            started_at=r.started_at,
+            ended_at=r.ended_at,
+            created_by=r.created_by,
+        )
+        for r in rows
+    ]
+
+
+def dataset_infos(conn: sa.Connection, ids: list[int]) -> list[DatasetInfo]:
+    """The datasets with these ids (those that exist), in no particular order."""
+    if not ids:
+        return []
+    rows = conn.execute(sa.select(t.datasets).where(t.datasets.c.id.in_(ids)))
+    return [
+        DatasetInfo(
+            id=int(r.id),
+            sha256=r.sha256,
+            row_count=int(r.row_count),
+            window_start=r.window_start,
+            window_end=r.window_end,
+            source_offsets=dict(r.source_offsets),
+            schema=dict(r.schema),
+            uri=r.uri,
+            created_at=r.created_at,
+            created_by=r.created_by,
+        )
+        for r in rows
+    ]
+
+
+class Runs(RegistryCore):
+    """Record and read datasets and runs."""
 
     def register_dataset(
         self,
@@ -100,8 +151,8 @@ class RunWrites(RegistryCore):
         }
 
         def change(w: Writer) -> dict[str, Any]:
-            model_id = self._ensure_model(w, model)
-            if dataset_id is not None and not self._exists(w.conn, t.datasets, dataset_id):
+            model_id = ensure_model(w, model)
+            if dataset_id is not None and not row_exists(w.conn, t.datasets, dataset_id):
                 raise NotFound(f"dataset {dataset_id} does not exist")
             run_id = uuid.uuid4().hex
             fields = {k: v for k, v in payload.items() if k != "model"}
@@ -177,5 +228,21 @@ class RunWrites(RegistryCore):
         query = sa.select(t.runs.c.id).where(t.runs.c.status == RUN_STATUSES[0])
         with self.engine.connect() as conn:
             ids = list(conn.execute(query.order_by(t.runs.c.started_at, t.runs.c.id)).scalars())
-            by_id = {r.id: r for r in self._runs(conn, ids)}
+            by_id = {r.id: r for r in run_infos(conn, ids)}
         return [by_id[i] for i in ids if i in by_id]
+
+    def get_run(self, run_id: str) -> RunInfo:
+        """One run by id."""
+        with self.engine.connect() as conn:
+            found = run_infos(conn, [run_id])
+        if not found:
+            raise NotFound(f"run {run_id!r} does not exist")
+        return found[0]
+
+    def get_dataset(self, dataset_id: int) -> DatasetInfo:
+        """One dataset by id."""
+        with self.engine.connect() as conn:
+            found = dataset_infos(conn, [dataset_id])
+        if not found:
+            raise NotFound(f"dataset {dataset_id} does not exist")
+        return found[0]

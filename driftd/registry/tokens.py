@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from driftd.registry import schema as t
+from driftd.registry.core import RegistryCore
 from driftd.registry.errors import InvalidRequest, NotFound
-from driftd.registry.registry import Registry
 from driftd.registry.roles import Role, parse_role
 from driftd.registry.writer import Writer
 
@@ -36,7 +36,7 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_token(registry: Registry, name: str, role: Role | str, actor: str) -> str:
+def create_token(registry: RegistryCore, name: str, role: Role | str, actor: str) -> str:
     """Create a token and return it; only its hash is kept, so it cannot be shown again."""
     r = parse_role(role) if isinstance(role, str) else role
     if not name or len(name) > 255:
@@ -62,7 +62,7 @@ def create_token(registry: Registry, name: str, role: Role | str, actor: str) ->
     return f"{PREFIX}{token_id}_{secret}"
 
 
-def revoke_token(registry: Registry, token_id: str, actor: str) -> None:
+def revoke_token(registry: RegistryCore, token_id: str, actor: str) -> None:
     """Revoke a token; requests with it are refused from now on."""
 
     def change(w: Writer) -> dict[str, str]:
@@ -79,7 +79,7 @@ def revoke_token(registry: Registry, token_id: str, actor: str) -> None:
     registry.write(actor, "token.revoke", {"id": token_id}, None, change)
 
 
-def authenticate(registry: Registry, token: str) -> Principal | None:
+def authenticate(registry: RegistryCore, token: str) -> Principal | None:
     """The principal of a valid, unrevoked token; None otherwise."""
     if not token.startswith(PREFIX):
         return None
@@ -95,7 +95,7 @@ def authenticate(registry: Registry, token: str) -> Principal | None:
     return Principal(row.id, row.name, Role(row.role))
 
 
-def list_tokens(registry: Registry) -> list[dict[str, object]]:
+def list_tokens(registry: RegistryCore) -> list[dict[str, object]]:
     """Tokens without their secrets."""
     with registry.engine.connect() as conn:
         rows = conn.execute(sa.select(t.tokens).order_by(t.tokens.c.created_at)).all()
