@@ -24,7 +24,9 @@ from driftd.textsafe import markup_safe, safe, safe_lines
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
 
+    from driftd.registry.registry import Registry
     from driftd.retrain import service
+    from driftd.retrain.snapshot import Window
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -39,7 +41,7 @@ class DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-def parse_window(text: str) -> Any:
+def parse_window(text: str) -> Window:
     """``rows:N``, ``last:30d`` (s/m/h/d), ``since:UNIX_TS`` or ``range:START:END``."""
     from driftd.retrain.snapshot import LastN, SinceAlarm, TimeRange
 
@@ -78,7 +80,7 @@ def _settings(config: Path) -> Settings:
         raise click.ClickException(safe_lines(str(exc))) from None
 
 
-def _open(settings: Settings) -> Any:
+def _open(settings: Settings) -> Registry:
     from driftd.registry.configure import open_registry
 
     try:
@@ -269,7 +271,7 @@ def worker(config: Path) -> None:
         registry.engine.dispose()
 
 
-def recorded_run(registry: Any, run_id: str) -> tuple[dict[str, Any], Path]:
+def recorded_run(registry: Registry, run_id: str) -> tuple[dict[str, Any], Path]:
     """The run as ``repro.reproduce`` wants it, and its snapshot directory."""
     run = registry.get_run(run_id)
     if run.dataset_id is None:

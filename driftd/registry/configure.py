@@ -21,8 +21,8 @@ def open_registry(
     settings: RegistrySettings, default_url: str, apply_gates: bool = True, actor: str = "driftd"
 ) -> Registry:
     """The registry at ``settings.url`` (else ``default_url``), keyed with its secret and held
-    to the configured artifact schemes and roots; its gates are made those of the config (an
-    audited change when they differ)."""
+    to the configured artifact schemes and roots; with ``apply_gates`` its gates are made those
+    of the config (an audited change when they differ)."""
     secret = settings.secret.get_secret_value() if settings.secret is not None else None
     artifacts = ArtifactPolicy.create(settings.artifact_schemes, settings.artifact_roots)
     registry = Registry.open(settings.url or default_url, secret, artifacts)
