@@ -1,0 +1,66 @@
+"""Rollout cases a sampled mutation run found unchecked: a batch with a single request marks its
+arm as seen, the exported latency buckets are increasing exact histogram edges, the inputs'
+always-valid p-value never exceeds 1, and per-feature moments for any number of features."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from driftd.contracts.columns import PredictionColumns
+from driftd.contracts.monitor import MonitorBatch
+from driftd.rollout.counts import EDGES_MS, PROMETHEUS_BUCKETS_S, VersionCounts
+from driftd.rollout.evidence import ArmCounts, Batch, Evidence
+from driftd.rollout.inputs import drift_pvalue
+
+
+def test_a_batch_with_one_request_marks_its_arm_as_seen() -> None:
+    ev = Evidence().add(Batch(10.0, ArmCounts(requests=1), ArmCounts()))
+    assert (ev.canary_last_seen_s, ev.champion_last_seen_s) == (10.0, 0.0)
+    ev = ev.add(Batch(20.0, ArmCounts(), ArmCounts(requests=1)))
+    assert (ev.canary_last_seen_s, ev.champion_last_seen_s) == (10.0, 20.0)
+
+
+def test_the_exported_latency_buckets_increase_and_are_histogram_edges() -> None:
+    bounds = np.array(PROMETHEUS_BUCKETS_S)
+    assert (np.diff(bounds) > 0).all()  # Prometheus requires increasing le bounds
+    assert np.isin(bounds * 1000.0, EDGES_MS).all()
+    assert PROMETHEUS_BUCKETS_S[:5] == (0.005, 0.01, 0.025, 0.05, 0.1)
+
+
+def test_the_inputs_p_value_is_at_most_one_when_the_arms_agree() -> None:
+    # Identical moments in three features: each likelihood ratio is below 1, so the
+    # Bonferroni product 3/LR exceeds 1 and must be capped there.
+    table = np.array([[100.0, 50.0, 40.0]] * 3)
+    result = drift_pvalue(table, table.copy())
+    assert result is not None
+    z, p = result
+    assert z == 0.0 and p == 1.0
+
+
+def _batch(numeric: list[list[float]]) -> MonitorBatch:
+    x = np.array(numeric)
+    n = x.shape[0]
+    preds = PredictionColumns(
+        ids=[str(i) for i in range(n)],
+        version=np.zeros(n, np.int32),
+        ts=np.arange(n, dtype=np.float64),
+        numeric=x,
+        categorical=np.zeros((n, 0), np.int32),
+        prediction=np.zeros(n),
+        score=np.full(n, np.nan),
+        latency_ms=np.full(n, 5.0),
+        error=np.zeros(n, bool),
+    )
+    names = [f"f{j}" for j in range(x.shape[1])]
+    return MonitorBatch("m", ["a"], preds, None, np.empty(0, np.int32), names)
+
+
+def test_moments_are_kept_per_feature_for_any_number_of_features() -> None:
+    for k in (1, 2, 4):
+        counts = VersionCounts()
+        counts.update(_batch([[float(j + 1)] * k for j in range(3)]))
+        counts.update(_batch([[np.nan] * k]))  # not finite: not counted
+        expected = np.tile([3.0, 6.0, 14.0], (k, 1))  # count, sum and sum of squares of 1, 2, 3
+        np.testing.assert_array_equal(counts.moments["a"], expected)
+    counts.update(_batch([[1.0] * 5]))  # a different feature count leaves the moments alone
+    np.testing.assert_array_equal(counts.moments["a"], np.tile([3.0, 6.0, 14.0], (4, 1)))
