@@ -1,0 +1,34 @@
+"""Gate edges a sampled mutation run found unchecked: two holdout rows are enough to compute
+every metric (the cut-off for "too few rows" could move from 2 to 3 unnoticed), and a primary
+accuracy gain also needs McNemar's one-sided p-value at or below alpha."""
+
+from __future__ import annotations
+
+import pytest
+
+from driftd.retrain.evaluate import evaluate
+from driftd.retrain.gate import GateSpec, MetricComparison, _primary_reasons
+
+
+def test_two_rows_compute_each_metric() -> None:
+    ev = evaluate("binary", [0, 1], [0.2, 0.9], [0.6, 0.4], GateSpec("accuracy", guards={}))
+    acc = ev.metrics["accuracy"]
+    assert acc.error is None and (acc.champion, acc.candidate) == (1.0, 0.0)
+    ev = evaluate("regression", [1.0, 2.0], [1.5, 2.0], [1.0, 2.5], GateSpec("mae", guards={}))
+    mae = ev.metrics["mae"]
+    assert mae.error is None
+    assert (mae.champion, mae.candidate) == pytest.approx((0.25, 0.25))
+
+
+def _accuracy_gain(p_value_greater: float) -> MetricComparison:
+    return MetricComparison(
+        "accuracy", True, 0.80, 0.85, 0.05, 0.01, 0.09, 0.01, (0.01, 0.09), "mcnemar",
+        p_value=2 * p_value_greater, p_value_greater=p_value_greater,
+    )  # fmt: skip
+
+
+def test_a_primary_accuracy_gain_also_needs_mcnemar_below_alpha() -> None:
+    spec = GateSpec("accuracy", min_gain=0.0, alpha=0.05)
+    assert _primary_reasons(_accuracy_gain(0.01), spec) == []
+    (reason,) = _primary_reasons(_accuracy_gain(0.2), spec)
+    assert reason == "primary accuracy: McNemar one-sided p=0.2 > alpha 0.05"
