@@ -115,11 +115,14 @@ def build(
         source, sink = make_kafka(src.kafka, settings.pipeline.name)
     from driftd.daemon.registry_metrics import RegistryCollector
     from driftd.registry.configure import open_registry
+    from driftd.rollout.store import RolloutStore
 
     if model_registry is None:
         model_registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
     hooks, retrain = build_retrain(settings, config_path, model_registry.engine)
-    hooks = combine(hooks, build_rollout(settings, pipeline, registry, model_registry))
+    rollouts = RolloutStore(model_registry.engine)
+    tick = build_rollout(settings.models, pipeline, registry, model_registry, rollouts)
+    hooks = combine(hooks, tick)
     runner = Runner(pipeline, source, sink, store, settings.pipeline, recorder, hooks=hooks)
     registry.register(StateCollector(pipeline, source.lag, lambda: runner.last_checkpoint_at))
     registry.register(RegistryCollector(model_registry.engine))

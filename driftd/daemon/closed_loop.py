@@ -4,16 +4,19 @@ rollout controller with its metrics. Built only for models that configure them."
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
-from driftd.config import Settings
+from driftd.config import ModelSettings, Settings
 from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.runner import RunnerHooks
+
+if TYPE_CHECKING:
+    from driftd.rollout.store import RolloutStore
 
 
 @dataclass
@@ -68,27 +71,31 @@ def build_retrain(
 
 
 def build_rollout(
-    settings: Settings, pipeline: Pipeline, metrics: CollectorRegistry, registry: Any
+    models: Mapping[str, ModelSettings],
+    pipeline: Pipeline,
+    metrics: CollectorRegistry,
+    registry: Any,
+    store: RolloutStore,
 ) -> Callable[[], object] | None:
     """The rollout controller's tick, when a model configures ``[models.<name>.rollout]``; its
     verdicts and evidence are exported on ``metrics``."""
-    if not any(m.rollout is not None and m.rollout.enabled for m in settings.models.values()):
-        return None
     from driftd.daemon.sli import version_counts
-    from driftd.rollout.controller import Controller, RolloutCollector
+    from driftd.rollout.actions import RegistryActions
+    from driftd.rollout.controller import Controller, rollout_sections
     from driftd.rollout.counts import totals
+    from driftd.rollout.metrics import RolloutCollector
+
+    sections = rollout_sections(models)
+    if not sections:
+        return None
 
     def counts(model: str, version: str) -> Any:
         return totals(version_counts(pipeline, model), version)
 
-    def clock() -> float:
-        return max(
-            (c.max_ts for name in settings.models for c in version_counts(pipeline, name)),
-            default=0.0,
-        )
-
-    controller = Controller(settings, registry, counts, clock)
-    metrics.register(RolloutCollector(controller))
+    controller = Controller(
+        sections, store, RegistryActions(registry), counts, pipeline.newest_prediction_ts
+    )
+    metrics.register(RolloutCollector(controller.last_verdicts))
     return controller.tick
 
 

@@ -386,6 +386,12 @@ class Pipeline:
         """Counts per model, dead letters by reason and recent windows, over all partitions."""
         return summarize(self.schemas, self.partitions.values())
 
+    def newest_prediction_ts(self) -> float:
+        """The newest prediction time seen in any partition (0.0 before any): the rollout's
+        event clock, read without reaching into the partitions' state."""
+        models = [m for st in list(self.partitions.values()) for m in st.models.values()]
+        return max((m.version_counts.max_ts for m in models), default=0.0)
+
 
 def _from_v1(state: dict[str, Any]) -> dict[str, Any]:
     """A version 1 partition state as version 2: no alarms were kept."""

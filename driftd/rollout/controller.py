@@ -7,7 +7,7 @@ evidence, gets the rule's verdict and applies the state machine's action. An act
 as pending before it is executed and cleared after, and every registry call carries the
 decision id as its idempotency key, so a crash at any point neither loses nor repeats a
 traffic decision. The clock is event time (the newest prediction seen), so a replay decides
-exactly as the live run did.
+exactly as the live run did. The store, the registry side and the inputs are given to it.
 """
 
 from __future__ import annotations
@@ -15,34 +15,31 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-
-from driftd.config import Settings
+from driftd.config import ModelSettings
 from driftd.config.rollout import RolloutSettings
-from driftd.registry import GateNotSatisfied, NotFound, Registry
+from driftd.rollout.actions import RegistryActions
 from driftd.rollout.counts import Totals
-from driftd.rollout.evidence import SLO, Batch, Decision, Evidence, Verdict
+from driftd.rollout.evidence import SLO, Batch, Evidence, RolloutDecision, Verdict
 from driftd.rollout.inputs import drift_pvalue
-from driftd.rollout.machine import (
-    PROMOTED,
-    Action,
-    Rollout,
-    decide,
-    promoted,
-    start,
-)
+from driftd.rollout.machine import PROMOTED, Action, Rollout, decide, start
 from driftd.rollout.rules import ArgoRule, FlaggerRule, Rule, SequentialRule
 from driftd.rollout.store import RolloutStore, to_rollout
 
 log = logging.getLogger("driftd.rollout")
-ACTOR = "driftd-rollout"
 VERDICT_SAVE_S = 5.0  # an unchanged verdict is stored at most this often (wall seconds)
-VERDICT_CODE = {"continue": 0.0, "promote": 1.0, "rollback": -1.0, "halt": 2.0}
+
+
+def rollout_sections(models: Mapping[str, ModelSettings]) -> dict[str, RolloutSettings]:
+    """Each model's enabled ``[models.<name>.rollout]`` section: what the controller drives."""
+    return {
+        name: ms.rollout
+        for name, ms in models.items()
+        if ms.rollout is not None and ms.rollout.enabled
+    }
 
 
 def slo_of(rs: RolloutSettings) -> SLO:
@@ -80,28 +77,25 @@ class _Live:
 
 
 class Controller:
-    """Drives every configured model's rollout from the pipeline's counts."""
+    """Drives each given model's rollout from the pipeline's counts."""
 
     def __init__(
         self,
-        settings: Settings,
-        registry: Registry,
+        models: Mapping[str, RolloutSettings],
+        store: RolloutStore,
+        actions: RegistryActions,
         counts: Callable[[str, str], Totals],
         clock: Callable[[], float],
     ) -> None:
-        self.registry = registry
-        self.store = RolloutStore(registry.engine)
+        self.models = dict(models)
+        self.store = store
+        self.actions = actions
         self.counts = counts
         self.clock = clock
-        self.models = {
-            name: ms.rollout
-            for name, ms in settings.models.items()
-            if ms.rollout is not None and ms.rollout.enabled
-        }
         self._live: dict[str, _Live] = {}
-        self._saved: dict[str, tuple[Decision, float]] = {}  # last verdict stored, and when
+        self._saved: dict[str, tuple[RolloutDecision, float]] = {}  # last verdict stored, when
         self.verdicts: dict[str, Verdict] = {}
-        self.timeline: list[dict[str, Any]] = []  # what happened, for the demo and logs
+        self.timeline: list[dict[str, Any]] = []  # what happened, in order (each also logged)
         self._lock = threading.Lock()
 
     def last_verdicts(self) -> dict[str, Verdict]:
@@ -126,20 +120,17 @@ class Controller:
     # -- starting ----------------------------------------------------------------------------
 
     def _maybe_start(self, model: str, rs: RolloutSettings) -> None:
-        try:
-            challenger = self.registry.resolve(f"{model}@challenger")
-            champion = self.registry.resolve(f"{model}@champion")
-        except NotFound:
+        waiting = self.actions.waiting_challenger(model)
+        if waiting is None:
             return
-        if challenger.stage != "staging" or challenger.version == champion.version:
-            return
+        challenger, champion = waiting
         now = self.clock()
-        rid = f"{model}-{challenger.version}-{int(now)}"
-        r, action = start(rid, model, challenger.version, champion.version, tuple(rs.steps), now)
-        base_ch = self.counts(model, str(champion.version))
+        rid = f"{model}-{challenger}-{int(now)}"
+        r, action = start(rid, model, challenger, champion, tuple(rs.steps), now)
+        base_ch = self.counts(model, str(champion))
         base = {
-            str(champion.version): base_ch.to_dict(),
-            str(challenger.version): self.counts(model, str(challenger.version)).to_dict(),
+            str(champion): base_ch.to_dict(),
+            str(challenger): self.counts(model, str(challenger)).to_dict(),
         }
         tau = base_ch.quantile_ms(rs.slo.latency_quantile)
         self.store.create(r, base, tau, action, now)
@@ -192,29 +183,16 @@ class Controller:
     # -- acting --------------------------------------------------------------------------------
 
     def _execute(self, r: Rollout, action: Action) -> None:
-        """Carry out ``action`` through the registry (idempotent by its decision id)."""
-        reg, did, model = self.registry, action.decision_id, r.model
+        """Carry out ``action`` and record it done (or still pending while it waits)."""
         now = self.clock()
-        if action.kind == "start":
-            reg.promote(model, r.canary, "canary", ACTOR, action.reason, request_id=f"{did}:stage")
-            reg.set_traffic(model, action.weights, ACTOR, action.reason, did)
-        elif action.kind in ("traffic", "halt"):
-            reg.set_traffic(model, action.weights, ACTOR, action.reason, did)
-        elif action.kind == "rollback":
-            reg.rollback(model, ACTOR, action.reason, r.canary, action.verdict, request_id=did)
-        elif action.kind == "promote":
-            try:
-                reg.promote(model, r.canary, "production", ACTOR, action.reason, request_id=did)
-            except GateNotSatisfied as exc:
-                log.debug("promotion waits for approval", extra={"model": model, "why": str(exc)})
-                self.store.save(r, now, action)  # stays pending: retried every tick
-                return
-            reg.set_traffic(model, action.weights, ACTOR, action.reason, f"{did}:traffic")
-            r = promoted(r)
-        self.store.save(r, now, None)
-        self._note(r, action.kind, action.reason)
-        if r.phase in (PROMOTED,) or action.kind in ("rollback", "halt"):
-            self._live.pop(r.id, None)
+        done = self.actions.apply(r, action)
+        if done is None:
+            self.store.save(r, now, action)  # stays pending: retried every tick
+            return
+        self.store.save(done, now, None)
+        self._note(done, action.kind, action.reason)
+        if done.phase == PROMOTED or action.kind in ("rollback", "halt"):
+            self._live.pop(done.id, None)
 
     def _note(self, r: Rollout, what: str, detail: str) -> None:
         entry = {
@@ -226,36 +204,3 @@ class Controller:
         }
         self.timeline.append(entry)
         log.info("rollout", extra=entry)
-
-
-class RolloutCollector(Collector):
-    """The canary's evidence bounds and verdict per model, as last computed."""
-
-    def __init__(self, controller: Controller) -> None:
-        self.controller = controller
-
-    def collect(self) -> Iterator[Any]:
-        """``driftd_canary_verdict`` and ``driftd_canary_evidence``."""
-        verdict = GaugeMetricFamily(
-            "driftd_canary_verdict",
-            "The canary rule's last decision: 0 continue, 1 promote, -1 rollback, 2 halt.",
-            labels=["model"],
-        )
-        evidence = GaugeMetricFamily(
-            "driftd_canary_evidence",
-            "Log e-value of each always-valid test (rollback: canary worse; promote: canary "
-            "not worse); the test rejects when it crosses log(1/alpha).",
-            labels=["model", "slo", "bound"],
-        )
-        verdicts = self.controller.last_verdicts()
-        for model, v in sorted(verdicts.items()):
-            verdict.add_metric([model], VERDICT_CODE[v.decision.value])
-            for reason in v.reasons:
-                if reason.check in ("rollback", "promote"):
-                    bound = "lower" if reason.check == "rollback" else "upper"
-                    evidence.add_metric([model, reason.slo, bound], float(reason.statistic))
-        yield verdict
-        yield evidence
-
-
-__all__ = ["Controller", "Decision", "RolloutCollector"]

@@ -169,7 +169,7 @@ class SLO:
             raise ValueError(f"latency_quantile must be in (0, 1), got {self.latency_quantile}")
 
 
-class Decision(StrEnum):
+class RolloutDecision(StrEnum):
     """What the loop should do next."""
 
     CONTINUE = "continue"
@@ -195,7 +195,7 @@ class Reason:
 class Verdict:
     """A rule's decision on some evidence, with every check that went into it."""
 
-    decision: Decision
+    decision: RolloutDecision
     rule: str
     elapsed_s: float
     reasons: tuple[Reason, ...] = field(default=())

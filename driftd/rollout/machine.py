@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from driftd.rollout.evidence import Decision, Verdict
+from driftd.rollout.evidence import RolloutDecision, Verdict
 
 RUNNING, AWAITING_APPROVAL = "running", "awaiting_approval"
 PROMOTED, ROLLED_BACK, HALTED = "promoted", "rolled_back", "halted"
@@ -92,15 +92,15 @@ def decide(
     if r.phase not in ACTIVE:
         return r, None
     v = verdict.to_dict()
-    if verdict.decision is Decision.ROLLBACK:
+    if verdict.decision is RolloutDecision.ROLLBACK:
         nr, act = r.then("rollback", reason=f"rolled back: {_why(verdict)}", verdict=v)
         return replace(nr, phase=ROLLED_BACK), act
-    if verdict.decision is Decision.HALT:
+    if verdict.decision is RolloutDecision.HALT:
         nr, act = r.then(
             "halt", weights={r.champion: 1.0}, reason=f"halted: {_why(verdict)}", verdict=v
         )
         return replace(nr, phase=HALTED), act
-    if verdict.decision is not Decision.PROMOTE or now - r.step_started_at < step_min_s:
+    if verdict.decision is not RolloutDecision.PROMOTE or now - r.step_started_at < step_min_s:
         return r, None
     if r.step + 1 < len(r.steps):
         nxt = r.step + 1

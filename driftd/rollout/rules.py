@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from driftd.rollout.evidence import SLO, ArmCounts, Decision, Evidence, Reason, Verdict
+from driftd.rollout.evidence import SLO, ArmCounts, Evidence, Reason, RolloutDecision, Verdict
 from driftd.rollout.sequential import (
     DEFAULT_RATIOS,
     SeqTest,
@@ -82,14 +82,14 @@ class SequentialRule:
         """The decision on ``evidence``; see the class docstring for the order of checks."""
         ev, name = evidence, self.name
 
-        def done(d: Decision, reasons: list[Reason]) -> Verdict:
+        def done(d: RolloutDecision, reasons: list[Reason]) -> Verdict:
             return Verdict(d, name, ev.elapsed_s, tuple(reasons))
 
         n_rollback = len(self._tests(ev, slo, "greater", slo.alpha))
         a_rb = slo.alpha / max(n_rollback, 1)
         rb = [_reason(k, "rollback", t, name) for k, t in self._tests(ev, slo, "greater", a_rb)]
         if any(r.fired for r in rb):
-            return done(Decision.ROLLBACK, [r for r in rb if r.fired])
+            return done(RolloutDecision.ROLLBACK, [r for r in rb if r.fired])
         stalled = [
             Reason(arm, "halt", ev.elapsed_s - seen, slo.stall_s, True, name, "no data")
             for arm, seen in (
@@ -99,21 +99,23 @@ class SequentialRule:
             if ev.elapsed_s - seen > slo.stall_s
         ]
         if stalled:
-            return done(Decision.HALT, stalled)
+            return done(RolloutDecision.HALT, stalled)
         p_drift, a_drift = ev.drift_pvalue, slo.drift_alpha
         if a_drift is not None and p_drift is not None and p_drift < a_drift:
             why = f"inputs differ (statistic {ev.drift_statistic}): comparison invalid"
-            return done(Decision.HALT, [Reason("drift", "halt", p_drift, a_drift, True, name, why)])
+            return done(
+                RolloutDecision.HALT, [Reason("drift", "halt", p_drift, a_drift, True, name, why)]
+            )
         pr = [_reason(k, "promote", t, name) for k, t in self._tests(ev, slo, "less", slo.alpha)]
         enough = _enough(ev.canary, slo) and _enough(ev.champion, slo)
         drift_ok = slo.drift_alpha is None or ev.drift_pvalue is not None
         if pr and enough and drift_ok and all(r.fired for r in pr):
-            return done(Decision.PROMOTE, pr)
+            return done(RolloutDecision.PROMOTE, pr)
         if ev.elapsed_s >= slo.max_duration_s:
             lim = slo.max_duration_s
             r = Reason("duration", "halt", ev.elapsed_s, lim, True, name, "undecided")
-            return done(Decision.HALT, [r, *pr])
-        return done(Decision.CONTINUE, rb + pr)
+            return done(RolloutDecision.HALT, [r, *pr])
+        return done(RolloutDecision.CONTINUE, rb + pr)
 
 
 def _enough(arm: ArmCounts, slo: SLO) -> bool:
@@ -168,7 +170,7 @@ class FlaggerRule:
             t = k * self.interval_s
             if failed >= self.threshold:
                 r = Reason("failed_checks", "rollback", failed, self.threshold, True, self.name)
-                return Verdict(Decision.ROLLBACK, self.name, t, (*reasons, r))
+                return Verdict(RolloutDecision.ROLLBACK, self.name, t, (*reasons, r))
             checks = _interval_checks(
                 _interval(evidence, k, self.interval_s),
                 self.min_success,
@@ -185,8 +187,8 @@ class FlaggerRule:
                 passed += 1
             else:
                 r = Reason("iterations", "promote", passed, self.iterations, True, self.name)
-                return Verdict(Decision.PROMOTE, self.name, t, (*reasons, r))
-        return Verdict(Decision.CONTINUE, self.name, evidence.elapsed_s, tuple(reasons))
+                return Verdict(RolloutDecision.PROMOTE, self.name, t, (*reasons, r))
+        return Verdict(RolloutDecision.CONTINUE, self.name, evidence.elapsed_s, tuple(reasons))
 
 
 @dataclass(frozen=True)
@@ -227,12 +229,12 @@ class ArgoRule:
                 failed[m] = failed.get(m, 0) + (v is not None and not ok)
                 if failed[m] > self.failure_limit:
                     r = Reason(m, "rollback", failed[m], self.failure_limit, True, self.name)
-                    return Verdict(Decision.ROLLBACK, self.name, t, (r,))
+                    return Verdict(RolloutDecision.ROLLBACK, self.name, t, (r,))
                 if errors[m] > self.consecutive_error_limit:
                     lim = self.consecutive_error_limit
                     r = Reason(m, "rollback", errors[m], lim, True, self.name, "no data")
-                    return Verdict(Decision.ROLLBACK, self.name, t, (r,))
+                    return Verdict(RolloutDecision.ROLLBACK, self.name, t, (r,))
             if k == self.count:
                 r = Reason("count", "promote", k, self.count, True, self.name)
-                return Verdict(Decision.PROMOTE, self.name, t, (r,))
-        return Verdict(Decision.CONTINUE, self.name, evidence.elapsed_s, ())
+                return Verdict(RolloutDecision.PROMOTE, self.name, t, (r,))
+        return Verdict(RolloutDecision.CONTINUE, self.name, evidence.elapsed_s, ())

@@ -13,7 +13,8 @@ import pytest
 from driftd.config import load_settings
 from driftd.db import make_engine, upgrade
 from driftd.registry import Registry
-from driftd.rollout.controller import Controller
+from driftd.rollout.actions import RegistryActions
+from driftd.rollout.controller import Controller, rollout_sections
 from driftd.rollout.counts import EDGES_MS, FIELDS, Totals
 from driftd.rollout.machine import Action
 from driftd.rollout.store import RolloutStore, to_rollout
@@ -76,7 +77,9 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Regi
 
 
 def _controller(reg: Registry, config: Path, traffic: Traffic) -> Controller:
-    return Controller(load_settings(config), reg, traffic.counts, lambda: traffic.t)
+    models = rollout_sections(load_settings(config).models)
+    store, actions = RolloutStore(reg.engine), RegistryActions(reg)
+    return Controller(models, store, actions, traffic.counts, lambda: traffic.t)
 
 
 def _run(

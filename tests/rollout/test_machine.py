@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from driftd.rollout.evidence import Decision, Reason, Verdict
+from driftd.rollout.evidence import Reason, RolloutDecision, Verdict
 from driftd.rollout.machine import (
     AWAITING_APPROVAL,
     HALTED,
@@ -33,7 +33,7 @@ def test_action_from_a_minimal_record_takes_the_defaults() -> None:
     assert (again.weights, again.reason, again.verdict) == ({}, "", None)
 
 
-def _verdict(decision: Decision, *reasons: Reason) -> Verdict:
+def _verdict(decision: RolloutDecision, *reasons: Reason) -> Verdict:
     return Verdict(decision, "sequential", 60.0, reasons)
 
 
@@ -57,7 +57,7 @@ def test_each_decision_takes_the_next_id() -> None:
     r, _ = start("r1", "m", 7, 6, (0.1, 0.5, 1.0), now=0.0)
     ids = []
     for t in (100.0, 200.0):
-        r, act = decide(r, _verdict(Decision.PROMOTE), now=t, step_min_s=50.0)
+        r, act = decide(r, _verdict(RolloutDecision.PROMOTE), now=t, step_min_s=50.0)
         assert act is not None
         ids.append(act.decision_id)
     assert ids == ["r1:1", "r1:2"] and r.seq == 3
@@ -65,19 +65,20 @@ def test_each_decision_takes_the_next_id() -> None:
 
 def test_halt_moves_all_traffic_to_the_champion_and_keeps_the_verdict() -> None:
     r, _ = start("r1", "m", 7, 6, (0.1, 0.5), now=0.0)
-    v = _verdict(Decision.HALT, QUIET, FIRED)
+    v = _verdict(RolloutDecision.HALT, QUIET, FIRED)
     halted, act = decide(r, v, now=10.0, step_min_s=0.0)
     assert halted.phase == HALTED and halted.seq == r.seq + 1
     assert act == Action(
         "halt", "r1:1", {6: 1.0}, "halted: errors: canary worse by 2%", v.to_dict()
     )
     # a halted rollout takes no further decision
-    assert decide(halted, _verdict(Decision.PROMOTE), now=1e6, step_min_s=0.0) == (halted, None)
+    promote = _verdict(RolloutDecision.PROMOTE)
+    assert decide(halted, promote, now=1e6, step_min_s=0.0) == (halted, None)
 
 
 def test_rollback_records_why_and_the_verdict() -> None:
     r, _ = start("r1", "m", 7, 6, (0.1, 0.5), now=0.0)
-    v = _verdict(Decision.ROLLBACK, FIRED)
+    v = _verdict(RolloutDecision.ROLLBACK, FIRED)
     done, act = decide(r, v, now=10.0, step_min_s=0.0)
     assert done.phase == ROLLED_BACK
     assert act == Action(
@@ -88,15 +89,15 @@ def test_rollback_records_why_and_the_verdict() -> None:
 def test_why_falls_back_to_the_check_then_the_decision() -> None:
     r, _ = start("r1", "m", 7, 6, (0.1,), now=0.0)
     bare = Reason("errors", "halt", 0.0, 0.0, True, "sequential")
-    _, act = decide(r, _verdict(Decision.HALT, bare), now=1.0, step_min_s=0.0)
+    _, act = decide(r, _verdict(RolloutDecision.HALT, bare), now=1.0, step_min_s=0.0)
     assert act is not None and act.reason == "halted: errors: halt"
-    _, act = decide(r, _verdict(Decision.HALT), now=1.0, step_min_s=0.0)
+    _, act = decide(r, _verdict(RolloutDecision.HALT), now=1.0, step_min_s=0.0)
     assert act is not None and act.reason == "halted: halt"
 
 
 def test_promote_waits_for_the_step_dwell_time() -> None:
     r, _ = start("r1", "m", 7, 6, (0.1, 0.5), now=100.0)
-    promote = _verdict(Decision.PROMOTE)
+    promote = _verdict(RolloutDecision.PROMOTE)
     assert decide(r, promote, now=159.0, step_min_s=60.0) == (r, None)
     # exactly the dwell time is enough
     nr, act = decide(r, promote, now=160.0, step_min_s=60.0)
@@ -113,7 +114,7 @@ def test_promote_waits_for_the_step_dwell_time() -> None:
 
 def test_continue_changes_nothing() -> None:
     r, _ = start("r1", "m", 7, 6, (0.1, 0.5), now=0.0)
-    assert decide(r, _verdict(Decision.CONTINUE), now=1e6, step_min_s=0.0) == (r, None)
+    assert decide(r, _verdict(RolloutDecision.CONTINUE), now=1e6, step_min_s=0.0) == (r, None)
 
 
 def test_weights_at_the_current_or_a_given_step() -> None:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binom
 
-from driftd.rollout.evidence import SLO, ArmCounts, Batch, Decision, Evidence
+from driftd.rollout.evidence import SLO, ArmCounts, Batch, Evidence, RolloutDecision
 from driftd.rollout.rules import ArgoRule, FlaggerRule, Rule, SequentialRule
 
 SLO0 = SLO(drift_alpha=None)
@@ -42,54 +42,54 @@ def test_evidence_add_is_immutable_and_cumulative() -> None:
 
 def test_sequential_rolls_back_a_clearly_worse_canary() -> None:
     v = SequentialRule().verdict(_steady(60, BAD_C, GOOD_B), SLO0)
-    assert v.decision is Decision.ROLLBACK
+    assert v.decision is RolloutDecision.ROLLBACK
     assert any(r.slo == "error_rate" and r.fired for r in v.reasons)
     json.dumps(v.to_dict())
 
 
 def test_sequential_promotes_only_after_non_inferiority_and_min_samples() -> None:
     rule = SequentialRule()
-    assert rule.verdict(_steady(60, GOOD_C, GOOD_B), SLO0).decision is Decision.CONTINUE
+    assert rule.verdict(_steady(60, GOOD_C, GOOD_B), SLO0).decision is RolloutDecision.CONTINUE
     v = rule.verdict(_steady(1200, GOOD_C, GOOD_B), SLO0)
-    assert v.decision is Decision.PROMOTE
+    assert v.decision is RolloutDecision.PROMOTE
     assert {r.slo for r in v.reasons} == {"error_rate", "latency_relative", "quality"}
 
 
 def test_no_data_halts_and_never_promotes() -> None:
     ev = _steady(600, ArmCounts(), GOOD_B)
     v = SequentialRule().verdict(ev, SLO0)
-    assert v.decision is Decision.HALT
+    assert v.decision is RolloutDecision.HALT
     assert v.reasons[0].slo == "canary"
 
 
 def test_drift_halts_and_missing_drift_blocks_promotion() -> None:
     slo = SLO(drift_alpha=0.001)
     ev = _steady(1200, GOOD_C, GOOD_B)
-    assert SequentialRule().verdict(ev, slo).decision is Decision.CONTINUE  # never measured
+    assert SequentialRule().verdict(ev, slo).decision is RolloutDecision.CONTINUE  # never measured
     drifted = ev.add(Batch(1210.0, GOOD_C, GOOD_B, drift_statistic=0.4, drift_pvalue=1e-6))
-    assert SequentialRule().verdict(drifted, slo).decision is Decision.HALT
+    assert SequentialRule().verdict(drifted, slo).decision is RolloutDecision.HALT
     fine = ev.add(Batch(1210.0, GOOD_C, GOOD_B, drift_statistic=0.01, drift_pvalue=0.5))
-    assert SequentialRule().verdict(fine, slo).decision is Decision.PROMOTE
+    assert SequentialRule().verdict(fine, slo).decision is RolloutDecision.PROMOTE
 
 
 def test_max_duration_halts_when_undecided() -> None:
     slo = SLO(drift_alpha=None, max_duration_s=300.0, min_samples=10**9)  # cannot promote
     ev = _steady(300, GOOD_C, GOOD_B)
-    assert SequentialRule().verdict(ev, slo).decision is Decision.HALT
+    assert SequentialRule().verdict(ev, slo).decision is RolloutDecision.HALT
     early = SequentialRule().verdict(_steady(290, GOOD_C, GOOD_B), slo)
-    assert early.decision is Decision.CONTINUE
+    assert early.decision is RolloutDecision.CONTINUE
 
 
 def test_flagger_counts_failed_checks_and_rolls_back_the_tick_after() -> None:
     rule = FlaggerRule()
     ev = _steady(600, BAD_C, GOOD_B)
-    assert rule.verdict(_steady(300, BAD_C, GOOD_B), SLO0).decision is Decision.CONTINUE
+    assert rule.verdict(_steady(300, BAD_C, GOOD_B), SLO0).decision is RolloutDecision.CONTINUE
     v = rule.verdict(ev, SLO0)
-    assert v.decision is Decision.ROLLBACK and v.elapsed_s == 360.0
+    assert v.decision is RolloutDecision.ROLLBACK and v.elapsed_s == 360.0
     good = _steady(720, GOOD_C, GOOD_B)
-    assert rule.verdict(_steady(600, GOOD_C, GOOD_B), SLO0).decision is Decision.CONTINUE
+    assert rule.verdict(_steady(600, GOOD_C, GOOD_B), SLO0).decision is RolloutDecision.CONTINUE
     v = rule.verdict(good, SLO0)
-    assert v.decision is Decision.PROMOTE and v.elapsed_s == 660.0
+    assert v.decision is RolloutDecision.PROMOTE and v.elapsed_s == 660.0
     # no data counts as a failed check
     assert rule.verdict(_steady(600, ArmCounts(), GOOD_B), SLO0).elapsed_s == 360.0
 
@@ -97,11 +97,11 @@ def test_flagger_counts_failed_checks_and_rolls_back_the_tick_after() -> None:
 def test_argo_failure_limit_and_count() -> None:
     assert ArgoRule(failure_limit=0).verdict(_steady(600, BAD_C, GOOD_B), SLO0).elapsed_s == 60.0
     v = ArgoRule(failure_limit=3).verdict(_steady(600, BAD_C, GOOD_B), SLO0)
-    assert v.decision is Decision.ROLLBACK and v.elapsed_s == 240.0
+    assert v.decision is RolloutDecision.ROLLBACK and v.elapsed_s == 240.0
     v = ArgoRule(failure_limit=0).verdict(_steady(600, GOOD_C, GOOD_B), SLO0)
-    assert v.decision is Decision.PROMOTE and v.elapsed_s == 600.0
+    assert v.decision is RolloutDecision.PROMOTE and v.elapsed_s == 600.0
     v = ArgoRule(failure_limit=0).verdict(_steady(600, ArmCounts(), GOOD_B), SLO0)
-    assert v.decision is Decision.ROLLBACK and v.elapsed_s == 300.0  # 5 errors in a row
+    assert v.decision is RolloutDecision.ROLLBACK and v.elapsed_s == 300.0  # 5 errors in a row
     assert ArgoRule(failure_limit=3).name == "argo-fl3"
 
 
@@ -134,10 +134,10 @@ def test_more_canary_errors_never_turn_rollback_into_promote(
         v0 = rule.verdict(_steady(10 * batches, c, b), SLO0)
         v1 = rule.verdict(_steady(10 * batches, worse, b), SLO0)
         assert v0 == rule.verdict(_steady(10 * batches, c, b), SLO0)  # pure
-        if v0.decision is Decision.ROLLBACK:
-            assert v1.decision is Decision.ROLLBACK
-        if v1.decision is Decision.PROMOTE:
-            assert v0.decision is not Decision.ROLLBACK
+        if v0.decision is RolloutDecision.ROLLBACK:
+            assert v1.decision is RolloutDecision.ROLLBACK
+        if v1.decision is RolloutDecision.PROMOTE:
+            assert v0.decision is not RolloutDecision.ROLLBACK
 
 
 @settings(max_examples=60, deadline=None)
@@ -145,12 +145,12 @@ def test_more_canary_errors_never_turn_rollback_into_promote(
 def test_no_canary_data_never_promotes(b: ArmCounts, batches: int) -> None:
     ev = _steady(10 * batches, ArmCounts(), _clip(b))
     for rule in RULES:
-        assert rule.verdict(ev, SLO0).decision is not Decision.PROMOTE
+        assert rule.verdict(ev, SLO0).decision is not RolloutDecision.PROMOTE
     if 10 * batches > SLO0.stall_s:
-        assert SequentialRule().verdict(ev, SLO0).decision is Decision.HALT
+        assert SequentialRule().verdict(ev, SLO0).decision is RolloutDecision.HALT
 
 
-def _run(rng: np.random.Generator, p_c: float, slo: SLO) -> Decision:
+def _run(rng: np.random.Generator, p_c: float, slo: SLO) -> RolloutDecision:
     """One simulated rollout (10-s batches, 100 rps, 10% canary, labels for 30%)."""
     ev, rule = Evidence(), SequentialRule()
     for t in range(10, int(slo.max_duration_s) + 1, 10):
@@ -166,19 +166,19 @@ def _run(rng: np.random.Generator, p_c: float, slo: SLO) -> Decision:
             )
         ev = ev.add(Batch(float(t), arms[0], arms[1]))
         d = rule.verdict(ev, slo).decision
-        if d is not Decision.CONTINUE:
+        if d is not RolloutDecision.CONTINUE:
             return d
-    return Decision.CONTINUE
+    return RolloutDecision.CONTINUE
 
 
 def test_sequential_false_rollback_rate_is_at_most_alpha() -> None:
     """canary = champion on every SLO (errors, latency, quality), 400 seeds to max duration."""
     seeds, rng = 400, np.random.default_rng(11)
-    rollbacks = sum(_run(rng, 0.005, SLO0) is Decision.ROLLBACK for _ in range(seeds))
+    rollbacks = sum(_run(rng, 0.005, SLO0) is RolloutDecision.ROLLBACK for _ in range(seeds))
     assert rollbacks <= binom.ppf(0.999, seeds, SLO0.alpha)
 
 
 def test_sequential_catches_a_fourfold_error_rate() -> None:
     rng = np.random.default_rng(12)
     slo = SLO(drift_alpha=None, max_duration_s=600.0)
-    assert sum(_run(rng, 0.02, slo) is Decision.ROLLBACK for _ in range(100)) >= 98
+    assert sum(_run(rng, 0.02, slo) is RolloutDecision.ROLLBACK for _ in range(100)) >= 98
