@@ -235,8 +235,10 @@ def _end_problem(
     """What is wrong where the walk ended at record ``last`` with hash ``last_hash``, given
     the head row, its seal and the witness; None when nothing is."""
     if last < head.seq:
-        return (f"record {last + 1} removed: the log ends at {last}, the head says {head.seq}",
-                last + 1)  # fmt: skip
+        return (
+            f"record {last + 1} removed: the log ends at {last}, the head says {head.seq}",
+            last + 1,
+        )
     if last > head.seq:
         return f"record {head.seq + 1} inserted after the head ({head.seq})", head.seq + 1
     if last_hash != head.hash:
