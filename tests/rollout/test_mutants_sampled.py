@@ -1,10 +1,12 @@
 """Rollout cases a sampled mutation run found unchecked: a batch with a single request marks its
 arm as seen, the exported latency buckets are increasing exact histogram edges, the inputs'
-always-valid p-value never exceeds 1, and per-feature moments for any number of features."""
+always-valid p-value never exceeds 1 and weighs each arm's own variance, and per-feature moments
+are kept for any number of features."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from driftd.contracts.columns import PredictionColumns
 from driftd.contracts.monitor import MonitorBatch
@@ -35,6 +37,16 @@ def test_the_inputs_p_value_is_at_most_one_when_the_arms_agree() -> None:
     assert result is not None
     z, p = result
     assert z == 0.0 and p == 1.0
+
+
+def test_the_inputs_z_uses_each_arms_variance() -> None:
+    canary = np.array([[100.0, 50.0, 40.0]])  # mean 0.5, variance 0.4 - 0.25
+    champion = np.array([[100.0, 30.0, 20.0]])  # mean 0.3, variance 0.2 - 0.09
+    result = drift_pvalue(canary, champion)
+    assert result is not None
+    assert result[0] == pytest.approx(0.2 / np.sqrt(0.15 / 100 + 0.11 / 100))
+    swapped = drift_pvalue(champion, canary)
+    assert swapped is not None and swapped[0] == pytest.approx(result[0])
 
 
 def _batch(numeric: list[list[float]]) -> MonitorBatch:
