@@ -1,12 +1,33 @@
-"""Detector cases a sampled mutation run found unchecked: the valid range an error names."""
+"""Detector cases a sampled mutation run found unchecked: the valid range an error names, the
+smallest coarse grid WindowDrift accepts, and the shapes its column-count error names."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from driftd.detectors.adwin import ADWIN
+from driftd.detectors.window import WindowDrift
+from driftd.errors import ConfigError
 
 
 def test_a_negative_grace_period_names_the_valid_range() -> None:
     with pytest.raises(ValueError, match=r"^grace_period=-1 is invalid; valid: an integer >= 0$"):
         ADWIN(grace_period=-1)
+
+
+def test_two_coarse_bins_are_enough_and_one_is_refused() -> None:
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(500, 1))
+    report = WindowDrift(ref, mode="sketch", n_bins=64, n_coarse=2).test(ref + 5.0)
+    assert report.drift_detected
+    with pytest.raises(ConfigError, match=r"n_coarse=1, n_bins=64"):
+        WindowDrift(ref, mode="sketch", n_bins=64, n_coarse=1)
+
+
+def test_a_window_with_other_columns_names_both_shapes() -> None:
+    wd = WindowDrift(np.zeros((10, 2)))
+    with pytest.raises(
+        ValueError, match=r"^expected 2 numeric and 0 categorical columns, got 3 and 0$"
+    ):
+        wd.test(np.zeros((10, 3)))
