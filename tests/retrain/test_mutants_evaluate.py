@@ -1,6 +1,7 @@
 """Gate edges a sampled mutation run found unchecked: two holdout rows are enough to compute
-every metric (the cut-off for "too few rows" could move from 2 to 3 unnoticed), and a primary
-accuracy gain also needs McNemar's one-sided p-value at or below alpha."""
+every metric (the cut-off for "too few rows" could move from 2 to 3 unnoticed), a primary
+accuracy gain also needs McNemar's one-sided p-value at or below alpha, and exactly min_samples
+rows are enough."""
 
 from __future__ import annotations
 
@@ -32,3 +33,13 @@ def test_a_primary_accuracy_gain_also_needs_mcnemar_below_alpha() -> None:
     assert _primary_reasons(_accuracy_gain(0.01), spec) == []
     (reason,) = _primary_reasons(_accuracy_gain(0.2), spec)
     assert reason == "primary accuracy: McNemar one-sided p=0.2 > alpha 0.05"
+
+
+def test_exactly_min_samples_rows_are_enough() -> None:
+    y, champion, candidate = [0, 1, 0, 1], [0.6, 0.4, 0.6, 0.4], [0.2, 0.9, 0.1, 0.8]
+    spec = GateSpec("accuracy", min_gain=0.0, guards={}, min_samples=4)
+    reasons = evaluate("binary", y, champion, candidate, spec).reasons
+    assert not any(r.startswith("too few holdout rows") for r in reasons), reasons
+    spec = GateSpec("accuracy", min_gain=0.0, guards={}, min_samples=5)
+    reasons = evaluate("binary", y, champion, candidate, spec).reasons
+    assert "too few holdout rows: n=4 < min_samples=5" in reasons
