@@ -1,12 +1,16 @@
 """Detector cases a sampled mutation run found unchecked: the valid range an error names, the
-smallest coarse grid WindowDrift accepts, and the shapes its column-count error names."""
+smallest coarse grid WindowDrift accepts, the shapes its column-count error names,
+Benjamini-Hochberg on a single p-value, and an ADWIN state whose variances alone are misshapen."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 
 from driftd.detectors.adwin import ADWIN
+from driftd.detectors.multitest import benjamini_hochberg
 from driftd.detectors.window import WindowDrift
 from driftd.errors import ConfigError
 
@@ -31,3 +35,21 @@ def test_a_window_with_other_columns_names_both_shapes() -> None:
         ValueError, match=r"^expected 2 numeric and 0 categorical columns, got 3 and 0$"
     ):
         wd.test(np.zeros((10, 3)))
+
+
+def test_benjamini_hochberg_leaves_a_single_p_value_as_it_is() -> None:
+    assert benjamini_hochberg([0.03]).tolist() == [0.03]
+    q = benjamini_hochberg([math.nan, 0.2])
+    assert math.isnan(q[0]) and q[1] == 0.2
+
+
+def test_an_adwin_state_with_misshapen_variances_is_refused() -> None:
+    det = ADWIN()
+    det.update(np.random.default_rng(0).random(500))
+    state = det.state_dict()
+    fresh = ADWIN()
+    fresh.load_state_dict(state)
+    bad = {**state, "state": {**state["state"]}}
+    bad["state"]["variances"] = np.asarray(bad["state"]["variances"])[:, :-1]
+    with pytest.raises(ValueError, match="ADWIN state has buckets of shape"):
+        ADWIN().load_state_dict(bad)
