@@ -1,7 +1,8 @@
 """Rollout cases a sampled mutation run found unchecked: a batch with a single request marks its
 arm as seen, the exported latency buckets are increasing exact histogram edges, the inputs'
-always-valid p-value never exceeds 1 and weighs each arm's own variance, and per-feature moments
-are kept for any number of features."""
+always-valid p-value never exceeds 1 and weighs each arm's own variance, per-feature moments are
+kept for any number of features, ArmCounts subtract field by field, and the rate-difference bounds
+sit exactly on the edge of rejection."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from driftd.contracts.monitor import MonitorBatch
 from driftd.rollout.counts import EDGES_MS, PROMETHEUS_BUCKETS_S, VersionCounts
 from driftd.rollout.evidence import ArmCounts, Batch, Evidence
 from driftd.rollout.inputs import drift_pvalue
+from driftd.rollout.sequential import rate_difference_cs, rate_test
 
 
 def test_a_batch_with_one_request_marks_its_arm_as_seen() -> None:
@@ -20,6 +22,13 @@ def test_a_batch_with_one_request_marks_its_arm_as_seen() -> None:
     assert (ev.canary_last_seen_s, ev.champion_last_seen_s) == (10.0, 0.0)
     ev = ev.add(Batch(20.0, ArmCounts(), ArmCounts(requests=1)))
     assert (ev.canary_last_seen_s, ev.champion_last_seen_s) == (10.0, 20.0)
+
+
+def test_arm_counts_subtract_and_add_every_field() -> None:
+    a = ArmCounts(10, 3, 2, 1, 8, 6, 5.0)
+    b = ArmCounts(4, 1, 1, 1, 3, 2, 1.5)
+    assert a - b == ArmCounts(6, 2, 1, 0, 5, 4, 3.5)
+    assert (a - b) + b == a
 
 
 def test_the_exported_latency_buckets_increase_and_are_histogram_edges() -> None:
@@ -76,3 +85,14 @@ def test_moments_are_kept_per_feature_for_any_number_of_features() -> None:
         np.testing.assert_array_equal(counts.moments["a"], expected)
     counts.update(_batch([[1.0] * 5]))  # a different feature count leaves the moments alone
     np.testing.assert_array_equal(counts.moments["a"], np.tile([3.0, 6.0, 14.0], (4, 1)))
+
+
+def test_the_difference_bounds_are_the_edges_of_rejection() -> None:
+    # lower > m exactly when the "greater" test rejects margin m, and upper < m when "less" does
+    x_c, n_c, x_b, n_b = 80, 1000, 20, 1000
+    lower, upper = rate_difference_cs(x_c, n_c, x_b, n_b)
+    assert -1.0 < lower < upper < 1.0
+    assert rate_test(x_c, n_c, x_b, n_b, margin=lower, side="greater").reject
+    assert not rate_test(x_c, n_c, x_b, n_b, margin=lower + 1e-6, side="greater").reject
+    assert rate_test(x_c, n_c, x_b, n_b, margin=upper, side="less").reject
+    assert not rate_test(x_c, n_c, x_b, n_b, margin=upper - 1e-6, side="less").reject
