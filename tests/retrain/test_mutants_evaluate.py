@@ -1,7 +1,7 @@
 """Gate edges a sampled mutation run found unchecked: two holdout rows are enough to compute
 every metric (the cut-off for "too few rows" could move from 2 to 3 unnoticed), a primary
-accuracy gain also needs McNemar's one-sided p-value at or below alpha, and exactly min_samples
-rows are enough."""
+accuracy gain also needs McNemar's one-sided p-value at or below alpha and names its one-sided
+level when below min_gain, and exactly min_samples rows are enough."""
 
 from __future__ import annotations
 
@@ -43,3 +43,12 @@ def test_exactly_min_samples_rows_are_enough() -> None:
     spec = GateSpec("accuracy", min_gain=0.0, guards={}, min_samples=5)
     reasons = evaluate("binary", y, champion, candidate, spec).reasons
     assert "too few holdout rows: n=4 < min_samples=5" in reasons
+
+
+def test_a_primary_gain_below_min_gain_names_the_one_sided_level() -> None:
+    spec = GateSpec("accuracy", min_gain=0.05, alpha=0.05)
+    (reason,) = _primary_reasons(_accuracy_gain(0.01), spec)
+    assert reason == (
+        "primary accuracy: one-sided 95% lower bound of the gain +0.01 (mcnemar; gain +0.05, "
+        "champion 0.8, candidate 0.85) does not exceed min_gain 0.05"
+    )
