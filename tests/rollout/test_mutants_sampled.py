@@ -1,17 +1,20 @@
 """Rollout cases a sampled mutation run found unchecked: a batch with a single request marks its
 arm as seen, the exported latency buckets are increasing exact histogram edges, the inputs'
 always-valid p-value never exceeds 1 and weighs each arm's own variance, per-feature moments are
-kept for any number of features, ArmCounts subtract field by field, and the rate-difference bounds
-sit exactly on the edge of rejection."""
+kept for any number of features, latency sums add up, ArmCounts subtract field by field, the
+rate-difference bounds sit exactly on the edge of rejection, and a check left out of the SLO's
+checks switches its margin off."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from driftd.config.rollout import RolloutSettings
 from driftd.contracts.columns import PredictionColumns
 from driftd.contracts.monitor import MonitorBatch
-from driftd.rollout.counts import EDGES_MS, PROMETHEUS_BUCKETS_S, VersionCounts
+from driftd.rollout.controller import slo_of
+from driftd.rollout.counts import EDGES_MS, FIELDS, PROMETHEUS_BUCKETS_S, VersionCounts
 from driftd.rollout.evidence import ArmCounts, Batch, Evidence
 from driftd.rollout.inputs import drift_pvalue
 from driftd.rollout.sequential import rate_difference_cs, rate_test
@@ -96,3 +99,21 @@ def test_the_difference_bounds_are_the_edges_of_rejection() -> None:
     assert not rate_test(x_c, n_c, x_b, n_b, margin=lower + 1e-6, side="greater").reject
     assert rate_test(x_c, n_c, x_b, n_b, margin=upper, side="less").reject
     assert not rate_test(x_c, n_c, x_b, n_b, margin=upper - 1e-6, side="less").reject
+
+
+def test_latency_sums_add_up_over_batches() -> None:
+    counts = VersionCounts()
+    counts.update(_batch([[1.0], [2.0]]))
+    counts.update(_batch([[3.0]]))
+    row = counts.counts["a"]
+    assert row[FIELDS.index("requests")] == 3
+    assert row[FIELDS.index("latency_sum_ms")] == 15.0  # 5 ms each
+
+
+def test_a_check_left_out_switches_its_margin_off() -> None:
+    slo = slo_of(RolloutSettings.model_validate({"slo": {"checks": ["error_rate"]}}))
+    assert slo.error_margin is not None
+    assert (slo.latency_margin, slo.quality_margin, slo.drift_alpha) == (None, None, None)
+    slo = slo_of(RolloutSettings.model_validate({"slo": {"checks": ["latency", "drift"]}}))
+    assert (slo.error_margin, slo.quality_margin) == (None, None)
+    assert slo.latency_margin is not None and slo.drift_alpha is not None
