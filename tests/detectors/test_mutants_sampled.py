@@ -1,6 +1,7 @@
 """Detector cases a sampled mutation run found unchecked: the valid range an error names, the
 smallest coarse grid WindowDrift accepts, the shapes its column-count error names,
-Benjamini-Hochberg on a single p-value, and an ADWIN state whose variances alone are misshapen."""
+Benjamini-Hochberg on a single p-value, an ADWIN state whose variances alone are misshapen, and
+a two-category contingency test (one degree of freedom)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from driftd.detectors.adwin import ADWIN
 from driftd.detectors.multitest import benjamini_hochberg
+from driftd.detectors.sketch import contingency
 from driftd.detectors.window import WindowDrift
 from driftd.errors import ConfigError
 
@@ -53,3 +55,10 @@ def test_an_adwin_state_with_misshapen_variances_is_refused() -> None:
     bad["state"]["variances"] = np.asarray(bad["state"]["variances"])[:, :-1]
     with pytest.raises(ValueError, match="ADWIN state has buckets of shape"):
         ADWIN().load_state_dict(bad)
+
+
+def test_two_categories_are_tested_with_one_degree_of_freedom() -> None:
+    ref, cur = np.array([30, 10]), np.array([10, 30])
+    stat, p, dof = contingency(ref, cur, g_test=False)
+    assert stat == pytest.approx(20.0) and dof == 1 and p == pytest.approx(7.744216e-06, rel=1e-5)
+    assert contingency(np.array([30, 0]), np.array([10, 0]), g_test=False) == (0.0, 1.0, 0)
