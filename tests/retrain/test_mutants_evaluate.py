@@ -1,10 +1,12 @@
 """Gate edges a sampled mutation run found unchecked: two holdout rows are enough to compute
 every metric (the cut-off for "too few rows" could move from 2 to 3 unnoticed), a primary
 accuracy gain also needs McNemar's one-sided p-value at or below alpha and names its one-sided
-level when below min_gain, and exactly min_samples rows are enough."""
+level when below min_gain, exactly min_samples rows are enough, and a metric that does not apply
+names the predictions it does not apply to."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from driftd.retrain.evaluate import evaluate
@@ -52,3 +54,14 @@ def test_a_primary_gain_below_min_gain_names_the_one_sided_level() -> None:
         "primary accuracy: one-sided 95% lower bound of the gain +0.01 (mcnemar; gain +0.05, "
         "champion 0.8, candidate 0.85) does not exceed min_gain 0.05"
     )
+
+
+def test_a_metric_that_does_not_apply_names_the_predictions_it_does_not_apply_to() -> None:
+    y = [0, 1, 2, 1]
+    codes = np.array(y)
+    proba = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.2, 0.6, 0.2]])
+    spec = GateSpec("log_loss", guards={})
+    with pytest.raises(ValueError, match=r"'log_loss' does not apply .* with champion_pred of"):
+        evaluate("multiclass", y, codes, proba, spec)
+    with pytest.raises(ValueError, match=r"'log_loss' does not apply .* with candidate_pred of"):
+        evaluate("multiclass", y, proba, codes, spec)
