@@ -170,10 +170,16 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def alembic_config(engine: Engine) -> Config:
-    """An Alembic config that runs on ``engine`` with driftd's migrations."""
+def _scripts() -> Config:
+    """An Alembic config naming driftd's migrations, enough to read their revisions."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic config that runs on ``engine`` with driftd's migrations."""
+    cfg = _scripts()
     cfg.attributes["engine"] = engine
     return cfg
 
@@ -225,9 +231,7 @@ def head_revision() -> str:
     """The newest revision this driftd knows."""
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(
-        alembic_config(sa.create_engine("sqlite://"))
-    ).get_current_head()
+    head = ScriptDirectory.from_config(_scripts()).get_current_head()
     assert head is not None
     return head
 

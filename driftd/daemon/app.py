@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -27,8 +27,12 @@ from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.runner import Runner
 from driftd.daemon.sinks import FileDeadLetterSink
 from driftd.daemon.sources.file import FileSource
+from driftd.db import make_engine
 
 if TYPE_CHECKING:
+    import threading
+    from wsgiref.simple_server import WSGIServer
+
     from driftd.registry.registry import Registry
 
 log = logging.getLogger("driftd.app")
@@ -45,9 +49,10 @@ class App:
     store: SqlCheckpointStore
     registry: CollectorRegistry
     runner: Runner
-    server: Any = None
+    server: tuple[WSGIServer, threading.Thread] | None = None  # the /metrics endpoint
     retrain: RetrainParts | None = None
-    model_registry: Any = None  # one registry (and engine) for metrics, retraining, rollout
+    # One registry (and engine) for metrics, retraining and rollout.
+    model_registry: Registry | None = None
 
     def close(self) -> None:
         """Release the source, sink, store, retrain worker and HTTP server."""
@@ -93,7 +98,9 @@ def build(
     queued retrain jobs read the same configuration; ``model_registry`` is one the caller
     opened (the app takes it over: ``App.close`` releases it), else one is opened here."""
     pipeline = build_pipeline(settings)
-    store = SqlCheckpointStore.open(settings.checkpoint.url, settings.checkpoint.chunk_bytes)
+    store = SqlCheckpointStore.open(
+        make_engine(settings.checkpoint.url), settings.checkpoint.chunk_bytes
+    )
     registry = CollectorRegistry()
     tasks = {name: m.task for name, m in settings.models.items()}
     recorder = Recorder(registry, tasks, pipeline)
@@ -113,7 +120,7 @@ def build(
         from driftd.daemon.sources.factory import make_kafka
 
         source, sink = make_kafka(src.kafka, settings.pipeline.name)
-    from driftd.daemon.registry_metrics import RegistryCollector
+    from driftd.daemon.metrics.registry import RegistryCollector
     from driftd.registry.configure import open_registry
     from driftd.rollout.store import RolloutStore
 

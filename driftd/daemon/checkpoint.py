@@ -16,13 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from driftd.daemon.abc import Checkpoint
-from driftd.db import (
-    checkpoint_chunks,
-    checkpoints,
-    make_engine,
-    require_current,
-    write_transaction,
-)
+from driftd.db import checkpoint_chunks, checkpoints, require_current, write_transaction
 from driftd.errors import CheckpointError
 
 
@@ -34,10 +28,9 @@ class SqlCheckpointStore:
         self.chunk_bytes = chunk_bytes
 
     @classmethod
-    def open(cls, url: str, chunk_bytes: int = 4 * 1024 * 1024) -> SqlCheckpointStore:
-        """Connect and return a store; an empty database gets the schema, an outdated one is
-        refused with the command that upgrades it."""
-        engine = make_engine(url)
+    def open(cls, engine: Engine, chunk_bytes: int = 4 * 1024 * 1024) -> SqlCheckpointStore:
+        """A store on ``engine`` once its schema is current: an empty database gets the
+        schema, an outdated one is refused with the command that upgrades it."""
         require_current(engine)
         return cls(engine, chunk_bytes)
 

@@ -17,7 +17,14 @@ import msgspec
 import numpy as np
 
 from driftd.config import ModelSettings
-from driftd.contracts.columns import F64, I32, LabelColumns, PredictionColumns, Vocab
+from driftd.contracts.columns import (
+    F64,
+    I32,
+    JoinedColumns,
+    LabelColumns,
+    PredictionColumns,
+    Vocab,
+)
 from driftd.contracts.events import LabelHead, PredictionHead
 
 
@@ -138,3 +145,33 @@ def label_columns(heads: Sequence[LabelHead], classes: Vocab) -> LabelColumns:
         ts=np.fromiter(map(_TS, heads), dtype=np.float64, count=len(heads)),
         label=target_column([h.label for h in heads], classes),
     )
+
+
+def empty_predictions(schema: ModelSchema) -> PredictionColumns:
+    """A batch of no predictions with the model's column shapes."""
+    e = np.empty(0, dtype=np.float64)
+    return PredictionColumns(
+        ids=[],
+        version=np.empty(0, dtype=np.int32),
+        ts=e,
+        numeric=np.empty((0, len(schema.numeric_names))),
+        categorical=np.empty((0, len(schema.categorical_names)), dtype=np.int32),
+        prediction=e,
+        score=e,
+        latency_ms=e,
+        error=np.empty(0, dtype=np.bool_),
+    )
+
+
+def concat_joined(joins: list[JoinedColumns]) -> JoinedColumns | None:
+    """The joins of one batch as one set of columns (None when there are none)."""
+    if not joins:
+        return None
+    if len(joins) == 1:
+        return joins[0]
+    arrays = {
+        f: np.concatenate([getattr(j, f) for j in joins])
+        for f in JoinedColumns.__slots__
+        if f != "ids"
+    }
+    return JoinedColumns(**arrays, ids=[i for j in joins for i in j.ids])

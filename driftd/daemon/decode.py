@@ -79,6 +79,30 @@ def _one_object_each(joined: bytes, n: int) -> bool:
     )
 
 
+def _decode_segment(
+    decoder: msgspec.json.Decoder[Any], seg: Sequence[bytes | msgspec.Raw], check_shape: bool
+) -> list[Any] | int | None:
+    """One segment in one call: its values, else the index of its first bad raw, else None
+    (the segment must be decoded one by one)."""
+    joined = b"\n".join(seg)
+    if check_shape and not _one_object_each(joined, len(seg)):
+        return _first_misshapen(seg)
+    try:
+        values = decoder.decode_lines(joined)
+    except msgspec.DecodeError as exc:
+        # msgspec 0.23 reports invalid UTF-8 with no position: look for it ourselves.
+        at = _locate(exc, seg)
+        return _locate_utf8(seg) if at is None else at
+    except UnicodeDecodeError:
+        # msgspec <= 0.22: the position is inside a string, not the buffer: find the first
+        # invalid byte sequence ourselves; the line holding it is a bad one.
+        return _locate_utf8(seg)
+    except RecursionError:
+        return None  # nested too deeply somewhere in the segment: one by one
+    # A raw that held two values leaves the values out of step with the raws: one by one.
+    return values if len(values) == len(seg) else None
+
+
 def decode_many(
     decoder: msgspec.json.Decoder[Any],
     raws: Sequence[bytes | msgspec.Raw],
@@ -107,40 +131,19 @@ def decode_many(
 
     start, end = 0, min(chunk, n)
     while start < n:
-        seg = raws[start:end]
-        joined = b"\n".join(seg)
-        at: int | None = None
-        if check_shape and not _one_object_each(joined, end - start):
-            at = _first_misshapen(seg)
-        else:
-            try:
-                values = decoder.decode_lines(joined)
-            except msgspec.DecodeError as exc:
-                # msgspec 0.23 reports invalid UTF-8 with no position: look for it ourselves.
-                at = _locate(exc, seg)
-                if at is None:
-                    at = _locate_utf8(seg)
-            except UnicodeDecodeError:
-                # msgspec <= 0.22: the position is inside a string, not the buffer: find the
-                # first invalid byte sequence ourselves; the line holding it is a bad one.
-                at = _locate_utf8(seg)
-            except RecursionError:
-                at = None  # nested too deeply somewhere in the chunk: one by one
-            else:
-                if len(values) == end - start:
-                    out[start:end] = values
-                else:
-                    slow(start, end)  # a raw held two values: not aligned, one by one
-                start, end = end, min(end + chunk, n)
-                continue
-        if at is None or not 0 <= at < end - start:
+        got = _decode_segment(decoder, raws[start:end], check_shape)
+        if isinstance(got, list):
+            out[start:end] = got
+        elif got is None or not 0 <= got < end - start:
             slow(start, end)
-            start, end = end, min(end + chunk, n)
-        elif at:
-            end = start + at  # decode the good prefix in one call; the bad one comes next
+        elif got:
+            end = start + got  # decode the good prefix in one call; the bad one comes next
+            continue
         else:
             slow(start, start + 1)
             start, end = start + 1, min(start + 1 + chunk, n)
+            continue
+        start, end = end, min(end + chunk, n)
     failures.sort(key=lambda f: f[0])
     return out, failures
 

@@ -36,6 +36,7 @@ import numpy.typing as npt
 from driftd.contracts.columns import F64, I32, JoinedColumns, LabelColumns, PredictionColumns
 from driftd.daemon.idindex import I64, IdIndex, hashes
 from driftd.daemon.timeguard import Rejection, TimeGuard
+from driftd.daemon.waiting import WaitingLabels
 
 _EXPIRE_CHUNK = 4096
 
@@ -84,8 +85,7 @@ class JoinStore:
         self._joined_held = 0  # held entries that already have their label
         self._alloc(max(16, initial_capacity))
         self._index = IdIndex(2 * self._cap)  # id -> ring position
-        # Labels waiting for their prediction: id -> (ts, label).
-        self._labels: dict[str, tuple[float, float]] = {}
+        self._labels = WaitingLabels(max_pending)  # labels waiting for their prediction
 
     # -- storage -------------------------------------------------------------------------
     def _alloc(self, cap: int) -> None:
@@ -233,26 +233,13 @@ class JoinStore:
     def _join_waiting_labels(
         self, cols: PredictionColumns, stored: npt.NDArray[np.intp], pos: npt.NDArray[np.intp]
     ) -> JoinedColumns | None:
-        labels = self._labels
-        hits = [
-            (i, p, cols.ids[i])
-            for i, p in zip(stored.tolist(), pos.tolist(), strict=True)
-            if cols.ids[i] in labels
-        ]
+        hits = self._labels.claim(cols.ids, cols.ts, stored.tolist(), self.max_delay)
         if not hits:
             return None
-        at, lts, lvals, ids = [], [], [], []
-        for i, p, id_ in hits:
-            lt, lv = labels[id_]
-            if lt - cols.ts[i] <= self.max_delay:
-                del labels[id_]
-                at.append(p)
-                lts.append(lt)
-                lvals.append(lv)
-                ids.append(id_)
-        if not at:
-            return None
-        return self._join(np.asarray(at, dtype=np.intp), np.asarray(lts), np.asarray(lvals), ids)
+        k = np.asarray([k for k, _, _ in hits], dtype=np.intp)
+        lts = np.asarray([lt for _, lt, _ in hits])
+        lvals = np.asarray([lv for _, _, lv in hits])
+        return self._join(pos[k], lts, lvals, [cols.ids[i] for i in stored[k].tolist()])
 
     # -- labels --------------------------------------------------------------------------
     def add_labels(self, cols: LabelColumns) -> JoinedColumns | None:
@@ -280,27 +267,15 @@ class JoinStore:
             waiting = np.sort(np.concatenate([found[~already & ~in_time], np.flatnonzero(seq < 0)]))
         else:
             waiting = np.arange(n)
-        self._wait(cols, waiting)  # in arrival order: the label store is FIFO too
+        # In arrival order: the label store is FIFO too.
+        duplicates, evicted = self._labels.add(cols, waiting)
+        self.counts["duplicates"] += duplicates
+        self.counts["evicted"] += evicted
         self.counts["labels"] += n - (self.counts["duplicates"] - dup_before)
         if not len(join_rows):
             return None
         ids = [cols.ids[r] for r in join_rows.tolist()]
         return self._join(seq[join_rows], cols.ts[join_rows], cols.label[join_rows], ids)
-
-    def _wait(self, cols: LabelColumns, rows: npt.NDArray[np.intp]) -> None:
-        labels = self._labels
-        ts, lv = cols.ts, cols.label
-        for r in rows.tolist():
-            id_ = cols.ids[r]
-            if id_ in labels:
-                self.counts["duplicates"] += 1
-            else:
-                labels[id_] = (float(ts[r]), float(lv[r]))
-        over = len(labels) - self.max_pending
-        if over > 0:  # oldest first: dicts keep insertion order
-            for id_ in list(labels)[:over]:
-                del labels[id_]
-            self.counts["evicted"] += over
 
     def _join(
         self, pos: npt.NDArray[np.integer], label_ts: F64, label: F64, ids: list[str]
@@ -351,19 +326,8 @@ class JoinStore:
             if cut < n:
                 break
         if self._labels:
-            self._expire_labels(self.watermark - self.lateness)
+            self.counts["unmatched_labels"] += self._labels.expire(self.watermark - self.lateness)
         return np.concatenate(out) if out else np.empty(0, dtype=np.int32)
-
-    def _expire_labels(self, w: float) -> None:
-        labels = self._labels
-        gone = []
-        for id_, (lt, _) in labels.items():  # FIFO, like predictions
-            if lt >= w:
-                break
-            gone.append(id_)
-        for id_ in gone:
-            del labels[id_]
-        self.counts["unmatched_labels"] += len(gone)
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -378,9 +342,7 @@ class JoinStore:
             "prediction": self._prediction[order],
             "score": self._score[order],
             "joined": self._joined[order],
-            "label_ids": list(self._labels),
-            "label_ts": np.array([v[0] for v in self._labels.values()], dtype=np.float64),
-            "label_values": np.array([v[1] for v in self._labels.values()], dtype=np.float64),
+            **self._labels.state_dict(),
             "wm_predictions": float(self.wm_predictions),
             "wm_labels": float(self.wm_labels),
             "counts": dict(self.counts),
@@ -408,15 +370,7 @@ class JoinStore:
         self._joined[:n] = state["joined"]
         self._joined_held = int(np.count_nonzero(self._joined[:n]))
         self._reindex()
-        self._labels = {
-            i: (float(t), float(v))
-            for i, t, v in zip(
-                state["label_ids"],
-                state["label_ts"].tolist(),
-                state["label_values"].tolist(),
-                strict=True,
-            )
-        }
+        self._labels.load_state_dict(state)
         if self.guard is not None and state.get("guard") is not None:
             self.guard.load_state_dict(state["guard"])
         self.wm_predictions = float(state["wm_predictions"])

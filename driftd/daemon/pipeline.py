@@ -31,49 +31,27 @@ from driftd.contracts.events import (
     classify,
 )
 from driftd.contracts.monitor import DriftDetected, Monitor, MonitorBatch
-from driftd.daemon import state_codec
-from driftd.daemon.abc import RawChunk, Stream
-from driftd.daemon.columns import ModelSchema, label_columns, prediction_columns
+from driftd.daemon.abc import RawChunk
+from driftd.daemon.alarm_log import Alarms, merged
+from driftd.daemon.columns import (
+    ModelSchema,
+    concat_joined,
+    empty_predictions,
+    label_columns,
+    prediction_columns,
+)
 from driftd.daemon.decode import decode_many, single
+from driftd.daemon.heads import HEAD_DECODERS
 from driftd.daemon.screen import screen
-from driftd.daemon.state import ModelState, PartitionState
+from driftd.daemon.state import ModelState, PartitionCounts, PartitionState
 from driftd.daemon.summary import summarize
 from driftd.daemon.validity import missing_counts
-
-STATE_KIND = "driftd.partition"
-STATE_VERSION = 2  # 2: each model's state holds its alarms
+from driftd.rollout.counts import Totals, totals
 
 ExtraMonitors = Callable[[str, ModelSchema], Sequence[Monitor]]
 
-_pred_decoder = msgspec.json.Decoder(PredictionHead)
-_label_decoder = msgspec.json.Decoder(LabelHead)
-_mixed_decoder: msgspec.json.Decoder[EventHead] = msgspec.json.Decoder(EventHead)
-_any_decoder = msgspec.json.Decoder()
 _MODEL = operator.attrgetter("model")
 _FEATURES = operator.attrgetter("features")
-
-
-def _one_mixed(raw: bytes | msgspec.Raw) -> EventHead:
-    """Slow path for a mixed stream: use ``kind``, or infer it from the fields."""
-    try:
-        return _mixed_decoder.decode(raw)
-    except DECODE_ERRORS as exc:
-        if "missing required field `kind`" not in str(exc):
-            raise classify(exc, raw) from None
-    try:
-        obj = _any_decoder.decode(raw)
-    except DECODE_ERRORS as exc:
-        raise classify(exc, raw) from None
-    is_label = isinstance(obj, dict) and "label" in obj and "prediction" not in obj
-    result: EventHead = single(_label_decoder if is_label else _pred_decoder)(raw)
-    return result
-
-
-_DECODERS: dict[Stream, tuple[msgspec.json.Decoder[Any], Callable[[Any], Any]]] = {
-    "predictions": (_pred_decoder, single(_pred_decoder)),
-    "labels": (_label_decoder, single(_label_decoder)),
-    "mixed": (_mixed_decoder, _one_mixed),
-}
 
 
 @dataclass
@@ -132,31 +110,13 @@ class Pipeline:
 
     def snapshot(self, p: int) -> bytes:
         """The partition's state as a versioned blob."""
-        st = self.partition(p)
-        return state_codec.dumps(
-            STATE_KIND,
-            STATE_VERSION,
-            {
-                "offsets": st.offsets,
-                "consumed": st.consumed,
-                "dead_lettered": dict(st.dead_lettered),
-                "ignored": dict(st.ignored),
-                "models": {name: m.state_dict() for name, m in st.models.items()},
-            },
-        )
+        return self.partition(p).to_blob()
 
     def restore(self, p: int, blob: bytes) -> PartitionState:
         """Replace partition p's state with a snapshot; models unknown to the config are
         dropped, new models start empty."""
-        state = state_codec.loads(blob, STATE_KIND, STATE_VERSION, {1: _from_v1})
         st = self._new_partition(p)
-        st.offsets = {k: int(v) for k, v in state["offsets"].items()}
-        st.consumed = int(state["consumed"])
-        st.dead_lettered = Counter(state["dead_lettered"])
-        st.ignored = Counter(state["ignored"])
-        for name, ms in state["models"].items():
-            if name in st.models:
-                st.models[name].load_state_dict(ms)
+        st.load_blob(blob)
         self.partitions[p] = st
         return st
 
@@ -178,7 +138,7 @@ class Pipeline:
             )
 
         rows = self._size_filter(chunk, out, reject)
-        decoder, one = _DECODERS[chunk.stream]
+        decoder, one = HEAD_DECODERS[chunk.stream]
         raws = chunk.raws if isinstance(rows, range) else [chunk.raws[i] for i in rows]
         heads, failures = decode_many(decoder, raws, one)
         for k, exc in failures:
@@ -369,8 +329,8 @@ class Pipeline:
         batch = MonitorBatch(
             model=schema.name,
             versions=model.versions.values,
-            predictions=preds if preds is not None else _empty_predictions(schema),
-            joined=_concat(joins),
+            predictions=preds if preds is not None else empty_predictions(schema),
+            joined=concat_joined(joins),
             expired_versions=expired,
             numeric_names=schema.numeric_names,
             categorical_names=schema.categorical_names,
@@ -382,6 +342,7 @@ class Pipeline:
         if batch.joined is not None and len(batch.joined):
             out.labeled.append((batch, [v.values for v in model.categories]))
 
+    # -- reading (at scrape time, while the loop writes) -----------------------------------
     def summary(self) -> dict[str, Any]:
         """Counts per model, dead letters by reason and recent windows, over all partitions."""
         return summarize(self.schemas, self.partitions.values())
@@ -392,37 +353,20 @@ class Pipeline:
         models = [m for st in list(self.partitions.values()) for m in st.models.values()]
         return max((m.version_counts.max_ts for m in models), default=0.0)
 
+    def features(self) -> dict[str, list[str]]:
+        """Each configured model's declared features."""
+        return {name: list(s.settings.features) for name, s in self.schemas.items()}
 
-def _from_v1(state: dict[str, Any]) -> dict[str, Any]:
-    """A version 1 partition state as version 2: no alarms were kept."""
-    for ms in state["models"].values():
-        ms["alarms"] = {"recent": [], "totals": [], "last": []}
-    return state
+    def counts(self) -> list[PartitionCounts]:
+        """A copy of each held partition's counters (empty while it holds none)."""
+        return [st.counts() for st in list(self.partitions.values())]
 
+    def alarms(self) -> Alarms:
+        """The drift alarms kept and counted, merged over partitions."""
+        return merged(m.alarms for st in list(self.partitions.values()) for m in st.models.values())
 
-def _empty_predictions(schema: ModelSchema) -> PredictionColumns:
-    e = np.empty(0, dtype=np.float64)
-    return PredictionColumns(
-        ids=[],
-        version=np.empty(0, dtype=np.int32),
-        ts=e,
-        numeric=np.empty((0, len(schema.numeric_names))),
-        categorical=np.empty((0, len(schema.categorical_names)), dtype=np.int32),
-        prediction=e,
-        score=e,
-        latency_ms=e,
-        error=np.empty(0, dtype=np.bool_),
-    )
-
-
-def _concat(joins: list[JoinedColumns]) -> JoinedColumns | None:
-    if not joins:
-        return None
-    if len(joins) == 1:
-        return joins[0]
-    arrays = {
-        f: np.concatenate([getattr(j, f) for j in joins])
-        for f in JoinedColumns.__slots__
-        if f != "ids"
-    }
-    return JoinedColumns(**arrays, ids=[i for j in joins for i in j.ids])
+    def version_totals(self, model: str) -> dict[str, Totals]:
+        """A model's per-version counts (SLIs, canary evidence) summed over partitions."""
+        parts = list(self.partitions.values())
+        counts = [st.models[model].version_counts for st in parts if model in st.models]
+        return {v: totals(counts, v) for v in sorted({v for c in counts for v in list(c.counts)})}

@@ -16,6 +16,7 @@ from driftd.daemon.runner import Runner
 from driftd.daemon.sinks import FileDeadLetterSink
 from driftd.daemon.sources.file import FileSource
 from driftd.daemon.summary import JOIN_KEYS
+from driftd.db import make_engine
 from driftd.textsafe import markup_safe
 
 log = logging.getLogger("driftd.replay")
@@ -108,7 +109,8 @@ def _with_log_lines(runner: Runner, source: FileSource, total: int) -> None:
 
 def checkpoint_status(settings: Settings) -> dict[str, Any]:
     """The counts held in the daemon's checkpoints, summed over partitions."""
-    store = SqlCheckpointStore.open(settings.checkpoint.url, settings.checkpoint.chunk_bytes)
+    engine = make_engine(settings.checkpoint.url)
+    store = SqlCheckpointStore.open(engine, settings.checkpoint.chunk_bytes)
     try:
         pipeline = build_pipeline(settings)
         name = settings.pipeline.name
@@ -161,14 +163,49 @@ def _day(rows: list[dict[str, Any]]) -> str:
     return dt.datetime.fromtimestamp(rows[-1]["start"], dt.UTC).strftime("%Y-%m-%d")
 
 
-def print_summary(summary: dict[str, Any], last_windows: int = 8) -> None:
-    """A readable summary on the terminal: join counts, dead letters, recent windows."""
+def _windows_table(name: str, rows: list[dict[str, Any]], last: int) -> Any:
+    """A model's last ``last`` windows: volume, errors, latency and joins per version."""
     import datetime as dt
 
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    w = Table(
+        title=f"{name}: last {min(last, len(rows))} windows ({_day(rows)}, UTC)",
+        title_justify="left",
+    )
+    for col in (
+        "window",
+        "version",
+        "predictions",
+        "errors",
+        "latency mean",
+        "p95 ≤",
+        "joined",
+        "expired",
+    ):
+        w.add_column(col, justify="left" if col == "window" else "right")
+    for r in rows[-last:]:
+        start = dt.datetime.fromtimestamp(r["start"], dt.UTC).strftime("%H:%M")
+        err = "-" if r["error_rate"] is None else f"{r['error_rate']:.2%}"
+        lat = "-" if r["latency_mean_ms"] is None else f"{r['latency_mean_ms']:.1f} ms"
+        p95 = r["latency_p95_ms_at_most"]
+        w.add_row(
+            start,
+            markup_safe(r["version"]),  # from the stream: escaped
+            f"{r['predictions']:,}",
+            err,
+            lat,
+            "-" if p95 is None else f"{p95:g} ms",
+            f"{r['joined']:,}",
+            f"{r['expired']:,}",
+        )
+    return w
+
+
+def _counts_tables(summary: dict[str, Any]) -> tuple[Any, Any]:
+    """The join counts per model, and the dead letters by reason."""
+    from rich.table import Table
+
     models = list(summary["models"])
     t = Table(title=f"{summary['consumed']:,} events consumed", title_justify="left")
     t.add_column("join")
@@ -176,50 +213,27 @@ def print_summary(summary: dict[str, Any], last_windows: int = 8) -> None:
         t.add_column(name, justify="right")
     for key in JOIN_KEYS:
         t.add_row(key.replace("_", " "), *(f"{summary['models'][m][key]:,}" for m in models))
-    console.print(t)
     dead = summary["dead_lettered"]
     d = Table(title=f"{dead['total']:,} dead-lettered", title_justify="left")
     d.add_column("reason")
     d.add_column("events", justify="right")
     for reason, n in dead["by_reason"].items():
         d.add_row(reason, f"{n:,}")
-    console.print(d)
+    return t, d
+
+
+def print_summary(summary: dict[str, Any], last_windows: int = 8) -> None:
+    """A readable summary on the terminal: join counts, dead letters, recent windows."""
+    from rich.console import Console
+
+    console = Console()
+    for table in _counts_tables(summary):
+        console.print(table)
     if summary.get("ignored", {}).get("total"):
         console.print(f"ignored by policy: {summary['ignored']['by_reason']}")
     for name, rows in summary.get("windows", {}).items():
-        if not rows:
-            continue
-        w = Table(
-            title=f"{name}: last {min(last_windows, len(rows))} windows ({_day(rows)}, UTC)",
-            title_justify="left",
-        )
-        for col in (
-            "window",
-            "version",
-            "predictions",
-            "errors",
-            "latency mean",
-            "p95 ≤",
-            "joined",
-            "expired",
-        ):
-            w.add_column(col, justify="left" if col == "window" else "right")
-        for r in rows[-last_windows:]:
-            start = dt.datetime.fromtimestamp(r["start"], dt.UTC).strftime("%H:%M")
-            err = "-" if r["error_rate"] is None else f"{r['error_rate']:.2%}"
-            lat = "-" if r["latency_mean_ms"] is None else f"{r['latency_mean_ms']:.1f} ms"
-            p95 = r["latency_p95_ms_at_most"]
-            w.add_row(
-                start,
-                markup_safe(r["version"]),  # from the stream: escaped
-                f"{r['predictions']:,}",
-                err,
-                lat,
-                "-" if p95 is None else f"{p95:g} ms",
-                f"{r['joined']:,}",
-                f"{r['expired']:,}",
-            )
-        console.print(w)
+        if rows:
+            console.print(_windows_table(name, rows, last_windows))
     totals = summary.get("alarm_totals", {}).get("by_kind", {})
     _print_alarms(console, summary.get("alarms", []), totals)
     if "events_per_s" in summary:

@@ -1,7 +1,9 @@
 """Per-partition state: what one partition's checkpoint holds, model by model.
 
 A partition's join store, vocabularies, monitors, alarms, counters and offsets live together so
-that they move together on a rebalance and are checkpointed together.
+that they move together on a rebalance and are checkpointed together (``to_blob``, a versioned
+blob). ``counts()`` copies the counters into plain dataclasses, for readers (metrics
+collectors) that run while the loop writes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from driftd.config import JoinSettings
 from driftd.contracts.columns import Vocab
 from driftd.contracts.monitor import Monitor
+from driftd.daemon import state_codec
 from driftd.daemon.abc import Offsets
 from driftd.daemon.alarm_log import AlarmLog
 from driftd.daemon.columns import ModelSchema
@@ -22,8 +25,33 @@ from driftd.daemon.monitors import OperationalMonitor
 from driftd.daemon.timeguard import TimeGuard
 from driftd.rollout.counts import VersionCounts
 
+STATE_KIND = "driftd.partition"
+STATE_VERSION = 2  # 2: each model's state holds its alarms
 MAX_VERSIONS = 1000
 MAX_CLASSES = 10_000
+
+
+@dataclass(frozen=True)
+class ModelCounts:
+    """One model's counters in one partition, copied: join outcomes, what waits in the join,
+    and predictions accepted without each declared feature."""
+
+    join: dict[str, int]
+    pending: int
+    pending_labels: int
+    missing: dict[str, int]
+
+
+@dataclass(frozen=True)
+class PartitionCounts:
+    """One partition's counters, copied: events consumed, dead-lettered and ignored (by
+    reason), and each model's counts."""
+
+    partition: int
+    consumed: int
+    dead_lettered: dict[str, int]
+    ignored: dict[str, int]
+    models: dict[str, ModelCounts]
 
 
 class ModelState:
@@ -67,6 +95,13 @@ class ModelState:
             "missing": dict(self.missing),
         }
 
+    def counts(self) -> ModelCounts:
+        """A copy of the model's counters."""
+        store = self.store
+        return ModelCounts(
+            dict(store.counts), store.pending, store.pending_labels, dict(self.missing)
+        )
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from state_dict()."""
         self.versions = Vocab(state["versions"], cap=MAX_VERSIONS)
@@ -96,3 +131,45 @@ class PartitionState:
     consumed: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
+
+    def to_blob(self) -> bytes:
+        """Offsets, counters and every model's state as a versioned blob."""
+        return state_codec.dumps(
+            STATE_KIND,
+            STATE_VERSION,
+            {
+                "offsets": self.offsets,
+                "consumed": self.consumed,
+                "dead_lettered": dict(self.dead_lettered),
+                "ignored": dict(self.ignored),
+                "models": {name: m.state_dict() for name, m in self.models.items()},
+            },
+        )
+
+    def load_blob(self, blob: bytes) -> None:
+        """Restore from to_blob() (or an older version); models this state lacks are dropped."""
+        state = state_codec.loads(blob, STATE_KIND, STATE_VERSION, {1: _from_v1})
+        self.offsets = {k: int(v) for k, v in state["offsets"].items()}
+        self.consumed = int(state["consumed"])
+        self.dead_lettered = Counter(state["dead_lettered"])
+        self.ignored = Counter(state["ignored"])
+        for name, ms in state["models"].items():
+            if name in self.models:
+                self.models[name].load_state_dict(ms)
+
+    def counts(self) -> PartitionCounts:
+        """A copy of the partition's counters, model by model."""
+        return PartitionCounts(
+            self.partition,
+            self.consumed,
+            dict(self.dead_lettered),
+            dict(self.ignored),
+            {name: m.counts() for name, m in list(self.models.items())},
+        )
+
+
+def _from_v1(state: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 partition state as version 2: no alarms were kept."""
+    for ms in state["models"].values():
+        ms["alarms"] = {"recent": [], "totals": [], "last": []}
+    return state

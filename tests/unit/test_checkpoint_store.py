@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from driftd.daemon.abc import Checkpoint, CheckpointStore
 from driftd.daemon.checkpoint import MemoryCheckpointStore, SqlCheckpointStore
-from driftd.db import checkpoint_chunks
+from driftd.db import checkpoint_chunks, make_engine
 from driftd.errors import CheckpointError
 from tests.databases import fresh_postgres
 
@@ -22,7 +22,7 @@ CHUNK = 7  # tiny, so that every blob spans several rows
 def pg_engine() -> Iterator[sa.Engine]:
     """A fresh PostgreSQL database, migrated; skipped (failed on CI) when unreachable."""
     with fresh_postgres() as url:
-        store = SqlCheckpointStore.open(url)
+        store = SqlCheckpointStore.open(make_engine(url))
         yield store.engine
         store.close()
 
@@ -33,7 +33,7 @@ def pipeline_name() -> str:
 
 
 def _sqlite(tmp_path: Path) -> SqlCheckpointStore:
-    return SqlCheckpointStore.open(f"sqlite:///{tmp_path}/state.db", chunk_bytes=CHUNK)
+    return SqlCheckpointStore.open(make_engine(f"sqlite:///{tmp_path}/state.db"), chunk_bytes=CHUNK)
 
 
 @pytest.fixture(

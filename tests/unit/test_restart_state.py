@@ -16,10 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from driftd.config import load_settings
 from driftd.daemon import app as app_mod
 from driftd.daemon import state_codec
-from driftd.daemon.checkpointed_metrics import RESTORED
-from driftd.daemon.metrics import PROCESS_LOCAL, Recorder, StateCollector
-from driftd.daemon.pipeline import STATE_KIND, STATE_VERSION
+from driftd.daemon.metrics import PROCESS_LOCAL, RESTORED, Recorder, StateCollector
 from driftd.daemon.replay import checkpoint_status, print_summary
+from driftd.daemon.state import STATE_KIND, STATE_VERSION
 from driftd.db import checkpoints, make_engine
 from driftd.errors import StateVersionError
 from driftd.sim import synth

@@ -8,8 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from driftd.contracts.columns import JoinedColumns, PredictionColumns
 from driftd.contracts.monitor import MonitorBatch
-from driftd.daemon.sli import SliCollector
-from driftd.rollout.counts import VersionCounts
+from driftd.daemon.metrics.sli import SliCollector
+from driftd.rollout.counts import Totals, VersionCounts, totals
 
 
 def _batch() -> MonitorBatch:
@@ -41,11 +41,14 @@ def _batch() -> MonitorBatch:
 
 
 class _Pipeline:
-    """Just enough of a pipeline: one partition whose model has a VersionCounts monitor."""
+    """Just enough of a pipeline: the per-version counts of model m in one partition."""
 
     def __init__(self, counts: VersionCounts) -> None:
-        model = type("M", (), {"monitors": [counts]})()
-        self.partitions = {0: type("P", (), {"models": {"m": model}})()}
+        self.counts = counts
+
+    def version_totals(self, model: str) -> dict[str, Totals]:
+        names = sorted(self.counts.counts) if model == "m" else []
+        return {v: totals([self.counts], v) for v in names}
 
 
 def _samples(c: SliCollector) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

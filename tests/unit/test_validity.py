@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from driftd.config import IngestSettings, JoinSettings, ModelSettings
-from driftd.daemon.checkpointed_metrics import CheckpointedCollector
+from driftd.daemon.metrics.checkpointed import CheckpointedCollector
 from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.validity import invalid_scores, invalid_targets
 from tests.unit.test_pipeline import pred, process

@@ -1,0 +1,15 @@
+"""driftd's own Prometheus metrics, on a registry the composition root injects.
+
+One module per concern: ``recorder`` (what this process times and counts), ``checkpointed``
+(event, join and alarm counters kept in the checkpoint), ``sli`` (per-version SLIs), ``state``
+(pending joins, lag, checkpoint age), ``registry`` (the model registry's tables) and ``kinds``
+(the two phrases that say whether a family survives a restart). Every collector reads the
+pipeline through its snapshot methods, at scrape time, and describes its families without
+collecting them.
+"""
+
+from driftd.daemon.metrics.kinds import PROCESS_LOCAL, RESTORED
+from driftd.daemon.metrics.recorder import Recorder
+from driftd.daemon.metrics.state import StateCollector
+
+__all__ = ["PROCESS_LOCAL", "RESTORED", "Recorder", "StateCollector"]

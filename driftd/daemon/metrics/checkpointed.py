@@ -1,0 +1,144 @@
+"""Counters kept in the checkpoint, read from the pipeline's partition state at scrape time.
+
+Events consumed, decoded, dead-lettered and ignored, join outcomes, drift alarms and each
+detector's statistic at its last alarm are pipeline state, saved with the offsets they
+correspond to: after a restart they continue from the checkpoint instead of restarting at 0,
+and a replay after a crash never counts an event twice. A partition that moves to another
+instance takes its counts along (this instance's counters drop, which Prometheus reads as a
+reset).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from driftd.contracts.events import DEAD_LETTER_REASONS
+from driftd.daemon.alarm_log import Alarms
+from driftd.daemon.join import JOIN_COUNTERS
+from driftd.daemon.metrics.kinds import RESTORED
+from driftd.daemon.pipeline import Pipeline
+from driftd.daemon.state import PartitionCounts
+
+IGNORED_REASONS = ("unknown_model", "oversized", "unknown_feature")
+"""Why the pipeline ignores an event (or part of one): the keys of ``Outcome.ignored``."""
+NOT_WHOLE_EVENTS = frozenset({"unknown_feature"})  # parts of events that still decoded
+_ALARM_KEYS = ["model", "version", "stream", "detector"]
+
+
+class CheckpointedCollector(Collector):
+    """Event, join and alarm counters summed over this instance's partitions."""
+
+    def __init__(self, pipeline: Pipeline | None, models: Sequence[str]) -> None:
+        self.pipeline = pipeline
+        self.models = sorted(models)  # every model's join counters exist at 0
+
+    @staticmethod
+    def _count_families() -> tuple[CounterMetricFamily, ...]:
+        return (
+            CounterMetricFamily(
+                "driftd_events_consumed", "Raw events read from the sources." + RESTORED
+            ),
+            CounterMetricFamily(
+                "driftd_events_decoded", "Events that decoded and validated." + RESTORED
+            ),
+            CounterMetricFamily(
+                "driftd_events_dead_lettered",
+                "Events sent to the dead-letter sink." + RESTORED,
+                labels=["reason"],
+            ),
+            CounterMetricFamily(
+                "driftd_events_ignored",
+                "Events (or parts) ignored by policy." + RESTORED,
+                labels=["reason"],
+            ),
+            CounterMetricFamily(
+                "driftd_join_events",
+                "Join outcomes: predictions, labels, joined, expired, duplicates, "
+                "unmatched_labels, evicted, dropped." + RESTORED,
+                labels=["model", "outcome"],
+            ),
+            CounterMetricFamily(
+                "driftd_feature_missing",
+                "Predictions accepted without a declared feature (absent or null), per model "
+                "and feature: a data-quality signal." + RESTORED,
+                labels=["model", "feature"],
+            ),
+        )
+
+    @staticmethod
+    def _alarm_families() -> tuple[CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            CounterMetricFamily(
+                "driftd_drift_alarms",
+                "Streaming detector alarms, per model version, stream and detector." + RESTORED,
+                labels=[*_ALARM_KEYS, "kind"],
+            ),
+            GaugeMetricFamily(
+                "driftd_drift_statistic",
+                "A drift detector's statistic at its last alarm." + RESTORED,
+                labels=_ALARM_KEYS,
+            ),
+            GaugeMetricFamily(
+                "driftd_drift_threshold",
+                "The threshold that statistic was compared with." + RESTORED,
+                labels=_ALARM_KEYS,
+            ),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        """The families, without samples."""
+        yield from self._count_families()
+        yield from self._alarm_families()
+
+    def collect(self) -> Iterator[Metric]:
+        """The counter families, and the drift statistic and threshold gauges."""
+        p = self.pipeline
+        parts = p.counts() if p is not None else []
+        consumed, decoded, dead_fam, ignored_fam, joins, gaps = self._count_families()
+        dead, ignored, join, missing = self._sums(parts, p.features() if p is not None else {})
+        n_consumed = sum(st.consumed for st in parts)
+        not_events = sum(n for k, n in ignored.items() if k not in NOT_WHOLE_EVENTS)
+        consumed.add_metric([], n_consumed)
+        decoded.add_metric([], n_consumed - sum(dead.values()) - not_events)
+        for fam, counts in ((dead_fam, dead), (ignored_fam, ignored)):
+            for key, n in sorted(counts.items()):
+                fam.add_metric([key], n)
+        for model, outcomes in sorted(join.items()):
+            for outcome, n in sorted(outcomes.items()):
+                joins.add_metric([model, outcome], n)
+        for pair, n in sorted(missing.items()):
+            gaps.add_metric(list(pair), n)
+        yield from (consumed, decoded, dead_fam, ignored_fam, joins, gaps)
+        total, stat, thr = self._alarm_families()
+        alarms = p.alarms() if p is not None else Alarms()
+        for tkey, n in sorted(alarms.totals.items()):
+            total.add_metric(list(tkey), n)
+        for last_key, a in sorted(alarms.last.items()):
+            stat.add_metric(list(last_key), a.statistic)
+            thr.add_metric(list(last_key), a.threshold)
+        yield from (total, stat, thr)
+
+    def _sums(
+        self, parts: list[PartitionCounts], features: dict[str, list[str]]
+    ) -> tuple[Counter[str], Counter[str], dict[str, Counter[str]], Counter[tuple[str, str]]]:
+        """Dead letters and ignored events by reason, join outcomes per model, and missing
+        features per (model, feature), summed over partitions; every known key at 0."""
+        dead: Counter[str] = Counter(dict.fromkeys(DEAD_LETTER_REASONS, 0))
+        ignored: Counter[str] = Counter(dict.fromkeys(IGNORED_REASONS, 0))
+        join: dict[str, Counter[str]] = {
+            m: Counter(dict.fromkeys(JOIN_COUNTERS, 0)) for m in self.models
+        }
+        missing: Counter[tuple[str, str]] = Counter(
+            {(name, f): 0 for name, fs in features.items() for f in fs}
+        )
+        for st in parts:
+            dead.update(st.dead_lettered)
+            ignored.update(st.ignored)
+            for name, m in st.models.items():
+                join.setdefault(name, Counter()).update(m.join)
+                missing.update({(name, f): n for f, n in m.missing.items()})
+        return dead, ignored, join, missing

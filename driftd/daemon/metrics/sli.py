@@ -1,0 +1,99 @@
+"""Per model and version SLIs for Prometheus, read at scrape time from the pipeline's
+per-version counts: predictions, errors, latency, labeled and correct rows, quality.
+
+The counts are pipeline state, checkpointed with the offsets, so the counters survive a restart
+(no reset to zero) and never count a replayed event twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from driftd.daemon.metrics.kinds import RESTORED
+from driftd.daemon.pipeline import Pipeline
+from driftd.rollout.counts import PROMETHEUS_BUCKETS_S, Totals
+
+_MV = ["model", "version"]
+
+
+class SliCollector(Collector):
+    """Per-version SLIs from the pipeline's counts."""
+
+    def __init__(self, pipeline: Pipeline | None, tasks: dict[str, str]) -> None:
+        self.pipeline = pipeline
+        self.tasks = tasks  # model -> task: what quality means
+
+    def _totals(self) -> list[tuple[str, str, Totals]]:
+        """(model, version, counts summed over partitions), in order."""
+        p = self.pipeline
+        if p is None:
+            return []
+        return [(m, v, tot) for m in sorted(self.tasks) for v, tot in p.version_totals(m).items()]
+
+    @staticmethod
+    def _families() -> tuple[
+        CounterMetricFamily,
+        CounterMetricFamily,
+        CounterMetricFamily,
+        CounterMetricFamily,
+        HistogramMetricFamily,
+        GaugeMetricFamily,
+    ]:
+        return (
+            CounterMetricFamily("driftd_predictions", "Predictions served." + RESTORED, labels=_MV),
+            CounterMetricFamily(
+                "driftd_prediction_errors",
+                "Predictions the server reported as errors." + RESTORED,
+                labels=_MV,
+            ),
+            CounterMetricFamily(
+                "driftd_labeled", "Predictions joined with their label." + RESTORED, labels=_MV
+            ),
+            CounterMetricFamily(
+                "driftd_correct",
+                "Joined predictions that matched their label." + RESTORED,
+                labels=_MV,
+            ),
+            HistogramMetricFamily(
+                "driftd_prediction_latency_seconds", "Model server latency." + RESTORED, labels=_MV
+            ),
+            GaugeMetricFamily(
+                "driftd_model_quality",
+                "Quality over every joined label so far (accuracy, or rmse for regression)."
+                + RESTORED,
+                labels=[*_MV, "metric"],
+            ),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        """The SLI families, without samples."""
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        """The SLI families, from the counts so far."""
+        preds, errs, labeled, correct, lat, quality = self._families()
+        for model, version, tot in self._totals():
+            req, err, nl, nc, sq, lsum_ms = tot.counts.tolist()
+            labels = [model, version]
+            preds.add_metric(labels, req)
+            errs.add_metric(labels, err)
+            labeled.add_metric(labels, nl)
+            correct.add_metric(labels, nc)
+            buckets = [(str(b), tot.at_most(b * 1000.0)) for b in PROMETHEUS_BUCKETS_S]
+            buckets.append(("+Inf", float(tot.latency.sum())))
+            lat.add_metric(labels, buckets, lsum_ms / 1000.0)
+            if nl:
+                if self.tasks.get(model) == "regression":
+                    quality.add_metric([*labels, "rmse"], float(np.sqrt(sq / nl)))
+                else:
+                    quality.add_metric([*labels, "accuracy"], nc / nl)
+        yield from (preds, errs, labeled, correct, lat, quality)
