@@ -42,7 +42,10 @@ def test_upgrade_from_empty_and_downgrade_to_nothing(db_url: str) -> None:
 def test_an_outdated_schema_is_refused_with_the_command_to_run(db_url: str) -> None:
     engine = make_engine(db_url)
     upgrade(engine, "0002")
-    for opener in (lambda: Registry.open(db_url), lambda: SqlCheckpointStore.open(db_url)):
+    for opener in (
+        lambda: Registry.open(db_url),
+        lambda: SqlCheckpointStore.open(make_engine(db_url)),
+    ):
         with pytest.raises(DatabaseError) as err:
             opener()
         msg = str(err.value)

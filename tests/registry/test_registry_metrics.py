@@ -6,7 +6,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftd.daemon.registry_metrics import RegistryCollector
+from driftd.daemon.metrics.registry import RegistryCollector
 from driftd.registry import Registry
 from driftd.retrain.jobs import JobQueue
 
