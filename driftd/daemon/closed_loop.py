@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
@@ -16,6 +16,10 @@ from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.runner import RunnerHooks
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from driftd.registry.registry import Registry
+    from driftd.retrain.worker import Worker
     from driftd.rollout.store import RolloutStore
 
 
@@ -23,7 +27,7 @@ if TYPE_CHECKING:
 class RetrainParts:
     """The retraining side of the daemon: the worker and its thread."""
 
-    worker: Any = None
+    worker: Worker | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -44,7 +48,7 @@ class RetrainParts:
 
 
 def build_retrain(
-    settings: Settings, config_path: Path | None, engine: Any
+    settings: Settings, config_path: Path | None, engine: sa.Engine
 ) -> tuple[RunnerHooks | None, RetrainParts | None]:
     """The labeled store sink, alarm → retrain triggers and the worker, when a model has a
     ``[models.<name>.retrain]`` section; nothing otherwise."""
@@ -74,23 +78,22 @@ def build_rollout(
     models: Mapping[str, ModelSettings],
     pipeline: Pipeline,
     metrics: CollectorRegistry,
-    registry: Any,
+    registry: Registry,
     store: RolloutStore,
 ) -> Callable[[], object] | None:
     """The rollout controller's tick, when a model configures ``[models.<name>.rollout]``; its
     verdicts and evidence are exported on ``metrics``."""
-    from driftd.daemon.sli import version_counts
     from driftd.rollout.actions import RegistryActions
     from driftd.rollout.controller import Controller, rollout_sections
-    from driftd.rollout.counts import totals
+    from driftd.rollout.counts import Totals
     from driftd.rollout.metrics import RolloutCollector
 
     sections = rollout_sections(models)
     if not sections:
         return None
 
-    def counts(model: str, version: str) -> Any:
-        return totals(version_counts(pipeline, model), version)
+    def counts(model: str, version: str) -> Totals:
+        return pipeline.version_totals(model).get(version, Totals())
 
     controller = Controller(
         sections, store, RegistryActions(registry), counts, pipeline.newest_prediction_ts

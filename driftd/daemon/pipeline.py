@@ -55,7 +55,7 @@ _FEATURES = operator.attrgetter("features")
 
 
 @dataclass
-class Outcome:
+class ChunkOutcome:
     """What one processed chunk produced: dead letters, alarms and counter deltas."""
 
     consumed: int = 0
@@ -121,10 +121,10 @@ class Pipeline:
         return st
 
     # -- processing ----------------------------------------------------------------------
-    def process(self, chunk: RawChunk) -> Outcome:
+    def process(self, chunk: RawChunk) -> ChunkOutcome:
         """Decode, validate, join and monitor one chunk; record its resume offsets."""
         st = self.partition(chunk.partition)
-        out = Outcome(consumed=len(chunk.raws))
+        out = ChunkOutcome(consumed=len(chunk.raws))
         st.consumed += len(chunk.raws)
 
         def reject(i: int, reason: DeadLetterReason, detail: str) -> None:
@@ -172,7 +172,7 @@ class Pipeline:
         heads: list[EventHead | None],
         failed: list[int],
         rows: Sequence[int],
-        out: Outcome,
+        out: ChunkOutcome,
         reject: Callable[[int, DeadLetterReason, str], None],
     ) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
         """Indices of prediction and label heads, by model; unknown models by policy."""
@@ -206,7 +206,10 @@ class Pipeline:
         return groups[0], groups[1]
 
     def _size_filter(
-        self, chunk: RawChunk, out: Outcome, reject: Callable[[int, DeadLetterReason, str], None]
+        self,
+        chunk: RawChunk,
+        out: ChunkOutcome,
+        reject: Callable[[int, DeadLetterReason, str], None],
     ) -> Sequence[int]:
         """Indices of the events within ``ingest.max_event_bytes``; the rest by policy."""
         limit = self.ingest.max_event_bytes
@@ -231,7 +234,7 @@ class Pipeline:
         model: ModelState,
         heads: list[PredictionHead],
         rows: Sequence[int],
-        out: Outcome,
+        out: ChunkOutcome,
         reject: Callable[[int, DeadLetterReason, str], None],
     ) -> tuple[list[PredictionHead], list[Any]]:
         schema = model.schema
@@ -273,7 +276,7 @@ class Pipeline:
         pheads: list[PredictionHead],
         prows: list[int],
         lheads: list[LabelHead],
-        out: Outcome,
+        out: ChunkOutcome,
         reject: Callable[[int, DeadLetterReason, str], None],
     ) -> None:
         before = dict(model.store.counts)
@@ -303,14 +306,14 @@ class Pipeline:
             return
         self._monitor(model, new_preds, joins, np.empty(0, dtype=np.int32), out)
 
-    def _expire(self, model: ModelState, out: Outcome) -> None:
+    def _expire(self, model: ModelState, out: ChunkOutcome) -> None:
         before = dict(model.store.counts)
         expired = model.store.expire()
         self._delta(model, before, out)
         if len(expired):
             self._monitor(model, None, [], expired, out)
 
-    def _delta(self, model: ModelState, before: dict[str, int], out: Outcome) -> None:
+    def _delta(self, model: ModelState, before: dict[str, int], out: ChunkOutcome) -> None:
         after = model.store.counts
         d = out.join_deltas.setdefault(model.schema.name, Counter())
         for k, v in after.items():
@@ -323,7 +326,7 @@ class Pipeline:
         preds: PredictionColumns | None,
         joins: list[JoinedColumns],
         expired: np.ndarray[Any, Any],
-        out: Outcome,
+        out: ChunkOutcome,
     ) -> None:
         schema = model.schema
         batch = MonitorBatch(

@@ -76,7 +76,7 @@ class Batch:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class CumulativeCounts:
     """Cumulative counts at the end of one batch: the history interval rules difference."""
 
     elapsed_s: float
@@ -97,7 +97,7 @@ class Evidence:
     drift_pvalue: float | None = None
     canary_last_seen_s: float = 0.0
     champion_last_seen_s: float = 0.0
-    history: tuple[Snapshot, ...] = ()
+    history: tuple[CumulativeCounts, ...] = ()
 
     def add(self, batch: Batch) -> Evidence:
         """The evidence after ``batch``; ``self`` is unchanged."""
@@ -122,10 +122,10 @@ class Evidence:
             champion_last_seen_s=(
                 batch.elapsed_s if batch.champion.requests > 0 else self.champion_last_seen_s
             ),
-            history=(*self.history, Snapshot(batch.elapsed_s, can, cham)),
+            history=(*self.history, CumulativeCounts(batch.elapsed_s, can, cham)),
         )
 
-    def at(self, t: float) -> Snapshot:
+    def at(self, t: float) -> CumulativeCounts:
         """Cumulative counts at the last batch ending at or before ``t`` (zeros before any)."""
         lo, hi = 0, len(self.history)
         while lo < hi:  # first snapshot later than t
@@ -134,7 +134,7 @@ class Evidence:
                 lo = mid + 1
             else:
                 hi = mid
-        return self.history[lo - 1] if lo else Snapshot(0.0, ArmCounts(), ArmCounts())
+        return self.history[lo - 1] if lo else CumulativeCounts(0.0, ArmCounts(), ArmCounts())
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from driftd.contracts.monitor import MonitorBatch
 from driftd.daemon import state_codec
 from driftd.daemon.abc import RawChunk, Stream
 from driftd.daemon.columns import ModelSchema
-from driftd.daemon.pipeline import Outcome, Pipeline
+from driftd.daemon.pipeline import ChunkOutcome, Pipeline
 from driftd.daemon.summary import JOIN_KEYS
 from driftd.errors import StateVersionError
 from driftd.sim import synth
@@ -32,7 +32,7 @@ def feed(
     stream: Stream = "mixed",
     partition: int = 0,
     first_line: int = 1,
-) -> list[Outcome]:
+) -> list[ChunkOutcome]:
     """Process lines in chunks of ``size``; positions are line numbers from ``first_line``."""
     outs = []
     for i in range(0, len(lines), size):
@@ -219,7 +219,9 @@ def pipeline(**ingest: Any) -> Pipeline:
     return Pipeline(MODELS, IngestSettings(**ingest), JoinSettings())
 
 
-def process(p: Pipeline, raws: list[bytes], stream: Stream = "mixed", part: int = 0) -> Outcome:
+def process(
+    p: Pipeline, raws: list[bytes], stream: Stream = "mixed", part: int = 0
+) -> ChunkOutcome:
     return p.process(RawChunk(part, stream, "t", raws, list(range(10, 10 + len(raws))), {"t": 9}))
 
 

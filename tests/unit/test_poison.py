@@ -11,7 +11,7 @@ from driftd.config import IngestSettings, JoinSettings, PipelineSettings
 from driftd.contracts.events import DecodeFailed, classify, decode_label
 from driftd.daemon.abc import RawChunk
 from driftd.daemon.checkpoint import MemoryCheckpointStore
-from driftd.daemon.pipeline import Outcome, Pipeline
+from driftd.daemon.pipeline import ChunkOutcome, Pipeline
 from driftd.daemon.runner import Runner
 from driftd.daemon.sinks import NullDeadLetterSink
 from tests.unit.test_pipeline import MODELS, ListSource, label, pred, process
@@ -82,7 +82,7 @@ def test_classify_names_not_utf8_whatever_error_the_decoder_raised() -> None:
 class _FailsOnSecondChunk(Pipeline):
     """Applies half of its second chunk, then raises: a bug in the apply path."""
 
-    def process(self, chunk: RawChunk) -> Outcome:
+    def process(self, chunk: RawChunk) -> ChunkOutcome:
         if chunk.positions[0] == 2:
             self.partition(chunk.partition).consumed += 1  # half applied
             raise RuntimeError("bug while applying a chunk")

@@ -24,7 +24,7 @@ from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.state import PartitionCounts
 
 IGNORED_REASONS = ("unknown_model", "oversized", "unknown_feature")
-"""Why the pipeline ignores an event (or part of one): the keys of ``Outcome.ignored``."""
+"""Why the pipeline ignores an event (or part of one): the keys of ``ChunkOutcome.ignored``."""
 NOT_WHOLE_EVENTS = frozenset({"unknown_feature"})  # parts of events that still decoded
 _ALARM_KEYS = ["model", "version", "stream", "detector"]
 

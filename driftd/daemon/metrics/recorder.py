@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from driftd.daemon.metrics.checkpointed import CheckpointedCollector
 from driftd.daemon.metrics.kinds import PROCESS_LOCAL
 from driftd.daemon.metrics.sli import SliCollector
-from driftd.daemon.pipeline import Outcome, Pipeline
+from driftd.daemon.pipeline import ChunkOutcome, Pipeline
 from driftd.daemon.sources.file_identity import CHANGES
 
 _BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -66,6 +66,6 @@ class Recorder:
         """Count a file source's rotation or truncation."""
         self.source_rotations.labels(kind).inc()
 
-    def observe(self, out: Outcome, seconds: float) -> None:
+    def observe(self, out: ChunkOutcome, seconds: float) -> None:
         """Time one processed chunk (its counts are read from the pipeline's state)."""
         self.batch_seconds.observe(seconds)

@@ -21,12 +21,13 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from driftd.registry import schema as t
+from driftd.retrain.abc import JobState
 from driftd.retrain.jobs import retrain_jobs
 
 log = logging.getLogger("driftd.metrics")
 JOB_BUCKETS_S = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 IN_SERVICE = ("staging", "canary", "production")
-JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+JOB_STATES = tuple(state.value for state in JobState)
 
 
 def _version_info() -> GaugeMetricFamily:
