@@ -83,10 +83,10 @@ def build_rollout(
 ) -> Callable[[], object] | None:
     """The rollout controller's tick, when a model configures ``[models.<name>.rollout]``; its
     verdicts and evidence are exported on ``metrics``."""
+    from driftd.daemon.metrics.rollout import RolloutCollector
     from driftd.rollout.actions import RegistryActions
     from driftd.rollout.controller import Controller, rollout_sections
     from driftd.rollout.counts import Totals
-    from driftd.rollout.metrics import RolloutCollector
 
     sections = rollout_sections(models)
     if not sections:

@@ -3,8 +3,8 @@ names unchecked)."""
 
 from __future__ import annotations
 
+from driftd.daemon.metrics.rollout import RolloutCollector
 from driftd.rollout.evidence import Reason, RolloutDecision, Verdict
-from driftd.rollout.metrics import RolloutCollector
 
 
 def test_the_evidence_gauge_labels_each_bound_by_model_slo_and_side() -> None:

@@ -2,10 +2,10 @@
 
 One module per concern: ``recorder`` (what this process times and counts), ``checkpointed``
 (event, join and alarm counters kept in the checkpoint), ``sli`` (per-version SLIs), ``state``
-(pending joins, lag, checkpoint age), ``registry`` (the model registry's tables) and ``kinds``
-(the two phrases that say whether a family survives a restart). Every collector reads the
-pipeline through its snapshot methods, at scrape time, and describes its families without
-collecting them.
+(pending joins, lag, checkpoint age), ``registry`` (the model registry's tables), ``rollout``
+(the canary's verdicts and evidence) and ``kinds`` (the two phrases that say whether a family
+survives a restart). Every collector reads snapshot methods at scrape time, never another
+component's internals, and describes its families without collecting them.
 """
 
 from driftd.daemon.metrics.kinds import PROCESS_LOCAL, RESTORED
