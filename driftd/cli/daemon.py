@@ -24,6 +24,16 @@ def _settings(config: Path | None) -> Settings:
     return load_settings(config)  # a ConfigError is shown by DriftdGroup (exit 2)
 
 
+def _daemon_settings(config: Path | None) -> Settings:
+    """Settings for a command that runs the pipeline: its detectors' params are checked too,
+    before anything is opened (exit 2 naming ``models.NAME.detectors[i].params``)."""
+    from driftd.daemon.detector_monitor import check_detectors
+
+    settings = _settings(config)
+    check_detectors(settings.models)
+    return settings
+
+
 @click.command()
 @config_option(envvar=True)
 def run(config: Path) -> None:
@@ -35,7 +45,7 @@ def run(config: Path) -> None:
     from driftd.daemon import app as app_mod
     from driftd.logs import configure
 
-    settings = _settings(config)
+    settings = _daemon_settings(config)
     configure(settings.log)
     try:
         application = _build(settings, config)
@@ -88,7 +98,7 @@ def replay(config: Path, files: tuple[Path, ...], as_json: bool, dlq: Path | Non
     """
     from driftd.daemon.replay import replay_files
 
-    settings = _settings(config)
+    settings = _daemon_settings(config)
     try:
         summary = replay_files(settings, list(files), dlq, progress=not as_json)
     except DriftdError as exc:
@@ -125,10 +135,7 @@ def config() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 def config_check(file: Path) -> None:
     """Validate FILE (with DRIFTD_* overrides) and print the effective configuration."""
-    from driftd.daemon.detector_monitor import check_detectors
-
-    settings = _settings(file)
-    check_detectors(settings.models)
+    settings = _daemon_settings(file)
     echo_json(effective_config(settings), strict=True)
     click.echo(f"{file}: OK", err=True)
 

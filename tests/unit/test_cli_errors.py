@@ -107,6 +107,23 @@ def test_a_bad_detector_stream_names_its_path(tmp_path: Path) -> None:
     assert "'features'" not in line
 
 
+def test_bad_detector_params_are_caught_by_config_check_and_at_start(tmp_path: Path) -> None:
+    text = MODEL + (
+        '[[models.fraud.detectors]]\ndetector = "ADWIN"\n'
+        '[[models.fraud.detectors]]\ndetector = "PageHinkley"\nparams = { delta = -1.0 }\n'
+    )
+    path = config(tmp_path, text)
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    commands = (("config", "check", path), ("replay", "--config", path, str(events)))
+    for args in (*commands, ("run", "--config", path)):
+        res = driftd(*args)
+        line = one_line(res)
+        assert res.returncode == 2, (args, res.stderr)
+        assert "models.fraud.detectors[1].params: got {'delta': -1.0}" in line, line
+        assert "invalid params for PageHinkley" in line
+
+
 def test_a_good_config_still_checks(tmp_path: Path) -> None:
     res = driftd("config", "check", config(tmp_path, MODEL))
     assert res.returncode == 0, res.stderr
