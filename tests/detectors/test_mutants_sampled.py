@@ -1,7 +1,8 @@
 """Detector cases a sampled mutation run found unchecked: the valid range an error names, the
 smallest coarse grid WindowDrift accepts, the shapes its column-count error names,
 Benjamini-Hochberg on a single p-value, an ADWIN state whose variances alone are misshapen, and
-a two-category contingency test (one degree of freedom)."""
+a two-category contingency test (one degree of freedom), Holm on a single p-value, the sketched
+Wasserstein distance where the CDF gap keeps its sign, and CBPE naming the parameter it refuses."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import numpy as np
 import pytest
 
 from driftd.detectors.adwin import ADWIN
-from driftd.detectors.multitest import benjamini_hochberg
-from driftd.detectors.sketch import contingency
+from driftd.detectors.cbpe import CBPE
+from driftd.detectors.multitest import benjamini_hochberg, holm
+from driftd.detectors.sketch import contingency, wasserstein_from_counts
 from driftd.detectors.window import WindowDrift
 from driftd.errors import ConfigError
 
@@ -62,3 +64,22 @@ def test_two_categories_are_tested_with_one_degree_of_freedom() -> None:
     stat, p, dof = contingency(ref, cur, g_test=False)
     assert stat == pytest.approx(20.0) and dof == 1 and p == pytest.approx(7.744216e-06, rel=1e-5)
     assert contingency(np.array([30, 0]), np.array([10, 0]), g_test=False) == (0.0, 1.0, 0)
+
+
+def test_holm_leaves_a_single_p_value_as_it_is() -> None:
+    assert holm([0.03]).tolist() == [0.03]
+
+
+def test_sketched_wasserstein_integrates_same_sign_gaps_exactly() -> None:
+    # reference uniform on [0, 1], current uniform on [1, 3]: quantiles u and 1 + 2u, W1 = 1.5
+    edges = np.array([1.0, 2.0])
+    w = wasserstein_from_counts(edges, np.array([4, 0, 0]), np.array([0, 2, 2]), 0.0, 3.0)
+    assert w == pytest.approx(1.5)
+
+
+def test_cbpe_names_each_count_parameter_it_refuses() -> None:
+    scores, labels = np.linspace(0.05, 0.95, 40), np.arange(40) % 2
+    with pytest.raises(ValueError, match=r"^n_bins must be an int >= 1, got 0$"):
+        CBPE(scores, labels, n_bins=0)
+    with pytest.raises(ValueError, match=r"^n_draws must be an int >= 1, got 0$"):
+        CBPE(scores, labels, n_draws=0)
