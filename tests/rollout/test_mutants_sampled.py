@@ -2,8 +2,9 @@
 arm as seen, the exported latency buckets are increasing exact histogram edges, the inputs'
 always-valid p-value never exceeds 1 and weighs each arm's own variance and either direction
 alike, per-feature moments are kept for any number of features, latency sums add up, ArmCounts
-subtract field by field, the rate-difference bounds sit exactly on the edge of rejection, and a
-check left out of the SLO's checks switches its margin off."""
+subtract field by field, the rate-difference bounds sit exactly on the edge of rejection, a check
+left out of the SLO's checks switches its margin off, a batch may end when the last one did, and
+a restored VersionCounts keeps its moments."""
 
 from __future__ import annotations
 
@@ -120,3 +121,20 @@ def test_a_check_left_out_switches_its_margin_off() -> None:
     slo = slo_of(RolloutSettings.model_validate({"slo": {"checks": ["latency", "drift"]}}))
     assert (slo.error_margin, slo.quality_margin) == (None, None)
     assert slo.latency_margin is not None and slo.drift_alpha is not None
+
+
+def test_a_batch_ending_when_the_last_one_did_is_added() -> None:
+    ev = Evidence().add(Batch(10.0, ArmCounts(requests=2), ArmCounts(requests=3)))
+    ev = ev.add(Batch(10.0, ArmCounts(requests=1), ArmCounts()))
+    assert (ev.elapsed_s, ev.canary.requests, ev.champion.requests) == (10.0, 3, 3)
+    with pytest.raises(ValueError, match=r"before 10\.0 s"):
+        ev.add(Batch(9.0, ArmCounts(), ArmCounts()))
+
+
+def test_version_counts_restore_their_moments() -> None:
+    counts = VersionCounts()
+    counts.update(_batch([[1.0, 2.0], [3.0, 4.0]]))
+    restored = VersionCounts()
+    restored.load_state_dict(counts.state_dict())
+    np.testing.assert_array_equal(restored.moments["a"], counts.moments["a"])
+    np.testing.assert_array_equal(restored.counts["a"], counts.counts["a"])
