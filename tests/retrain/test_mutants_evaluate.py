@@ -2,7 +2,7 @@
 every metric (the cut-off for "too few rows" could move from 2 to 3 unnoticed), a primary
 accuracy gain also needs McNemar's one-sided p-value at or below alpha and names its one-sided
 level when below min_gain, exactly min_samples rows are enough, and a metric that does not apply
-names the predictions it does not apply to."""
+names the predictions it does not apply to; a negative min_gain or margin is named."""
 
 from __future__ import annotations
 
@@ -65,3 +65,10 @@ def test_a_metric_that_does_not_apply_names_the_predictions_it_does_not_apply_to
         evaluate("multiclass", y, codes, proba, spec)
     with pytest.raises(ValueError, match=r"'log_loss' does not apply .* with candidate_pred of"):
         evaluate("multiclass", y, proba, codes, spec)
+
+
+def test_a_negative_margin_or_min_gain_is_named() -> None:
+    with pytest.raises(ValueError, match=r"^min_gain=-0\.1 is invalid; valid: finite and >= 0$"):
+        GateSpec("accuracy", min_gain=-0.1)
+    with pytest.raises(ValueError, match=r"^margin=-0\.1 is invalid; valid: finite and >= 0$"):
+        GateSpec("accuracy", margin=-0.1)
