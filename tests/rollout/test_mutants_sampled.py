@@ -4,7 +4,8 @@ always-valid p-value never exceeds 1 and weighs each arm's own variance and eith
 alike, per-feature moments are kept for any number of features, latency sums add up, ArmCounts
 subtract field by field, the rate-difference bounds sit exactly on the edge of rejection, a check
 left out of the SLO's checks switches its margin off, a batch may end when the last one did, and
-a restored VersionCounts keeps its moments."""
+a restored VersionCounts keeps its moments, an SLO alpha of 1 is refused, and exactly min_labeled
+labeled rows are enough."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from driftd.contracts.columns import PredictionColumns
 from driftd.contracts.monitor import MonitorBatch
 from driftd.rollout.controller import slo_of
 from driftd.rollout.counts import EDGES_MS, FIELDS, PROMETHEUS_BUCKETS_S, VersionCounts
-from driftd.rollout.evidence import ArmCounts, Batch, Evidence
+from driftd.rollout.evidence import SLO, ArmCounts, Batch, Evidence
 from driftd.rollout.inputs import drift_pvalue
+from driftd.rollout.rules import _enough
 from driftd.rollout.sequential import rate_difference_cs, rate_test
 
 
@@ -138,3 +140,16 @@ def test_version_counts_restore_their_moments() -> None:
     restored.load_state_dict(counts.state_dict())
     np.testing.assert_array_equal(restored.moments["a"], counts.moments["a"])
     np.testing.assert_array_equal(restored.counts["a"], counts.counts["a"])
+
+
+def test_an_slo_alpha_of_one_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^alpha must be in \(0, 1\), got 1\.0$"):
+        SLO(alpha=1.0)
+    assert SLO(alpha=0.999).alpha == 0.999
+
+
+def test_exactly_min_labeled_rows_are_enough_for_the_quality_slo() -> None:
+    slo = SLO(quality_margin=0.02, min_samples=10, min_labeled=200)
+    assert _enough(ArmCounts(requests=10, labeled=200), slo)
+    assert not _enough(ArmCounts(requests=10, labeled=199), slo)
+    assert not _enough(ArmCounts(requests=9, labeled=200), slo)
