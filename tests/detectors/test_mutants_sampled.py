@@ -2,7 +2,8 @@
 smallest coarse grid WindowDrift accepts, the shapes its column-count error names,
 Benjamini-Hochberg on a single p-value, an ADWIN state whose variances alone are misshapen, and
 a two-category contingency test (one degree of freedom), Holm on a single p-value, the sketched
-Wasserstein distance where the CDF gap keeps its sign, and CBPE naming the parameter it refuses."""
+Wasserstein distance where the CDF gap keeps its sign, CBPE naming the parameter it refuses, and
+a DomainClassifier confidence of 1 refused."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from driftd.detectors.adwin import ADWIN
 from driftd.detectors.cbpe import CBPE
 from driftd.detectors.multitest import benjamini_hochberg, holm
+from driftd.detectors.multivariate import DomainClassifier
 from driftd.detectors.sketch import contingency, wasserstein_from_counts
 from driftd.detectors.window import WindowDrift
 from driftd.errors import ConfigError
@@ -83,3 +85,9 @@ def test_cbpe_names_each_count_parameter_it_refuses() -> None:
         CBPE(scores, labels, n_bins=0)
     with pytest.raises(ValueError, match=r"^n_draws must be an int >= 1, got 0$"):
         CBPE(scores, labels, n_draws=0)
+
+
+def test_a_domain_classifier_confidence_of_one_is_refused() -> None:
+    ref = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(ConfigError, match=r"confidence and alpha must be in \(0, 1\): 1\.0, 0\.05"):
+        DomainClassifier(ref, confidence=1.0)
