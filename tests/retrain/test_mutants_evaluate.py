@@ -2,7 +2,8 @@
 every metric (the cut-off for "too few rows" could move from 2 to 3 unnoticed), a primary
 accuracy gain also needs McNemar's one-sided p-value at or below alpha and names its one-sided
 level when below min_gain, exactly min_samples rows are enough, and a metric that does not apply
-names the predictions it does not apply to; a negative min_gain or margin is named."""
+names the predictions it does not apply to; a negative min_gain or margin is named, and so is a
+guard that cannot be computed."""
 
 from __future__ import annotations
 
@@ -72,3 +73,8 @@ def test_a_negative_margin_or_min_gain_is_named() -> None:
         GateSpec("accuracy", min_gain=-0.1)
     with pytest.raises(ValueError, match=r"^margin=-0\.1 is invalid; valid: finite and >= 0$"):
         GateSpec("accuracy", margin=-0.1)
+
+
+def test_a_guard_that_cannot_be_computed_blocks_by_name() -> None:
+    ev = evaluate("binary", [1], [0.7], [0.6], GateSpec("roc_auc", guards={"accuracy": 0.01}))
+    assert "guard accuracy: not computable (n=1 rows)" in ev.reasons
