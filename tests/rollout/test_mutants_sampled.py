@@ -4,8 +4,8 @@ always-valid p-value never exceeds 1 and weighs each arm's own variance and eith
 alike, per-feature moments are kept for any number of features, latency sums add up, ArmCounts
 subtract field by field, the rate-difference bounds sit exactly on the edge of rejection, a check
 left out of the SLO's checks switches its margin off, a batch may end when the last one did, and
-a restored VersionCounts keeps its moments, an SLO alpha of 1 is refused, and exactly min_labeled
-labeled rows are enough."""
+a restored VersionCounts keeps its moments, an SLO alpha of 1 is refused, exactly min_labeled
+labeled rows are enough, and the latency ceiling check rolls back or clears a canary."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from driftd.contracts.columns import PredictionColumns
 from driftd.contracts.monitor import MonitorBatch
 from driftd.rollout.controller import slo_of
 from driftd.rollout.counts import EDGES_MS, FIELDS, PROMETHEUS_BUCKETS_S, VersionCounts
-from driftd.rollout.evidence import SLO, ArmCounts, Batch, Evidence
+from driftd.rollout.evidence import SLO, ArmCounts, Batch, Evidence, RolloutDecision
 from driftd.rollout.inputs import drift_pvalue
-from driftd.rollout.rules import _enough
+from driftd.rollout.rules import SequentialRule, _enough
 from driftd.rollout.sequential import rate_difference_cs, rate_test
 
 
@@ -153,3 +153,14 @@ def test_exactly_min_labeled_rows_are_enough_for_the_quality_slo() -> None:
     assert _enough(ArmCounts(requests=10, labeled=200), slo)
     assert not _enough(ArmCounts(requests=10, labeled=199), slo)
     assert not _enough(ArmCounts(requests=9, labeled=200), slo)
+
+
+def test_a_canary_over_its_latency_ceiling_is_rolled_back_by_that_check() -> None:
+    slo = SLO(latency_ceiling_ms=300.0, min_samples=100)  # at most 1% of requests over 300 ms
+    slow = Evidence().add(Batch(60.0, ArmCounts(5000, over_ceiling=500), ArmCounts(5000)))
+    v = SequentialRule().verdict(slow, slo)
+    assert v.decision == RolloutDecision.ROLLBACK
+    assert [(r.slo, r.check, r.fired) for r in v.reasons] == [("latency_ceiling", "rollback", True)]
+    fast = Evidence().add(Batch(60.0, ArmCounts(5000, over_ceiling=10), ArmCounts(5000)))
+    v = SequentialRule().verdict(fast, slo)
+    assert ("latency_ceiling", "promote", True) in [(r.slo, r.check, r.fired) for r in v.reasons]
