@@ -102,3 +102,14 @@ def test_each_repeated_waiting_label_counts_as_a_duplicate() -> None:
     s.add_labels(labels(["p2", "p1"], [108.0, 108.0], [0.0, 1.0]))
     assert s.counts["duplicates"] == 3
     assert s.pending_labels == 2
+
+
+def test_a_repeat_of_the_prediction_held_in_the_first_slot_is_a_duplicate() -> None:
+    # The id index finds it at ring position 0: a check for "found" must accept position 0.
+    s = store()
+    keep, _ = s.add_predictions(preds(["p7"], [0.0]))
+    assert keep.tolist() == [0]
+    keep, _ = s.add_predictions(preds(["p7"], [1.0]))
+    assert keep.tolist() == []
+    assert s.held == 1
+    assert s.counts["duplicates"] == 1 and s.counts["predictions"] == 1
