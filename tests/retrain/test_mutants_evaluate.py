@@ -7,10 +7,12 @@ guard that cannot be computed."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from driftd.retrain.evaluate import evaluate
+from driftd.retrain.evaluate import _jsonable, evaluate
 from driftd.retrain.gate import GateSpec, MetricComparison, _primary_reasons
 
 
@@ -78,3 +80,10 @@ def test_a_negative_margin_or_min_gain_is_named() -> None:
 def test_a_guard_that_cannot_be_computed_blocks_by_name() -> None:
     ev = evaluate("binary", [1], [0.7], [0.6], GateSpec("roc_auc", guards={"accuracy": 0.01}))
     assert "guard accuracy: not computable (n=1 rows)" in ev.reasons
+
+
+def test_stored_numpy_numbers_become_plain_numbers_and_non_finite_ones_null() -> None:
+    out = _jsonable({"auc": np.float64(0.75), "n": np.int64(3), "ci": (np.float32(0.5), np.nan)})
+    assert out == {"auc": 0.75, "n": 3, "ci": [0.5, None]}
+    assert type(out["auc"]) is float and type(out["n"]) is int
+    assert json.loads(json.dumps(out)) == out
