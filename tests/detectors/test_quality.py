@@ -148,6 +148,18 @@ def test_merge_of_partitions_equals_one_pass(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_updates_in_batches_equal_one_pass(name: str) -> None:
+    make, data = FACTORIES[name]
+    y, p = data(13)
+    whole = make()
+    whole.update(y, p)
+    batched = make()
+    for idx in np.array_split(np.arange(y.size), 5):
+        batched.update(y[idx], p[idx])
+    _same_result(whole, batched)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_state_round_trip(name: str) -> None:
     make, data = FACTORIES[name]
     y, p = data(5)
