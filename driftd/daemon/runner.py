@@ -59,10 +59,8 @@ class Runner:
         self.pipeline = pipeline
         self.source = source
         self.sink = sink
-        self.store = store
         self.settings = settings
         self.recorder = recorder
-        self.clock = clock
         self.hooks = hooks or RunnerHooks()
         self.stop_event = threading.Event()
         self.alarms: deque[DriftDetected] = deque(maxlen=MAX_ALARMS_KEPT)  # the most recent
