@@ -4,39 +4,18 @@ arrives, a restore bigger than the initial capacity, and the time guard's state 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
-from driftd.contracts.columns import LabelColumns, PredictionColumns
 from driftd.daemon.join import JoinStore
 from driftd.daemon.timeguard import TimeGuard
+from tests.unit.test_join import labels, preds
 
 HOUR = 3600.0
 
 
 def store(guard: TimeGuard | None = None) -> JoinStore:
     return JoinStore(1, 1, 10.0, 5.0, 1000, "evict_oldest", 16, 1000.0, guard=guard)
-
-
-def preds(ids: Sequence[str], ts: Sequence[float]) -> PredictionColumns:
-    n = len(ids)
-    key = np.array([float(i[1:]) for i in ids])  # ids look like "p12"
-    return PredictionColumns(
-        ids=list(ids),
-        version=(key % 3).astype(np.int32),
-        ts=np.asarray(ts, dtype=np.float64),
-        numeric=key.reshape(n, 1) * 10,
-        categorical=key.astype(np.int32).reshape(n, 1),
-        prediction=key,
-        score=key / 1000,
-        latency_ms=np.full(n, np.nan),
-        error=np.zeros(n, dtype=np.bool_),
-    )
-
-
-def labels(ids: Sequence[str], ts: Sequence[float], values: Sequence[float]) -> LabelColumns:
-    return LabelColumns(list(ids), np.asarray(ts, dtype=np.float64), np.asarray(values, float))
 
 
 def test_a_waiting_label_joins_with_its_own_time_value_and_id() -> None:
