@@ -10,6 +10,7 @@ from typing import Any, Self
 
 import sqlalchemy as sa
 
+from driftd.db import make_engine, require_current
 from driftd.registry.artifacts import ArtifactPolicy
 from driftd.registry.names import ModelRef, parse_ref
 from driftd.registry.records import VersionInfo
@@ -41,8 +42,6 @@ class RegistryCore:
         artifacts: ArtifactPolicy | None = None,
     ) -> Self:
         """Connect to ``url``; refuse a database whose schema is not up to date."""
-        from driftd.db import make_engine, require_current
-
         engine = make_engine(url)
         require_current(engine)
         key = secret.encode() if isinstance(secret, str) else secret

@@ -37,13 +37,11 @@ def _gate(conn: sa.Connection, stage: Stage) -> Gate | None:
     return Gate(int(g.approvals), Role(g.role), bool(g.require_evaluation))
 
 
-def unmet_for(conn: sa.Connection, model: str, version: int, stage: Stage) -> list[str]:
-    """What ``version`` still lacks to enter ``stage`` under its gate (empty: nothing)."""
+def unmet_for(conn: sa.Connection, row: sa.Row[Any], stage: Stage) -> list[str]:
+    """What the version ``row`` still lacks to enter ``stage`` under its gate (empty: nothing)."""
     gate = _gate(conn, stage)
     if gate is None:
         return []
-    model_id = find_model(conn, model)
-    row = find_version(conn, model_id, model, version)
     approvals = [
         Approval(a.approver, Role(a.role))
         for a in conn.execute(
@@ -130,9 +128,8 @@ class Governance(RegistryCore):
         payload = {"model": model, "version": version, "stage": target.value}
 
         def change(w: Writer) -> dict[str, Any]:
-            model_id = find_model(w.conn, model)
-            find_version(w.conn, model_id, model, version)
-            missing = unmet_for(w.conn, model, version, target)
+            row = find_version(w.conn, find_model(w.conn, model), model, version)
+            missing = unmet_for(w.conn, row, target)
             w.audit("approval.request", f"{model}/{version}", None, payload, reason)
             w.event(
                 "approval_requested",

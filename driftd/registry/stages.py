@@ -36,7 +36,7 @@ def transition(
             f"{model}/{version} cannot move from {src.value} to {target.value}; from "
             f"{src.value} it may move to {', '.join(allowed_from(src))}"
         )
-    missing = unmet_for(w.conn, model, version, target)
+    missing = unmet_for(w.conn, row, target)
     if missing:
         raise GateNotSatisfied(
             f"moving {model}/{version} to {target.value} needs " + "; ".join(missing)

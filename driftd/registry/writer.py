@@ -8,10 +8,9 @@ records and outbox events through the ``Writer``, and commits them all at once â
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,11 +92,6 @@ def fingerprint(action: str, payload: Any) -> str:
     return hashlib.sha256(canonical([action, payload]).encode()).hexdigest()
 
 
-@contextlib.contextmanager
-def _locked_head(conn: sa.Connection, secret: bytes | None) -> Iterator[sa.Row[Any]]:
-    yield lock_for_write(conn, secret)  # refuses another key, or a head moved back
-
-
 def transaction(
     engine: sa.Engine,
     secret: bytes | None,
@@ -112,7 +106,8 @@ def transaction(
     if not actor:
         raise InvalidRequest("an actor is required for every registry write")
     fp = fingerprint(action, payload)
-    with write_transaction(engine) as conn, _locked_head(conn, secret) as head:
+    with write_transaction(engine) as conn:
+        head = lock_for_write(conn, secret)  # refuses another key, or a head moved back
         if request_id:
             # Scoped by actor: another caller's use of the same key is not this request.
             r = t.requests.c
