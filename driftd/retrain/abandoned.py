@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from driftd.registry import Registry
 from driftd.registry.errors import Conflict
-from driftd.retrain.abc import Job, JobState, JobStore
+from driftd.retrain.abc import JOB_ATTEMPT_ENV, JOB_ID_ENV, Job, JobState, JobStore
 from driftd.retrain.jobs import LEASE_LOST
 
 log = logging.getLogger("driftd.retrain")
@@ -34,8 +34,8 @@ def attempt_tags(job_id: str | None, attempt: int | None) -> dict[str, Any]:
 
 def env_attempt_tags(env: Mapping[str, str]) -> dict[str, Any]:
     """``attempt_tags`` from the variables the executor sets for a job's child process."""
-    attempt = env.get("DRIFTD_JOB_ATTEMPT", "")
-    return attempt_tags(env.get("DRIFTD_JOB_ID"), int(attempt) if attempt.isdigit() else None)
+    attempt = env.get(JOB_ATTEMPT_ENV, "")
+    return attempt_tags(env.get(JOB_ID_ENV), int(attempt) if attempt.isdigit() else None)
 
 
 def abandoned_reason(job_id: str, attempt: int, job: Job | None, now: float) -> str | None:

@@ -15,6 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+# Set by the executor for a job's child process, which tags its run with them (env_attempt_tags).
+JOB_ID_ENV, JOB_ATTEMPT_ENV = "DRIFTD_JOB_ID", "DRIFTD_JOB_ATTEMPT"
+
 
 class JobState(enum.StrEnum):
     """A job's state; the values are what the ``retrain_jobs.state`` column stores.

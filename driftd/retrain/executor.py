@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from driftd.retrain.abc import Job, Outcome
+from driftd.retrain.abc import JOB_ATTEMPT_ENV, JOB_ID_ENV, Job, Outcome
 from driftd.retrain.jobrun import EXIT_MEMORY, PR_SET_PDEATHSIG
 
 MiB = 1 << 20
@@ -99,10 +99,12 @@ class SubprocessExecutor:
     def _child_env(self, job: Job, workdir: Path) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
-            DRIFTD_JOB_ID=job.id,
-            DRIFTD_JOB_MODEL=job.model,
-            DRIFTD_JOB_ATTEMPT=str(job.attempts),
-            DRIFTD_JOB_DIR=str(workdir),
+            {
+                JOB_ID_ENV: job.id,
+                "DRIFTD_JOB_MODEL": job.model,
+                JOB_ATTEMPT_ENV: str(job.attempts),
+                "DRIFTD_JOB_DIR": str(workdir),
+            }
         )
         if self.memory_limit_bytes is not None:
             # BLAS thread pools reserve address space per thread; one thread keeps the limit

@@ -11,6 +11,7 @@ decision, the numbers, the test and the sample size. A passing candidate gets st
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -18,14 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from driftd.config import ModelSettings, load_settings
 from driftd.config.retrain import ModelRetrainSettings, RetrainSettings
+from driftd.logs import configure
 from driftd.registry import NotFound, Registry, VersionInfo
-from driftd.registry.artifacts import ArtifactPolicy, InvalidArtifact
 from driftd.registry.configure import open_registry
-from driftd.retrain.evaluate import GateSpec, evaluate, fingerprint
+from driftd.retrain.abandoned import ACTOR, env_attempt_tags
+from driftd.retrain.candidate import evaluate_candidate
 from driftd.retrain.provenance import code_version, entry_point_dir, environment
 from driftd.retrain.snapshot import (
     LastN,
@@ -42,13 +42,10 @@ from driftd.retrain.trainer import (
     TaskName,
     TrainRequest,
     TrainResult,
-    load_callable,
     load_entry_point,
 )
 
 log = logging.getLogger("driftd.retrain")
-ACTOR = "driftd-retrain"
-DEFAULT_PRIMARY = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}
 
 
 @dataclass(frozen=True)
@@ -93,33 +90,11 @@ def window_of(rs: ModelRetrainSettings, end: float | None = None) -> Window:
     return LastN(int(rs.window_last_rows or 200_000), end)
 
 
-def gate_of(rs: ModelRetrainSettings, task: str) -> GateSpec:
-    """The evaluation gate from the config; the primary metric defaults by task."""
-    g = rs.gate
-    return GateSpec(
-        primary=g.primary or DEFAULT_PRIMARY[task],
-        min_gain=g.min_gain,
-        margin=g.margin,
-        alpha=g.alpha,
-        guards={str(k): v for k, v in g.guards.items()},
-        min_samples=g.min_samples,
-        n_boot=g.n_boot,
-    )
-
-
 def _champion(registry: Registry, model: str) -> VersionInfo | None:
     try:
         return registry.resolve(f"{model}@champion")
     except NotFound:
         return None
-
-
-def _artifact_path(v: VersionInfo, artifacts: ArtifactPolicy) -> Path:
-    """The champion's local artifact, checked again against the policy before it is loaded."""
-    try:
-        return artifacts.local_path(v.artifact_uri)
-    except InvalidArtifact as exc:
-        raise InvalidArtifact(f"{v.uri}: {exc}") from None
 
 
 def _train(
@@ -324,7 +299,7 @@ def retrain_model(
         prog.phase("train" if n_trials <= 0 else f"tune ({n_trials} trials)")
         result, params = _train(model, rs, request, champion, registry, storage_url, n_trials, prog)
         prog.phase("evaluate")
-        evaluation = _evaluate(snap, ms.task, rs, result, champion, registry.artifacts)
+        evaluation = evaluate_candidate(snap, ms.task, rs, result, champion, registry.artifacts)
     except BaseException:
         registry.finish_run(run_id, ACTOR, status="failed")
         raise
@@ -340,52 +315,9 @@ def retrain_model(
     )
 
 
-def _evaluate(
-    snap: Snapshot,
-    task: str,
-    rs: ModelRetrainSettings,
-    result: TrainResult,
-    champion: VersionInfo | None,
-    artifacts: ArtifactPolicy,
-) -> dict[str, Any]:
-    """Score candidate and champion on the snapshot's holdout and apply the gate."""
-    predict = load_callable(
-        rs.predictor,
-        "expected 'package.module:function' naming predict(artifact, arrays)",
-        "predictor",
-    )
-    holdout = snap.arrays("holdout")
-    holdout_hash = str(snap.manifest["splits"]["holdout"]["sha256"])
-    candidate = np.asarray(predict(result.artifact, holdout))
-    if champion is None:
-        return {
-            "promote": True,
-            "reasons": [],
-            "test": "none",
-            "note": "no champion to compare with: the first model is accepted on its own",
-            "n": len(holdout.label),
-            "holdout_hash": holdout_hash,
-        }
-    reference = np.asarray(predict(_artifact_path(champion, artifacts), holdout))
-    spec = gate_of(rs, task)
-    ev = evaluate(
-        task, holdout.label, reference, candidate, spec, rs.seed, holdout_hash=holdout_hash
-    )
-    out = ev.to_dict()
-    out["primary"] = out["metrics"][spec.primary]
-    out["champion_version"] = champion.version
-    out["holdout_fingerprint"] = fingerprint(holdout.label)
-    return out
-
-
 def run_job(config: str, model: str, trigger: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A queued job's entry point (in a child process): retrain ``model`` per ``config``; its
     run is tagged with the job attempt the executor names in the environment."""
-    import os
-
-    from driftd.logs import configure
-    from driftd.retrain.abandoned import env_attempt_tags
-
     settings = load_settings(config)
     configure(settings.log)
     registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)

@@ -212,7 +212,7 @@ def test_the_model_server_checks_the_artifact_before_loading_it(
 def test_retraining_checks_the_champions_artifact_before_scoring_it(
     registry: Registry, tmp_path: Path
 ) -> None:
-    from driftd.retrain.service import _artifact_path
+    from driftd.retrain.candidate import champion_artifact_path as _artifact_path
 
     _outside_version(registry, tmp_path)
     v = registry.get_version("fraud", 1)
