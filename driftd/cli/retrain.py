@@ -16,6 +16,7 @@ import click
 
 from driftd.cli import options
 from driftd.cli.errors import ConfigFailure
+from driftd.cli.output import cells, console, echo_json, say, when
 from driftd.config import Settings, load_settings
 from driftd.errors import ConfigError, DriftdError
 from driftd.retrain.abc import JobState
@@ -134,7 +135,7 @@ def run(model: str, config: Path, window: str | None, trials: int | None, as_jso
     finally:
         registry.engine.dispose()
     if as_json:
-        click.echo(json.dumps(outcome.to_dict(), indent=2, default=str))
+        echo_json(outcome.to_dict())
     else:
         _print_outcome(model, outcome)
 
@@ -183,11 +184,11 @@ def _print_outcome(model: str, outcome: service.RetrainOutcome) -> None:
     """The registered version, the gate's verdict and its reasons, one line each."""
     ev = outcome.evaluation
     verdict = "promoted to staging as challenger" if outcome.promoted else "refused"
-    click.echo(safe(f"models:/{model}/{outcome.version}: {verdict} (run {outcome.run_id})"))
+    say(f"models:/{model}/{outcome.version}: {verdict} (run {outcome.run_id})")
     for reason in ev.get("reasons", []):
-        click.echo(safe(f"  - {reason}"))
+        say(f"  - {reason}")
     if "primary" in ev:
-        click.echo(safe(f"  primary: {json.dumps(ev['primary'], default=str)}"))
+        say(f"  primary: {json.dumps(ev['primary'], default=str)}")
 
 
 @retrain.command("submit")
@@ -212,7 +213,7 @@ def submit(model: str, config: Path, request_id: str | None) -> None:
     if sub.job is None:
         raise click.ClickException(safe(f"not queued: {sub.reason}"))
     created = "queued" if sub.created else "already exists"
-    click.echo(safe(f"job {sub.job.id} {created} ({sub.reason})"))
+    say(f"job {sub.job.id} {created} ({sub.reason})")
 
 
 @retrain.command("jobs")
@@ -223,9 +224,7 @@ def submit(model: str, config: Path, request_id: str | None) -> None:
 def jobs(config: Path, model: str | None, state: str | None, as_json: bool) -> None:
     """List retrain jobs, newest first."""
     import dataclasses
-    import datetime as dt
 
-    from rich.console import Console
     from rich.table import Table
 
     from driftd.retrain.jobs import JobQueue
@@ -237,15 +236,15 @@ def jobs(config: Path, model: str | None, state: str | None, as_json: bool) -> N
     finally:
         registry.engine.dispose()
     if as_json:
-        click.echo(json.dumps([dataclasses.asdict(j) for j in rows], indent=2, default=str))
+        echo_json([dataclasses.asdict(j) for j in rows])
         return
     table = Table("job", "model", "state", "attempts", "created", "trigger", "error / result")
     for j in rows:
-        created = dt.datetime.fromtimestamp(j.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        created = when(j.created_at)
         detail = j.error or (json.dumps(j.result)[:80] if j.result else "")
-        cells = (j.id[:12], j.model, j.state, f"{j.attempts}/{j.max_attempts}", created)
-        table.add_row(*(markup_safe(c) for c in (*cells, j.trigger.get("kind"), detail)))
-    Console().print(table)
+        row = (j.id[:12], j.model, j.state, f"{j.attempts}/{j.max_attempts}", created)
+        table.add_row(*cells(*row, j.trigger.get("kind"), detail))
+    console().print(table)
 
 
 @retrain.command("worker")
@@ -327,19 +326,17 @@ def reproduce(run_id: str, config: Path, tolerance: float, as_json: bool) -> Non
     except SnapshotIntegrityError as exc:
         # The snapshot on disk no longer holds the content the run was trained on.
         click.echo("NOT reproduced")
-        click.echo(safe(f"dataset changed: {exc}"))
+        say(f"dataset changed: {exc}")
         raise SystemExit(1) from None
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "artifact_match": report.artifact_match,
-                    "metrics_match": report.metrics_match,
-                    "differences": [d.message for d in report.differences],
-                },
-                indent=2,
-            )
+        echo_json(
+            {
+                "ok": report.ok,
+                "artifact_match": report.artifact_match,
+                "metrics_match": report.metrics_match,
+                "differences": [d.message for d in report.differences],
+            },
+            strict=True,
         )
     else:
         click.echo(safe_lines(report.summary()))

@@ -4,13 +4,12 @@ simulator, in ``driftd.sim.cli``.)"""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from pathlib import Path
 
 import click
 
-from driftd.cli.output import echo_json
+from driftd.cli.output import echo_json, when
 
 
 @click.command(short_help="Write a synthetic stream with a known drift point.")
@@ -104,8 +103,7 @@ def generate(
         err=True,
     )
     drift = spec.start_ts + spec.drift_at * spec.events / spec.rate_per_s
-    when = dt.datetime.fromtimestamp(drift, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    click.echo(f"inputs and concept drift from {when} UTC on (see truth.json)", err=True)
+    click.echo(f"inputs and concept drift from {when(drift)} UTC on (see truth.json)", err=True)
 
 
 @click.command(short_help="Run the whole loop on simulated traffic (files, SQLite, CPU).")
