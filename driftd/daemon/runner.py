@@ -104,7 +104,7 @@ class Runner:
             out = self.pipeline.process(chunk)
             self.sink.write(out.dead_letters)
             if self.recorder:
-                self.recorder.observe(out, time.perf_counter() - t0)
+                self.recorder.observe(time.perf_counter() - t0)
             self.overflow.note(out.join_deltas)
             if self.hooks.labeled is not None and out.labeled:
                 self.hooks.labeled.write(out.labeled)

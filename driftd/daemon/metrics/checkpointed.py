@@ -17,7 +17,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from driftd.contracts.events import DEAD_LETTER_REASONS
-from driftd.daemon.alarm_log import Alarms
 from driftd.daemon.join import JOIN_COUNTERS
 from driftd.daemon.metrics.kinds import RESTORED
 from driftd.daemon.pipeline import Pipeline
@@ -32,7 +31,7 @@ _ALARM_KEYS = ["model", "version", "stream", "detector"]
 class CheckpointedCollector(Collector):
     """Event, join and alarm counters summed over this instance's partitions."""
 
-    def __init__(self, pipeline: Pipeline | None, models: Sequence[str]) -> None:
+    def __init__(self, pipeline: Pipeline, models: Sequence[str]) -> None:
         self.pipeline = pipeline
         self.models = sorted(models)  # every model's join counters exist at 0
 
@@ -97,9 +96,9 @@ class CheckpointedCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """The counter families, and the drift statistic and threshold gauges."""
         p = self.pipeline
-        parts = p.counts() if p is not None else []
+        parts = p.counts()
         consumed, decoded, dead_fam, ignored_fam, joins, gaps = self._count_families()
-        dead, ignored, join, missing = self._sums(parts, p.features() if p is not None else {})
+        dead, ignored, join, missing = self._sums(parts, p.features())
         n_consumed = sum(st.consumed for st in parts)
         not_events = sum(n for k, n in ignored.items() if k not in NOT_WHOLE_EVENTS)
         consumed.add_metric([], n_consumed)
@@ -114,7 +113,7 @@ class CheckpointedCollector(Collector):
             gaps.add_metric(list(pair), n)
         yield from (consumed, decoded, dead_fam, ignored_fam, joins, gaps)
         total, stat, thr = self._alarm_families()
-        alarms = p.alarms() if p is not None else Alarms()
+        alarms = p.alarms()
         for tkey, n in sorted(alarms.totals.items()):
             total.add_metric(list(tkey), n)
         for last_key, a in sorted(alarms.last.items()):

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from driftd.daemon.metrics.checkpointed import CheckpointedCollector
 from driftd.daemon.metrics.kinds import PROCESS_LOCAL
 from driftd.daemon.metrics.sli import SliCollector
-from driftd.daemon.pipeline import ChunkOutcome, Pipeline
+from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.sources.file_identity import CHANGES
 
 _BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -27,12 +27,12 @@ class Recorder:
     def __init__(
         self,
         registry: CollectorRegistry,
-        tasks: Mapping[str, str] | None = None,
-        pipeline: Pipeline | None = None,
+        tasks: Mapping[str, str],
+        pipeline: Pipeline,
     ) -> None:
         self.registry = registry
-        registry.register(CheckpointedCollector(pipeline, list(tasks or {})))
-        registry.register(SliCollector(pipeline, dict(tasks or {})))
+        registry.register(CheckpointedCollector(pipeline, list(tasks)))
+        registry.register(SliCollector(pipeline, dict(tasks)))
         self.batch_seconds = Histogram(
             "driftd_batch_processing_seconds",
             f"Time to process one chunk of events, {PROCESS_LOCAL}.",
@@ -66,6 +66,6 @@ class Recorder:
         """Count a file source's rotation or truncation."""
         self.source_rotations.labels(kind).inc()
 
-    def observe(self, out: ChunkOutcome, seconds: float) -> None:
+    def observe(self, seconds: float) -> None:
         """Time one processed chunk (its counts are read from the pipeline's state)."""
         self.batch_seconds.observe(seconds)

@@ -28,15 +28,13 @@ _MV = ["model", "version"]
 class SliCollector(Collector):
     """Per-version SLIs from the pipeline's counts."""
 
-    def __init__(self, pipeline: Pipeline | None, tasks: dict[str, str]) -> None:
+    def __init__(self, pipeline: Pipeline, tasks: dict[str, str]) -> None:
         self.pipeline = pipeline
         self.tasks = tasks  # model -> task: what quality means
 
     def _totals(self) -> list[tuple[str, str, Totals]]:
         """(model, version, counts summed over partitions), in order."""
         p = self.pipeline
-        if p is None:
-            return []
         return [(m, v, tot) for m in sorted(self.tasks) for v, tot in p.version_totals(m).items()]
 
     @staticmethod
