@@ -93,7 +93,7 @@ def build_rollout(
         return None
 
     def counts(model: str, version: str) -> Totals:
-        return pipeline.version_totals(model).get(version, Totals())
+        return pipeline.version_total(model, version)
 
     controller = Controller(
         sections, store, RegistryActions(registry), counts, pipeline.newest_prediction_ts

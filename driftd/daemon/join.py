@@ -178,7 +178,10 @@ class JoinStore:
             keep.sort()
         if not len(self._index):
             return keep
-        held = self._index.find(keys[keep], [ids[i] for i in keep.tolist()], self._ids)
+        if len(keep) == n:  # no repeats in the batch: look the whole batch up as it is
+            held = self._index.find(keys, ids, self._ids)
+        else:
+            held = self._index.find(keys[keep], [ids[i] for i in keep.tolist()], self._ids)
         return keep if not (held >= 0).any() else keep[held < 0]
 
     def _make_room(self, keep: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:

@@ -46,7 +46,7 @@ from driftd.daemon.screen import screen
 from driftd.daemon.state import ModelState, PartitionCounts, PartitionState
 from driftd.daemon.summary import summarize
 from driftd.daemon.validity import missing_counts
-from driftd.rollout.counts import Totals, totals
+from driftd.rollout.counts import Totals, VersionCounts, totals
 
 ExtraMonitors = Callable[[str, ModelSchema], Sequence[Monitor]]
 
@@ -368,8 +368,15 @@ class Pipeline:
         """The drift alarms kept and counted, merged over partitions."""
         return merged(m.alarms for st in list(self.partitions.values()) for m in st.models.values())
 
-    def version_totals(self, model: str) -> dict[str, Totals]:
-        """A model's per-version counts (SLIs, canary evidence) summed over partitions."""
+    def _version_counts(self, model: str) -> list[VersionCounts]:
         parts = list(self.partitions.values())
-        counts = [st.models[model].version_counts for st in parts if model in st.models]
+        return [st.models[model].version_counts for st in parts if model in st.models]
+
+    def version_totals(self, model: str) -> dict[str, Totals]:
+        """A model's per-version counts (SLIs) summed over partitions."""
+        counts = self._version_counts(model)
         return {v: totals(counts, v) for v in sorted({v for c in counts for v in list(c.counts)})}
+
+    def version_total(self, model: str, version: str) -> Totals:
+        """One version's counts summed over partitions (canary evidence; zeros when unseen)."""
+        return totals(self._version_counts(model), version)
