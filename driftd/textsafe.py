@@ -33,6 +33,11 @@ def _unsafe(ch: str) -> bool:
     return unicodedata.category(ch) in _UNSAFE_CATEGORIES
 
 
+def first_unsafe(text: str) -> str | None:
+    """The first control, bidi or other invisible format character in ``text`` (None: none)."""
+    return next((ch for ch in text if _unsafe(ch)), None)
+
+
 def safe(value: object) -> str:
     """``str(value)`` with control, bidi and other invisible format characters escaped.
 

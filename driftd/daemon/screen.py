@@ -12,11 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from driftd.contracts.events import DeadLetterReason, EventHead
+from driftd.contracts.events import EventHead
 from driftd.daemon.state import ModelState
+from driftd.daemon.timeguard import Rejection
 from driftd.daemon.validity import invalid_labels, invalid_predictions
-
-Refusal = tuple[int, DeadLetterReason, str]  # (index into the heads, reason, detail)
 
 _TS = operator.attrgetter("ts")
 _ID = operator.attrgetter("id")
@@ -28,10 +27,10 @@ def screen(
     pidx: list[int],
     lidx: list[int],
     now: float | None,
-) -> tuple[list[int], list[int], list[Refusal]]:
+) -> tuple[list[int], list[int], list[Rejection]]:
     """The prediction and label indices that pass, and the refused ones with their reasons."""
     task, name = model.schema.settings.task, model.schema.name
-    out: list[Refusal] = []
+    out: list[Rejection] = []
     for idx, problems in (
         (pidx, invalid_predictions(task, name, [heads[k] for k in pidx])),  # type: ignore[misc]
         (lidx, invalid_labels(task, name, [heads[k] for k in lidx])),  # type: ignore[misc]
@@ -52,7 +51,7 @@ def screen(
 
 
 def _without(
-    pidx: list[int], lidx: list[int], refused: list[Refusal]
+    pidx: list[int], lidx: list[int], refused: list[Rejection]
 ) -> tuple[list[int], list[int]]:
     gone = {k for k, _, _ in refused}
     return [k for k in pidx if k not in gone], [k for k in lidx if k not in gone]

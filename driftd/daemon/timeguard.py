@@ -26,12 +26,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from driftd.contracts.columns import F64
 from driftd.contracts.events import DeadLetterReason
 
 RESYNC_EVENTS = 3
-F64 = npt.NDArray[np.float64]
 
 Rejection = tuple[int, DeadLetterReason, str]
 

@@ -15,7 +15,6 @@ import ipaddress
 import posixpath
 import re
 import socket
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +22,13 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from urllib.request import url2pathname
 
 from driftd.registry.errors import InvalidRequest
+from driftd.textsafe import first_unsafe
 
 DEFAULT_SCHEMES = ("file", "gs", "https", "s3")
 MAX_URI_CHARS = 4096
 SCHEME_PATTERN = r"^[a-z][a-z0-9+.-]{0,31}$"
 _HOSTED = frozenset({"http", "https", "s3", "gs"})
 _SHOWN_CHARS = 200
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 # Cloud instance metadata services: by name, and by address where it is not link-local.
 _METADATA_NAMES = frozenset(
     {
@@ -56,13 +55,6 @@ def _shown(uri: str) -> str:
     """The URI as a message shows it: quoted, escaped, and cut when long."""
     cut = uri if len(uri) <= _SHOWN_CHARS else uri[:_SHOWN_CHARS] + "…"
     return repr(cut)
-
-
-def _unsafe_char(text: str) -> str | None:
-    for ch in text:
-        if unicodedata.category(ch) in _UNSAFE_CATEGORIES:
-            return ch
-    return None
 
 
 def _ip_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -156,7 +148,7 @@ class ArtifactPolicy:
         if len(uri) > MAX_URI_CHARS:
             raise self._refuse(uri, f"is longer than {MAX_URI_CHARS} characters")
         decoded = unquote(uri)
-        bad = _unsafe_char(uri) or _unsafe_char(decoded)
+        bad = first_unsafe(uri) or first_unsafe(decoded)
         if bad is not None:
             problem = f"contains the control or invisible character {bad!r} (refused encoded too)"
             raise self._refuse(uri, problem)
