@@ -29,9 +29,14 @@ class SqlCheckpointStore:
 
     @classmethod
     def open(cls, engine: Engine, chunk_bytes: int = 4 * 1024 * 1024) -> SqlCheckpointStore:
-        """A store on ``engine`` once its schema is current: an empty database gets the
-        schema, an outdated one is refused with the command that upgrades it."""
-        require_current(engine)
+        """A store on ``engine`` (it takes the engine over: ``close`` disposes of it) once its
+        schema is current: an empty database gets the schema, an outdated one is refused with
+        the command that upgrades it, and the engine is then disposed of."""
+        try:
+            require_current(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(engine, chunk_bytes)
 
     def save(self, pipeline: str, cps: Sequence[Checkpoint]) -> None:
