@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from driftd.retrain.gate import GateSpec, MetricComparison, _guard_reasons, _primary_reasons
+from driftd.retrain.gate import GateSpec, MetricComparison, gate_reasons
 from driftd.retrain.paired import (
     BootstrapResult,
     DelongResult,
@@ -251,18 +251,13 @@ def evaluate(
     champ, cand = arrays["champion_pred"], arrays["candidate_pred"]
     n = int(y_arr.shape[0])
     names = _metric_list(spec, t, champ, cand, extra_metrics)
-    reasons: list[str] = []
-    if n < spec.min_samples:
-        reasons.append(f"too few holdout rows: n={n} < min_samples={spec.min_samples}")
     if n < 2:
         comps = {
             m: _failed(m, METRICS[m].higher_is_better, _test_of(m), f"n={n} rows") for m in names
         }
     else:
         comps = {m: _safe_compare(m, t, y_arr, champ, cand, spec, seed) for m in names}
-    reasons += _primary_reasons(comps[spec.primary], spec)
-    for g in spec.guards:
-        reasons += _guard_reasons(comps[g], spec.guard_margin(g), spec.alpha)
+    reasons = gate_reasons(spec, comps, n)
     return Evaluation(
         t,
         n,

@@ -117,6 +117,17 @@ class MetricComparison:
     error: str | None = None
 
 
+def gate_reasons(spec: GateSpec, comps: Mapping[str, MetricComparison], n: int) -> list[str]:
+    """Why the gate refuses the candidate, in the rule's order (empty: it passes)."""
+    reasons: list[str] = []
+    if n < spec.min_samples:
+        reasons.append(f"too few holdout rows: n={n} < min_samples={spec.min_samples}")
+    reasons += _primary_reasons(comps[spec.primary], spec)
+    for g in spec.guards:
+        reasons += _guard_reasons(comps[g], spec.guard_margin(g), spec.alpha)
+    return reasons
+
+
 def _primary_reasons(c: MetricComparison, spec: GateSpec) -> list[str]:
     """Why the primary metric does not justify promotion (empty when it does)."""
     level = f"one-sided {100 * (1 - spec.alpha):g}%"

@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from driftd.retrain.evaluate import GateSpec, MetricComparison, _guard_reasons, evaluate
+from driftd.retrain.evaluate import GateSpec, MetricComparison, evaluate
+from driftd.retrain.gate import _guard_reasons
 
 FIELDS = {
     "metric", "higher_is_better", "champion", "candidate", "diff", "ci_low", "ci_high",
