@@ -16,10 +16,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import unquote, urlparse
-from urllib.request import url2pathname
 
 import numpy as np
 import numpy.typing as npt
@@ -113,16 +110,6 @@ class LabelEmitter:
     def pending(self) -> int:
         """Labels scheduled but not yet released."""
         return len(self._heap)
-
-
-def artifact_path(uri: str) -> Path:
-    """The local path of a ``file://`` artifact URI (a bare path is accepted too)."""
-    u = urlparse(uri)
-    if u.scheme == "file":
-        return Path(url2pathname(unquote(u.path)))
-    if u.scheme == "":
-        return Path(uri)
-    raise ValueError(f"only file:// artifacts can be served, got {uri!r}")
 
 
 class ModelServer:

@@ -20,7 +20,7 @@ from driftd.contracts.events import (
     decode_prediction,
     encode,
 )
-from driftd.sim.server import LabelEmitter, ModelServer, Regression, artifact_path
+from driftd.sim.server import LabelEmitter, ModelServer, Regression
 from driftd.sim.sinks import JsonlSink, KafkaSink, parse_control
 from driftd.sim.world import World
 
@@ -228,13 +228,6 @@ def test_control_messages_as_deployments_or_outbox_events() -> None:
     assert parse_control(msgspec.json.encode({**outbox, "weights": {"2": 0.5}}), "fraud") is None
     assert parse_control(b"not json", "fraud") is None
     assert parse_control(None, "fraud") is None
-
-
-def test_artifact_uris() -> None:
-    p = Path("/tmp/a dir/model.dtab")
-    assert artifact_path(p.as_uri()) == p and artifact_path(str(p)) == p
-    with pytest.raises(ValueError, match="file://"):
-        artifact_path("s3://bucket/model.dtab")
 
 
 # -- a real registered tabular model -------------------------------------------------------
