@@ -14,25 +14,28 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import MutableSequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+from prometheus_client import generate_latest
 
+from driftd.config import Settings, load_settings
+from driftd.contracts.monitor import DriftDetected
+from driftd.daemon.app import App, build
+from driftd.registry.configure import open_registry
+from driftd.registry.registry import Registry
+from driftd.retrain.jobs import JobQueue
+from driftd.retrain.service import retrain_model
+from driftd.retrain.store import LabeledRows, LabeledStore
+from driftd.retrain.triggers import make_worker, retrain_sections
+from driftd.retrain.worker import Worker
+from driftd.sim.server import LabelEmitter, ModelServer, Regression
+from driftd.sim.sinks import JsonlSink
 from driftd.sim.synth import CATEGORIES
-
-if TYPE_CHECKING:
-    from collections.abc import MutableSequence
-
-    from driftd.config import Settings
-    from driftd.contracts.monitor import DriftDetected
-    from driftd.daemon.app import App
-    from driftd.registry.registry import Registry
-    from driftd.retrain.worker import Worker
-    from driftd.sim.server import ModelServer
-    from driftd.sim.sinks import JsonlSink
-    from driftd.sim.world import World
+from driftd.sim.world import World
 
 log = logging.getLogger("driftd.demo")
 MODEL = "fraud"
@@ -131,8 +134,6 @@ def write_config(out: Path, metrics_port: int | None) -> Path:
 
 def seed_champion(settings: Settings, registry: Registry, world: World, rate: float) -> int:
     """Train v1 on pre-drift traffic (the real retrain path) and make it champion."""
-    from driftd.retrain.service import retrain_model
-    from driftd.retrain.store import LabeledRows, LabeledStore
 
     n = 12_000
     t = T0 - n / rate + np.arange(n) / rate
@@ -164,12 +165,6 @@ def seed_champion(settings: Settings, registry: Registry, world: World, rate: fl
 def run_demo(out: Path, seed: int = 7, rate: float = 100.0, metrics_port: int | None = None,
              max_event_s: float = 6 * 3600) -> dict[str, Any]:  # fmt: skip
     """Run the loop; return the timeline and the closed loop's speed (event seconds)."""
-    from driftd.config import load_settings
-    from driftd.registry.configure import open_registry
-    from driftd.retrain.triggers import make_worker, retrain_sections
-    from driftd.sim.server import LabelEmitter, ModelServer
-    from driftd.sim.sinks import JsonlSink
-    from driftd.sim.world import World
 
     out.mkdir(parents=True, exist_ok=True)
     config = write_config(out, metrics_port)
@@ -217,9 +212,8 @@ def _start_daemon(
 ) -> App:
     """The real daemon on the demo's registry, its file source assigned; metrics served when
     a port is given."""
-    from driftd.daemon import app as app_mod
 
-    app = app_mod.build(
+    app = build(
         settings, serve_metrics=metrics_port is not None, config_path=config,
         model_registry=registry,
     )  # fmt: skip
@@ -235,7 +229,6 @@ def _simulate(app: App, registry: Registry, worker: Worker, server: ModelServer,
     """Serve event time second by second; every 5 s let the daemon catch up, run queued
     retrain jobs and follow the registry, until the regressed challenger is rolled back
     (True) or ``max_event_s`` passes (False)."""
-    from driftd.retrain.jobs import JobQueue
 
     stages: dict[int, str] = {v1: "production"}
     regressed: int | None = None
@@ -264,7 +257,6 @@ def _simulate(app: App, registry: Registry, worker: Worker, server: ModelServer,
 
 def _stop_daemon(app: App, sink: JsonlSink, out: Path) -> None:
     """Close the event file, checkpoint, keep a metrics snapshot, and release the daemon."""
-    from prometheus_client import generate_latest
 
     sink.close()
     if app.pipeline.partitions:
@@ -313,7 +305,6 @@ def _regressed_challenger(
     registry: Registry, server: ModelServer, champion: int, tl: Timeline, t: float
 ) -> int:
     """Register the champion's build again by hand, with a latency regression injected."""
-    from driftd.sim.server import Regression
 
     v = registry.resolve(f"{MODEL}@champion")
     new = registry.register_version(
