@@ -264,7 +264,7 @@ def worker(config: Path) -> None:
         signal.signal(sig, lambda *_: stop.set())
     try:
         sections = retrain_sections(settings.models)
-        runner = make_worker(settings.retrain, sections, registry.engine, settings.registry.secret)
+        runner = make_worker(settings.retrain, sections, registry)
         runner.run_forever(stop)
     finally:
         registry.engine.dispose()

@@ -126,7 +126,7 @@ def build(
 
     if model_registry is None:
         model_registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
-    hooks, retrain = build_retrain(settings, config_path, model_registry.engine)
+    hooks, retrain = build_retrain(settings, config_path, model_registry)
     rollouts = RolloutStore(model_registry.engine)
     tick = build_rollout(settings.models, pipeline, registry, model_registry, rollouts)
     hooks = combine(hooks, tick)

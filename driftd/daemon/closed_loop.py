@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 
 from driftd.config import ModelSettings, Settings
+from driftd.daemon.metrics.rollout import RolloutCollector
 from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.runner import RunnerHooks
+from driftd.rollout.counts import Totals
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
-
     from driftd.registry.registry import Registry
     from driftd.retrain.worker import Worker
     from driftd.rollout.store import RolloutStore
@@ -48,7 +48,7 @@ class RetrainParts:
 
 
 def build_retrain(
-    settings: Settings, config_path: Path | None, engine: sa.Engine
+    settings: Settings, config_path: Path | None, registry: Registry
 ) -> tuple[RunnerHooks | None, RetrainParts | None]:
     """The labeled store sink, alarm → retrain triggers and the worker, when a model has a
     ``[models.<name>.retrain]`` section; nothing otherwise."""
@@ -67,10 +67,9 @@ def build_retrain(
     if config_path is None:  # replay: store rows, queue nothing (a job needs the config file)
         return RunnerHooks(labeled=LabeledSink(store, models)), None
     sections = retrain_sections(settings.models)
-    triggers = Triggers(sections, config_path, JobQueue(engine))
+    triggers = Triggers(sections, config_path, JobQueue(registry.engine))
     sink = LabeledSink(store, models, on_rows=triggers.rows_added)
-    secret = settings.registry.secret
-    parts = RetrainParts(make_worker(r, sections, engine, secret) if r.worker else None)
+    parts = RetrainParts(make_worker(r, sections, registry) if r.worker else None)
     return RunnerHooks(labeled=sink, on_alarm=triggers.on_alarm, tick=triggers.tick), parts
 
 
@@ -83,10 +82,8 @@ def build_rollout(
 ) -> Callable[[], object] | None:
     """The rollout controller's tick, when a model configures ``[models.<name>.rollout]``; its
     verdicts and evidence are exported on ``metrics``."""
-    from driftd.daemon.metrics.rollout import RolloutCollector
     from driftd.rollout.actions import RegistryActions
     from driftd.rollout.controller import Controller, rollout_sections
-    from driftd.rollout.counts import Totals
 
     sections = rollout_sections(models)
     if not sections:

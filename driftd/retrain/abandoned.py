@@ -13,8 +13,6 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import sqlalchemy as sa
-
 from driftd.registry import Registry
 from driftd.registry.errors import Conflict
 from driftd.retrain.abc import JOB_ATTEMPT_ENV, JOB_ID_ENV, Job, JobState, JobStore
@@ -79,7 +77,6 @@ def close_abandoned_runs(registry: Registry, queue: JobStore) -> list[str]:
     return closed
 
 
-def run_sweeper(engine: sa.Engine, secret: str | None, queue: JobStore) -> Callable[[], object]:
+def run_sweeper(registry: Registry, queue: JobStore) -> Callable[[], object]:
     """What a worker calls before each claim: close the runs of attempts that are over."""
-    registry = Registry(engine, secret.encode() if secret else None)
     return lambda: close_abandoned_runs(registry, queue)

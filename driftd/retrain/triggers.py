@@ -17,12 +17,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from pydantic import SecretStr
-
 from driftd.config import ModelSettings
 from driftd.config.retrain import ModelRetrainSettings, RetrainSettings
 from driftd.contracts.monitor import DriftDetected
+from driftd.registry import Registry
+from driftd.retrain.abandoned import run_sweeper
 from driftd.retrain.abc import Executor, Job, JobStore, Outcome, Submission
 from driftd.retrain.executor import SubprocessExecutor, TorchrunExecutor
 from driftd.retrain.jobs import JobQueue
@@ -185,16 +184,12 @@ class PerModelExecutor:
 def make_worker(
     retrain: RetrainSettings,
     models: Mapping[str, ModelRetrainSettings],
-    engine: sa.Engine,
-    registry_secret: SecretStr | None,
+    registry: Registry,
 ) -> Worker:
     """A worker on the registry database's job queue with per-model executors; it closes the
-    runs of attempts that died (``driftd.retrain.abandoned``), signing as the registry does."""
-    from driftd.retrain.abandoned import run_sweeper
-
+    runs of attempts that died (``driftd.retrain.abandoned``) through ``registry``."""
     work = retrain.work_dir / "jobs"
     work.mkdir(parents=True, exist_ok=True)
-    queue = JobQueue(engine)
-    secret = registry_secret.get_secret_value() if registry_secret else None
-    sweep = run_sweeper(engine, secret, queue)
+    queue = JobQueue(registry.engine)
+    sweep = run_sweeper(registry, queue)
     return Worker(queue, PerModelExecutor(models, work), lease_s=retrain.lease_s, sweep=sweep)

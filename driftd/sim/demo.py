@@ -179,8 +179,7 @@ def run_demo(out: Path, seed: int = 7, rate: float = 100.0, metrics_port: int | 
     tl.add(T0 + DRIFT_AFTER_S, "the concept drifts (ground truth)", "drift")
 
     app = _start_daemon(settings, registry, config, metrics_port, tl)
-    worker = make_worker(settings.retrain, retrain_sections(settings.models), registry.engine,
-                         settings.registry.secret)  # fmt: skip
+    worker = make_worker(settings.retrain, retrain_sections(settings.models), registry)
     server = ModelServer(world, registry, MODEL, seed=seed, emitter=LabelEmitter(20.0, 1.0, seed),
                          base_latency_ms=40.0, base_error_rate=0.005)  # fmt: skip
     server.load(v1)
