@@ -11,7 +11,6 @@ wrongly, saying which field and what was expected.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,27 +21,12 @@ from starlette.exceptions import HTTPException
 
 import driftd
 from driftd.api import reads, writes
+from driftd.api.errors import DATABASE_DOWN, error_response
 from driftd.api.limits import DEFAULT_MAX_BODY_BYTES, BodyGate
 from driftd.api.schemas import Health
 from driftd.registry import Registry, RegistryError
 
 log = logging.getLogger("driftd.api")
-
-_HTTP_ERRORS = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    405: "MethodNotAllowed",
-    409: "Conflict",
-    413: "PayloadTooLarge",
-    422: "InvalidRequest",
-    503: "Unavailable",
-}
-
-
-def _error(status: int, error: str, detail: str, headers: Mapping[str, str] | None = None) -> Any:
-    return JSONResponse({"error": error, "detail": detail}, status, headers=headers)
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -69,7 +53,7 @@ def validation_message(exc: RequestValidationError) -> str:
 
 async def _on_registry_error(request: Request, exc: Exception) -> Any:
     status = exc.status if isinstance(exc, RegistryError) else 400
-    return _error(status, type(exc).__name__, str(exc))
+    return error_response(status, str(exc), error=type(exc).__name__)
 
 
 # FastAPI's words when a JSON body cannot be decoded at all (invalid UTF-8, nested too deep).
@@ -78,26 +62,25 @@ _UNPARSABLE = "There was an error parsing the body"
 
 async def _on_http_error(request: Request, exc: Exception) -> Any:
     assert isinstance(exc, HTTPException)
-    name = _HTTP_ERRORS.get(exc.status_code, "HTTPError")
     detail = str(exc.detail)
     if exc.status_code == 400 and detail == _UNPARSABLE:
         detail = "body: not valid JSON (not UTF-8, or nested too deeply to parse)"
-    return _error(exc.status_code, name, detail, exc.headers)
+    return error_response(exc.status_code, detail, exc.headers)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Any:
     assert isinstance(exc, RequestValidationError)
-    return _error(422, "InvalidRequest", validation_message(exc))
+    return error_response(422, validation_message(exc))
 
 
 async def _on_database_down(request: Request, exc: Exception) -> Any:
     log.error("database unavailable: %s", exc)
-    return _error(503, "Unavailable", "the registry database is unavailable; retry later")
+    return error_response(503, DATABASE_DOWN)
 
 
 async def _on_bug(request: Request, exc: Exception) -> Any:
     log.exception("unhandled error in %s %s", request.method, request.url.path)
-    return _error(500, "InternalError", "internal error; see the driftd log")
+    return error_response(500, "internal error; see the driftd log", error="InternalError")
 
 
 def create_app(registry: Registry, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:

@@ -16,10 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import HTTPException
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from driftd.api.auth import PRINCIPAL_KEY, authenticate_header
+from driftd.api.errors import DATABASE_DOWN, error_response
 from driftd.registry import Registry
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # as registry.api_max_body_bytes
@@ -42,15 +42,12 @@ async def _answer(
     receive: Receive,
     send: Send,
     status: int,
-    error: str,
     detail: str,
     headers: Mapping[str, str] | None = None,
 ) -> None:
     """An error in the API's shape; the connection closes (the body may be left unread)."""
-    body = {"error": error, "detail": detail}
-    await JSONResponse(body, status, headers={**(headers or {}), "Connection": "close"})(
-        scope, receive, send
-    )
+    answer = error_response(status, detail, {**(headers or {}), "Connection": "close"})
+    await answer(scope, receive, send)
 
 
 class BodyGate:
@@ -81,27 +78,26 @@ class BodyGate:
                 )
             except HTTPException as exc:  # a 401 naming what is wrong with the token
                 status, detail, headers = exc.status_code, exc.detail, exc.headers
-                await _answer(scope, receive, send, status, "Unauthorized", detail, headers)
+                await _answer(scope, receive, send, status, detail, headers)
                 return
             except sa.exc.OperationalError:
-                detail = "the registry database is unavailable; retry later"
-                await _answer(scope, receive, send, 503, "Unavailable", detail)
+                await _answer(scope, receive, send, 503, DATABASE_DOWN)
                 return
             scope.setdefault("state", {})[PRINCIPAL_KEY] = who
         if length is not None and not chunked:
             if not length.isdigit():
                 detail = f"Content-Length must be a number of bytes, got {length[:40]!r}"
-                await _answer(scope, receive, send, 400, "BadRequest", detail)
+                await _answer(scope, receive, send, 400, detail)
                 return
             if int(length) > self.limit:
-                await _answer(scope, receive, send, 413, "PayloadTooLarge", self._too_large())
+                await _answer(scope, receive, send, 413, self._too_large())
                 return
         try:
             body = await self._read(receive)
         except _ClientGone:
             return
         if body is None:
-            await _answer(scope, receive, send, 413, "PayloadTooLarge", self._too_large())
+            await _answer(scope, receive, send, 413, self._too_large())
             return
         await self.app(scope, _replay(body, receive), send)
 
