@@ -50,24 +50,41 @@ def registry_settings(config: Path | None, db: str | None) -> tuple[RegistrySett
 
 
 @contextmanager
-def registry_from_options(
-    config: Path | None, db: str | None, apply_gates: bool = False
-) -> Iterator[Registry]:
-    """The registry named by the options, for the command's duration (its engine is disposed
-    after); its gates become the config's when ``apply_gates`` and a config is given.
-    Registry errors become clean CLI errors."""
-    from driftd.registry.configure import open_registry
-
+def _setup_errors() -> Iterator[None]:
+    """A bad configuration exits 2 like every bad config; other driftd errors one clean line."""
     try:
-        settings, url = registry_settings(config, db)
-        registry = open_registry(settings, url, apply_gates=apply_gates and config is not None)
+        yield
     except ConfigError as exc:
-        raise ConfigFailure(str(exc)) from None  # exit 2, like every bad config
+        raise ConfigFailure(str(exc)) from None
     except DriftdError as exc:
         raise click.ClickException(safe_lines(str(exc))) from None
+
+
+@contextmanager
+def opened_registry(
+    settings: RegistrySettings, url: str, apply_gates: bool = False
+) -> Iterator[Registry]:
+    """The registry at ``url`` for the command's duration (its engine is disposed after); its
+    gates become ``settings``' when ``apply_gates``. Registry errors become clean CLI errors."""
+    from driftd.registry.configure import open_registry
+
+    with _setup_errors():
+        registry = open_registry(settings, url, apply_gates=apply_gates)
     try:
         yield registry
     except DriftdError as exc:
         raise click.ClickException(safe(str(exc))) from None
     finally:
         registry.engine.dispose()
+
+
+@contextmanager
+def registry_from_options(
+    config: Path | None, db: str | None, apply_gates: bool = False
+) -> Iterator[Registry]:
+    """The registry named by the options (see ``opened_registry``); its gates become the
+    config's when ``apply_gates`` and a config is given."""
+    with _setup_errors():
+        settings, url = registry_settings(config, db)
+    with opened_registry(settings, url, apply_gates and config is not None) as registry:
+        yield registry

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from driftd.cli.access import registry_from_options, registry_settings
+from driftd.cli.access import opened_registry, registry_from_options, registry_settings
 from driftd.cli.options import actor_option, config_option, db_options, json_option
 from driftd.cli.output import console, echo_json, say, when
 from driftd.config import RegistrySettings
@@ -237,8 +237,8 @@ def outbox_run(config: Path, once: bool, poll: float, witness_every: float) -> N
     import signal
     import threading
 
-    settings, _ = registry_settings(config, None)
-    with registry_from_options(config, None) as reg:
+    settings, url = registry_settings(config, None)
+    with opened_registry(settings, url) as reg:
         dispatcher = _dispatcher(reg, settings, witness_every or None)
         if once:
             click.echo(f"delivered {dispatcher.run_once()} event(s)", err=True)
@@ -256,11 +256,9 @@ def outbox_status(config: Path | None, db: str | None, as_json: bool) -> None:
     """Where each delivery target stands: last delivered id, pending, attempts, dead letters."""
     from driftd.registry.outbox import status
 
-    names: list[str] = []
-    if config is not None:
-        settings, _ = registry_settings(config, db)
-        names = [w.name for w in settings.webhooks]
-    with registry_from_options(config, db) as reg:
+    settings, url = registry_settings(config, db)
+    names = [w.name for w in settings.webhooks] if config is not None else []
+    with opened_registry(settings, url) as reg:
         rows = status(reg.engine, names)
     if as_json:
         echo_json(rows)
@@ -287,8 +285,8 @@ def api_serve(config: Path, host: str | None, port: int | None) -> None:
 
     from driftd.api import create_app
 
-    settings, _ = registry_settings(config, None)
-    with registry_from_options(config, None, apply_gates=True) as reg:
+    settings, url = registry_settings(config, None)
+    with opened_registry(settings, url, apply_gates=True) as reg:
         uvicorn.run(
             create_app(reg, max_body_bytes=settings.api_max_body_bytes),
             host=host or settings.api_host,

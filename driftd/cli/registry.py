@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from driftd.cli.access import registry_from_options
+from driftd.cli.access import opened_registry, registry_from_options
 from driftd.cli.options import actor_option, config_option, db_options, json_option
 from driftd.cli.output import cells, console, echo_json, say, when
 from driftd.config import load_settings
@@ -334,7 +334,7 @@ def gates(config: Path, actor: str) -> None:
         raise click.ClickException(safe_lines(str(exc))) from None
     from driftd.registry.configure import gates_from
 
-    with registry_from_options(config, None) as reg:
+    with opened_registry(settings.registry, settings.registry_url) as reg:
         reg.set_gates(gates_from(settings.registry), actor)
         current = reg.gates()
     for stage, g in sorted(current.items()):
