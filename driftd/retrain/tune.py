@@ -207,8 +207,8 @@ def tune(
         if isinstance(storage, optuna.storages.RDBStorage):
             storage.engine.dispose()
     shown = "memory" if storage_url is None else sa.make_url(storage_url).render_as_string()
-    result = _best(rows, [p for p, _ in phases], base_params, direction, study_name, shown)
-    return dataclasses.replace(result, wall_s=time.monotonic() - t0)
+    wall_s = time.monotonic() - t0
+    return _best(rows, [p for p, _ in phases], base_params, direction, study_name, shown, wall_s)
 
 
 def _plan(study_name: str, n_trials: int, coarse_fraction: float) -> list[tuple[str, str, int]]:
@@ -252,9 +252,9 @@ def _best(
     direction: Direction,
     study_name: str,
     storage: str,
+    wall_s: float,
 ) -> TuneResult:
-    """The best completed trial (its params on the base params, its artifact) and the table;
-    ``wall_s`` is left for the caller to set."""
+    """The best completed trial (its params on the base params, its artifact) and the table."""
     complete = [(r, t) for r, t in rows if r.state == "COMPLETE" and r.value is not None]
     if not complete:
         raise TuneError(f"study {study_name!r}: no trial completed ({len(rows)} trials)")
@@ -270,7 +270,7 @@ def _best(
         phases=tuple(phases),
         n_pruned=sum(r.state == "PRUNED" for r, _ in rows),
         n_failed=sum(r.state == "FAIL" for r, _ in rows),
-        wall_s=0.0,
+        wall_s=wall_s,
         study_name=study_name,
         storage=storage,
     )
