@@ -58,8 +58,9 @@ test-latest:
 	rm -rf .venv-latest
 	$(PY) -m venv .venv-latest
 	.venv-latest/bin/pip install -q --upgrade pip
-	.venv-latest/bin/pip install -q torch==2.13.0
-	.venv-latest/bin/pip install -q --upgrade --upgrade-strategy eager -e '.[dev]'
+	# Everything at its newest but torch, held at the CPU build (an eager upgrade would pull CUDA).
+	.venv-latest/bin/pip install -q --upgrade --upgrade-strategy eager \
+		--find-links $(TORCH_WHEELS) -c requirements-torch.txt -e '.[dev]'
 	.venv-latest/bin/pip list
 	.venv-latest/bin/pytest -q
 
