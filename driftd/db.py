@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,49 @@ checkpoint_chunks = sa.Table(
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
 
+# One brain (see ``daemon.leader``): the partitions' reports to the leader, the leader's state,
+# and the lease that makes one instance the leader, with the history of who held it.
+reports = sa.Table(
+    "driftd_reports",
+    metadata,
+    sa.Column("pipeline", sa.String(255), primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("watermark", sa.Float, nullable=False),
+    sa.Column("active_at", sa.Float, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+leader_state = sa.Table(
+    "driftd_leader_state",
+    metadata,
+    sa.Column("pipeline", sa.String(255), primary_key=True),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+leases = sa.Table(
+    "driftd_leases",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),  # the database's clock
+    sa.Column("renewed_at", sa.Float, nullable=False),
+)
+
+lease_history = sa.Table(
+    "driftd_lease_history",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("epoch", sa.BigInteger, primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("acquired_at", sa.Float, nullable=False),
+    sa.Column("valid_until", sa.Float, nullable=False),  # the last renewal's expiry
+    sa.Column("ended", sa.String(32)),  # released, expired (taken over), or NULL while held
+)
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -131,12 +175,30 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+_FENCES: weakref.WeakKeyDictionary[Engine, Callable[[sa.Connection], object]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def fence_writes(engine: Engine, fence: Callable[[sa.Connection], object] | None) -> None:
+    """Make every ``write_transaction`` on ``engine`` call ``fence(conn)`` first, which raises
+    to refuse the write (the leader's decisions carry its lease epoch; see ``daemon.lease``)."""
+    if fence is None:
+        _FENCES.pop(engine, None)
+    else:
+        _FENCES[engine] = fence
+
+
 @contextlib.contextmanager
 def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
-    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a plain one elsewhere."""
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, a plain one elsewhere;
+    fenced first when the engine has a fence (``fence_writes``)."""
+    fence = _FENCES.get(engine)
     with engine.connect() as conn:
         conn.execution_options(sqlite_immediate=True)
         with conn.begin():
+            if fence is not None:
+                fence(conn)
             yield conn
 
 

@@ -146,6 +146,34 @@ class CheckpointSettings(Section):
         return check_url(v)
 
 
+class LeaderSettings(Section):
+    """One brain: the lease that makes one instance the leader, and how it merges partitions.
+
+    Every instance ingests its partitions and reports per-bucket summaries with each
+    checkpoint; the leader merges them up to the global watermark (the minimum over partitions
+    of each partition's event time less ``lateness_s``; a partition without events for
+    ``idle_s`` stops holding it back) and takes every decision on the merged stream.
+    """
+
+    lease_s: Annotated[float, Field(gt=0, le=600)] = 15.0  # a dead leader is replaced within
+    renew_s: Annotated[float, Field(gt=0, le=600)] = 5.0  # the leader renews this often
+    idle_s: Annotated[float, Field(gt=0)] = 30.0
+    bucket_s: Annotated[float, Field(gt=0, le=86_400)] = 10.0  # event-time bucket width
+    lateness_s: Annotated[float, Field(ge=0)] = 5.0
+    merge_every_s: Annotated[float, Field(gt=0, le=600)] = 1.0  # how often the leader merges
+    outbox: bool = True  # the leader also delivers the registry's outbox events
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> LeaderSettings:
+        if self.renew_s * 2 > self.lease_s:
+            raise ValueError(
+                f"leader.renew_s: got {self.renew_s:g}; expected at most half of "
+                f"leader.lease_s ({self.lease_s:g}), so that one failed renewal does not lose "
+                "the lease"
+            )
+        return self
+
+
 class MetricsSettings(Section):
     """The Prometheus exporter."""
 
@@ -314,6 +342,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     join: JoinSettings = JoinSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
+    leader: LeaderSettings = LeaderSettings()
     metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()
     registry: RegistrySettings = RegistrySettings()

@@ -5,9 +5,9 @@ Each has an in-process implementation used by the embedded default and the tests
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from driftd.contracts.events import DeadLetter
 
@@ -97,14 +97,29 @@ class DeadLetterSink(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Report:
+    """What one partition tells the leader with one checkpoint: its summaries since the
+    previous checkpoint (``daemon.summaries``), the event time below which it expects no more
+    events (its watermark), and when it last consumed an event (wall time, for idleness)."""
+
+    partition: int
+    seq: int
+    watermark: float
+    active_at: float
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """One partition's saved state and the offsets it reflects."""
+    """One partition's saved state and the offsets it reflects, and its report to the leader
+    (saved in the same transaction, so a crash neither loses nor doubles one)."""
 
     partition: int
     seq: int
     offsets: Offsets
     blob: bytes
     created_at: float
+    report: Report | None = None
 
 
 class CheckpointStore(Protocol):
@@ -123,6 +138,29 @@ class CheckpointStore(Protocol):
 
     def partitions(self, pipeline: str) -> list[int]:
         """Partitions that have a checkpoint."""
+        ...
+
+    def reports(self, pipeline: str) -> list[Report]:
+        """The partitions' reports not yet merged by a leader, in (partition, seq) order."""
+        ...
+
+    def load_leader(self, pipeline: str) -> bytes | None:
+        """The leader's saved state, or None."""
+        ...
+
+    def save_leader(
+        self,
+        pipeline: str,
+        blob: bytes,
+        merged: Mapping[int, int],
+        fence: Callable[[Any], int] | None = None,
+    ) -> None:
+        """Save the leader's state and forget the reports it merged (``partition -> last
+        seq``), in one transaction that first calls ``fence(connection)``, which raises when
+        this leader's lease has been taken over (so a deposed leader saves nothing).
+
+        :raises CheckpointError: nothing was saved.
+        """
         ...
 
     def close(self) -> None:

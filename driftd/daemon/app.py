@@ -13,21 +13,30 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from driftd.config import FileSourceSettings, KafkaSourceSettings, Settings
-from driftd.contracts.monitor import Monitor
 from driftd.daemon.abc import DeadLetterSink, Source
+from driftd.daemon.brain import Brain
 from driftd.daemon.checkpoint import SqlCheckpointStore
-from driftd.daemon.closed_loop import RetrainParts, build_retrain, build_rollout, combine
-from driftd.daemon.columns import ModelSchema
-from driftd.daemon.detector_monitor import DetectorMonitor, check_detectors
+from driftd.daemon.closed_loop import (
+    OutboxThread,
+    RetrainParts,
+    build_outbox,
+    build_retrain,
+    build_rollout,
+)
+from driftd.daemon.detector_monitor import check_detectors
+from driftd.daemon.leader import Leader
+from driftd.daemon.lease import Lease, set_session_timeouts
 from driftd.daemon.metrics import Recorder, StateCollector
+from driftd.daemon.metrics.leader import LeaderCollector
+from driftd.daemon.metrics.serve import serve
 from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.runner import Runner
 from driftd.daemon.sinks import FileDeadLetterSink
 from driftd.daemon.sources.file import FileSource
-from driftd.db import make_engine
+from driftd.db import fence_writes, make_engine
 
 if TYPE_CHECKING:
     import threading
@@ -51,15 +60,20 @@ class App:
     runner: Runner
     server: tuple[WSGIServer, threading.Thread] | None = None  # the /metrics endpoint
     retrain: RetrainParts | None = None
-    # One registry (and engine) for metrics, retraining and rollout.
+    # One registry (and engine) for metrics and retraining, one for the leader's decisions.
     model_registry: Registry | None = None
+    decisions: Registry | None = None
+    outbox: OutboxThread | None = None
 
     def close(self) -> None:
         """Release the source, sink, store, retrain worker and HTTP server."""
         if self.retrain is not None:
             self.retrain.close()
-        if self.model_registry is not None:
-            self.model_registry.engine.dispose()
+        if self.outbox is not None:
+            self.outbox.close()
+        for reg in (self.model_registry, self.decisions):
+            if reg is not None:
+                reg.engine.dispose()
         self.source.close()
         self.sink.close()
         self.store.close()
@@ -74,18 +88,15 @@ def dlq_path(settings: Settings, src: FileSourceSettings) -> Path:
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
-    """The pipeline with each model's configured detectors as extra monitors; it reads the
-    wall clock (to refuse events from the future) only when following a live source."""
+    """The pipeline of partition state; it reads the wall clock (to refuse events from the
+    future) only when following a live source. The detectors run at the leader."""
     check_detectors(settings.models)
-
-    def extra(name: str, schema: ModelSchema) -> list[Monitor]:
-        model = settings.models[name]
-        return [DetectorMonitor(name, schema, model)] if model.detectors else []
-
     src = settings.source
     live = isinstance(src, KafkaSourceSettings) or src.follow
     clock = time.time if live else None
-    return Pipeline(settings.models, settings.ingest, settings.join, extra, clock=clock)
+    return Pipeline(
+        settings.models, settings.ingest, settings.join, clock=clock, leader=settings.leader
+    )
 
 
 def build(
@@ -103,10 +114,21 @@ def build(
     )
     registry = CollectorRegistry()
     tasks = {name: m.task for name, m in settings.models.items()}
-    recorder = Recorder(registry, tasks, pipeline)
     src = settings.source
     source: Source
     sink: DeadLetterSink
+    name = settings.pipeline.name
+    ls = settings.leader
+    lease = Lease(store.engine, name, ls.lease_s, ls.renew_s)
+    leader = Leader(
+        lambda: Brain(settings.models, ls),
+        store,
+        name,
+        ls,
+        lease,
+        expected=lambda: partition_ids(source),
+    )
+    recorder = Recorder(registry, tasks, pipeline, alarms=leader.alarms)
     if isinstance(src, FileSourceSettings):
         source = FileSource(
             src.paths,
@@ -122,27 +144,51 @@ def build(
         source, sink = make_kafka(src.kafka, settings.pipeline.name)
     from driftd.daemon.metrics.registry import RegistryCollector
     from driftd.registry.configure import open_registry
-    from driftd.rollout.store import RolloutStore
 
     if model_registry is None:
         model_registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
-    hooks, retrain = build_retrain(settings, config_path, model_registry)
-    rollouts = RolloutStore(model_registry.engine)
-    tick = build_rollout(settings.models, pipeline, registry, model_registry, rollouts)
-    hooks = combine(hooks, tick)
-    runner = Runner(pipeline, source, sink, store, settings.pipeline, recorder, hooks=hooks)
+    # The leader's decisions go through their own engine, every write fenced by its epoch
+    # (the lease lives in the checkpoint database: the fence needs the registry there too).
+    decisions = open_registry(settings.registry, settings.registry_url, apply_gates=False)
+    if settings.registry_url == settings.checkpoint.url:
+        fence_writes(decisions.engine, lease.fence)
+    else:
+        log.warning(
+            "registry.url is not the checkpoint database: the leader's registry writes are "
+            "not fenced by its lease; run one instance, or keep both in one database"
+        )
+    idle_ms = int(max(1.0, ls.lease_s / 3) * 1000)
+    for engine in (store.engine, decisions.engine):
+        set_session_timeouts(engine, idle_ms)
+    hooks, retrain = build_retrain(settings, config_path, model_registry, decisions)
+    tick = build_rollout(settings.models, leader, registry, decisions)
+    leader.on_bucket = tick
+    outbox = build_outbox(settings, decisions, leader) if ls.outbox else None
+    runner = Runner(
+        pipeline, source, sink, store, settings.pipeline, recorder, hooks=hooks, leader=leader
+    )
     registry.register(StateCollector(pipeline, source.lag, lambda: runner.last_checkpoint_at))
     registry.register(RegistryCollector(model_registry.engine))
+    registry.register(LeaderCollector(leader))
     app = App(settings, pipeline, source, sink, store, registry, runner, retrain=retrain)
     app.model_registry = model_registry
+    app.decisions = decisions
+    app.outbox = outbox
     if serve_metrics and settings.metrics.enabled:
-        app.server = start_http_server(
-            settings.metrics.port, settings.metrics.host, registry=registry
-        )
+        app.server = serve(
+            registry, settings.metrics.host, settings.metrics.port, runner.not_ready,
+            runner.not_alive,
+        )  # fmt: skip
         log.info(
             "metrics served", extra={"host": settings.metrics.host, "port": settings.metrics.port}
         )
     return app
+
+
+def partition_ids(source: Source) -> list[int]:
+    """The partitions the source says exist (the leader waits for each), or none known."""
+    ids = getattr(source, "partition_ids", None)
+    return list(ids()) if callable(ids) else []
 
 
 def install_signal_handlers(runner: Runner) -> None:
@@ -161,6 +207,8 @@ def run(app: App) -> None:
     install_signal_handlers(app.runner)
     if app.retrain is not None:
         app.retrain.start()
+    if app.outbox is not None:
+        app.outbox.start()
     # A file source assigns its partition now; Kafka calls assign/revoke on rebalances.
     app.source.bind(app.runner)
     app.runner.run(until_exhausted=lambda: app.source.exhausted)

@@ -8,16 +8,29 @@ PostgreSQL is the production backend. The schema is managed by Alembic (``driftd
 from __future__ import annotations
 
 import json
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from driftd.daemon.abc import Checkpoint
-from driftd.db import checkpoint_chunks, checkpoints, require_current, write_transaction
+from driftd.daemon.abc import Checkpoint, Report
+from driftd.db import (
+    checkpoint_chunks,
+    checkpoints,
+    leader_state,
+    reports,
+    require_current,
+    write_transaction,
+)
 from driftd.errors import CheckpointError
+
+
+def _finite(x: float) -> float:
+    """An event time for a FLOAT column: -inf (nothing seen yet) is stored as -1e300."""
+    return x if math.isfinite(x) else math.copysign(1e300, x)
 
 
 class SqlCheckpointStore:
@@ -97,6 +110,18 @@ class SqlCheckpointStore:
         ]
         for r in rows:  # one statement per chunk keeps peak memory at one chunk
             conn.execute(sa.insert(checkpoint_chunks).values(**r))
+        rep = cp.report
+        if rep is not None:
+            conn.execute(
+                sa.insert(reports).values(
+                    pipeline=pipeline,
+                    partition=rep.partition,
+                    seq=rep.seq,
+                    watermark=_finite(rep.watermark),
+                    active_at=_finite(rep.active_at),
+                    data=rep.data,
+                )
+            )
 
     def load(self, pipeline: str, partition: int) -> Checkpoint | None:
         """The saved checkpoint of a partition, or None."""
@@ -171,6 +196,55 @@ class SqlCheckpointStore:
             for r in rows
         ]
 
+    def reports(self, pipeline: str) -> list[Report]:
+        """The partitions' reports not yet merged by a leader, in (partition, seq) order."""
+        c = reports.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(reports).where(c.pipeline == pipeline).order_by(c.partition, c.seq)
+            ).all()
+        return [
+            Report(r.partition, int(r.seq), r.watermark, r.active_at, bytes(r.data)) for r in rows
+        ]
+
+    def load_leader(self, pipeline: str) -> bytes | None:
+        """The leader's saved state, or None."""
+        with self.engine.connect() as conn:
+            data = conn.execute(
+                sa.select(leader_state.c.data).where(leader_state.c.pipeline == pipeline)
+            ).scalar()
+        return None if data is None else bytes(data)
+
+    def save_leader(
+        self,
+        pipeline: str,
+        blob: bytes,
+        merged: Mapping[int, int],
+        fence: Callable[[Any], int] | None = None,
+    ) -> None:
+        """Save the leader's state and delete the reports it merged, in one transaction that
+        ``fence`` may refuse (a deposed leader's save changes nothing)."""
+        try:
+            with write_transaction(self.engine) as conn:
+                epoch = fence(conn) if fence is not None else 0
+                key = leader_state.c.pipeline == pipeline
+                conn.execute(sa.delete(leader_state).where(key))
+                conn.execute(
+                    sa.insert(leader_state).values(
+                        pipeline=pipeline, epoch=epoch or 0, updated_at=time.time(), data=blob
+                    )
+                )
+                for p, seq in merged.items():
+                    conn.execute(
+                        sa.delete(reports).where(
+                            (reports.c.pipeline == pipeline)
+                            & (reports.c.partition == p)
+                            & (reports.c.seq <= seq)
+                        )
+                    )
+        except sa.exc.SQLAlchemyError as exc:
+            raise CheckpointError(f"saving the leader state of {pipeline!r} failed: {exc}") from exc
+
     def delete(self, pipeline: str) -> None:
         """Forget every checkpoint of a pipeline (a fresh start)."""
         with write_transaction(self.engine) as conn:
@@ -178,6 +252,8 @@ class SqlCheckpointStore:
                 sa.delete(checkpoint_chunks).where(checkpoint_chunks.c.pipeline == pipeline)
             )
             conn.execute(sa.delete(checkpoints).where(checkpoints.c.pipeline == pipeline))
+            conn.execute(sa.delete(reports).where(reports.c.pipeline == pipeline))
+            conn.execute(sa.delete(leader_state).where(leader_state.c.pipeline == pipeline))
 
     def close(self) -> None:
         """Dispose of the connection pool."""
@@ -189,6 +265,8 @@ class MemoryCheckpointStore:
 
     def __init__(self) -> None:
         self._data: dict[tuple[str, int], Checkpoint] = {}
+        self._reports: dict[str, dict[tuple[int, int], Report]] = {}
+        self._leader: dict[str, bytes] = {}
 
     def save(self, pipeline: str, cps: Sequence[Checkpoint]) -> None:
         """Keep the checkpoints; offsets must not decrease (as in the SQL store)."""
@@ -202,6 +280,32 @@ class MemoryCheckpointStore:
                 )
         for cp in cps:
             self._data[(pipeline, cp.partition)] = cp
+            if cp.report is not None:
+                self._reports.setdefault(pipeline, {})[(cp.partition, cp.seq)] = cp.report
+
+    def reports(self, pipeline: str) -> list[Report]:
+        """Reports not yet merged, in (partition, seq) order."""
+        held = self._reports.get(pipeline, {})
+        return [held[k] for k in sorted(held)]
+
+    def load_leader(self, pipeline: str) -> bytes | None:
+        """The leader's kept state, or None."""
+        return self._leader.get(pipeline)
+
+    def save_leader(
+        self,
+        pipeline: str,
+        blob: bytes,
+        merged: Mapping[int, int],
+        fence: Callable[[Any], int] | None = None,
+    ) -> None:
+        """Keep the leader's state; forget the merged reports."""
+        if fence is not None:
+            fence(None)
+        self._leader[pipeline] = blob
+        held = self._reports.get(pipeline, {})
+        for k in [k for k in held if k[1] <= merged.get(k[0], -1)]:
+            del held[k]
 
     def load(self, pipeline: str, partition: int) -> Checkpoint | None:
         """The kept checkpoint, or None."""

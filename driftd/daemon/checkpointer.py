@@ -5,10 +5,11 @@ The steps of a checkpoint, in this order:
 1. flush the labeled event store, so its rows are on disk before the offsets that cover them;
 2. flush the dead-letter sink and add its offsets to each partition's offsets;
 3. snapshot each partition (its state and the offsets of exactly the events that state
-   reflects) under the partition's next sequence number;
-4. save every snapshot in one transaction (a failure is counted and raised: nothing after it
-   runs, so no offset is committed past the saved state);
-5. commit each partition's offsets to the source;
+   reflects) under the partition's next sequence number, with its report to the leader (the
+   summaries buffered since the last checkpoint, its watermark, when it last consumed);
+4. save every snapshot and report in one transaction (a failure is counted and raised:
+   nothing after it runs, so no offset is committed past the saved state);
+5. clear the reported buffers, and commit each partition's offsets to the source;
 6. record the checkpoint's duration and wall time (the age gauge) and start the count of
    events and seconds towards the next one over.
 
@@ -19,12 +20,20 @@ offsets, so nothing is lost and nothing counted twice.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from driftd.config import PipelineSettings
-from driftd.daemon.abc import Checkpoint, CheckpointStore, DeadLetterSink, Offsets, Source
+from driftd.daemon.abc import (
+    Checkpoint,
+    CheckpointStore,
+    DeadLetterSink,
+    Offsets,
+    Report,
+    Source,
+)
 from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.state import PartitionState
 from driftd.errors import CheckpointError
@@ -61,6 +70,7 @@ class Checkpointer:
         self.clock = clock
         self.last_at: float | None = None  # wall time, saved or restored: the age gauge
         self._seq: dict[int, int] = {}
+        self._active: dict[int, tuple[int, float]] = {}  # consumed, and when it last grew
         self._since_events = 0
         self._since_t = clock()
 
@@ -74,6 +84,7 @@ class Checkpointer:
             return st
         st = self.pipeline.restore(p, cp.blob)
         self._seq[p] = cp.seq
+        self._active[p] = (st.consumed, cp.created_at)
         # The age gauge counts from the oldest state this process holds, saved or not.
         if self.last_at is None or cp.created_at < self.last_at:
             self.last_at = cp.created_at
@@ -100,6 +111,8 @@ class Checkpointer:
             if self.recorder:
                 self.recorder.checkpoint_failures.inc()
             raise
+        for p in parts:
+            self.pipeline.partition(p).clear_report()
         for cp in cps:
             self.source.commit(cp.partition, cp.offsets)
         elapsed = time.perf_counter() - t0
@@ -113,8 +126,14 @@ class Checkpointer:
     def _snapshot(self, p: int, sink_offsets: Offsets, now: float) -> Checkpoint:
         st = self.pipeline.partition(p)
         st.offsets.update(sink_offsets)
-        self._seq[p] = self._seq.get(p, 0) + 1
-        return Checkpoint(p, self._seq[p], dict(st.offsets), self.pipeline.snapshot(p), now)
+        seq = self._seq[p] = self._seq.get(p, 0) + 1
+        consumed, active_at = self._active.get(p, (0, -math.inf))
+        if st.consumed != consumed:
+            consumed, active_at = st.consumed, now
+            self._active[p] = (consumed, active_at)
+        watermark = st.watermark(self.pipeline.leader.lateness_s)
+        report = Report(p, seq, watermark, active_at, st.report_data())
+        return Checkpoint(p, seq, dict(st.offsets), self.pipeline.snapshot(p), now, report)
 
     def consumed(self, n: int) -> None:
         """Count events processed since the last checkpoint."""

@@ -25,6 +25,7 @@ from driftd.config import DetectorSettings, ModelSettings
 from driftd.contracts.monitor import DriftDetected, MonitorBatch
 from driftd.contracts.versioning import require_state_version
 from driftd.daemon.columns import ModelSchema
+from driftd.daemon.summaries import stream_values
 from driftd.detectors.base import Alarm, Detector
 from driftd.errors import ConfigError
 
@@ -60,32 +61,6 @@ def check_detectors(models: Mapping[str, ModelSettings]) -> None:
                 ) from None
 
 
-def _values(
-    batch: MonitorBatch, stream: str, task: str, schema: ModelSchema
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
-    """(version codes, values, event times) of one stream in a batch, NaNs dropped."""
-    if stream == "error":
-        j = batch.joined
-        if j is None or not len(j):
-            return None
-        if task == "regression":
-            vals = np.abs(j.prediction - j.label)
-        else:
-            vals = (j.prediction != j.label).astype(np.float64)
-        return j.version, vals, j.label_ts
-    p = batch.predictions
-    if not len(p):
-        return None
-    if stream == "score":
-        vals = p.score
-    elif stream == "latency":
-        vals = p.latency_ms
-    else:
-        vals = p.numeric[:, schema.numeric_names.index(stream.removeprefix("feature:"))]
-    keep = ~np.isnan(vals)
-    return p.version[keep], vals[keep], p.ts[keep]
-
-
 class DetectorMonitor:
     """The foundation's Monitor hook, running detectors per version and stream."""
 
@@ -112,31 +87,38 @@ class DetectorMonitor:
         return d
 
     def update(self, batch: MonitorBatch) -> Sequence[DriftDetected]:
-        """Feed each detector its version's values in order; return what fired."""
+        """Feed each detector its version's values in batch order; return what fired."""
         events: list[DriftDetected] = []
         for i, spec in enumerate(self.specs):
-            got = _values(batch, spec.stream, self.task, self.schema)
+            got = stream_values(batch, spec.stream, self.task, self.schema.numeric_names)
             if got is None:
                 continue
-            codes, vals, ts = got
+            codes, vals, ts, _ = got
             for code in np.unique(codes).tolist():
                 sel = np.flatnonzero(codes == code)
-                version = batch.versions[code]
-                alarms: list[Alarm] = self._detector(version, i).update(vals[sel])
-                events.extend(
-                    DriftDetected(
-                        model=self.model,
-                        version=version,
-                        stream=spec.stream,
-                        detector=spec.detector,
-                        kind=a.kind,
-                        ts=float(ts[sel[a.index]]),
-                        statistic=a.statistic,
-                        threshold=a.threshold,
-                    )
-                    for a in alarms
-                )
+                events += self.feed(batch.versions[code], i, ts[sel], vals[sel])
         return events
+
+    def feed(
+        self, version: str, i: int, ts: npt.NDArray[np.float64], vals: npt.NDArray[np.float64]
+    ) -> list[DriftDetected]:
+        """Feed detector ``i`` of ``version`` these values in order; return what fired, each
+        alarm at the event time of the value that fired it."""
+        spec = self.specs[i]
+        alarms: list[Alarm] = self._detector(version, i).update(vals)
+        return [
+            DriftDetected(
+                model=self.model,
+                version=version,
+                stream=spec.stream,
+                detector=spec.detector,
+                kind=a.kind,
+                ts=float(ts[a.index]),
+                statistic=a.statistic,
+                threshold=a.threshold,
+            )
+            for a in alarms
+        ]
 
     def state_dict(self) -> dict[str, Any]:
         """Each detector's state, keyed by version and spec index."""

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from driftd.config import IngestSettings, JoinSettings, ModelSettings
+from driftd.config import IngestSettings, JoinSettings, LeaderSettings, ModelSettings
 from driftd.contracts.columns import JoinedColumns, LabelColumns, PredictionColumns
 from driftd.contracts.events import (
     DECODE_ERRORS,
@@ -77,13 +77,19 @@ class Pipeline:
         join: JoinSettings,
         extra_monitors: ExtraMonitors | None = None,
         clock: Callable[[], float] | None = None,
+        leader: LeaderSettings | None = None,
     ) -> None:
         self.schemas = {name: ModelSchema(name, s) for name, s in models.items()}
         self.ingest = ingest
         self.join = join
         self.extra_monitors = extra_monitors
         self.clock = clock  # the wall clock when following a live source; None in a replay
+        self.leader = leader or LeaderSettings()  # buckets and lateness of the reports
         self.partitions: dict[int, PartitionState] = {}
+
+    def schemas_settings(self) -> dict[str, ModelSettings]:
+        """Each configured model's settings."""
+        return {name: s.settings for name, s in self.schemas.items()}
 
     # -- partitions ----------------------------------------------------------------------
     def _new_partition(self, p: int) -> PartitionState:
@@ -92,6 +98,7 @@ class Pipeline:
                 schema,
                 self.join,
                 self.extra_monitors(name, schema) if self.extra_monitors else (),
+                self.leader.bucket_s,
             )
             for name, schema in self.schemas.items()
         }
@@ -342,13 +349,15 @@ class Pipeline:
             fired = m.update(batch)
             out.alarms.extend(fired)
             model.alarms.record(fired)
+        model.summary.update(batch)
         if batch.joined is not None and len(batch.joined):
             out.labeled.append((batch, [v.values for v in model.categories]))
 
     # -- reading (at scrape time, while the loop writes) -----------------------------------
-    def summary(self) -> dict[str, Any]:
-        """Counts per model, dead letters by reason and recent windows, over all partitions."""
-        return summarize(self.schemas, self.partitions.values())
+    def summary(self, alarms: Alarms | None = None) -> dict[str, Any]:
+        """Counts per model, dead letters by reason and recent windows, over all partitions;
+        the given alarms (the leader's) with those of the partitions' extra monitors."""
+        return summarize(self.schemas, self.partitions.values(), alarms)
 
     def newest_prediction_ts(self) -> float:
         """The newest prediction time seen in any partition (0.0 before any): the rollout's

@@ -11,6 +11,7 @@ from typing import Any
 
 from driftd.config import FileSourceSettings, Settings
 from driftd.daemon.app import build_pipeline, dlq_path
+from driftd.daemon.brain import Brain
 from driftd.daemon.checkpoint import MemoryCheckpointStore, SqlCheckpointStore
 from driftd.daemon.runner import Runner
 from driftd.daemon.sinks import FileDeadLetterSink
@@ -20,6 +21,7 @@ from driftd.db import make_engine
 from driftd.textsafe import markup_safe
 
 log = logging.getLogger("driftd.replay")
+REPLAY_REPORT_EVENTS = 200_000
 
 
 def replay_files(
@@ -31,8 +33,10 @@ def replay_files(
     dlq = dlq or dlq_path(settings, FileSourceSettings(paths=files))
     sink = FileDeadLetterSink(dlq)
     sink.restore({})  # a replay starts from nothing, so does its dead-letter file
+    # In memory, no offsets to keep: a checkpoint only hands the partition's summaries to the
+    # leader, so that they do not pile up until the end.
     ps = settings.pipeline.model_copy(
-        update={"checkpoint_every_events": 1 << 62, "checkpoint_every_s": 1e12}
+        update={"checkpoint_every_events": REPLAY_REPORT_EVENTS, "checkpoint_every_s": 1e12}
     )
     runner = Runner(pipeline, source, sink, MemoryCheckpointStore(), ps)
     runner.assign([0])
@@ -43,10 +47,11 @@ def replay_files(
             _with_progress(runner, source, total)
         else:
             _with_log_lines(runner, source, total)
+        runner.finish(exhausted=True)
     finally:
         sink.close()
         source.close()
-    summary = pipeline.summary()
+    summary = pipeline.summary(runner.leader.alarms())
     elapsed = time.perf_counter() - t0
     summary["elapsed_s"] = round(elapsed, 3)
     summary["events_per_s"] = round(summary["consumed"] / elapsed) if elapsed else None
@@ -118,7 +123,11 @@ def checkpoint_status(settings: Settings) -> dict[str, Any]:
             cp = store.load(name, p)
             if cp is not None:
                 pipeline.restore(p, cp.blob)
-        summary = pipeline.summary()
+        brain = Brain(settings.models, settings.leader)
+        blob = store.load_leader(name)
+        if blob is not None:
+            brain.load_blob(blob)
+        summary = pipeline.summary(brain.alarms())
         summary["checkpoints"] = store.info(name)
     finally:
         store.close()

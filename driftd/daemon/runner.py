@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 from driftd.config import PipelineSettings
 from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.abc import CheckpointStore, DeadLetterSink, Source
+from driftd.daemon.brain import Brain
 from driftd.daemon.checkpointer import Checkpointer
+from driftd.daemon.leader import Leader
 from driftd.daemon.overflow import OverflowWarnings
 from driftd.daemon.pipeline import Pipeline
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("driftd.runner")
 MAX_ALARMS_KEPT = 1000
+LIVENESS_S = 120.0  # a poll that has not returned for this long (plus its timeout): stuck
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Runner:
         recorder: Recorder | None = None,
         clock: Callable[[], float] = time.monotonic,
         hooks: RunnerHooks | None = None,
+        leader: Leader | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.source = source
@@ -68,6 +72,36 @@ class Runner:
             pipeline, source, sink, store, settings, recorder, self.hooks.labeled, clock
         )
         self.overflow = OverflowWarnings(pipeline.join, clock)
+        self._steps = 0
+        self._last_step = time.monotonic()
+        self._restoring = False
+        # The decisions: the leader's merge of every partition (a local one by default).
+        self.leader = leader or Leader(
+            lambda: Brain(pipeline.schemas_settings(), pipeline.leader),
+            store,
+            settings.name,
+            pipeline.leader,
+        )
+        if self.leader.on_alarms is None:
+            self.leader.on_alarms = self._alarmed
+
+    # -- probes (read from the metrics server's threads) ------------------------------------
+    def not_ready(self) -> str | None:
+        """None once the loop has turned with what it was assigned restored; else why not."""
+        if self._steps == 0:
+            return "not started: restoring the checkpoint and joining the consumer group"
+        if self._restoring:
+            return "restoring assigned partitions"
+        return None
+
+    def not_alive(self) -> str | None:
+        """None while the loop turns (a poll finished within ``LIVENESS_S``); else why not."""
+        if self._steps == 0 or self.stop_event.is_set():
+            return None  # starting (readiness covers it) or stopping on request
+        stuck = time.monotonic() - self._last_step
+        if stuck > LIVENESS_S + self.settings.poll_timeout_s:
+            return f"the loop has not finished a poll for {stuck:.0f} s"
+        return None
 
     @property
     def last_checkpoint_at(self) -> float | None:
@@ -77,10 +111,15 @@ class Runner:
     # -- partitions ----------------------------------------------------------------------
     def assign(self, partitions: Iterable[int]) -> None:
         """Restore each partition from its checkpoint (or start it empty) and seek to it."""
-        for p in partitions:
-            st = self.checkpointer.restore(p)
-            self.sink.restore(st.offsets)
-            self.source.seek(p, st.offsets)
+        self._restoring = True
+        try:
+            for p in partitions:
+                st = self.checkpointer.restore(p)
+                self.sink.restore(st.offsets)
+                self.source.seek(p, st.offsets)
+            self.leader.start()
+        finally:
+            self._restoring = False
 
     def revoke(self, partitions: Iterable[int]) -> None:
         """Checkpoint the partitions, then forget them (another instance takes them)."""
@@ -108,18 +147,27 @@ class Runner:
             self.overflow.note(out.join_deltas)
             if self.hooks.labeled is not None and out.labeled:
                 self.hooks.labeled.write(out.labeled)
-            for alarm in out.alarms:
-                self.alarms.append(alarm)
-                fields = dataclasses.asdict(alarm)
-                fields["event_ts"] = fields.pop("ts")  # "ts" is the log line's own time
-                log.info("drift detected", extra=fields)
-                self._hook(self.hooks.on_alarm, alarm)
+            self._alarmed(out.alarms)  # extra partition monitors' (the leader's come below)
             n += out.consumed
-        self._hook(self.hooks.tick)
         self.checkpointer.consumed(n)
-        if self.checkpointer.due() and self.pipeline.partitions:
+        saved = self.checkpointer.due() and bool(self.pipeline.partitions)
+        if saved:
             self.checkpoint()
+        self.leader.tick(merge_now=saved)
+        if self.leader.leading:
+            self._hook(self.hooks.tick)
+        self._steps += 1
+        self._last_step = time.monotonic()
         return n
+
+    def _alarmed(self, alarms: Iterable[DriftDetected]) -> None:
+        """Log each alarm, keep it, and hand it to the alarm hook (retrain triggers)."""
+        for alarm in alarms:
+            self.alarms.append(alarm)
+            fields = dataclasses.asdict(alarm)
+            fields["event_ts"] = fields.pop("ts")  # "ts" is the log line's own time
+            log.info("drift detected", extra=fields)
+            self._hook(self.hooks.on_alarm, alarm)
 
     @staticmethod
     def _hook(fn: Callable[..., object] | None, *args: object) -> None:
@@ -138,12 +186,23 @@ class Runner:
         applied, and state that does not match its offsets must never be saved. The last
         checkpoint stays valid, so a restart replays from it.
         """
+        exhausted = False
         while not self.stop_event.is_set():
             n = self.step()
             if n == 0 and until_exhausted is not None and until_exhausted():
+                exhausted = True
                 break
+        self.finish(exhausted)
+
+    def finish(self, exhausted: bool) -> None:
+        """Checkpoint, let the leader merge what the checkpoint reported (every held bucket
+        when the source is ``exhausted``: a finite source's end, after which nothing can come)
+        and give the lease up."""
         if self.pipeline.partitions:
             self.checkpoint()
+        if exhausted or self.leader.leading:
+            self.leader.merge(final=exhausted)
+        self.leader.close()
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, checkpoint and return (signal-safe)."""

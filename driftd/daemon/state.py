@@ -8,6 +8,7 @@ collectors) that run while the loop writes.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from driftd.daemon.alarm_log import AlarmLog
 from driftd.daemon.columns import ModelSchema
 from driftd.daemon.join import JoinStore
 from driftd.daemon.monitors import OperationalMonitor
+from driftd.daemon.summaries import ModelSummarizer, encode
 from driftd.daemon.timeguard import TimeGuard
 from driftd.rollout.counts import VersionCounts
 
@@ -58,7 +60,11 @@ class ModelState:
     """One model's state within one partition."""
 
     def __init__(
-        self, schema: ModelSchema, join: JoinSettings, extra: Sequence[Monitor] = ()
+        self,
+        schema: ModelSchema,
+        join: JoinSettings,
+        extra: Sequence[Monitor] = (),
+        bucket_s: float = 10.0,
     ) -> None:
         s = schema.settings
         self.schema = schema
@@ -78,7 +84,11 @@ class ModelState:
         self.operational = OperationalMonitor(s.window_s, s.windows_kept)
         self.version_counts = VersionCounts(s.task)  # SLIs and canary evidence
         self.monitors: list[Monitor] = [self.operational, self.version_counts, *extra]
-        self.alarms = AlarmLog(schema.name)  # what the monitors raised
+        # What the partition reports to the leader at its next checkpoint (``summaries``).
+        self.summary = ModelSummarizer(
+            s.task, (d.stream for d in s.detectors), schema.numeric_names, bucket_s
+        )
+        self.alarms = AlarmLog(schema.name)  # what the extra monitors raised
         self.missing: Counter[str] = Counter()  # per declared feature: predictions without it
 
     def state_dict(self) -> dict[str, Any]:
@@ -131,6 +141,22 @@ class PartitionState:
     consumed: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
+
+    def watermark(self, lateness_s: float) -> float:
+        """The event time below which this partition expects no more events: the least join
+        watermark of the models it has seen events of, less ``lateness_s`` (-inf before any)."""
+        marks = [m.store.watermark for m in self.models.values()]
+        seen = [w for w in marks if math.isfinite(w)]
+        return min(seen) - lateness_s if seen else -math.inf
+
+    def report_data(self) -> bytes:
+        """The buckets buffered since the last checkpoint, for the leader."""
+        return encode({name: m.summary for name, m in self.models.items()})
+
+    def clear_report(self) -> None:
+        """Forget the buffered buckets once their report is saved."""
+        for m in self.models.values():
+            m.summary.clear()
 
     def to_blob(self) -> bytes:
         """Offsets, counters and every model's state as a versioned blob."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from driftd.daemon.alarm_log import merged
+from driftd.daemon.alarm_log import Alarms, merged
 from driftd.daemon.monitors import LATENCY_BUCKETS_MS
 from driftd.daemon.state import PartitionState
 
@@ -31,7 +31,9 @@ JOIN_KEYS = (
 )
 
 
-def summarize(models: Iterable[str], partitions: Iterable[PartitionState]) -> dict[str, Any]:
+def summarize(
+    models: Iterable[str], partitions: Iterable[PartitionState], alarms: Alarms | None = None
+) -> dict[str, Any]:
     """Counts per model, dead letters and ignored events by reason, recent windows, and the
     drift alarms kept (the most recent per model, stream and kind) with their totals."""
     partitions = list(partitions)
@@ -58,12 +60,15 @@ def summarize(models: Iterable[str], partitions: Iterable[PartitionState]) -> di
         "dead_lettered": {"total": sum(dead.values()), "by_reason": dict(sorted(dead.items()))},
         "ignored": {"total": sum(ignored.values()), "by_reason": dict(sorted(ignored.items()))},
         "windows": {name: _rows(w, window_s.get(name, 0.0)) for name, w in windows.items()},
-        **_alarms(partitions),
+        **_alarms(partitions, alarms),
     }
 
 
-def _alarms(partitions: list[PartitionState]) -> dict[str, Any]:
+def _alarms(partitions: list[PartitionState], extra: Alarms | None) -> dict[str, Any]:
     alarms = merged(m.alarms for st in partitions for m in st.models.values())
+    if extra is not None:
+        alarms.recent = sorted([*alarms.recent, *extra.recent], key=lambda a: a.ts)
+        alarms.totals.update(extra.totals)
     by_kind: Counter[str] = Counter()
     for (*_, kind), n in alarms.totals.items():
         by_kind[kind] += n

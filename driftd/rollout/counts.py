@@ -103,6 +103,17 @@ class VersionCounts:
                 row[_S] += sq[code]
         return ()
 
+    def merge(self, other: VersionCounts) -> None:
+        """Add another's counts (another partition's, or another bucket's): sums commute, so
+        the merged counts do not depend on how the events were split."""
+        for v in other.counts:
+            mom = other.moments[v]
+            row, lat = self._row(v, mom.shape[0])
+            row += other.counts[v]
+            lat += other.latency[v]
+            self.moments[v] = _plus(self.moments[v], mom)
+        self.max_ts = max(self.max_ts, other.max_ts)
+
     def state_dict(self) -> dict[str, Any]:
         """Counts and histograms per version."""
         return {

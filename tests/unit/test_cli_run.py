@@ -15,7 +15,7 @@ from driftd.daemon import app as app_mod
 from driftd.registry import configure
 
 
-def test_run_opens_one_registry_and_gives_it_the_configs_gates(
+def test_run_gives_the_registry_the_configs_gates_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner = CliRunner()
@@ -44,6 +44,8 @@ def test_run_opens_one_registry_and_gives_it_the_configs_gates(
     res = runner.invoke(cli, ["run", "--config", str(config)])
 
     assert res.exit_code == 0, res.output
-    assert opened == [{"apply_gates": True}]
+    # The CLI's registry applies the config's gates; the leader's decisions registry (its own
+    # fenced engine) reads them from the database and never writes them a second time.
+    assert opened == [{"apply_gates": True}, {"apply_gates": False}]
     gates = {stage.value: (g.approvals, g.role.value) for stage, g in seen["gates"].items()}
     assert gates == {"production": (2, "admin")}

@@ -25,7 +25,12 @@ from driftd.sim import synth
 
 SPEC = synth.StreamSpec(events=3000, seed=5, malformed_rate=0.01)  # 3 drift alarms, 20 warnings
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-LIVE = ("driftd_batch_processing", "driftd_checkpoint_duration", "driftd_checkpoint_age")
+LIVE = (
+    "driftd_batch_processing",
+    "driftd_checkpoint_duration",
+    "driftd_checkpoint_age",
+    "driftd_leader",  # who leads, and its merges: this process's
+)
 
 
 def _samples(registry: CollectorRegistry) -> Samples:

@@ -11,12 +11,13 @@ reset).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from driftd.contracts.events import DEAD_LETTER_REASONS
+from driftd.daemon.alarm_log import Alarms
 from driftd.daemon.join import JOIN_COUNTERS
 from driftd.daemon.metrics.kinds import RESTORED
 from driftd.daemon.pipeline import Pipeline
@@ -31,9 +32,15 @@ _ALARM_KEYS = ["model", "version", "stream", "detector"]
 class CheckpointedCollector(Collector):
     """Event, join and alarm counters summed over this instance's partitions."""
 
-    def __init__(self, pipeline: Pipeline, models: Sequence[str]) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        models: Sequence[str],
+        alarms: Callable[[], Alarms] | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.models = sorted(models)  # every model's join counters exist at 0
+        self.alarms = alarms or pipeline.alarms  # the leader's, in the daemon
 
     @staticmethod
     def _count_families() -> tuple[CounterMetricFamily, ...]:
@@ -113,7 +120,7 @@ class CheckpointedCollector(Collector):
             gaps.add_metric(list(pair), n)
         yield from (consumed, decoded, dead_fam, ignored_fam, joins, gaps)
         total, stat, thr = self._alarm_families()
-        alarms = p.alarms()
+        alarms = self.alarms()
         for tkey, n in sorted(alarms.totals.items()):
             total.add_metric(list(tkey), n)
         for last_key, a in sorted(alarms.last.items()):

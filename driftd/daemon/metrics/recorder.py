@@ -7,10 +7,11 @@ rotations, from 0 at start.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from driftd.daemon.alarm_log import Alarms
 from driftd.daemon.metrics.checkpointed import CheckpointedCollector
 from driftd.daemon.metrics.kinds import PROCESS_LOCAL
 from driftd.daemon.metrics.sli import SliCollector
@@ -29,9 +30,10 @@ class Recorder:
         registry: CollectorRegistry,
         tasks: Mapping[str, str],
         pipeline: Pipeline,
+        alarms: Callable[[], Alarms] | None = None,
     ) -> None:
         self.registry = registry
-        registry.register(CheckpointedCollector(pipeline, list(tasks)))
+        registry.register(CheckpointedCollector(pipeline, list(tasks), alarms))
         registry.register(SliCollector(pipeline, dict(tasks)))
         self.batch_seconds = Histogram(
             "driftd_batch_processing_seconds",

@@ -1,0 +1,188 @@
+"""The leader's loop: hold the lease, merge the partitions' reports, decide, save, fenced.
+
+Called by the runner after every poll. While this instance holds the lease (always, without
+one: a replay, the embedded default) it restores the brain from the leader state once, then
+every ``merge_every_s``:
+
+1. reads the reports the partitions saved with their checkpoints (every instance's);
+2. merges them and emits the buckets the global watermark has passed (``brain``): the
+   detectors run on the merged stream and the rollout controller ticks at each bucket's end;
+3. hands the alarms to the runner (logs, retrain triggers) — before the save, so a crash
+   repeats them rather than losing them, and each action's id makes a repeat a no-op;
+4. saves the brain and deletes the merged reports in one transaction fenced by its epoch.
+
+A leader that loses the lease (taken over, or cut off from the database until its lease ran
+out) drops its brain and stops deciding; a fenced write it had in flight is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from driftd.contracts.monitor import DriftDetected
+from driftd.daemon.abc import CheckpointStore
+from driftd.daemon.alarm_log import Alarms
+from driftd.daemon.brain import Brain
+from driftd.daemon.lease import FencedOut, Lease
+from driftd.errors import CheckpointError
+from driftd.rollout.counts import Totals
+
+if TYPE_CHECKING:
+    from driftd.config import LeaderSettings
+
+log = logging.getLogger("driftd.leader")
+
+
+class Leader:
+    """Runs a ``Brain`` while this instance leads."""
+
+    def __init__(
+        self,
+        make_brain: Callable[[], Brain],
+        store: CheckpointStore,
+        pipeline: str,
+        settings: LeaderSettings,
+        lease: Lease | None = None,
+        expected: Callable[[], Iterable[int]] = tuple,
+        on_bucket: Callable[[], object] | None = None,
+        on_alarms: Callable[[list[DriftDetected]], object] | None = None,
+        wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.make_brain = make_brain
+        self.store = store
+        self.pipeline = pipeline
+        self.settings = settings
+        self.lease = lease
+        self.expected = expected
+        self.on_bucket = on_bucket
+        self.on_alarms = on_alarms
+        self.wall = wall
+        self.clock = clock
+        self.brain: Brain | None = None
+        self._since = 0.0
+        self._next_merge = -math.inf
+        self.merges = 0
+        self.merge_seconds = 0.0  # summed over merges (the metric's sum)
+        self.fenced_out = 0
+
+    # -- leadership ----------------------------------------------------------------------------
+    @property
+    def leading(self) -> bool:
+        """True while this instance holds the lease (always without one)."""
+        return self.lease is None or self.lease.held
+
+    @property
+    def epoch(self) -> int | None:
+        """The lease epoch held (0 without a lease), or None when not leading."""
+        if self.lease is None:
+            return 0
+        return self.lease.epoch if self.lease.held else None
+
+    def _brain(self) -> Brain:
+        if self.brain is None:
+            brain = self.make_brain()
+            blob = self.store.load_leader(self.pipeline)
+            if blob is not None:
+                brain.load_blob(blob)
+            self.brain = brain
+            self._since = self.clock()
+            self._next_merge = -math.inf
+            log.info(
+                "brain restored",
+                extra={"pipeline": self.pipeline, "clock": brain.clock(), "epoch": self.epoch},
+            )
+        return self.brain
+
+    def _step_down(self) -> None:
+        if self.brain is not None:
+            log.info("no longer leading", extra={"pipeline": self.pipeline})
+        self.brain = None
+
+    # -- the loop ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Take the lease if free and restore the brain, without merging (at start-up, so
+        that what the leader decided is readable before the first poll)."""
+        if self.lease is not None:
+            self.lease.tick()
+        if self.leading:
+            self._brain()
+
+    def tick(self, merge_now: bool = False) -> list[DriftDetected]:
+        """Renew the lease when due and merge when due (or ``merge_now``: this instance just
+        saved a checkpoint, so there is something to merge); return the alarms that fired."""
+        if self.lease is not None:
+            self.lease.tick()
+        if not self.leading:
+            self._step_down()
+            return []
+        self._brain()
+        if not merge_now and self.clock() < self._next_merge:
+            return []
+        return self.merge()
+
+    def merge(self, final: bool = False) -> list[DriftDetected]:
+        """One merge now (``final``: the source is exhausted, so emit every held bucket)."""
+        if not self.leading:
+            self._step_down()
+            return []
+        t0 = time.perf_counter()
+        brain = self._brain()
+        self._next_merge = self.clock() + self.settings.merge_every_s
+        try:
+            brain.absorb(self.store.reports(self.pipeline))
+            if final:
+                watermark = math.inf
+            else:
+                waited = self.clock() - self._since >= self.settings.idle_s
+                watermark = brain.watermark(self.wall(), self.expected(), waited)
+            alarms = brain.advance(watermark, self._bucket)
+            if alarms and self.on_alarms is not None:
+                self.on_alarms(alarms)  # before the save: a crash repeats, never loses them
+            merged = {p: v.seq for p, v in brain.partitions.items()}
+            fence = self.lease.fence if self.lease is not None else None
+            self.store.save_leader(self.pipeline, brain.to_blob(), merged, fence)
+        except FencedOut as exc:
+            self.fenced_out += 1
+            log.warning("leader fenced out", extra={"pipeline": self.pipeline, "why": str(exc)})
+            if self.lease is not None:
+                self.lease.epoch = None
+            self._step_down()
+            return []
+        except CheckpointError:
+            log.exception("saving the leader state failed; it is reloaded")
+            self._step_down()
+            return []
+        self.merges += 1
+        self.merge_seconds += time.perf_counter() - t0
+        return alarms
+
+    def _bucket(self, _end: float) -> None:
+        if self.on_bucket is not None:
+            self.on_bucket()
+
+    def close(self) -> None:
+        """Give the lease up (a clean stop), so the next leader need not wait it out; what the
+        brain holds stays readable (a replay's summary)."""
+        if self.lease is not None:
+            self.lease.release()
+
+    # -- reading (the rollout, the metrics) ----------------------------------------------------
+    def version_total(self, model: str, version: str) -> Totals:
+        """A version's merged counts up to the event clock (zeros while not leading)."""
+        brain = self.brain
+        return brain.version_total(model, version) if brain is not None else Totals()
+
+    def event_clock(self) -> float:
+        """The end of the last bucket emitted: the decisions' clock (0.0 while not leading)."""
+        brain = self.brain
+        return brain.clock() if brain is not None else 0.0
+
+    def alarms(self) -> Alarms:
+        """The alarms kept by the brain (none while not leading)."""
+        brain = self.brain
+        return brain.alarms() if brain is not None else Alarms()

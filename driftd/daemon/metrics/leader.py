@@ -1,0 +1,100 @@
+"""The leader's Prometheus families: who leads, and what the merge of the partitions holds.
+
+``driftd_leader`` is 1 on the instance that holds the lease and 0 on the others, so dashboards
+read decision series (alarms, verdicts, the event clock) from the leader only
+(``... * on(instance) group_left driftd_leader == 1`` or simply ``max``), while partition
+series sum over every instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from driftd.daemon.leader import Leader
+from driftd.daemon.metrics.kinds import PROCESS_LOCAL, RESTORED
+
+
+def _families() -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:
+    return (
+        GaugeMetricFamily(
+            "driftd_leader",
+            "1 on the instance that holds the leader lease (and takes the decisions), else 0.",
+            labels=["pipeline"],
+        ),
+        GaugeMetricFamily(
+            "driftd_leader_epoch",
+            "The fencing epoch of the lease this instance holds (0 while it does not lead).",
+            labels=["pipeline"],
+        ),
+        GaugeMetricFamily(
+            "driftd_leader_event_clock_seconds",
+            "Event time up to which the leader has merged every partition (leader only).",
+            labels=["pipeline"],
+        ),
+        GaugeMetricFamily(
+            "driftd_leader_held_buckets",
+            "Merged buckets waiting for the global watermark, over models (leader only).",
+            labels=["pipeline"],
+        ),
+        CounterMetricFamily(
+            "driftd_leader_late_values",
+            "Values that reached the leader after the watermark passed their bucket; they were "
+            "merged into the next bucket (leader only)." + RESTORED,
+            labels=["pipeline"],
+        ),
+        CounterMetricFamily(
+            "driftd_leader_merges",
+            f"Merges of the partitions' reports by this instance, {PROCESS_LOCAL}.",
+            labels=["pipeline"],
+        ),
+        CounterMetricFamily(
+            "driftd_leader_merge_seconds",
+            f"Time spent merging reports and running the decisions, {PROCESS_LOCAL}.",
+            labels=["pipeline"],
+        ),
+        CounterMetricFamily(
+            "driftd_leader_fenced_out",
+            f"Leader writes refused because the lease had moved to a newer epoch, {PROCESS_LOCAL}.",
+            labels=["pipeline"],
+        ),
+        CounterMetricFamily(
+            "driftd_lease_renewal_failures",
+            f"Lease renewals that failed on a database error, {PROCESS_LOCAL}.",
+            labels=["pipeline"],
+        ),
+    )
+
+
+class LeaderCollector(Collector):
+    """Reads the leader at scrape time."""
+
+    def __init__(self, leader: Leader) -> None:
+        self.leader = leader
+
+    def describe(self) -> Iterator[Metric]:
+        """The families, without values."""
+        yield from _families()
+
+    def collect(self) -> Iterator[Metric]:
+        """Leadership on every instance; what the merge holds on the leader only."""
+        ld = self.leader
+        name = [ld.pipeline]
+        fams = _families()
+        leader, epoch, clock, held, late, merges, seconds, fenced, failures = fams
+        brain = ld.brain if ld.leading else None
+        leader.add_metric(name, 1.0 if brain is not None else 0.0)
+        epoch.add_metric(name, float(ld.epoch or 0) if brain is not None else 0.0)
+        merges.add_metric(name, ld.merges)
+        seconds.add_metric(name, ld.merge_seconds)
+        fenced.add_metric(name, ld.fenced_out)
+        failures.add_metric(name, ld.lease.failures if ld.lease is not None else 0)
+        out: list[Metric] = [leader, epoch, merges, seconds, fenced, failures]
+        if brain is not None:
+            clock.add_metric(name, brain.clock())
+            held.add_metric(name, brain.held_buckets())
+            late.add_metric(name, brain.late_values)
+            out += [clock, held, late]
+        yield from out

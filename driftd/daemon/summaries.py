@@ -1,0 +1,243 @@
+"""Partition summaries: what each partition reports to the leader with every checkpoint.
+
+Per model and event-time bucket (``floor(ts / bucket_s)``) a summary holds
+
+- each detector stream's values per version, with their event times (a prediction's time for
+  ``score``, ``latency`` and ``feature:*``; the label's time for ``error``), and
+- the per-version counts the rollout reads (``VersionCounts``): predictions in the bucket of
+  their time, joined labels in the bucket of the label's time.
+
+Merging is concatenation and addition, so what the leader holds for a bucket depends on the
+events, not on how they were partitioned. Within a bucket the leader feeds a detector its
+values ordered by (event time, a stable hash of the event id, value): a total order in which
+the only ties are equal values, so the sequence is the same whatever the partitioning, and
+events stamped with the same time come in an order that has nothing to do with their values
+(ordering ties by value would turn a stream of 0s and 1s into runs). Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from driftd.contracts.columns import F64, JoinedColumns
+from driftd.contracts.monitor import DriftDetected, MonitorBatch
+from driftd.daemon import state_codec
+from driftd.rollout.counts import VersionCounts
+
+STATE_KIND = "driftd.summary"
+STATE_VERSION = 1
+_EMPTY = np.empty(0)
+
+
+U32 = npt.NDArray[np.uint32]
+
+
+def stable_keys(ids: Sequence[str]) -> U32:
+    """A hash of each event id that is the same in every process (CRC-32 of its UTF-8)."""
+    return np.fromiter((zlib.crc32(i.encode()) for i in ids), dtype=np.uint32, count=len(ids))
+
+
+def stream_values(
+    batch: MonitorBatch, stream: str, task: str, numeric_names: Sequence[str]
+) -> tuple[npt.NDArray[np.int32], F64, F64, npt.NDArray[np.intp]] | None:
+    """(version codes, values, event times, rows) of one detector stream in a batch, NaNs
+    dropped; ``rows`` index the batch's joined rows (``error``) or predictions (the others).
+
+    ``error`` is 1.0 where a joined prediction differs from its label, else 0.0
+    (classification), or the absolute error (regression), at the label's time; ``score``,
+    ``latency`` (ms) and ``feature:NAME`` are the predictions' values at their time.
+    """
+    if stream == "error":
+        j = batch.joined
+        if j is None or not len(j):
+            return None
+        if task == "regression":
+            vals = np.abs(j.prediction - j.label)
+        else:
+            vals = (j.prediction != j.label).astype(np.float64)
+        return j.version, vals, j.label_ts, np.arange(len(j))
+    p = batch.predictions
+    if not len(p):
+        return None
+    if stream == "score":
+        vals = p.score
+    elif stream == "latency":
+        vals = p.latency_ms
+    else:
+        vals = p.numeric[:, list(numeric_names).index(stream.removeprefix("feature:"))]
+    keep = np.flatnonzero(~np.isnan(vals))
+    return p.version[keep], vals[keep], p.ts[keep], keep
+
+
+def _take_joined(j: JoinedColumns, idx: npt.NDArray[np.intp]) -> JoinedColumns:
+    return replace(
+        j,
+        version=j.version[idx],
+        ts=j.ts[idx],
+        label_ts=j.label_ts[idx],
+        numeric=j.numeric[idx],
+        categorical=j.categorical[idx],
+        prediction=j.prediction[idx],
+        score=j.score[idx],
+        label=j.label[idx],
+        ids=[j.ids[i] for i in idx.tolist()],
+    )
+
+
+class BucketSummary:
+    """One model's events in one event-time bucket: stream values per version, and counts."""
+
+    def __init__(self, task: str) -> None:
+        self.counts = VersionCounts(task)
+        # (version, stream) -> chunks of (event times, id keys, values), in arrival order
+        self.values: dict[tuple[str, str], list[tuple[F64, U32, F64]]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(c[0]) for chunks in self.values.values() for c in chunks)
+
+    def add(self, version: str, stream: str, ts: F64, keys: U32, vals: F64) -> None:
+        """Append one stream's values of one version, with their times and id keys."""
+        if len(ts):
+            self.values.setdefault((version, stream), []).append((ts, keys, vals))
+
+    def merge(self, other: BucketSummary) -> None:
+        """Add another partition's (or report's) summary of the same bucket."""
+        self.counts.merge(other.counts)
+        for key, chunks in other.values.items():
+            self.values.setdefault(key, []).extend(chunks)
+
+    def ordered(self, version: str, stream: str) -> tuple[F64, F64]:
+        """The values of one stream and version in (event time, id key, value) order, with
+        their times: the same sequence whatever the partitioning."""
+        chunks = self.values.get((version, stream))
+        if not chunks:
+            return _EMPTY, _EMPTY
+        ts, keys, vals = (np.concatenate([c[k] for c in chunks]) for k in range(3))
+        order = np.lexsort((vals, keys, ts))
+        return ts[order], vals[order]
+
+    def streams(self) -> list[tuple[str, str]]:
+        """(version, stream) pairs with values, sorted."""
+        return sorted(self.values)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Counts and each stream's values, chunks joined."""
+        vals = []
+        for (version, stream), chunks in sorted(self.values.items()):
+            ts, keys, vs = (np.concatenate([c[k] for c in chunks]) for k in range(3))
+            vals.append([version, stream, ts, keys, vs])
+        return {"counts": self.counts.state_dict(), "values": vals}
+
+    @classmethod
+    def from_state(cls, task: str, state: Mapping[str, Any]) -> BucketSummary:
+        """The inverse of ``state_dict``."""
+        b = cls(task)
+        b.counts.load_state_dict(state["counts"])
+        for version, stream, ts, keys, vs in state["values"]:
+            b.add(
+                str(version),
+                str(stream),
+                np.asarray(ts, np.float64),
+                np.asarray(keys, np.uint32),
+                np.asarray(vs, np.float64),
+            )
+        return b
+
+
+class ModelSummarizer:
+    """A partition's ``Monitor`` that buffers one model's buckets until the next checkpoint."""
+
+    def __init__(
+        self, task: str, streams: Iterable[str], numeric_names: Sequence[str], bucket_s: float
+    ) -> None:
+        self.task = task
+        self.streams = sorted(set(streams))
+        self.numeric_names = list(numeric_names)
+        self.bucket_s = bucket_s
+        self.buckets: dict[int, BucketSummary] = {}
+
+    def _bucket(self, b: int) -> BucketSummary:
+        got = self.buckets.get(b)
+        if got is None:
+            got = self.buckets[b] = BucketSummary(self.task)
+        return got
+
+    def _index(self, ts: F64) -> npt.NDArray[np.int64]:
+        return np.floor(ts / self.bucket_s).astype(np.int64)
+
+    def update(self, batch: MonitorBatch) -> Sequence[DriftDetected]:
+        """Add the batch's counts and stream values to their buckets; never alarms."""
+        self._counts(batch)
+        keys: dict[bool, U32] = {}  # id keys of the joined rows (True) or the predictions
+        for stream in self.streams:
+            got = stream_values(batch, stream, self.task, self.numeric_names)
+            if got is None or not len(got[1]):
+                continue
+            codes, vals, ts, rows = got
+            joined = stream == "error"
+            if joined not in keys:
+                j = batch.joined
+                ids = j.ids if joined and j is not None else batch.predictions.ids
+                keys[joined] = stable_keys(ids)
+            k = keys[joined][rows]
+            idx = self._index(ts)
+            for b, code in sorted(set(zip(idx.tolist(), codes.tolist(), strict=True))):
+                sel = (idx == b) & (codes == code)
+                self._bucket(b).add(batch.versions[code], stream, ts[sel], k[sel], vals[sel])
+        return ()
+
+    def _counts(self, batch: MonitorBatch) -> None:
+        p, j = batch.predictions, batch.joined
+        pidx = self._index(p.ts) if len(p) else np.empty(0, np.int64)
+        jidx = self._index(j.label_ts) if j is not None and len(j) else np.empty(0, np.int64)
+        for b in np.union1d(pidx, jidx).tolist():
+            ps = np.flatnonzero(pidx == b)
+            js = np.flatnonzero(jidx == b)
+            sub = replace(
+                batch,
+                predictions=p if len(ps) == len(p) else p.take(ps),
+                joined=None if j is None or not len(js) else _take_joined(j, js),
+                expired_versions=np.empty(0, np.int32),
+            )
+            self._bucket(b).counts.update(sub)
+
+    def clear(self) -> None:
+        """Forget the buffered buckets (after they were saved in a report)."""
+        self.buckets = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing: the buffer is emptied into a report at every checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Nothing to restore (see ``state_dict``)."""
+
+
+def encode(models: Mapping[str, ModelSummarizer]) -> bytes:
+    """A report's data: each model's buffered buckets."""
+    return state_codec.dumps(
+        STATE_KIND,
+        STATE_VERSION,
+        {
+            name: [[b, s.buckets[b].state_dict()] for b in sorted(s.buckets)]
+            for name, s in models.items()
+            if s.buckets
+        },
+    )
+
+
+def decode(data: bytes, tasks: Mapping[str, str]) -> Iterator[tuple[str, int, BucketSummary]]:
+    """(model, bucket, summary) of a report's data; models no longer configured are skipped."""
+    state = state_codec.loads(data, STATE_KIND, STATE_VERSION)
+    for name, buckets in state.items():
+        task = tasks.get(name)
+        if task is None:
+            continue
+        for b, bs in buckets:
+            yield name, int(b), BucketSummary.from_state(task, bs)
