@@ -139,7 +139,8 @@ class Leader:
                 watermark = math.inf
             else:
                 waited = self.clock() - self._since >= self.settings.idle_s
-                watermark = brain.watermark(self.wall(), self.expected(), waited)
+                expected = () if waited else self.expected()  # only while it waits for them
+                watermark = brain.watermark(self.wall(), expected, waited)
             alarms = brain.advance(watermark, self._bucket)
             if alarms and self.on_alarms is not None:
                 self.on_alarms(alarms)  # before the save: a crash repeats, never loses them

@@ -63,6 +63,16 @@ class ConfluentSource:
         """A topic never ends."""
         return False
 
+    def partition_ids(self) -> list[int]:
+        """The predictions topic's partitions (none while the metadata cannot be read): the
+        leader waits for a report from each."""
+        try:
+            meta = self.consumer.list_topics(self.topics[0], timeout=5)
+        except Exception:  # the client's KafkaException: the broker is unreachable now
+            return []
+        topic = meta.topics.get(self.topics[0])
+        return sorted(topic.partitions) if topic is not None and topic.partitions else []
+
     def bind(self, owner: PartitionOwner) -> None:
         """Subscribe; rebalances call ``owner.assign`` / ``owner.revoke`` from poll()."""
         self.owner = owner

@@ -111,6 +111,15 @@ class KafkaSource:
         """A topic never ends."""
         return False
 
+    def partition_ids(self) -> list[int]:
+        """The predictions topic's partitions, from the metadata the consumer holds (none
+        before it has fetched it): the leader waits for a report from each."""
+        try:
+            ids = self.consumer.partitions_for_topic(self.topics[0])
+        except KafkaError:
+            return []
+        return sorted(ids or ())
+
     def bind(self, owner: PartitionOwner) -> None:
         """Subscribe; rebalances call ``owner.assign`` / ``owner.revoke`` from poll()."""
         self.owner = owner
