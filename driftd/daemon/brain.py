@@ -31,11 +31,12 @@ from driftd.daemon.alarm_log import AlarmLog, Alarms, merged
 from driftd.daemon.columns import ModelSchema
 from driftd.daemon.detector_monitor import DetectorMonitor
 from driftd.daemon.summaries import BucketSummary, decode
-from driftd.rollout.counts import Totals, VersionCounts, totals
+from driftd.rollout.counts import FIELDS, Totals, VersionCounts, totals
 
 STATE_KIND = "driftd.brain"
 STATE_VERSION = 1
 NEVER = -math.inf
+LABELED = FIELDS.index("labeled")
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Brain:
         self.next_bucket: int | None = None  # every bucket below it was emitted
         self.late_values = 0
         self.merged_values = 0
+        self.new_labeled: dict[str, int] = {}  # labeled rows emitted since last drained
 
     # -- reports -------------------------------------------------------------------------
     def absorb(self, reports: Iterable[Report]) -> None:
@@ -133,6 +135,9 @@ class Brain:
             if summary is None:
                 continue
             self.counts[model].merge(summary.counts)
+            labeled = int(sum(c[LABELED] for c in summary.counts.counts.values()))
+            if labeled:
+                self.new_labeled[model] = self.new_labeled.get(model, 0) + labeled
             det = self.detectors.get(model)
             if det is None:
                 continue
@@ -146,6 +151,12 @@ class Brain:
             self.alarm_logs[model].record(got)
             fired += got
         return fired
+
+    def drain_labeled(self) -> dict[str, int]:
+        """Labeled rows per model in the buckets emitted since the last call (over every
+        partition: what the retrain policy's ``min_new_rows`` counts)."""
+        out, self.new_labeled = self.new_labeled, {}
+        return out
 
     def clock(self) -> float:
         """The event clock: the end of the last emitted bucket (0.0 before any)."""

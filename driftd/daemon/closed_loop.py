@@ -73,9 +73,17 @@ def build_retrain(
         return RunnerHooks(labeled=LabeledSink(store, models)), None
     sections = retrain_sections(settings.models)
     triggers = Triggers(sections, config_path, JobQueue(decisions.engine))
-    sink = LabeledSink(store, models, on_rows=triggers.rows_added)
+    # Rows are counted at the leader, over every partition's merged stream: this instance's
+    # sink stores only the rows of the partitions it holds.
+    sink = LabeledSink(store, models)
     parts = RetrainParts(make_worker(r, sections, registry) if r.worker else None)
-    return RunnerHooks(labeled=sink, on_alarm=triggers.on_alarm, tick=triggers.tick), parts
+    hooks = RunnerHooks(
+        labeled=sink,
+        on_alarm=triggers.on_alarm,
+        tick=triggers.tick,
+        on_labeled=triggers.rows_added,
+    )
+    return hooks, parts
 
 
 def build_rollout(

@@ -50,6 +50,7 @@ class Leader:
         expected: Callable[[], Iterable[int]] = tuple,
         on_bucket: Callable[[], object] | None = None,
         on_alarms: Callable[[list[DriftDetected]], object] | None = None,
+        on_labeled: Callable[[str, int], object] | None = None,
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -61,6 +62,7 @@ class Leader:
         self.expected = expected
         self.on_bucket = on_bucket
         self.on_alarms = on_alarms
+        self.on_labeled = on_labeled
         self.wall = wall
         self.clock = clock
         self.brain: Brain | None = None
@@ -142,6 +144,9 @@ class Leader:
                 expected = () if waited else self.expected()  # only while it waits for them
                 watermark = brain.watermark(self.wall(), expected, waited)
             alarms = brain.advance(watermark, self._bucket)
+            for model, n in brain.drain_labeled().items():
+                if self.on_labeled is not None:
+                    self.on_labeled(model, n)
             if alarms and self.on_alarms is not None:
                 self.on_alarms(alarms)  # before the save: a crash repeats, never loses them
             merged = {p: v.seq for p, v in brain.partitions.items()}

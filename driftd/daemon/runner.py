@@ -43,6 +43,8 @@ class RunnerHooks:
     labeled: LabeledSink | None = None
     on_alarm: Callable[[DriftDetected], object] | None = None
     tick: Callable[[], object] | None = None
+    # labeled rows of a model in the leader's merged stream (the retrain policy counts them)
+    on_labeled: Callable[[str, int], object] | None = None
 
 
 class Runner:
@@ -84,6 +86,8 @@ class Runner:
         )
         if self.leader.on_alarms is None:
             self.leader.on_alarms = self._alarmed
+        if self.leader.on_labeled is None:
+            self.leader.on_labeled = self.hooks.on_labeled
 
     # -- probes (read from the metrics server's threads) ------------------------------------
     def not_ready(self) -> str | None:

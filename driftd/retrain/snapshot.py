@@ -4,6 +4,10 @@ A snapshot directory holds ``train.parquet``, ``validation.parquet``, ``holdout.
 ``manifest.json`` (written last, atomically: a directory without it is incomplete). Rows are
 sorted by (ts, id), exact (ts, id) repeats from at-least-once replays are dropped, and the split
 is time-ordered: no ts value falls in two splits, so the holdout lies strictly after training.
+Of rows that repeat a (ts, id) with different content (a replay by another writer, say), the
+one that sorts first over all columns (in column order) is kept: the selection never depends on
+the order of the store's files or of rows within them, so neither on which of several writers
+wrote which rows.
 
 The content hash (``driftd.retrain.content_hash``) is independent of Parquet encoding,
 compression, row groups and chunking. ``created_at`` and source file names are recorded but
@@ -124,8 +128,50 @@ def split_bounds(ts: npt.NDArray[np.float64], spec: SnapshotSpec) -> tuple[int, 
     return b1, max(b1, b2)
 
 
+def _drop_repeats(table: pa.Table) -> pa.Table:
+    """Keep one row per (ts, id) of a table sorted by (ts, id): the first over all columns."""
+    n = table.num_rows
+    if n <= 1:
+        return table
+    ids, ts = table.column("id"), table.column("ts")
+    same = pc.and_(
+        pc.equal(ids.slice(1), ids.slice(0, n - 1)), pc.equal(ts.slice(1), ts.slice(0, n - 1))
+    )
+    repeat = np.asarray(pc.fill_null(same, False).to_numpy(zero_copy_only=False), bool)
+    if not repeat.any():
+        return table
+    grouped = np.zeros(n, bool)  # rows of a (ts, id) that occurs more than once
+    grouped[1:] |= repeat
+    grouped[:-1] |= repeat
+    rows = np.flatnonzero(grouped)
+    sub = table.take(pa.array(rows))
+    keys = pa.table(
+        {
+            f"{j}": col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+            for j, col in enumerate(sub.columns)
+        }
+    )
+    first = [table.column_names.index("ts"), table.column_names.index("id")]
+    order = [*first, *(j for j in range(sub.num_columns) if j not in first)]
+    idx = pc.sort_indices(keys, [(f"{j}", "ascending") for j in order]).to_numpy()
+    s_ids = sub.column("id").take(pa.array(idx))
+    s_ts = sub.column("ts").take(pa.array(idx))
+    m = len(idx)
+    head = np.ones(m, bool)  # the first row of each (ts, id) in content order
+    head[1:] = ~np.asarray(
+        pc.and_(
+            pc.equal(s_ids.slice(1), s_ids.slice(0, m - 1)),
+            pc.equal(s_ts.slice(1), s_ts.slice(0, m - 1)),
+        ).to_numpy(zero_copy_only=False),
+        bool,
+    )
+    keep = ~grouped
+    keep[rows[idx[head]]] = True
+    return table.filter(pa.array(keep))
+
+
 def select(store: LabeledStore, spec: SnapshotSpec) -> pa.Table:
-    """The window's rows sorted by (ts, id), exact (ts, id) repeats dropped."""
+    """The window's rows sorted by (ts, id), exact (ts, id) repeats dropped (see the module)."""
     w = spec.window
     if isinstance(w, TimeRange):
         table = store.scan(spec.model, w.start, w.end)
@@ -134,13 +180,7 @@ def select(store: LabeledStore, spec: SnapshotSpec) -> pa.Table:
     else:
         table = store.last(spec.model, w.n, w.end)
     table = table.take(pc.sort_indices(table, [("ts", "ascending"), ("id", "ascending")]))
-    if table.num_rows > 1:
-        ids, ts = table.column("id"), table.column("ts")
-        same = pc.and_(
-            pc.equal(ids.slice(1), ids.slice(0, table.num_rows - 1)),
-            pc.equal(ts.slice(1), ts.slice(0, table.num_rows - 1)),
-        )
-        table = table.filter(pa.concat_arrays([pa.array([True]), pc.invert(same).combine_chunks()]))
+    table = _drop_repeats(table)
     if isinstance(w, LastN):
         table = table.slice(max(0, table.num_rows - w.n))
     return table

@@ -1,15 +1,38 @@
 """The labeled event store: joined rows (features, prediction, label, version, ts) as Parquet.
 
-Layout (hive partitioning, one writer per root)::
+Layout (hive partitioning; any number of writer processes may share one root)::
 
-    root/model=<name>/date=YYYY-MM-DD/part-<seq:08d>.parquet
+    root/model=<name>/date=YYYY-MM-DD/part-<writer>-<seq:08d>.parquet
 
-``date`` is the UTC day of the prediction's event time. ``seq`` increases monotonically within a
-partition (the next one is the largest finished part plus one), so file names are deterministic
-and a file, once published, never changes. A part is written to ``.part-<seq>.parquet.tmp`` in
-the same directory, fsynced, then renamed over its final name (atomic) and the directory is
-fsynced: after a kill -9, readers see whole files or nothing; leftover temp files are ignored by
-``scan`` and removed by the next write to that partition.
+``date`` is the UTC day of the prediction's event time. ``writer`` is a token unique to one
+``LabeledStore`` instance in one process (``<host>-<pid>-<12 random hex>``, made anew after a
+fork) and ``seq`` counts that writer's parts in the partition from 0. A writer never lists the
+directory to pick a name, so writers on several hosts (one consumer group, the store on a
+ReadWriteMany volume) never pick the same one, and a file, once published, never changes. A
+part is written to ``.part-<writer>-<seq:08d>.parquet.tmp`` in the same directory, fsynced,
+then renamed over its final name (atomic) and the directory is fsynced: after a kill -9,
+readers see whole files or nothing. Parts of stores written before writer tokens existed,
+``part-<seq:08d>.parquet``, are read as before.
+
+With several writers on one root it is guaranteed that:
+
+* every published row is read back exactly once by a scan that starts after it was published
+  (no writer overwrites, renames or deletes another writer's part, except retention);
+* readers list every writer's parts in one deterministic order: by day, then writer token
+  (old-style parts first), then sequence, whatever process lists them;
+* a temp file is deleted only by its own writer or, as a crashed writer's leftover, once it is
+  older than ``stale_tmp_s`` (default an hour; by mtime, so clocks may differ by less than
+  that), by the first write of any writer to that partition or by retention: a temp file that
+  another writer is still writing is never removed;
+* retention (``apply_retention``) deletes a day's parts file by file and removes the directory
+  only when it is empty; several writers may run it at once. A writer that publishes into a
+  day while another expires it keeps its part until the next retention pass (its rows are past
+  the retention anyway); a writer whose directory vanishes mid-write writes again; a reader
+  whose listed part vanishes lists again.
+
+The order of rows within a day across writers carries no meaning: snapshots sort rows by
+(ts, id) and choose among repeats by content (``driftd.retrain.snapshot``), so a snapshot's
+hash does not depend on which writer wrote which rows.
 
 Categorical features (and versions) are stored as dictionary-encoded strings, not as the
 daemon's int32 codes: those codes index per-process vocabularies, so only the strings keep a
@@ -18,10 +41,14 @@ row meaningful after a restart, in another process, or in a snapshot a year late
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import os
 import re
+import secrets
 import shutil
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,7 +78,9 @@ BASE_FIELDS = (
     pa.field("label", pa.float64()),
 )
 _NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
-_PART = re.compile(r"^part-(\d{8,})\.parquet$")
+_PART = re.compile(r"^part-(?:(?P<writer>[A-Za-z0-9._-]+)-)?(?P<seq>\d{8,})\.parquet$")
+_TMP_SUFFIX = ".tmp"
+_RETRIES = 3  # attempts of a write or a read whose directory or file vanished meanwhile
 _DATE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
 
@@ -122,18 +151,46 @@ def day_of(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts // DAY_S * DAY_S, dt.UTC).strftime("%Y-%m-%d")
 
 
+def writer_token() -> str:
+    """A new writer token, ``<host>-<pid>-<12 random hex>``: unique across hosts and restarts."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:64].strip(".") or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def _part_key(name: str) -> tuple[str, int, str] | None:
+    """The order of a part within its day (writer, seq, name); None for anything else."""
+    if (m := _PART.match(name)) is None:
+        return None
+    return (m.group("writer") or "", int(m.group("seq")), name)
+
+
+def _relisting(read: Callable[[], pa.Table]) -> pa.Table:
+    """``read()``, again (listing anew) when a listed part was removed by retention meanwhile."""
+    for _ in range(_RETRIES - 1):
+        try:
+            return read()
+        except FileNotFoundError:
+            continue
+    return read()
+
+
 def _day_start(day: str) -> float:
     return dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC).timestamp()
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write ``path`` via ``.<name>.tmp`` beside it: fsync, rename over, fsync the directory."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}{_TMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
     fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -142,7 +199,10 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
 
 
 class LabeledStore:
-    """Appends labeled rows per model, buffered, as crash-safe Parquet parts; scans by time."""
+    """Appends labeled rows per model, buffered, as crash-safe Parquet parts; scans by time.
+
+    Any number of instances, in any number of processes and hosts, may write to one root.
+    """
 
     def __init__(
         self,
@@ -154,6 +214,7 @@ class LabeledStore:
         row_group_size: int = 131_072,
         compression: str = "zstd",
         clock: Callable[[], float] = time.monotonic,
+        stale_tmp_s: float = 3600.0,
     ) -> None:
         self.root = Path(root)
         self.retention_days = retention_days
@@ -162,6 +223,9 @@ class LabeledStore:
         self.row_group_size = row_group_size
         self.compression = compression
         self._clock = clock
+        self.stale_tmp_s = stale_tmp_s  # a foreign temp file this old is a crashed writer's
+        self._pid = os.getpid()
+        self._writer = writer_token()
         self._buffers: dict[str, list[pa.Table]] = {}
         self._buffered: dict[str, int] = {}
         self._since: dict[str, float] = {}
@@ -203,6 +267,14 @@ class LabeledStore:
         return written
 
     @property
+    def writer(self) -> str:
+        """This writer's token, in its part names (a forked child gets a new one)."""
+        if os.getpid() != self._pid:
+            self._pid, self._writer = os.getpid(), writer_token()
+            self._next_seq.clear()
+        return self._writer
+
+    @property
     def buffered_rows(self) -> int:
         """Rows appended but not yet written."""
         return sum(self._buffered.values())
@@ -223,25 +295,55 @@ class LabeledStore:
     def _write_part(self, model: str, day: str, table: pa.Table) -> Path:
         """Publish one part atomically: temp file, fsync, rename, fsync the directory."""
         part_dir = self.model_dir(model) / f"date={day}"
+        writer = self.writer
         seq = self._next_seq.get(part_dir)
         if seq is None:
             part_dir.mkdir(parents=True, exist_ok=True)
-            seqs = [-1]
-            for p in part_dir.iterdir():
-                if (m := _PART.match(p.name)) is not None:
-                    seqs.append(int(m.group(1)))
-                elif p.name.endswith(".tmp"):
-                    p.unlink()  # left by a crashed writer; never published
-            seq = max(seqs) + 1
-        final = part_dir / f"part-{seq:08d}.parquet"
-        atomic_write(
-            final,
-            lambda f: pq.write_table(
-                table, f, row_group_size=self.row_group_size, compression=self.compression
-            ),
-        )
+            self._clean_tmp(part_dir)
+            seq = 0
+        for attempt in range(_RETRIES):
+            final = part_dir / f"part-{writer}-{seq:08d}.parquet"
+            while final.exists():  # never overwrite a part (the token makes this unreachable)
+                seq += 1
+                final = part_dir / f"part-{writer}-{seq:08d}.parquet"
+            try:
+                atomic_write(
+                    final,
+                    lambda f: pq.write_table(
+                        table, f, row_group_size=self.row_group_size, compression=self.compression
+                    ),
+                )
+                break
+            except FileNotFoundError:  # another writer's retention removed the directory
+                if attempt == _RETRIES - 1:
+                    raise
+                part_dir.mkdir(parents=True, exist_ok=True)
         self._next_seq[part_dir] = seq + 1
         return final
+
+    def _is_stale_or_own_tmp(self, entry: os.DirEntry[str], now: float) -> bool:
+        """A temp file this writer may delete: its own, or one older than ``stale_tmp_s``."""
+        if entry.name.startswith(f".part-{self.writer}-"):
+            return True
+        try:
+            return now - entry.stat(follow_symlinks=False).st_mtime > self.stale_tmp_s
+        except FileNotFoundError:
+            return False  # published or removed meanwhile
+
+    def _clean_tmp(self, part_dir: Path) -> list[Path]:
+        """Delete this writer's own and stale (crashed writers') temp files in one partition."""
+        removed: list[Path] = []
+        now = time.time()
+        try:
+            entries = list(os.scandir(part_dir))
+        except FileNotFoundError:
+            return removed
+        for e in entries:
+            if e.name.endswith(_TMP_SUFFIX) and self._is_stale_or_own_tmp(e, now):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(e.path)
+                    removed.append(Path(e.path))
+        return removed
 
     def days(self, model: str) -> list[str]:
         """The model's day partitions, oldest first."""
@@ -251,23 +353,31 @@ class LabeledStore:
         return sorted(m.group(1) for p in d.iterdir() if (m := _DATE.match(p.name)))
 
     def files(self, model: str, start: float | None = None, end: float | None = None) -> list[Path]:
-        """Published parts whose day overlaps ``[start, end)``, in (day, seq) order."""
+        """Published parts (of every writer) whose day overlaps ``[start, end)``, in (day,
+        writer, seq) order; old-style ``part-<seq>`` parts come first in their day."""
         out: list[Path] = []
         for day in self.days(model):
             lo = _day_start(day)
             if (start is not None and lo + DAY_S <= start) or (end is not None and lo >= end):
                 continue  # partition pruning
             d = self.model_dir(model) / f"date={day}"
-            parts = [(int(m.group(1)), p) for p in d.iterdir() if (m := _PART.match(p.name))]
-            out += [p for _, p in sorted(parts)]
+            try:
+                names = os.listdir(d)
+            except FileNotFoundError:  # removed by retention since ``days``
+                continue
+            parts = sorted(k for n in names if (k := _part_key(n)) is not None)
+            out += [d / name for _, _, name in parts]
         return out
 
     def scan(self, model: str, start: float | None = None, end: float | None = None) -> pa.Table:
         """The model's rows with ``start <= ts < end`` (either bound optional), in file order."""
-        return self._read(self.files(model, start, end), start, end)
+        return _relisting(lambda: self._read(self.files(model, start, end), start, end))
 
     def last(self, model: str, n: int, end: float | None = None) -> pa.Table:
         """At least the ``n`` latest rows with ``ts < end``, reading day partitions newest first."""
+        return _relisting(lambda: self._last(model, n, end))
+
+    def _last(self, model: str, n: int, end: float | None) -> pa.Table:
         files = self.files(model, None, end)
         tables: list[pa.Table] = []
         rows = 0
@@ -293,7 +403,12 @@ class LabeledStore:
         return dataset.to_table(filter=cond)
 
     def apply_retention(self, now: float) -> list[Path]:
-        """Delete whole day partitions that ended at least ``retention_days`` before ``now``."""
+        """Delete the day partitions that ended at least ``retention_days`` before ``now``.
+
+        Safe with several writers (see the module docstring): parts are deleted one by one,
+        a temp file only when it is this writer's or stale, the directory once it is empty.
+        Returns the expired day directories found.
+        """
         if self.retention_days is None or not self.root.is_dir():
             return []
         cutoff = now - self.retention_days * DAY_S
@@ -303,7 +418,37 @@ class LabeledStore:
             for day in self.days(model):
                 if _day_start(day) + DAY_S <= cutoff:
                     path = mdir / f"date={day}"
-                    shutil.rmtree(path)
+                    if self._remove_day(path):
+                        removed.append(path)
                     self._next_seq.pop(path, None)
-                    removed.append(path)
         return removed
+
+    def _remove_day(self, path: Path) -> bool:
+        """Delete one expired day; False when another process removed it first."""
+        now = time.time()
+        try:
+            entries = list(os.scandir(path))
+        except FileNotFoundError:
+            return False
+        for e in entries:
+            if e.name.endswith(_TMP_SUFFIX) and not self._is_stale_or_own_tmp(e, now):
+                continue  # another writer is writing it now
+            if e.is_dir(follow_symlinks=False):
+                shutil.rmtree(e.path, ignore_errors=True)
+                continue
+            try:
+                os.unlink(e.path)
+            except FileNotFoundError:
+                pass  # another process's retention got there first
+            except OSError as err:
+                if err.errno != errno.EBUSY:  # EBUSY: an NFS silly-renamed file still open
+                    raise
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            # Not empty: a writer published or is writing into it now; the next pass removes it.
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EBUSY):
+                raise
+        return True
