@@ -11,6 +11,21 @@ can evaluate each one against Prometheus's HTTP API.
 Every selector on a template variable is a regex matcher (``model=~"$model"``) so that the
 substituted ``.+`` matches. Only metric names from driftd's recorder contract are used (the test
 in ``tests/dashboards`` enforces it).
+
+Several driftd instances are scraped as one brain (one job, one target per instance):
+
+* partition series (events, joins, SLIs, pending joins...) come from every instance for the
+  partitions it holds, so panels ``sum`` them by model/version/reason, never by instance;
+* registry series (versions, weights, promotions, rollbacks, retrain jobs) are the same on every
+  instance, so panels take their ``max`` (one copy) instead of summing N copies;
+* decision series (alarms, drift statistics, canary verdicts and evidence, the event clock) are
+  read through the ``driftd:leader:*`` recording rules of ``prometheus/rules.yml``: the samples of
+  the instance whose ``driftd_leader`` is 1, without the instance label (continuous across a
+  failover; a previous leader's lingering series is dropped). ``LEADER_RULES`` below is the
+  source of their expressions; a test checks that rules.yml records exactly these.
+
+In ``queries.json`` the recording rules are inlined (``query``), so a Prometheus that does not
+load driftd's rules (the end-to-end test's) answers every query the way the rules would.
 """
 
 from __future__ import annotations
@@ -20,7 +35,8 @@ import json
 import re
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,6 +55,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.common import (
     BigValueColorMode,
     BigValueGraphMode,
+    BigValueTextMode,
     LegendDisplayMode,
     LegendPlacement,
 )
@@ -75,6 +92,96 @@ SUBSTITUTIONS = {
     "$version": ".+",
 }
 TAGS = ["driftd", "generated"]
+
+# Decision series, exported by the leader only: recording rule -> raw family.
+LEADER_RULES = {
+    "driftd:leader:drift_alarms_total": "driftd_drift_alarms_total",
+    "driftd:leader:drift_statistic": "driftd_drift_statistic",
+    "driftd:leader:drift_threshold": "driftd_drift_threshold",
+    "driftd:leader:canary_verdict": "driftd_canary_verdict",
+    "driftd:leader:canary_evidence": "driftd_canary_evidence",
+    "driftd:leader:epoch": "driftd_leader_epoch",
+    "driftd:leader:event_clock_seconds": "driftd_leader_event_clock_seconds",
+    "driftd:leader:held_buckets": "driftd_leader_held_buckets",
+    "driftd:leader:late_values_total": "driftd_leader_late_values_total",
+}
+# Quality over every instance's joined rows: each instance exports the quality of its own
+# partitions, so the rule weights them by their labeled rows (accuracy: sum(correct) /
+# sum(labeled); rmse: the root of the weighted mean square).
+QUALITY_RULE = "model_version_metric:driftd_model_quality:labeled_weighted"
+
+
+def selector(*matchers: str) -> str:
+    """``{a, b}`` of the non-empty matchers, or nothing."""
+    kept = [m for m in matchers if m]
+    return "{" + ", ".join(kept) + "}" if kept else ""
+
+
+def leader_rule_expr(metric: str, matchers: str = "") -> str:
+    """The samples of ``metric`` from the instance with ``driftd_leader == 1``, with that
+    instance's ``pipeline`` label and without its ``instance`` label (the recording rule's
+    expression when ``matchers`` is empty)."""
+    return (
+        f"max without (instance) ({metric}{selector(matchers)} "
+        "* on (instance, job) group_left (pipeline) (driftd_leader == 1))"
+    )
+
+
+def quality_rule_expr(matchers: str = "") -> str:
+    """``QUALITY_RULE``'s expression, with ``matchers`` on the model and version labels."""
+
+    def weighted(metric: str, power: str) -> str:
+        return (
+            "sum by (model, version, metric) ("
+            f"driftd_model_quality{selector(metric, matchers)}{power} "
+            f"* on (instance, job, model, version) group_left () "
+            f"driftd_labeled_total{selector(matchers)}) "
+            "/ on (model, version) group_left () "
+            f"sum by (model, version) (driftd_labeled_total{selector(matchers)})"
+        )
+
+    accuracy = weighted('metric!="rmse"', "")
+    rmse = weighted('metric="rmse"', " ^ 2")
+    return f"{accuracy} or sqrt({rmse})"
+
+
+RECORDED: dict[str, Callable[[str], str]] = {
+    **{name: partial(leader_rule_expr, raw) for name, raw in LEADER_RULES.items()},
+    QUALITY_RULE: quality_rule_expr,
+}
+"""Each recording rule a dashboard uses -> its expression, given matchers to push in."""
+_RECORDED_REF = re.compile(
+    r"(?<![\w:])(" + "|".join(re.escape(n) for n in RECORDED) + r")(?![\w:])"
+    r"(?:\{([^}]*)\})?(\[[^\]]+\])?"
+)
+
+
+def leader(name: str, *matchers: str) -> str:
+    """A decision series, from the leader, through its recording rule."""
+    if name not in LEADER_RULES:
+        raise KeyError(f"{name} is not a driftd:leader:* recording rule")
+    return f"{name}{selector(*matchers)}"
+
+
+def inline_rules(expr: str) -> str:
+    """``expr`` with each recording rule replaced by its expression (a subquery under a range)."""
+
+    def expand(m: re.Match[str]) -> str:
+        name, matchers, rng = m.group(1), m.group(2) or "", m.group(3)
+        inner = RECORDED[name](matchers.strip())
+        return f"({inner})[{rng[1:-1]}:]" if rng else f"({inner})"
+
+    return _RECORDED_REF.sub(expand, expr)
+
+
+def version_info(sel: str) -> str:
+    """One series per version in service (every instance exports the registry's versions)."""
+    return (
+        "max by (model, version, stage, alias, run, data_version, code_version, parent) "
+        f"(driftd_model_version_info{sel})"
+    )
+
+
 VERDICTS = {
     "0": ("continue", "blue"),
     "1": ("promote", "green"),
@@ -155,6 +262,7 @@ def stat_panel(
     mappings: list[Any] | None = None,
     thresholds: list[tuple[float | None, str]] | None = None,
     description: str = "",
+    text_mode: BigValueTextMode | None = None,
 ) -> stat.Panel:
     p = (
         stat.Panel()
@@ -170,6 +278,8 @@ def stat_panel(
     )
     if mappings:
         p = p.mappings(mappings)
+    if text_mode is not None:
+        p = p.text_mode(text_mode)
     if thresholds:
         p = p.thresholds(_thresholds(thresholds))
     if description:
@@ -230,8 +340,9 @@ def verdict_mappings() -> list[Any]:
     ]
 
 
-def release_annotations(selector: str = "") -> list[Builder[AnnotationModel]]:
-    """Promotions and rollbacks as annotations (one marker per model per change)."""
+def release_annotations(sel: str = "") -> list[Builder[AnnotationModel]]:
+    """Promotions and rollbacks as annotations (one marker per model per change; the registry
+    counters are the same on every instance, hence ``max``)."""
     out: list[Builder[AnnotationModel]] = []
     for name, metric, color in (
         ("Promotions", "driftd_promotions_total", "green"),
@@ -244,7 +355,7 @@ def release_annotations(selector: str = "") -> list[Builder[AnnotationModel]]:
             .enable(True)
             .hide(False)
             .icon_color(color)
-            .expr(f"sum by (model) (changes({metric}{selector}[1m])) > 0")
+            .expr(f"max by (model) (changes({metric}{sel}[1m])) > 0")
         )
     return out
 
@@ -297,7 +408,8 @@ def _base(uid: str, title: str, description: str) -> Dashboard:
 
 def overview() -> Dashboard:
     ids = Ids()
-    m = '{model=~"$model"}'
+    mm = 'model=~"$model"'
+    m = selector(mm)
     d = _base("driftd-overview", "driftd / Overview", "All models monitored by driftd.")
     d = d.with_variable(model_variable(include_all=True))
     d = d.with_row(Row("Pipeline").id(ids()))
@@ -356,9 +468,10 @@ def overview() -> Dashboard:
         ts(
             ids,
             "Consumer lag",
-            query("sum by (stream) (driftd_consumer_lag)", "{{stream}}"),
+            query("max by (stream) (driftd_consumer_lag)", "{{stream}}"),
             w=8,
-            description="Events not yet read, per topic partition or file.",
+            description="Events not yet read, per topic partition or file. One instance holds "
+            "each partition; max (not sum) does not count a partition twice while it moves.",
         )
     )
     d = d.with_panel(
@@ -422,17 +535,19 @@ def overview() -> Dashboard:
             ids,
             "Drift alarms",
             query(
-                f"sum by (model, kind) (increase(driftd_drift_alarms_total{m}[{RATE}]))",
+                "sum by (model, kind) (increase("
+                f"{leader('driftd:leader:drift_alarms_total', mm)}[{RATE}]))",
                 "{{model}} {{kind}}",
             ),
             w=8,
+            description="Alarms of the leader's detectors (driftd:leader:drift_alarms_total).",
         )
     )
     d = d.with_panel(
         ts(
             ids,
             "Retrain jobs by state",
-            query(f"sum by (model, state) (driftd_retrain_jobs{m})", "{{model}} {{state}}"),
+            query(f"max by (model, state) (driftd_retrain_jobs{m})", "{{model}} {{state}}"),
             w=8,
         )
     )
@@ -441,7 +556,7 @@ def overview() -> Dashboard:
             ids,
             "Retrain job duration (p90)",
             query(
-                "histogram_quantile(0.9, sum by (model, outcome, le) "
+                "histogram_quantile(0.9, max by (model, outcome, le) "
                 f"(rate(driftd_retrain_job_duration_seconds_bucket{m}[{RATE}])))",
                 "{{model}} {{outcome}}",
             ),
@@ -453,10 +568,148 @@ def overview() -> Dashboard:
         stat_panel(
             ids,
             "Canary verdict",
-            query(f"driftd_canary_verdict{m}", "{{model}}"),
+            query(leader("driftd:leader:canary_verdict", mm), "{{model}}"),
             w=8,
             h=8,
             mappings=verdict_mappings(),
+            description="The leader's last decision (driftd:leader:canary_verdict).",
+        )
+    )
+    return leadership(d, ids)
+
+
+def leadership(d: Dashboard, ids: Ids) -> Dashboard:
+    """Which instance leads each pipeline, its lease and what its merge holds."""
+    d = d.with_row(Row("Leadership").id(ids()))
+    d = d.with_panel(
+        stat_panel(
+            ids,
+            "Leader",
+            query("max by (pipeline, instance) (driftd_leader == 1)", "{{pipeline}}: {{instance}}"),
+            text_mode=BigValueTextMode.NAME,
+            description="The instance that holds the pipeline's lease and takes the decisions "
+            "(driftd_leader == 1). Nothing here: no leader (alert DriftdNoLeader).",
+        )
+    )
+    d = d.with_panel(
+        stat_panel(
+            ids,
+            "Instances and leaders",
+            query("count by (pipeline) (driftd_leader)", "instances {{pipeline}}", "A"),
+            query("sum by (pipeline) (driftd_leader)", "leaders {{pipeline}}", "B"),
+            description="driftd instances scraped per pipeline, and how many of them lead "
+            "(exactly 1 when healthy; alerts DriftdNoLeader and DriftdSplitBrain).",
+        )
+    )
+    d = d.with_panel(
+        stat_panel(
+            ids,
+            "Lease epoch",
+            query(leader("driftd:leader:epoch"), "{{pipeline}}"),
+            description="The fencing epoch of the current lease; it grows by one per new "
+            "leader (or re-acquisition).",
+        )
+    )
+    d = d.with_panel(
+        stat_panel(
+            ids,
+            "Leader changes (1h)",
+            query(f"changes({leader('driftd:leader:epoch')}[1h])", "{{pipeline}}"),
+            thresholds=[(None, "green"), (3, "orange")],
+            description="New lease epochs seen in the last hour.",
+        )
+    )
+    d = d.with_panel(
+        statetimeline.Panel()
+        .id(ids())
+        .title("Leader per instance")
+        .datasource(DS)
+        .span(12)
+        .height(8)
+        .mappings(
+            [
+                ValueMap(
+                    options={
+                        "0": ValueMappingResult(text="follower", color="transparent", index=0),
+                        "1": ValueMappingResult(text="leader", color="green", index=1),
+                    }
+                )
+            ]
+        )
+        .with_target(query("max by (pipeline, instance) (driftd_leader)", "{{instance}}"))
+    )
+    d = d.with_panel(
+        ts(
+            ids,
+            "Event clock lag",
+            query(
+                f"time() - {leader('driftd:leader:event_clock_seconds')}",
+                "{{pipeline}}",
+            ),
+            unit="s",
+            w=12,
+            description="Wall time minus the event time up to which the leader has merged "
+            "every partition (at least leader.lateness_s + leader.bucket_s; it grows while a "
+            "partition stalls).",
+        )
+    )
+    d = d.with_panel(
+        ts(
+            ids,
+            "Held buckets",
+            query(leader("driftd:leader:held_buckets"), "{{pipeline}}"),
+            w=6,
+            description="Merged buckets waiting for the global watermark, over models.",
+        )
+    )
+    d = d.with_panel(
+        ts(
+            ids,
+            "Late values per second",
+            query(f"rate({leader('driftd:leader:late_values_total')}[{RATE}])", "{{pipeline}}"),
+            unit="ops",
+            w=6,
+            description="Values that reached the leader after the watermark passed their "
+            "bucket (merged into the next bucket).",
+        )
+    )
+    d = d.with_panel(
+        ts(
+            ids,
+            "Merges",
+            query(
+                f"sum by (pipeline, instance) (rate(driftd_leader_merges_total[{RATE}]))",
+                "merges/s {{instance}}",
+                "A",
+            ),
+            query(
+                f"sum by (pipeline, instance) (rate(driftd_leader_merge_seconds_total[{RATE}]))",
+                "busy {{instance}}",
+                "B",
+            ),
+            w=6,
+            description="Merges of the partitions' reports per second, and the share of wall "
+            "time spent merging and deciding (seconds per second), per instance.",
+        )
+    )
+    d = d.with_panel(
+        ts(
+            ids,
+            "Lease renewal failures and fenced-out writes",
+            query(
+                "sum by (pipeline, instance) "
+                f"(increase(driftd_lease_renewal_failures_total[{RATE}]))",
+                "renewal failures {{instance}}",
+                "A",
+            ),
+            query(
+                f"sum by (pipeline, instance) (increase(driftd_leader_fenced_out_total[{RATE}]))",
+                "fenced out {{instance}}",
+                "B",
+            ),
+            w=6,
+            description="Lease renewals that failed on a database error, and leader writes "
+            "refused because the lease had moved to a newer epoch (a deposed leader).",
         )
     )
     return d
@@ -464,7 +717,8 @@ def overview() -> Dashboard:
 
 def model_page() -> Dashboard:
     ids = Ids()
-    mv = '{model=~"$model", version=~"$version"}'
+    mvm = 'model=~"$model", version=~"$version"'
+    mv = selector(mvm)
     d = _base(
         "driftd-model",
         "driftd / Model",
@@ -477,9 +731,15 @@ def model_page() -> Dashboard:
         ts(
             ids,
             "Drift statistic vs threshold",
-            query(f"driftd_drift_statistic{mv}", "{{version}} {{stream}} {{detector}}", "A"),
             query(
-                f"driftd_drift_threshold{mv}", "threshold {{version}} {{stream}} {{detector}}", "B"
+                leader("driftd:leader:drift_statistic", mvm),
+                "{{version}} {{stream}} {{detector}}",
+                "A",
+            ),
+            query(
+                leader("driftd:leader:drift_threshold", mvm),
+                "threshold {{version}} {{stream}} {{detector}}",
+                "B",
             ),
             w=16,
             min_val=None,
@@ -492,8 +752,8 @@ def model_page() -> Dashboard:
             ids,
             "Drift alarms",
             query(
-                f"sum by (version, stream, detector, kind) "
-                f"(increase(driftd_drift_alarms_total{mv}[{RATE}]))",
+                "sum by (version, stream, detector, kind) "
+                f"(increase({leader('driftd:leader:drift_alarms_total', mvm)}[{RATE}]))",
                 "{{version}} {{stream}} {{detector}} {{kind}}",
             ),
             w=8,
@@ -504,9 +764,11 @@ def model_page() -> Dashboard:
         ts(
             ids,
             "Quality per version",
-            query(f"driftd_model_quality{mv}", "{{version}} {{metric}}"),
+            query(f"{QUALITY_RULE}{mv}", "{{version}} {{metric}}"),
             w=12,
             min_val=None,
+            description="Over every joined label so far, all instances together: each "
+            "instance's quality weighted by its labeled rows.",
         )
     )
     d = d.with_panel(
@@ -575,7 +837,7 @@ def model_page() -> Dashboard:
         table_panel(
             ids,
             "Versions",
-            query('driftd_model_version_info{model=~"$model"}', ref="A", instant=True),
+            query(version_info('{model=~"$model"}'), ref="A", instant=True),
             hide=["Time", "Value", "__name__", "instance", "job", "model"],
             order=["version", "stage", "alias", "parent", "run", "data_version", "code_version"],
         )
@@ -584,7 +846,7 @@ def model_page() -> Dashboard:
         ts(
             ids,
             "Traffic weight per version",
-            query('driftd_canary_weight{model=~"$model"}', "{{version}}"),
+            query('max by (model, version) (driftd_canary_weight{model=~"$model"})', "{{version}}"),
             unit="percentunit",
             w=12,
             h=6,
@@ -594,7 +856,7 @@ def model_page() -> Dashboard:
         ts(
             ids,
             "Retrain jobs by state",
-            query('sum by (state) (driftd_retrain_jobs{model=~"$model"})', "{{state}}"),
+            query('max by (model, state) (driftd_retrain_jobs{model=~"$model"})', "{{state}}"),
             w=12,
             h=6,
         )
@@ -604,7 +866,8 @@ def model_page() -> Dashboard:
 
 def canary_page() -> Dashboard:
     ids = Ids()
-    m = '{model=~"$model"}'
+    mm = 'model=~"$model"'
+    m = selector(mm)
     d = _base(
         "driftd-canary",
         "driftd / Canary",
@@ -616,7 +879,7 @@ def canary_page() -> Dashboard:
         stat_panel(
             ids,
             "Verdict",
-            query(f"driftd_canary_verdict{m}", "{{model}}"),
+            query(leader("driftd:leader:canary_verdict", mm), "{{model}}"),
             w=6,
             h=6,
             mappings=verdict_mappings(),
@@ -627,7 +890,10 @@ def canary_page() -> Dashboard:
         stat_panel(
             ids,
             "Promotions (range)",
-            query(f"sum(increase(driftd_promotions_total{m}[$__range]))", "promotions"),
+            query(
+                f"sum(max by (model) (increase(driftd_promotions_total{m}[$__range])))",
+                "promotions",
+            ),
             w=6,
             h=6,
             thresholds=[(None, "green")],
@@ -637,7 +903,10 @@ def canary_page() -> Dashboard:
         stat_panel(
             ids,
             "Rollbacks (range)",
-            query(f"sum(increase(driftd_rollbacks_total{m}[$__range]))", "rollbacks"),
+            query(
+                f"sum(max by (model) (increase(driftd_rollbacks_total{m}[$__range])))",
+                "rollbacks",
+            ),
             w=6,
             h=6,
             thresholds=[(None, "green"), (1, "red")],
@@ -647,7 +916,7 @@ def canary_page() -> Dashboard:
         stat_panel(
             ids,
             "Traffic share now",
-            query(f"driftd_canary_weight{m}", "{{version}}"),
+            query(f"max by (model, version) (driftd_canary_weight{m})", "{{version}}"),
             unit="percentunit",
             w=6,
             h=6,
@@ -658,7 +927,7 @@ def canary_page() -> Dashboard:
         ts(
             ids,
             "Traffic weight per version",
-            query(f"driftd_canary_weight{m}", "{{version}}"),
+            query(f"max by (model, version) (driftd_canary_weight{m})", "{{version}}"),
             unit="percentunit",
             w=12,
         )
@@ -671,7 +940,7 @@ def canary_page() -> Dashboard:
         .span(12)
         .height(8)
         .mappings(verdict_mappings())
-        .with_target(query(f"driftd_canary_verdict{m}", "{{model}}"))
+        .with_target(query(leader("driftd:leader:canary_verdict", mm), "{{model}}"))
     )
     d = d.with_row(Row("Evidence (canary - champion, always-valid bounds)").id(ids()))
     for title, slo in (("errors", "error.*"), ("latency", "latency.*"), ("quality", "quality")):
@@ -680,12 +949,12 @@ def canary_page() -> Dashboard:
                 ids,
                 f"Evidence: {title}",
                 query(
-                    f'driftd_canary_evidence{{model=~"$model", slo=~"{slo}", bound="lower"}}',
+                    leader("driftd:leader:canary_evidence", mm, f'slo=~"{slo}"', 'bound="lower"'),
                     "{{slo}}: canary worse",
                     "A",
                 ),
                 query(
-                    f'driftd_canary_evidence{{model=~"$model", slo=~"{slo}", bound="upper"}}',
+                    leader("driftd:leader:canary_evidence", mm, f'slo=~"{slo}"', 'bound="upper"'),
                     "{{slo}}: canary not worse",
                     "B",
                 ),
@@ -729,12 +998,12 @@ def canary_page() -> Dashboard:
             ids,
             "Promotions and rollbacks",
             query(
-                f"sum by (model) (increase(driftd_promotions_total{m}[{RATE}]))",
+                f"max by (model) (increase(driftd_promotions_total{m}[{RATE}]))",
                 "promotions {{model}}",
                 "A",
             ),
             query(
-                f"sum by (model) (increase(driftd_rollbacks_total{m}[{RATE}]))",
+                f"max by (model) (increase(driftd_rollbacks_total{m}[{RATE}]))",
                 "rollbacks {{model}}",
                 "B",
             ),
@@ -753,12 +1022,13 @@ def lineage() -> Dashboard:
         "Every registered version with its stage, alias, training run, data and code versions "
         "and parent, from driftd_model_version_info.",
     )
+    versions = version_info('{model=~"$model"}')
     d = d.with_variable(model_variable(include_all=True))
     d = d.with_panel(
         table_panel(
             ids,
             "Lineage",
-            query('driftd_model_version_info{model=~"$model"}', ref="A", instant=True),
+            query(versions, ref="A", instant=True),
             hide=["Time", "Value", "__name__", "instance", "job"],
             order=[
                 "model",
@@ -778,7 +1048,8 @@ def lineage() -> Dashboard:
             ids,
             "Versions per stage",
             query(
-                'count by (model, stage) (driftd_model_version_info{model=~"$model"})',
+                "count by (model, stage) (max by (model, version, stage) "
+                '(driftd_model_version_info{model=~"$model"}))',
                 "{{model}} {{stage}}",
             ),
             w=24,
@@ -837,7 +1108,7 @@ def collect_queries(dashboards: dict[str, dict[str, Any]]) -> list[dict[str, Any
                         "ref_id": t["refId"],
                         "instant": bool(t.get("instant")),
                         "expr": t["expr"],
-                        "query": substitute(t["expr"]),
+                        "query": inline_rules(substitute(t["expr"])),
                     }
                 )
         for a in (dash.get("annotations") or {}).get("list") or []:
@@ -854,7 +1125,7 @@ def collect_queries(dashboards: dict[str, dict[str, Any]]) -> list[dict[str, Any
                         "ref_id": None,
                         "instant": False,
                         "expr": a["expr"],
-                        "query": substitute(a["expr"]),
+                        "query": inline_rules(substitute(a["expr"])),
                     }
                 )
     return out
@@ -866,8 +1137,10 @@ def render() -> dict[str, str]:
     files = {f"grafana/{name}": dump(data) for name, data in dashboards.items()}
     files["queries.json"] = dump(
         {
-            "_comment": "Generated by dashboards/build.py; do not edit. Template variables are "
-            "substituted by values matching everything.",
+            "_comment": "Generated by dashboards/build.py; do not edit. In query, template "
+            "variables are substituted by values matching everything and recording rules "
+            "(prometheus/rules.yml) are inlined, so a Prometheus without driftd's rules "
+            "answers it.",
             "substitutions": SUBSTITUTIONS,
             "queries": collect_queries(dashboards),
         }

@@ -8,6 +8,7 @@ missing, except under CI=true where they fail.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -56,6 +57,16 @@ COUNTERS_AND_GAUGES = {
     "driftd_canary_verdict",
     "driftd_rollbacks_total",
     "driftd_promotions_total",
+    # driftd/daemon/metrics/leader.py
+    "driftd_leader",
+    "driftd_leader_epoch",
+    "driftd_leader_event_clock_seconds",
+    "driftd_leader_held_buckets",
+    "driftd_leader_late_values_total",
+    "driftd_leader_merges_total",
+    "driftd_leader_merge_seconds_total",
+    "driftd_leader_fenced_out_total",
+    "driftd_lease_renewal_failures_total",
 }
 HISTOGRAMS = {
     "driftd_batch_processing_seconds",
@@ -67,6 +78,26 @@ CONTRACT = COUNTERS_AND_GAUGES | {
     f"{h}{suffix}" for h in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")
 }
 BUILTIN = {"up"}
+# Exported by the leader only: dashboards and alerts read them through driftd:leader:* rules.
+DECISION = {
+    "driftd_drift_alarms_total",
+    "driftd_drift_statistic",
+    "driftd_drift_threshold",
+    "driftd_canary_verdict",
+    "driftd_canary_evidence",
+    "driftd_leader_event_clock_seconds",
+    "driftd_leader_held_buckets",
+    "driftd_leader_late_values_total",
+}
+# Process-local leadership families: shown per instance on purpose.
+PER_INSTANCE = {
+    "driftd_leader",
+    "driftd_leader_epoch",
+    "driftd_leader_merges_total",
+    "driftd_leader_merge_seconds_total",
+    "driftd_leader_fenced_out_total",
+    "driftd_lease_renewal_failures_total",
+}
 
 
 def _tool(name: str) -> str:
@@ -276,6 +307,246 @@ def test_prometheus_config_loads() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# -- several instances as one brain ----------------------------------------------------------
+
+
+def _build() -> Any:
+    spec = importlib.util.spec_from_file_location("driftd_dashboards_build", DASH / "build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _norm(expr: str) -> str:
+    flat = " ".join(expr.split())
+    return re.sub(r"\s+\)", ")", re.sub(r"\(\s+", "(", flat))
+
+
+def test_recording_rules_match_the_expressions_build_py_inlines() -> None:
+    build = _build()
+    recorded = {r["record"]: r["expr"] for r in _rules() if "record" in r}
+    leader_rules = {name for name in recorded if name.startswith("driftd:leader:")}
+    assert leader_rules == set(build.LEADER_RULES)
+    for name, expand in build.RECORDED.items():
+        assert _norm(recorded[name]) == _norm(expand("")), name
+
+
+def test_decision_series_are_read_from_the_leader_only() -> None:
+    exprs = [q["expr"] for q in _queries()] + [r["expr"] for r in _rules() if "alert" in r]
+    for e in exprs:
+        raw = _metric_names(e) & DECISION
+        assert not raw, f"{e!r} reads {sorted(raw)} without the driftd:leader:* rules"
+    used = set().union(*(_metric_names(q["expr"]) for q in _queries()))
+    assert {n for n in used if n.startswith("driftd:leader:")} == set(_build().LEADER_RULES)
+
+
+def test_only_leadership_panels_group_by_instance() -> None:
+    for q in _queries():
+        if re.search(r"\b(by|on)\s*\([^)]*\binstance\b", q["expr"]):
+            names = _metric_names(q["expr"])
+            assert names <= PER_INSTANCE, f"{q['panel']}: {q['expr']!r} groups by instance"
+
+
+# One model, two versions. "one": a single instance o (the leader). "many": instance a (the
+# leader) holds 60% of the partitions, b 40%; b still shows stale decision series of its own.
+# Partition series split, registry series are the same on both, decision series come from a.
+_MV = [{"model": "m", "version": "1"}, {"model": "m", "version": "2"}]
+_SPLIT = (("a", 0.6), ("b", 0.4))
+_REGISTRY: list[tuple[str, dict[str, str], str]] = [
+    ("driftd_model_version_info", {"model": "m", "version": "1", "stage": "production",
+     "alias": "champion", "run": "r1", "data_version": "d1", "code_version": "c1",
+     "parent": ""}, "1x60"),
+    ("driftd_model_version_info", {"model": "m", "version": "2", "stage": "canary",
+     "alias": "", "run": "r2", "data_version": "d2", "code_version": "c2", "parent": "1"},
+     "1x60"),
+    ("driftd_canary_weight", {"model": "m", "version": "1"}, "0.9x60"),
+    ("driftd_canary_weight", {"model": "m", "version": "2"}, "0.1x60"),
+    ("driftd_promotions_total", {"model": "m"}, "1x29 2x30"),
+    ("driftd_rollbacks_total", {"model": "m"}, "0x29 1x30"),
+    ("driftd_retrain_jobs", {"model": "m", "state": "succeeded"}, "2x60"),
+    ("driftd_retrain_jobs", {"model": "m", "state": "queued"}, "1x60"),
+    *[
+        ("driftd_retrain_job_duration_seconds_bucket",
+         {"model": "m", "outcome": "succeeded", "le": le}, v)
+        for le, v in (("60", "0+1x60"), ("600", "0+2x60"), ("+Inf", "0+2x60"))
+    ],
+    ("driftd_retrain_job_duration_seconds_count", {"model": "m", "outcome": "succeeded"},
+     "0+2x60"),
+    ("driftd_retrain_job_duration_seconds_sum", {"model": "m", "outcome": "succeeded"},
+     "0+300x60"),
+]  # fmt: skip
+_DECISION: list[tuple[str, dict[str, str], str, str]] = [  # (name, labels, leader, stale)
+    ("driftd_drift_alarms_total", {"model": "m", "version": "1", "stream": "error",
+     "detector": "DDM", "kind": "drift"}, "0+1x60", "99x60"),
+    ("driftd_drift_statistic", {"model": "m", "version": "1", "stream": "error",
+     "detector": "DDM"}, "0.3x60", "9x60"),
+    ("driftd_drift_threshold", {"model": "m", "version": "1", "stream": "error",
+     "detector": "DDM"}, "0.2x60", "9x60"),
+    ("driftd_canary_verdict", {"model": "m"}, "0x60", "2x60"),
+    *[
+        ("driftd_canary_evidence", {"model": "m", "slo": slo, "bound": bound}, "1.5x60", "9x60")
+        for slo in ("error_rate", "latency_p99", "quality")
+        for bound in ("lower", "upper")
+    ],
+    ("driftd_leader_event_clock_seconds", {"pipeline": "p"}, "0+60x60", "5x60"),
+    ("driftd_leader_held_buckets", {"pipeline": "p"}, "3x60", "40x60"),
+    ("driftd_leader_late_values_total", {"pipeline": "p"}, "0+2x60", "50x60"),
+]  # fmt: skip
+
+
+def _partition_series() -> list[tuple[str, dict[str, str], float, bool]]:
+    """(name, labels, per-minute increment or value, counter?) of one instance holding every
+    partition; the other instances split it."""
+    out: list[tuple[str, dict[str, str], float, bool]] = [
+        ("driftd_events_consumed_total", {}, 100, True),
+        ("driftd_events_decoded_total", {}, 90, True),
+        ("driftd_events_dead_lettered_total", {"reason": "decode_error"}, 5, True),
+        ("driftd_events_ignored_total", {"reason": "unknown_model"}, 5, True),
+        ("driftd_join_events_total", {"model": "m", "outcome": "joined"}, 50, True),
+        ("driftd_join_pending", {"model": "m"}, 30, False),
+        ("driftd_join_pending_labels", {"model": "m"}, 10, False),
+        ("driftd_checkpoint_failures_total", {}, 0, True),
+        ("driftd_leader_merges_total", {"pipeline": "p"}, 60, True),
+        ("driftd_leader_merge_seconds_total", {"pipeline": "p"}, 3, True),
+    ]
+    for hist in ("driftd_batch_processing_seconds", "driftd_checkpoint_duration_seconds"):
+        for le, n in (("0.1", 50), ("1", 90), ("+Inf", 100)):
+            out.append((f"{hist}_bucket", {"le": le}, n, True))
+        out.append((f"{hist}_count", {}, 100, True))
+        out.append((f"{hist}_sum", {}, 30, True))
+    for mv, (preds, errs) in zip(_MV, ((100, 10), (50, 1)), strict=True):
+        out += [
+            ("driftd_predictions_total", mv, preds, True),
+            ("driftd_prediction_errors_total", mv, errs, True),
+        ]
+        for le, share in (("0.1", 0.5), ("0.5", 0.9), ("+Inf", 1.0)):
+            bucket = {**mv, "le": le}
+            out.append(("driftd_prediction_latency_seconds_bucket", bucket, preds * share, True))
+        out.append(("driftd_prediction_latency_seconds_count", mv, preds, True))
+        out.append(("driftd_prediction_latency_seconds_sum", mv, preds * 0.2, True))
+    return out
+
+
+def _two_scenarios() -> list[dict[str, str]]:
+    series: list[dict[str, str]] = []
+
+    def add(name: str, labels: dict[str, str], job: str, inst: str, values: str) -> None:
+        lbl = {"job": job, "instance": f"{inst}:9464", **labels}
+        body = ",".join(f'{k}="{v}"' for k, v in lbl.items())
+        series.append({"series": f"{name}{{{body}}}", "values": values})
+
+    def ramp(step: float, counter: bool) -> str:
+        return f"0+{step:g}x60" if counter else f"{step:g}x60"
+
+    for name, labels, step, counter in _partition_series():
+        add(name, labels, "one", "o", ramp(step, counter))
+        for inst, share in _SPLIT:
+            add(name, labels, "many", inst, ramp(step * share, counter))
+    # Quality per instance over its own rows: v1 0.65 overall = 0.75 on a's 60% and 0.5 on
+    # b's 40%; v2 0.75 everywhere. Labeled and correct rows split the same way.
+    for mv, labeled, quality, parts in (
+        (_MV[0], 100, 0.65, {"a": (60, 0.75), "b": (40, 0.5)}),
+        (_MV[1], 40, 0.75, {"a": (24, 0.75), "b": (16, 0.75)}),
+    ):
+        q = {**mv, "metric": "accuracy"}
+        add("driftd_labeled_total", mv, "one", "o", ramp(labeled, True))
+        add("driftd_correct_total", mv, "one", "o", ramp(labeled * quality, True))
+        add("driftd_model_quality", q, "one", "o", ramp(quality, False))
+        for inst, (n, acc) in parts.items():
+            add("driftd_labeled_total", mv, "many", inst, ramp(n, True))
+            add("driftd_correct_total", mv, "many", inst, ramp(n * acc, True))
+            add("driftd_model_quality", q, "many", inst, ramp(acc, False))
+    # Per-partition and per-process gauges: a partition moving from a to b is on both.
+    for job, insts in (("one", {"o": (12, ["predictions[0]", "predictions[1]"])}),
+                       ("many", {"a": (12, ["predictions[0]"]),
+                                 "b": (3, ["predictions[0]", "predictions[1]"])})):  # fmt: skip
+        for inst, (age, streams) in insts.items():
+            add("driftd_checkpoint_age_seconds", {}, job, inst, f"{age}x60")
+            for stream in streams:
+                lag = "500x60" if stream.endswith("[0]") else "200x60"
+                add("driftd_consumer_lag", {"stream": stream}, job, inst, lag)
+            add("driftd_lease_renewal_failures_total", {"pipeline": "p"}, job, inst, "0x60")
+            add("driftd_leader_fenced_out_total", {"pipeline": "p"}, job, inst, "0x60")
+    for name, labels, values in _REGISTRY:
+        for job, inst in (("one", "o"), ("many", "a"), ("many", "b")):
+            add(name, labels, job, inst, values)
+    for name, labels, leader, stale in _DECISION:
+        add(name, labels, "one", "o", leader)
+        add(name, labels, "many", "a", leader)
+        add(name, labels, "many", "b", stale)
+    for job, inst, lead, epoch in (("one", "o", 1, 3), ("many", "a", 1, 3), ("many", "b", 0, 0)):
+        add("driftd_leader", {"pipeline": "p"}, job, inst, f"{lead}x60")
+        add("driftd_leader_epoch", {"pipeline": "p"}, job, inst, f"{epoch}x60")
+    return series
+
+
+def _on_job(query: str, job: str) -> str:
+    """``query`` with every selector restricted to ``job``."""
+
+    def restrict(m: re.Match[str]) -> str:
+        name, matchers = m.group(1), m.group(2)
+        inner = f'job="{job}"' + (f", {matchers[1:-1]}" if matchers and matchers[1:-1] else "")
+        return f"{name}{{{inner}}}"
+
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', "", query)
+    assert not re.search(r"[a-zA-Z_]+:[a-zA-Z_:]+", bare), f"a rule is not inlined: {query!r}"
+    return re.sub(r"(?<![\w:])(driftd_[A-Za-z0-9_]+)(\{[^}]*\})?", restrict, query)
+
+
+# Leadership panels that show instances one by one, or count them, differ by design.
+_PER_INSTANCE_PANELS = {
+    "Leader",
+    "Instances and leaders",
+    "Leader per instance",
+    "Merges",
+    "Lease renewal failures and fenced-out writes",
+}
+
+
+def test_every_query_answers_the_same_on_one_instance_and_on_several(tmp_path: Path) -> None:
+    """Partition series sum, registry series count once, decision series come from the leader
+    (not from a follower's stale series): N instances show what one instance would."""
+    promtool = _tool("promtool")
+    checks: list[dict[str, Any]] = []
+    for q in _queries():
+        if q["panel"] in _PER_INSTANCE_PANELS:
+            continue
+        one, many = _on_job(q["query"], "one"), _on_job(q["query"], "many")
+        for expr in (
+            f"({one}) unless ignoring (job) ({many})",
+            f"({many}) unless ignoring (job) ({one})",
+            f"abs(({one}) - ignoring (job) ({many})) > 1e-6",
+        ):
+            checks.append({"expr": expr, "eval_time": "40m", "exp_samples": []})
+        if q["expect_data"]:
+            checks.append(
+                {
+                    "expr": f"count({one}) > bool 0",
+                    "eval_time": "40m",
+                    "exp_samples": [{"labels": "{}", "value": 1}],
+                }
+            )
+    assert len(checks) > 100
+    doc = {
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "name": "one instance vs several",
+                "interval": "1m",
+                "input_series": _two_scenarios(),
+                "promql_expr_test": checks,
+            }
+        ],
+    }
+    path = tmp_path / "multi_test.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    proc = subprocess.run(
+        [promtool, "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
 
 
 # -- Grafana provisioning ------------------------------------------------------------------------
