@@ -49,7 +49,7 @@ def test_append_flush_scan_roundtrip(tmp_path: Path) -> None:
     assert store.buffered_rows == 10
     written = store.flush()
     assert [p.relative_to(tmp_path).as_posix() for p in written] == [
-        f"model=fraud/date={day}/part-00000000.parquet"
+        f"model=fraud/date={day}/part-{store.writer}-00000000.parquet"
         for day in ("2023-11-15", "2023-11-16", "2023-11-17")
     ]
     assert store.buffered_rows == 0
@@ -80,16 +80,18 @@ def test_buffer_flushes_by_size_and_age_with_increasing_sequence(tmp_path: Path)
     for k in range(2):
         assert store.append("m", rows(T0 + np.arange(10.0), prefix=f"a{k}")) == []
     written = store.append("m", rows(T0 + np.arange(10.0), prefix="a2"))  # 30 >= 25
-    assert [p.name for p in written] == ["part-00000000.parquet"]
+    assert [p.name for p in written] == [f"part-{store.writer}-00000000.parquet"]
     assert pq.read_metadata(written[0]).num_rows == 30
     assert store.append("m", rows(T0 + np.arange(5.0), prefix="b")) == []
     now[0] = 11.0
-    assert [p.name for p in store.maybe_flush()] == ["part-00000001.parquet"]
-    # A new writer on the same root continues the sequence.
+    assert [p.name for p in store.maybe_flush()] == [f"part-{store.writer}-00000001.parquet"]
+    # A new writer on the same root has its own token and sequence: nothing is overwritten.
     again = LabeledStore(tmp_path)
+    assert again.writer != store.writer
     again.append("m", rows(T0 + np.arange(3.0), prefix="c"))
-    assert [p.name for p in again.flush()] == ["part-00000002.parquet"]
+    assert [p.name for p in again.flush()] == [f"part-{again.writer}-00000000.parquet"]
     assert again.scan("m").num_rows == 38
+    assert len(again.files("m")) == 3
 
 
 def test_last_n_reads_newest_days(tmp_path: Path) -> None:
@@ -118,7 +120,7 @@ def test_retention_deletes_exactly_the_old_days(tmp_path: Path) -> None:
     assert LabeledStore(tmp_path).apply_retention(now + 100 * DAY) == []  # no limit: keep all
 
 
-def test_leftover_temp_file_is_ignored_and_cleaned(tmp_path: Path) -> None:
+def test_leftover_temp_file_is_ignored_and_cleaned_once_stale(tmp_path: Path) -> None:
     store = LabeledStore(tmp_path)
     store.append("m", rows(T0 + np.arange(4.0)))
     store.flush()
@@ -128,9 +130,15 @@ def test_leftover_temp_file_is_ignored_and_cleaned(tmp_path: Path) -> None:
     assert store.scan("m").num_rows == 4
     fresh = LabeledStore(tmp_path)  # a restarted writer
     fresh.append("m", rows(T0 + np.arange(2.0), prefix="x"))
-    assert [p.name for p in fresh.flush()] == ["part-00000001.parquet"]
-    assert not half.exists()
-    assert fresh.scan("m").num_rows == 6
+    assert [p.name for p in fresh.flush()] == [f"part-{fresh.writer}-00000000.parquet"]
+    assert half.exists()  # young: it may be another writer's part being written
+    old = time.time() - 2 * fresh.stale_tmp_s
+    os.utime(half, (old, old))
+    later = LabeledStore(tmp_path)
+    later.append("m", rows(T0 + np.arange(1.0), prefix="y"))
+    later.flush()
+    assert not half.exists()  # stale: a crashed writer's
+    assert later.scan("m").num_rows == 7
 
 
 _WRITER = """
