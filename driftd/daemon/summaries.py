@@ -40,7 +40,7 @@ U32 = npt.NDArray[np.uint32]
 
 def stable_keys(ids: Sequence[str]) -> U32:
     """A hash of each event id that is the same in every process (CRC-32 of its UTF-8)."""
-    return np.fromiter((zlib.crc32(i.encode()) for i in ids), dtype=np.uint32, count=len(ids))
+    return np.fromiter(map(zlib.crc32, map(str.encode, ids)), dtype=np.uint32, count=len(ids))
 
 
 def stream_values(
