@@ -4,7 +4,8 @@ The same generated stream (a drift halfway, two detectors, two model versions, m
 and duplicates) goes through 1, 2, 4 and random numbers of partitions, split by id as Kafka
 keys them, processed in random chunk sizes, with the partitions' reports reaching the leader
 at random moments. The leader's alarms (detector, version, stream, kind, event time,
-statistic) and its per-version counts are the same every time.
+statistic), its per-version counts and what the rollout controller reads at each of its ticks
+(the event clock and each version's counts) are the same every time.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class Outcome:
     alarms: list[tuple[Any, ...]]
     counts: dict[str, list[float]]
     late: int
+    # What the rollout controller reads at each of its ticks (one per emitted bucket): the
+    # event clock and each version's counts. Equal inputs, equal verdicts.
+    ticks: list[tuple[float, list[float], list[float]]]
 
 
 @cache
@@ -99,6 +103,16 @@ def run(n: int, draws: list[int]) -> Outcome:
     seq = [0] * n
     k = 0
     alarms: list[Any] = []
+    ticks: list[tuple[float, list[float], list[float]]] = []
+
+    def tick(clock: float) -> None:
+        ticks.append(
+            (
+                clock,
+                brain.version_total("fraud", "1").counts.tolist(),
+                brain.version_total("fraud", "2").counts.tolist(),
+            )
+        )
 
     def draw(hi: int) -> int:
         nonlocal k
@@ -119,18 +133,19 @@ def run(n: int, draws: list[int]) -> Outcome:
         if draw(4) == 0:  # a checkpoint of this partition reaches the leader
             seq[p] += 1
             brain.absorb([_report(pipeline, p, seq[p])])
-            alarms += brain.advance(brain.watermark(0.0, range(n), waited=False))
+            alarms += brain.advance(brain.watermark(0.0, range(n), waited=False), tick)
     reports = []
     for p in range(n):
         seq[p] += 1
         reports.append(_report(pipeline, p, seq[p]))
     brain.absorb(reports)
-    alarms += brain.advance(math.inf)
+    alarms += brain.advance(math.inf, tick)
     counts = {v: brain.version_total("fraud", v).counts.tolist() for v in ("1", "2")}
     return Outcome(
         [(a.detector, a.version, a.stream, a.kind, a.ts, round(a.statistic, 9)) for a in alarms],
         counts,
         brain.late_values,
+        ticks,
     )
 
 
@@ -162,6 +177,10 @@ def test_two_and_four_partitions_give_the_single_partitions_decisions() -> None:
         assert got.alarms == one.alarms, f"{n} partitions"
         np.testing.assert_allclose(got.counts["1"], one.counts["1"], rtol=1e-12)
         np.testing.assert_allclose(got.counts["2"], one.counts["2"], rtol=1e-12)
+        assert [t[0] for t in got.ticks] == [t[0] for t in one.ticks]
+        for a, b in zip(got.ticks, one.ticks, strict=True):
+            np.testing.assert_allclose(a[1], b[1], rtol=1e-12)  # sums: equal to rounding
+            np.testing.assert_allclose(a[2], b[2], rtol=1e-12)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
