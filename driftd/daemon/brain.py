@@ -4,7 +4,8 @@ Every partition reports its buckets (``summaries``) with each checkpoint, with i
 (the event time below which it expects nothing more) and when it last consumed an event. The
 brain holds the buckets of all partitions until the global watermark passes them, that is the
 minimum of the partitions' watermarks, leaving out partitions idle for ``idle_s`` (and, for
-``idle_s`` after the leader started, partitions it expects but has not heard from). It then
+``idle_s`` after the leader started, partitions it expects but has not heard from; with every
+partition idle, everything held goes out). It then
 emits them in bucket order: each bucket's counts are added to the per-version totals the
 rollout reads, each detector is fed its stream's values in (event time, value) order, and the
 event clock moves to the bucket's end. A sequential detector thus sees the model's whole
@@ -95,13 +96,17 @@ class Brain:
 
         A partition is idle when it has consumed nothing for ``idle_s`` (wall time). An
         ``expected`` partition not heard from yet holds the watermark back until ``waited``
-        (the leader has waited ``idle_s`` for it). With every partition idle it does not move.
+        (the leader has waited ``idle_s`` for it). With every partition idle (the traffic
+        stopped) nothing more is coming: the watermark is infinite and every held bucket goes
+        out, so the tail of the stream is judged too; what arrives later is late.
         """
         idle_s = self.settings.idle_s
         if not waited and any(p not in self.partitions for p in expected):
             return NEVER
         live = [v.watermark for v in self.partitions.values() if now - v.active_at <= idle_s]
-        return min(live) if live else NEVER
+        if live:
+            return min(live)
+        return math.inf if self.partitions else NEVER
 
     # -- emitting ------------------------------------------------------------------------
     def advance(

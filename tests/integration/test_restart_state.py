@@ -109,22 +109,30 @@ def test_alarms_counters_and_checkpoint_age_survive_a_restart(tmp_path: Path) ->
     text = config_toml(SPEC, events, tmp_path / "state")
     text = text.replace("[metrics]\nenabled = false", f"[metrics]\nenabled = true\nport = {port}")
     text = text.replace('kind = "file"', 'kind = "file"\nfollow = true')
-    # Checkpoints by event count only: a restart with no new events saves none on its own.
-    text = text.replace(
-        "[pipeline]\n", "[pipeline]\ncheckpoint_every_events = 1000\ncheckpoint_every_s = 3600\n"
-    )
+    # The leader judges what the checkpoints reported, and the stream's tail once the
+    # partition has been idle for idle_s: the first run checkpoints every second.
+    text += "\n[leader]\nidle_s = 1.0\nmerge_every_s = 0.2\n"
+    first_text = text.replace("[pipeline]\n", "[pipeline]\ncheckpoint_every_s = 1\n")
     cfg = tmp_path / "driftd.toml"
-    cfg.write_text(text)
+    cfg.write_text(first_text)
     total = float(len(stream.lines))
 
     def consumed_all(s: Samples) -> bool:
         return s.get(("driftd_events_consumed_total", ())) == total
 
+    def judged_all(s: Samples) -> bool:
+        alarms = sum(
+            v
+            for k, v in s.items()
+            if k[0] == "driftd_drift_alarms_total" and ("kind", "drift") in k[1]
+        )
+        return consumed_all(s) and alarms == 3
+
     log = (tmp_path / "driftd.log").open("ab")
 
     first = driftd("run", "--config", str(cfg), stdout=log, stderr=log)
     try:
-        before, _, _ = _wait(port, consumed_all, first, 90)
+        before, _, _ = _wait(port, judged_all, first, 90)
     finally:
         _stop(first)
     drifts = [
@@ -140,6 +148,13 @@ def test_alarms_counters_and_checkpoint_age_survive_a_restart(tmp_path: Path) ->
     assert "no drift alarms" not in human
     assert "3 drift alarms, 20 warnings" in human
 
+    # Checkpoints by event count only: a restart with no new events saves none on its own.
+    cfg.write_text(
+        text.replace(
+            "[pipeline]\n",
+            "[pipeline]\ncheckpoint_every_events = 1000\ncheckpoint_every_s = 3600\n",
+        )
+    )
     second = driftd("run", "--config", str(cfg), stdout=log, stderr=log)
     try:
         after, t0, t1 = _wait(port, consumed_all, second, 90)

@@ -56,8 +56,9 @@ def test_the_watermark_is_the_least_over_live_partitions_and_idle_ones_stop_hold
     # partition 1 has consumed nothing for more than idle_s: it no longer holds the others
     b.absorb([_report(0, 2, 120.0, 1040.0, [], [])])
     assert b.watermark(now=1040.0) == 120.0
-    # every partition idle: the watermark does not move at all
-    assert b.watermark(now=5000.0) == -math.inf
+    # every partition idle (the traffic stopped): nothing more is coming, all held goes out
+    assert b.watermark(now=5000.0) == math.inf
+    assert _brain().watermark(now=5000.0) == -math.inf  # no partition known: nothing to emit
 
 
 def test_an_expected_partition_not_heard_from_holds_the_watermark_until_waited() -> None:
