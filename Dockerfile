@@ -34,6 +34,6 @@ WORKDIR /var/lib/driftd
 # 9464: Prometheus metrics (driftd run); 8765: the registry API (driftd api serve).
 EXPOSE 9464 8765
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=4 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=3)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/readyz', timeout=3)"]
 ENTRYPOINT []
 CMD ["driftd", "run", "--config", "/etc/driftd/driftd.toml"]
