@@ -238,6 +238,21 @@ class Lease:
         return epoch
 
 
+def current(engine: sa.Engine, name: str) -> dict[str, Any] | None:
+    """Who holds the lease now: holder, epoch, and seconds until it expires (by the database's
+    clock; negative when it has run out and the next instance may take it); None if never."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(leases).where(leases.c.name == name)).first()
+        if row is None:
+            return None
+        now = db_now(conn)
+    return {
+        "holder": row.holder,
+        "epoch": int(row.epoch),
+        "expires_in_s": round(float(row.expires_at) - now, 3),
+    }
+
+
 def history(engine: sa.Engine, name: str) -> list[dict[str, Any]]:
     """Every epoch of a lease, oldest first: holder, acquired_at, valid_until, ended."""
     h = lease_history.c

@@ -13,6 +13,7 @@ from driftd.config import FileSourceSettings, Settings
 from driftd.daemon.app import build_pipeline, dlq_path
 from driftd.daemon.brain import Brain
 from driftd.daemon.checkpoint import MemoryCheckpointStore, SqlCheckpointStore
+from driftd.daemon.lease import current
 from driftd.daemon.runner import Runner
 from driftd.daemon.sinks import FileDeadLetterSink
 from driftd.daemon.sources.file import FileSource
@@ -129,6 +130,13 @@ def checkpoint_status(settings: Settings) -> dict[str, Any]:
             brain.load_blob(blob)
         summary = pipeline.summary(brain.alarms())
         summary["checkpoints"] = store.info(name)
+        summary["leader"] = {
+            "lease": current(store.engine, name),
+            "event_clock": brain.clock(),
+            "held_buckets": brain.held_buckets(),
+            "late_values": brain.late_values,
+            "reports_waiting": len(store.reports(name)),
+        }
     finally:
         store.close()
     return summary
@@ -243,6 +251,20 @@ def print_summary(summary: dict[str, Any], last_windows: int = 8) -> None:
     for name, rows in summary.get("windows", {}).items():
         if rows:
             console.print(_windows_table(name, rows, last_windows))
+    leader = summary.get("leader")
+    if leader is not None:
+        lease = leader["lease"]
+        who = (
+            "no leader yet"
+            if lease is None
+            else f"leader {lease['holder']} (epoch {lease['epoch']}, lease "
+            + (f"{lease['expires_in_s']:.0f}s left)" if lease["expires_in_s"] > 0 else "expired)")
+        )
+        console.print(
+            f"{markup_safe(who)}; decisions up to event time {leader['event_clock']:.0f}, "
+            f"{leader['held_buckets']} bucket(s) held, {leader['reports_waiting']} report(s) "
+            f"waiting, {leader['late_values']} late value(s)"
+        )
     totals = summary.get("alarm_totals", {}).get("by_kind", {})
     _print_alarms(console, summary.get("alarms", []), totals)
     if "events_per_s" in summary:
