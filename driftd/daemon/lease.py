@@ -94,6 +94,7 @@ class Lease:
         self._valid_until = -1.0  # local monotonic time this holder may act until
         self._next_try = -1.0
         self.failures = 0  # renewals that failed (database errors)
+        self._remaining = 0.0  # seconds left on another holder's lease, at the last try
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -131,6 +132,9 @@ class Lease:
         if got is None:
             if self.epoch is not None:
                 self._lost("another holder took the lease over")
+            # Try again when the holder's lease runs out (by the database's clock), not a
+            # whole renew_s later: a dead leader is replaced within lease_s of its last renewal.
+            self._next_try = t0 + min(self.renew_s, max(0.05, self._remaining + 0.05))
             return False
         if self.epoch != got:
             log.info("leading", extra={"lease": self.name, "epoch": got, "holder": self.holder})
@@ -165,6 +169,7 @@ class Lease:
             )
             return int(row.epoch)
         if row.expires_at > now:
+            self._remaining = float(row.expires_at) - now
             return None  # someone else holds it
         epoch = int(row.epoch) + 1
         conn.execute(

@@ -117,3 +117,17 @@ def test_a_deposed_leader_saves_no_state(engine: sa.Engine) -> None:
         store.save_leader("p", b"a again", {}, a.fence)
     store.save_leader("p", b"from b", {}, b.fence)
     assert store.load_leader("p") == b"from b"
+
+
+def test_a_follower_takes_over_when_the_lease_runs_out_not_a_renewal_later(
+    engine: sa.Engine,
+) -> None:
+    a = Lease(engine, "p", lease_s=3.0, renew_s=1.5, holder="a")
+    b = Lease(engine, "p", lease_s=3.0, renew_s=1.5, holder="b")
+    assert a.renew()
+    renewed = time.monotonic()  # a's last renewal: it dies now
+    assert not b.tick()  # b tried once and learned when a's lease runs out
+    _wait(lambda: b.tick())
+    took = time.monotonic() - renewed
+    # Without the retry at expiry b could wait up to lease_s + renew_s = 4.5 s.
+    assert 3.0 - 0.2 <= took < 3.0 + 0.9, took
