@@ -59,17 +59,20 @@ def test_metrics_exported_and_scraped_by_prometheus(tmp_path: Path, prometheus_b
         total = len(stream.lines)
         wait_consumed(cfg, total, 60, [proc])
         samples = _samples(_get(f"http://127.0.0.1:{port}/metrics"))
-        assert samples[("driftd_events_consumed_total", ())] == total
+        part = ("partition", "0")  # the file source's one partition: a series per partition
+        assert samples[("driftd_events_consumed_total", (part,))] == total
         for reason, n in stream.truth["dead_lettered"]["by_reason"].items():
-            assert samples[("driftd_events_dead_lettered_total", (("reason", reason),))] == n
+            key = ("driftd_events_dead_lettered_total", (part, ("reason", reason)))
+            assert samples[key] == n
         truth = stream.truth["models"]["fraud"]
         for outcome in ("predictions", "labels", "joined", "expired", "duplicates"):
-            key = ("driftd_join_events_total", (("model", "fraud"), ("outcome", outcome)))
+            key = ("driftd_join_events_total", (("model", "fraud"), ("outcome", outcome), part))
             assert samples.get(key, 0.0) == truth[outcome], outcome
         assert samples[("driftd_join_pending", (("model", "fraud"),))] == truth["pending"]
         # Per-version SLIs add up to the truth: every new prediction once, every join once.
         per_version = {k: v for k, v in samples.items() if k[0] == "driftd_predictions_total"}
         assert per_version and sum(per_version.values()) == truth["predictions"]
+        assert all(part in labels for _, labels in per_version)
         labeled = sum(v for k, v in samples.items() if k[0] == "driftd_labeled_total")
         assert labeled == truth["joined"]
         for (_, labels), n in per_version.items():
@@ -93,7 +96,7 @@ def test_metrics_exported_and_scraped_by_prometheus(tmp_path: Path, prometheus_b
             stdout=(tmp_path / "prom.log").open("wb"),
             stderr=subprocess.STDOUT,
         )
-        query = urllib.parse.quote("driftd_events_consumed_total")
+        query = urllib.parse.quote("sum(driftd_events_consumed_total)")
         value = None
         end = time.monotonic() + 30
         while time.monotonic() < end and value is None:

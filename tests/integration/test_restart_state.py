@@ -118,7 +118,7 @@ def test_alarms_counters_and_checkpoint_age_survive_a_restart(tmp_path: Path) ->
     total = float(len(stream.lines))
 
     def consumed_all(s: Samples) -> bool:
-        return s.get(("driftd_events_consumed_total", ())) == total
+        return s.get(("driftd_events_consumed_total", (("partition", "0"),))) == total
 
     def judged_all(s: Samples) -> bool:
         alarms = sum(

@@ -92,7 +92,7 @@ def test_counts_alarms_and_statistics_continue_after_a_restart(
 ) -> None:
     cfg = _config(tmp_path, stream)
     before = _first_run(cfg)
-    assert before[("driftd_events_consumed_total", ())] == len(stream.lines)
+    assert before[("driftd_events_consumed_total", (("partition", "0"),))] == len(stream.lines)
     drifts = {k: v for k, v in before.items() if k[0] == "driftd_drift_alarms_total"}
     assert sum(v for k, v in drifts.items() if ("kind", "drift") in k[1]) == 3
     assert any(k[0] == "driftd_drift_statistic" for k in before)

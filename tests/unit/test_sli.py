@@ -1,6 +1,9 @@
-"""Per-version SLIs: counts, errors, latency buckets (Prometheus ``le`` semantics), accuracy."""
+"""Per-version SLIs: counts, errors, latency buckets (Prometheus ``le`` semantics), accuracy;
+a series per partition."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
@@ -9,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from driftd.contracts.columns import JoinedColumns, PredictionColumns
 from driftd.contracts.monitor import MonitorBatch
 from driftd.daemon.metrics.sli import SliCollector
-from driftd.rollout.counts import Totals, VersionCounts, totals
+from driftd.rollout.counts import VersionCounts
 
 
 def _batch() -> MonitorBatch:
@@ -41,14 +44,11 @@ def _batch() -> MonitorBatch:
 
 
 class _Pipeline:
-    """Just enough of a pipeline: the per-version counts of model m in one partition."""
+    """Just enough of a pipeline: the per-version counts of model m in partition 3."""
 
     def __init__(self, counts: VersionCounts) -> None:
-        self.counts = counts
-
-    def version_totals(self, model: str) -> dict[str, Totals]:
-        names = sorted(self.counts.counts) if model == "m" else []
-        return {v: totals([self.counts], v) for v in names}
+        model = SimpleNamespace(version_counts=counts)
+        self.partitions = {3: SimpleNamespace(models={"m": model})}
 
 
 def _samples(c: SliCollector) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -67,7 +67,8 @@ def test_counts_buckets_and_accuracy_per_version() -> None:
     counts.update(_batch())
     c = SliCollector(_Pipeline(counts), {"m": "binary"})  # type: ignore[arg-type]
     s = _samples(c)
-    a, b = (("model", "m"), ("version", "a")), (("model", "m"), ("version", "b"))
+    part = ("partition", "3")
+    a, b = (("model", "m"), part, ("version", "a")), (("model", "m"), part, ("version", "b"))
     assert s[("driftd_predictions_total", a)] == 6 and s[("driftd_predictions_total", b)] == 6
     assert s[("driftd_prediction_errors_total", a)] == 2
     assert s[("driftd_prediction_errors_total", b)] == 4

@@ -54,10 +54,14 @@ def test_missing_features_are_exported_per_model_and_feature_from_the_state() ->
     registry = CollectorRegistry()
     registry.register(CheckpointedCollector(p, ["m"]))
     value = registry.get_sample_value
-    labels = {"model": "m"}
+    labels = {"model": "m", "partition": "0"}
     assert value("driftd_feature_missing_total", labels | {"feature": "x"}) == 1
     assert value("driftd_feature_missing_total", labels | {"feature": "c"}) == 1
     assert value("driftd_feature_missing_total", labels | {"feature": "y"}) == 2
+    idle = Pipeline(models, IngestSettings(), JoinSettings())
     empty = CollectorRegistry()
-    empty.register(CheckpointedCollector(Pipeline(models, IngestSettings(), JoinSettings()), []))
+    empty.register(CheckpointedCollector(idle, []))
+    # No partition held: no series. A partition held: every declared feature at 0.
+    assert empty.get_sample_value("driftd_feature_missing_total", labels | {"feature": "y"}) is None
+    idle.partition(0)
     assert empty.get_sample_value("driftd_feature_missing_total", labels | {"feature": "y"}) == 0

@@ -3,9 +3,14 @@
 Events consumed, decoded, dead-lettered and ignored, join outcomes, drift alarms and each
 detector's statistic at its last alarm are pipeline state, saved with the offsets they
 correspond to: after a restart they continue from the checkpoint instead of restarting at 0,
-and a replay after a crash never counts an event twice. A partition that moves to another
-instance takes its counts along (this instance's counters drop, which Prometheus reads as a
-reset).
+and a replay after a crash never counts an event twice.
+
+The partition-level families carry a ``partition`` label: one series per partition this
+instance holds, with that partition's own count. A partition that moves to another instance
+takes its count along: its series ends here and continues on the other instance (a new
+``instance`` label), so ``sum by (...) (rate(...))`` over instances shows no reset and no jump
+at a rebalance. The alarm families are the leader's decisions, not partition state: no
+``partition`` label.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from driftd.daemon.metrics.kinds import RESTORED
 from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.state import PartitionCounts
 
+PARTITION = "partition"
+"""The label of every partition-level family: the partition number the series counts."""
 IGNORED_REASONS = ("unknown_model", "oversized", "unknown_feature")
 """Why the pipeline ignores an event (or part of one): the keys of ``ChunkOutcome.ignored``."""
 NOT_WHOLE_EVENTS = frozenset({"unknown_feature"})  # parts of events that still decoded
@@ -30,7 +37,7 @@ _ALARM_KEYS = ["model", "version", "stream", "detector"]
 
 
 class CheckpointedCollector(Collector):
-    """Event, join and alarm counters summed over this instance's partitions."""
+    """Event and join counters per partition this instance holds, and the alarm families."""
 
     def __init__(
         self,
@@ -39,39 +46,43 @@ class CheckpointedCollector(Collector):
         alarms: Callable[[], Alarms] | None = None,
     ) -> None:
         self.pipeline = pipeline
-        self.models = sorted(models)  # every model's join counters exist at 0
+        self.models = sorted(models)  # every model's join counters exist at 0, per partition
         self.alarms = alarms or pipeline.alarms  # the leader's, in the daemon
 
     @staticmethod
     def _count_families() -> tuple[CounterMetricFamily, ...]:
         return (
             CounterMetricFamily(
-                "driftd_events_consumed", "Raw events read from the sources." + RESTORED
+                "driftd_events_consumed",
+                "Raw events read from the sources, per partition." + RESTORED,
+                labels=[PARTITION],
             ),
             CounterMetricFamily(
-                "driftd_events_decoded", "Events that decoded and validated." + RESTORED
+                "driftd_events_decoded",
+                "Events that decoded and validated, per partition." + RESTORED,
+                labels=[PARTITION],
             ),
             CounterMetricFamily(
                 "driftd_events_dead_lettered",
-                "Events sent to the dead-letter sink." + RESTORED,
-                labels=["reason"],
+                "Events sent to the dead-letter sink, per partition." + RESTORED,
+                labels=["reason", PARTITION],
             ),
             CounterMetricFamily(
                 "driftd_events_ignored",
-                "Events (or parts) ignored by policy." + RESTORED,
-                labels=["reason"],
+                "Events (or parts) ignored by policy, per partition." + RESTORED,
+                labels=["reason", PARTITION],
             ),
             CounterMetricFamily(
                 "driftd_join_events",
                 "Join outcomes: predictions, labels, joined, expired, duplicates, "
-                "unmatched_labels, evicted, dropped." + RESTORED,
-                labels=["model", "outcome"],
+                "unmatched_labels, evicted, dropped; per partition." + RESTORED,
+                labels=["model", "outcome", PARTITION],
             ),
             CounterMetricFamily(
                 "driftd_feature_missing",
-                "Predictions accepted without a declared feature (absent or null), per model "
-                "and feature: a data-quality signal." + RESTORED,
-                labels=["model", "feature"],
+                "Predictions accepted without a declared feature (absent or null), per model, "
+                "feature and partition: a data-quality signal." + RESTORED,
+                labels=["model", "feature", PARTITION],
             ),
         )
 
@@ -101,24 +112,26 @@ class CheckpointedCollector(Collector):
         yield from self._alarm_families()
 
     def collect(self) -> Iterator[Metric]:
-        """The counter families, and the drift statistic and threshold gauges."""
+        """The counter families (a series per held partition), and the alarm families."""
         p = self.pipeline
-        parts = p.counts()
-        consumed, decoded, dead_fam, ignored_fam, joins, gaps = self._count_families()
-        dead, ignored, join, missing = self._sums(parts, p.features())
-        n_consumed = sum(st.consumed for st in parts)
-        not_events = sum(n for k, n in ignored.items() if k not in NOT_WHOLE_EVENTS)
-        consumed.add_metric([], n_consumed)
-        decoded.add_metric([], n_consumed - sum(dead.values()) - not_events)
-        for fam, counts in ((dead_fam, dead), (ignored_fam, ignored)):
-            for key, n in sorted(counts.items()):
-                fam.add_metric([key], n)
-        for model, outcomes in sorted(join.items()):
-            for outcome, n in sorted(outcomes.items()):
-                joins.add_metric([model, outcome], n)
-        for pair, n in sorted(missing.items()):
-            gaps.add_metric(list(pair), n)
-        yield from (consumed, decoded, dead_fam, ignored_fam, joins, gaps)
+        fams = self._count_families()
+        consumed, decoded, dead_fam, ignored_fam, joins, gaps = fams
+        features = p.features()
+        for st in sorted(p.counts(), key=lambda c: c.partition):
+            part = str(st.partition)
+            dead, ignored, join, missing = self._counts(st, features)
+            not_events = sum(n for k, n in ignored.items() if k not in NOT_WHOLE_EVENTS)
+            consumed.add_metric([part], st.consumed)
+            decoded.add_metric([part], st.consumed - sum(dead.values()) - not_events)
+            for fam, counts in ((dead_fam, dead), (ignored_fam, ignored)):
+                for key, n in sorted(counts.items()):
+                    fam.add_metric([key, part], n)
+            for model, outcomes in sorted(join.items()):
+                for outcome, n in sorted(outcomes.items()):
+                    joins.add_metric([model, outcome, part], n)
+            for (model, feature), n in sorted(missing.items()):
+                gaps.add_metric([model, feature, part], n)
+        yield from fams
         total, stat, thr = self._alarm_families()
         alarms = self.alarms()
         for tkey, n in sorted(alarms.totals.items()):
@@ -128,11 +141,11 @@ class CheckpointedCollector(Collector):
             thr.add_metric(list(last_key), a.threshold)
         yield from (total, stat, thr)
 
-    def _sums(
-        self, parts: list[PartitionCounts], features: dict[str, list[str]]
+    def _counts(
+        self, st: PartitionCounts, features: dict[str, list[str]]
     ) -> tuple[Counter[str], Counter[str], dict[str, Counter[str]], Counter[tuple[str, str]]]:
-        """Dead letters and ignored events by reason, join outcomes per model, and missing
-        features per (model, feature), summed over partitions; every known key at 0."""
+        """One partition's dead letters and ignored events by reason, join outcomes per
+        model, and missing features per (model, feature); every known key at 0."""
         dead: Counter[str] = Counter(dict.fromkeys(DEAD_LETTER_REASONS, 0))
         ignored: Counter[str] = Counter(dict.fromkeys(IGNORED_REASONS, 0))
         join: dict[str, Counter[str]] = {
@@ -141,10 +154,9 @@ class CheckpointedCollector(Collector):
         missing: Counter[tuple[str, str]] = Counter(
             {(name, f): 0 for name, fs in features.items() for f in fs}
         )
-        for st in parts:
-            dead.update(st.dead_lettered)
-            ignored.update(st.ignored)
-            for name, m in st.models.items():
-                join.setdefault(name, Counter()).update(m.join)
-                missing.update({(name, f): n for f, n in m.missing.items()})
+        dead.update(st.dead_lettered)
+        ignored.update(st.ignored)
+        for name, m in st.models.items():
+            join.setdefault(name, Counter()).update(m.join)
+            missing.update({(name, f): n for f, n in m.missing.items()})
         return dead, ignored, join, missing

@@ -1,8 +1,10 @@
-"""Per model and version SLIs for Prometheus, read at scrape time from the pipeline's
+"""Per model, version and partition SLIs for Prometheus, read at scrape time from the pipeline's
 per-version counts: predictions, errors, latency, labeled and correct rows, quality.
 
 The counts are pipeline state, checkpointed with the offsets, so the counters survive a restart
-(no reset to zero) and never count a replayed event twice.
+(no reset to zero) and never count a replayed event twice. Each series is one partition's (a
+``partition`` label): a partition that moves to another instance takes its series along, so a
+sum over instances has no reset and no jump at a rebalance.
 """
 
 from __future__ import annotations
@@ -18,24 +20,33 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from driftd.daemon.metrics.checkpointed import PARTITION
 from driftd.daemon.metrics.kinds import RESTORED
 from driftd.daemon.pipeline import Pipeline
-from driftd.rollout.counts import PROMETHEUS_BUCKETS_S, Totals
+from driftd.rollout.counts import PROMETHEUS_BUCKETS_S, Totals, totals
 
 _MV = ["model", "version"]
+_MVP = [*_MV, PARTITION]
 
 
 class SliCollector(Collector):
-    """Per-version SLIs from the pipeline's counts."""
+    """Per-version SLIs from the pipeline's counts, a series per partition held."""
 
     def __init__(self, pipeline: Pipeline, tasks: dict[str, str]) -> None:
         self.pipeline = pipeline
         self.tasks = tasks  # model -> task: what quality means
 
-    def _totals(self) -> list[tuple[str, str, Totals]]:
-        """(model, version, counts summed over partitions), in order."""
-        p = self.pipeline
-        return [(m, v, tot) for m in sorted(self.tasks) for v, tot in p.version_totals(m).items()]
+    def _totals(self) -> list[tuple[str, str, str, Totals]]:
+        """(model, version, partition, that partition's counts of the version), in order."""
+        out: list[tuple[str, str, str, Totals]] = []
+        for part, st in sorted(list(self.pipeline.partitions.items())):
+            for model in sorted(self.tasks):
+                ms = st.models.get(model)
+                if ms is None:
+                    continue
+                vc = ms.version_counts
+                out.extend((model, v, str(part), totals([vc], v)) for v in sorted(list(vc.counts)))
+        return out
 
     @staticmethod
     def _families() -> tuple[
@@ -47,28 +58,30 @@ class SliCollector(Collector):
         GaugeMetricFamily,
     ]:
         return (
-            CounterMetricFamily("driftd_predictions", "Predictions served." + RESTORED, labels=_MV),
+            CounterMetricFamily(
+                "driftd_predictions", "Predictions served." + RESTORED, labels=_MVP
+            ),
             CounterMetricFamily(
                 "driftd_prediction_errors",
                 "Predictions the server reported as errors." + RESTORED,
-                labels=_MV,
+                labels=_MVP,
             ),
             CounterMetricFamily(
-                "driftd_labeled", "Predictions joined with their label." + RESTORED, labels=_MV
+                "driftd_labeled", "Predictions joined with their label." + RESTORED, labels=_MVP
             ),
             CounterMetricFamily(
                 "driftd_correct",
                 "Joined predictions that matched their label." + RESTORED,
-                labels=_MV,
+                labels=_MVP,
             ),
             HistogramMetricFamily(
-                "driftd_prediction_latency_seconds", "Model server latency." + RESTORED, labels=_MV
+                "driftd_prediction_latency_seconds", "Model server latency." + RESTORED, labels=_MVP
             ),
             GaugeMetricFamily(
                 "driftd_model_quality",
-                "Quality over every joined label so far (accuracy, or rmse for regression)."
-                + RESTORED,
-                labels=[*_MV, "metric"],
+                "Quality over every joined label of the partition so far (accuracy, or rmse for "
+                "regression)." + RESTORED,
+                labels=[*_MVP, "metric"],
             ),
         )
 
@@ -79,9 +92,9 @@ class SliCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """The SLI families, from the counts so far."""
         preds, errs, labeled, correct, lat, quality = self._families()
-        for model, version, tot in self._totals():
+        for model, version, part, tot in self._totals():
             req, err, nl, nc, sq, lsum_ms = tot.counts.tolist()
-            labels = [model, version]
+            labels = [model, version, part]
             preds.add_metric(labels, req)
             errs.add_metric(labels, err)
             labeled.add_metric(labels, nl)
