@@ -134,7 +134,7 @@ def quality_rule_expr(matchers: str = "") -> str:
         return (
             "sum by (model, version, metric) ("
             f"driftd_model_quality{selector(metric, matchers)}{power} "
-            f"* on (instance, job, model, version) group_left () "
+            f"* on (instance, job, partition, model, version) group_left () "
             f"driftd_labeled_total{selector(matchers)}) "
             "/ on (model, version) group_left () "
             f"sum by (model, version) (driftd_labeled_total{selector(matchers)})"
