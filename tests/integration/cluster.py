@@ -12,6 +12,7 @@ restore.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from driftd.db import lease_history, leases, make_engine
+from driftd.sim.synth import Stream
 from tests.integration.conftest import REPO
 
 T = TypeVar("T")
@@ -287,6 +289,52 @@ class Cluster:
             state = "running" if m.alive else f"exit {m.proc.returncode}"
             parts.append(f"----- member {m.index} pid {m.pid} ({state}) -----\n{text[-n:]}")
         return "\n".join(parts)
+
+
+class PacedPublisher(threading.Thread):
+    """Publishes a stream in order over at least ``seconds`` (a live source: the instances
+    ingest while it runs, whatever the machine's speed), in ``slices`` flushed one after the
+    other, each keyed as ``streams.publish`` keys it."""
+
+    def __init__(
+        self,
+        stream: Stream,
+        bootstrap: str,
+        topics: tuple[str, str],
+        seconds: float,
+        slices: int = 40,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.seconds = seconds
+        self.slices = slices
+        self.counts = {topics[0]: 0, topics[1]: 0}
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        from tests.integration.streams import publish
+
+        lines = self.stream.lines
+        step = -(-len(lines) // self.slices)
+        t0 = time.monotonic()
+        try:
+            for k, i in enumerate(range(0, len(lines), step)):
+                part = dataclasses.replace(self.stream, lines=lines[i : i + step])
+                for topic, n in publish(part, self.bootstrap, self.topics).items():
+                    self.counts[topic] += n
+                # A pace, not a wait on a condition: the next slice is due then.
+                time.sleep(max(0.0, t0 + self.seconds * (k + 1) / self.slices - time.monotonic()))
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
 
 
 def scrape(port: int) -> dict[str, float]:
