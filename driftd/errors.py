@@ -13,6 +13,15 @@ class CheckpointError(DriftdError):
     """A checkpoint could not be saved or restored."""
 
 
+class PartitionLost(CheckpointError):
+    """Another owner checkpointed these partitions since this one restored or saved them (a
+    rebalance this instance has not heard of yet): its state is stale and was not saved."""
+
+    def __init__(self, message: str, partitions: list[int]) -> None:
+        super().__init__(message)
+        self.partitions = partitions
+
+
 class StateVersionError(CheckpointError):
     """A persisted blob has a version this build cannot read."""
 

@@ -78,7 +78,7 @@ class Brain:
             if r.seq <= view.seq:
                 continue
             view.seq = r.seq
-            view.watermark = max(view.watermark, r.watermark)
+            view.watermark = max(view.watermark, r.watermark if abs(r.watermark) < 1e18 else NEVER)
             view.active_at = max(view.active_at, r.active_at)
             for model, b, summary in decode(r.data, self.tasks):
                 n = len(summary)
@@ -125,7 +125,7 @@ class Brain:
             self._passed(b + 1)
             if on_bucket is not None:
                 on_bucket(self.clock())
-        if watermark != math.inf and watermark > NEVER:
+        if math.isfinite(watermark) and abs(watermark) < 1e18:
             self._passed(math.floor(watermark / width))  # buckets below it are complete
         return out
 

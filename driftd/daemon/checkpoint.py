@@ -25,12 +25,17 @@ from driftd.db import (
     require_current,
     write_transaction,
 )
-from driftd.errors import CheckpointError
+from driftd.errors import CheckpointError, PartitionLost
 
 
 def _finite(x: float) -> float:
     """An event time for a FLOAT column: -inf (nothing seen yet) is stored as -1e300."""
     return x if math.isfinite(x) else math.copysign(1e300, x)
+
+
+def _unfinite(x: float) -> float:
+    """The inverse of ``_finite``."""
+    return math.copysign(math.inf, x) if abs(x) >= 1e300 else float(x)
 
 
 class SqlCheckpointStore:
@@ -53,21 +58,34 @@ class SqlCheckpointStore:
         return cls(engine, chunk_bytes)
 
     def save(self, pipeline: str, cps: Sequence[Checkpoint]) -> None:
-        """Save the given partitions in one transaction; offsets must not decrease."""
+        """Save the given partitions in one transaction; offsets must not decrease, and each
+        partition's stored sequence must be the one before (else ``PartitionLost``: another
+        owner saved it since, and this owner's state is stale)."""
         if not cps:
             return
         try:
             with write_transaction(self.engine) as conn:
-                for cp in cps:
-                    self._save_one(conn, pipeline, cp)
+                lost = [cp.partition for cp in cps if not self._save_one(conn, pipeline, cp)]
+                if lost:
+                    raise PartitionLost(
+                        f"partitions {lost} of {pipeline!r} were checkpointed by another owner "
+                        "since this one took them; its state for them is stale",
+                        lost,
+                    )
         except CheckpointError:
             raise
         except sa.exc.SQLAlchemyError as exc:
             raise CheckpointError(f"saving checkpoint of {pipeline!r} failed: {exc}") from exc
 
-    def _save_one(self, conn: sa.Connection, pipeline: str, cp: Checkpoint) -> None:
+    def _save_one(self, conn: sa.Connection, pipeline: str, cp: Checkpoint) -> bool:
+        """Write one partition's rows; False (nothing written) when another owner's
+        checkpoint is there: the stored sequence is not the one before ``cp.seq``."""
         key = (checkpoints.c.pipeline == pipeline) & (checkpoints.c.partition == cp.partition)
-        row = conn.execute(sa.select(checkpoints.c.offsets).where(key).with_for_update()).first()
+        row = conn.execute(
+            sa.select(checkpoints.c.offsets, checkpoints.c.seq).where(key).with_for_update()
+        ).first()
+        if row is not None and row.seq != cp.seq - 1:
+            return False
         if row is not None:
             old: dict[str, int] = json.loads(row.offsets)
             back = {
@@ -122,6 +140,7 @@ class SqlCheckpointStore:
                     data=rep.data,
                 )
             )
+        return True
 
     def load(self, pipeline: str, partition: int) -> Checkpoint | None:
         """The saved checkpoint of a partition, or None."""
@@ -204,8 +223,10 @@ class SqlCheckpointStore:
                 sa.select(reports).where(c.pipeline == pipeline).order_by(c.partition, c.seq)
             ).all()
         return [
-            Report(r.partition, int(r.seq), r.watermark, r.active_at, bytes(r.data)) for r in rows
-        ]
+            Report(r.partition, int(r.seq), _unfinite(r.watermark), _unfinite(r.active_at),
+                   bytes(r.data))
+            for r in rows
+        ]  # fmt: skip
 
     def load_leader(self, pipeline: str) -> bytes | None:
         """The leader's saved state, or None."""
@@ -269,7 +290,16 @@ class MemoryCheckpointStore:
         self._leader: dict[str, bytes] = {}
 
     def save(self, pipeline: str, cps: Sequence[Checkpoint]) -> None:
-        """Keep the checkpoints; offsets must not decrease (as in the SQL store)."""
+        """Keep the checkpoints; offsets must not decrease and sequences must follow on (as
+        in the SQL store)."""
+        stored = {cp.partition: self._data.get((pipeline, cp.partition)) for cp in cps}
+        lost = [
+            cp.partition
+            for cp in cps
+            if (old := stored[cp.partition]) is not None and old.seq != cp.seq - 1
+        ]
+        if lost:
+            raise PartitionLost(f"partitions {lost} were checkpointed by another owner", lost)
         for cp in cps:
             old = self._data.get((pipeline, cp.partition))
             back = {k for k, v in (old.offsets if old else {}).items() if cp.offsets.get(k, v) < v}

@@ -36,7 +36,7 @@ from driftd.daemon.abc import (
 )
 from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.state import PartitionState
-from driftd.errors import CheckpointError
+from driftd.errors import CheckpointError, PartitionLost
 
 if TYPE_CHECKING:
     from driftd.daemon.labeled import LabeledSink
@@ -84,7 +84,9 @@ class Checkpointer:
             return st
         st = self.pipeline.restore(p, cp.blob)
         self._seq[p] = cp.seq
-        self._active[p] = (st.consumed, cp.created_at)
+        # Events consumed before the restore count as activity at the checkpoint's time; a
+        # partition that never had one stays idle (it holds no watermark back).
+        self._active[p] = (st.consumed, cp.created_at if st.consumed else -math.inf)
         # The age gauge counts from the oldest state this process holds, saved or not.
         if self.last_at is None or cp.created_at < self.last_at:
             self.last_at = cp.created_at
@@ -107,10 +109,26 @@ class Checkpointer:
         cps = [self._snapshot(p, sink_offsets, now) for p in parts]
         try:
             self.store.save(self.settings.name, cps)
+        except PartitionLost as exc:
+            # A rebalance this instance has not heard of yet: another owner holds them now.
+            # Their stale state is dropped (the owner replays from its own checkpoint) and the
+            # other partitions are saved without them.
+            log.warning(
+                "partitions lost to another owner; dropped", extra={"partitions": exc.partitions}
+            )
+            for p in exc.partitions:
+                self.pipeline.drop(p)
+                self._seq.pop(p, None)
+            rest = [p for p in parts if p not in exc.partitions]
+            if rest:
+                self.save(rest)
+            return
         except CheckpointError:
             if self.recorder:
                 self.recorder.checkpoint_failures.inc()
             raise
+        for cp in cps:
+            self._seq[cp.partition] = cp.seq
         for p in parts:
             self.pipeline.partition(p).clear_report()
         for cp in cps:
@@ -126,7 +144,7 @@ class Checkpointer:
     def _snapshot(self, p: int, sink_offsets: Offsets, now: float) -> Checkpoint:
         st = self.pipeline.partition(p)
         st.offsets.update(sink_offsets)
-        seq = self._seq[p] = self._seq.get(p, 0) + 1
+        seq = self._seq.get(p, 0) + 1  # kept once the save succeeds
         consumed, active_at = self._active.get(p, (0, -math.inf))
         if st.consumed != consumed:
             consumed, active_at = st.consumed, now

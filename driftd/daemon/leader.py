@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
+
 from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.abc import CheckpointStore
 from driftd.daemon.alarm_log import Alarms
@@ -71,6 +73,7 @@ class Leader:
         self.merges = 0
         self.merge_seconds = 0.0  # summed over merges (the metric's sum)
         self.fenced_out = 0
+        self.failures = 0  # merges that raised (a bug): logged and retried
 
     # -- leadership ----------------------------------------------------------------------------
     @property
@@ -122,8 +125,7 @@ class Leader:
         if not self.leading:
             self._step_down()
             return []
-        self._brain()
-        if not merge_now and self.clock() < self._next_merge:
+        if not merge_now and self.brain is not None and self.clock() < self._next_merge:
             return []
         return self.merge()
 
@@ -133,9 +135,9 @@ class Leader:
             self._step_down()
             return []
         t0 = time.perf_counter()
-        brain = self._brain()
         self._next_merge = self.clock() + self.settings.merge_every_s
         try:
+            brain = self._brain()
             brain.absorb(self.store.reports(self.pipeline))
             if final:
                 watermark = math.inf
@@ -159,8 +161,16 @@ class Leader:
                 self.lease.epoch = None
             self._step_down()
             return []
-        except CheckpointError:
-            log.exception("saving the leader state failed; it is reloaded")
+        except (CheckpointError, sa.exc.SQLAlchemyError) as exc:
+            # The database is away (or refused the save): decide nothing until it is back; the
+            # lease steps this instance down if it stays away. The brain is reloaded then.
+            log.warning("leader merge failed; retried", extra={"error": str(exc)[:300]})
+            self._step_down()
+            return []
+        except Exception:
+            # A bug in a decision must not stop ingestion: logged, the brain reloaded, retried.
+            log.exception("leader merge failed; retried")
+            self.failures += 1
             self._step_down()
             return []
         self.merges += 1

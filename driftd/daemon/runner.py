@@ -75,6 +75,7 @@ class Runner:
         )
         self.overflow = OverflowWarnings(pipeline.join, clock)
         self._steps = 0
+        self.failed = False  # the loop ended on an exception
         self._last_step = time.monotonic()
         self._restoring = False
         # The decisions: the leader's merge of every partition (a local one by default).
@@ -126,9 +127,11 @@ class Runner:
             self._restoring = False
 
     def revoke(self, partitions: Iterable[int]) -> None:
-        """Checkpoint the partitions, then forget them (another instance takes them)."""
+        """Checkpoint the partitions, then forget them (another instance takes them). After
+        the loop failed nothing is checkpointed: the state may be half-applied, and the last
+        checkpoint stays valid."""
         parts = [p for p in partitions if p in self.pipeline.partitions]
-        if parts:
+        if parts and not self.failed:
             self.checkpoint(parts)
         for p in parts:
             self.pipeline.drop(p)
@@ -191,11 +194,15 @@ class Runner:
         checkpoint stays valid, so a restart replays from it.
         """
         exhausted = False
-        while not self.stop_event.is_set():
-            n = self.step()
-            if n == 0 and until_exhausted is not None and until_exhausted():
-                exhausted = True
-                break
+        try:
+            while not self.stop_event.is_set():
+                n = self.step()
+                if n == 0 and until_exhausted is not None and until_exhausted():
+                    exhausted = True
+                    break
+        except BaseException:
+            self.failed = True  # nothing may be checkpointed now, not even on a revoke
+            raise
         self.finish(exhausted)
 
     def finish(self, exhausted: bool) -> None:

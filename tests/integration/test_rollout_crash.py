@@ -38,6 +38,11 @@ follow = true
 url = "{url}"
 [metrics]
 enabled = false
+# A restarted daemon leads again once its killed predecessor's lease has run out.
+[leader]
+lease_s = 2.0
+renew_s = 0.5
+merge_every_s = 0.2
 [models.fraud]
 features = {{ a = "numeric" }}
 [models.fraud.rollout]
@@ -105,7 +110,7 @@ def test_kill9_during_canary_neither_repeats_nor_loses_a_decision(tmp_path: Path
     driver.start()
     rng = random.Random(7)
     kills = 0
-    proc = driftd("run", "--config", str(config), stderr=subprocess.DEVNULL)
+    proc = driftd("run", "--config", str(config), stderr=(tmp_path / "log").open("ab"))
     try:
         deadline = time.monotonic() + 240
         while reg.get_version("fraud", 2).stage != "production":
@@ -116,7 +121,7 @@ def test_kill9_during_canary_neither_repeats_nor_loses_a_decision(tmp_path: Path
                 proc.send_signal(signal.SIGKILL)  # mid-canary, at a random moment
                 proc.wait(timeout=30)
                 kills += 1
-                proc = driftd("run", "--config", str(config), stderr=subprocess.DEVNULL)
+                proc = driftd("run", "--config", str(config), stderr=(tmp_path / "log").open("ab"))
     finally:
         driver.stop.set()
         driver.join(timeout=10)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from driftd.daemon.abc import Checkpoint, CheckpointStore
 from driftd.daemon.checkpoint import MemoryCheckpointStore, SqlCheckpointStore
 from driftd.db import checkpoint_chunks, make_engine
-from driftd.errors import CheckpointError
+from driftd.errors import CheckpointError, PartitionLost
 from tests.databases import fresh_postgres
 
 CHUNK = 7  # tiny, so that every blob spans several rows
@@ -122,6 +122,21 @@ def test_pipelines_are_isolated(store: CheckpointStore, pipeline_name: str) -> N
     finally:
         if isinstance(store, SqlCheckpointStore):
             store.delete(other)
+
+
+def test_a_save_over_another_owners_checkpoint_is_refused(
+    store: CheckpointStore, pipeline_name: str
+) -> None:
+    """Owner A took partition 0 at seq 1; owner B took it over and saved seq 2; A, not yet
+    told of the rebalance, saves its own seq 2: stale, refused, nothing written."""
+    store.save(pipeline_name, [cp(0, 1, {"t": 10}, b"a1"), cp(1, 1, {"t": 5}, b"a1")])
+    mine = cp(0, 2, {"t": 20}, b"b2")
+    store.save(pipeline_name, [mine])
+    with pytest.raises(PartitionLost) as err:
+        store.save(pipeline_name, [cp(0, 2, {"t": 30}, b"a2"), cp(1, 2, {"t": 6}, b"a2")])
+    assert err.value.partitions == [0]
+    assert store.load(pipeline_name, 0) == mine
+    assert store.load(pipeline_name, 1) == cp(1, 1, {"t": 5}, b"a1")  # one transaction
 
 
 def test_saving_nothing_is_a_no_op(store: CheckpointStore, pipeline_name: str) -> None:

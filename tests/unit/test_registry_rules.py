@@ -7,12 +7,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from driftd.registry import InvalidRequest, Stage
-from driftd.registry.names import ALLOWED, ModelRef, check_alias, is_allowed, parse_ref
+from driftd.registry.names import (
+    _VERSION_LIKE,
+    ALLOWED,
+    ModelRef,
+    check_alias,
+    is_allowed,
+    parse_ref,
+)
 from driftd.registry.roles import Approval, Gate, Role, unmet
 
 names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,30}", fullmatch=True)
 aliases = st.from_regex(r"[A-Za-z_-][A-Za-z0-9_-]{0,20}", fullmatch=True).filter(
-    lambda a: a.lower() != "latest"
+    lambda a: a.lower() != "latest" and not _VERSION_LIKE.match(a)  # v3 reads as a version
 )
 
 
