@@ -145,9 +145,10 @@ class PartitionState:
     def watermark(self, lateness_s: float) -> float:
         """The event time below which this partition expects no more events: over the models
         it has seen events of, the least join watermark, less ``lateness_s`` (-inf before
-        any). A model whose labels (or predictions) have never come is judged by the stream
-        that has: a model without labels is not held back ``max_stream_skew_s``."""
-        marks = [_progress(m.store) for m in self.models.values()]
+        any). The join watermark follows the slower of the two streams, so labels read behind
+        their predictions are not late; a model whose labels never come is judged
+        ``join.max_stream_skew_s`` behind its predictions (lower it for such a model)."""
+        marks = [m.store.watermark for m in self.models.values()]
         seen = [w for w in marks if math.isfinite(w)]
         return min(seen) - lateness_s if seen else -math.inf
 
@@ -194,16 +195,6 @@ class PartitionState:
             dict(self.ignored),
             {name: m.counts() for name, m in list(self.models.items())},
         )
-
-
-def _progress(store: JoinStore) -> float:
-    """A model's event-time progress in this partition (see ``PartitionState.watermark``)."""
-    wp, wl = store.wm_predictions, store.wm_labels
-    if not math.isfinite(wl):
-        return float(wp)
-    if not math.isfinite(wp):
-        return float(wl)
-    return store.watermark
 
 
 def _from_v1(state: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,9 @@ follow = true
 url = "{url}"
 [metrics]
 enabled = false
+# No labels come: the leader judges predictions max_stream_skew_s behind their stream.
+[join]
+max_stream_skew_s = 30
 # A restarted daemon leads again once its killed predecessor's lease has run out.
 [leader]
 lease_s = 2.0
