@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
