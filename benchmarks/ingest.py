@@ -542,20 +542,12 @@ def kafka_rows(events: int, repeats: int) -> list[Row]:
 
 def machine_info() -> dict[str, Any]:
     """What the numbers were measured on."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
     import sqlalchemy
 
     return report.machine_info(
-        msgspec=msgspec.__version__, sqlalchemy=sqlalchemy.__version__, driftd_commit=commit
+        msgspec=msgspec.__version__,
+        sqlalchemy=sqlalchemy.__version__,
+        driftd_commit=report.git_commit(),
     )
 
 

@@ -69,15 +69,18 @@ def broker() -> Iterator[str]:
         proc.wait(10)
 
 
-def publish(stream: synth.Stream, bootstrap: str) -> tuple[tuple[str, str], int]:
-    """Create a fresh topic pair and produce the stream into it; return names and count."""
+def publish(
+    stream: synth.Stream, bootstrap: str, partitions: int = PARTITIONS, prefix: str = "bench"
+) -> tuple[tuple[str, str], int]:
+    """Create a fresh topic pair of ``partitions`` partitions each and produce the stream into
+    it, keyed by id; return names and count."""
     from kafka import KafkaAdminClient, KafkaProducer
     from kafka.admin import NewTopic
 
     tag = uuid.uuid4().hex[:8]
-    topics = (f"bench-predictions-{tag}", f"bench-labels-{tag}")
+    topics = (f"{prefix}-predictions-{tag}", f"{prefix}-labels-{tag}")
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in topics])
+    admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
     admin.close()
     bad = dict(zip((raw for raw, _ in stream.bad), stream.bad_kinds, strict=True))
     producer = KafkaProducer(

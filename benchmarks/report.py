@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,22 @@ def print_rows(rows: list[Row], title: str, width: int = 220) -> None:
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
         table.add_row(r.name, fmt(r.value), r.unit, fmt(r.baseline), ratio, target, result, r.note)
     Console(width=width).print(table)
+
+
+def git_commit() -> str | None:
+    """The short commit of the benchmarked tree (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def machine_info(**extra: Any) -> dict[str, Any]:

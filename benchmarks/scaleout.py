@@ -57,11 +57,11 @@ from driftd.sim import synth
 
 try:
     from benchmarks import report
-    from benchmarks.kafka_path import broker
+    from benchmarks.kafka_path import broker, publish
     from benchmarks.report import Row, fmt, print_rows
 except ImportError:  # run as a script: python benchmarks/scaleout.py
     import report  # type: ignore[no-redef,import-not-found]
-    from kafka_path import broker  # type: ignore[no-redef,import-not-found]
+    from kafka_path import broker, publish  # type: ignore[no-redef,import-not-found]
     from report import Row, fmt, print_rows  # type: ignore[no-redef]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "scaleout.json"
@@ -707,33 +707,6 @@ def failover_rows(res: dict[str, Any], label: str, what: str) -> list[Row]:
 # -- C. ingest throughput with driftd run processes ----------------------------------------
 
 
-def publish(stream: synth.Stream, bootstrap: str, partitions: int) -> tuple[tuple[str, str], int]:
-    """A fresh topic pair with ``partitions`` partitions each, the stream produced into it
-    keyed by id (as benchmarks/kafka_path.py, with another partition count)."""
-    from kafka import KafkaAdminClient, KafkaProducer
-    from kafka.admin import NewTopic
-
-    tag = uuid.uuid4().hex[:8]
-    topics = (f"scale-predictions-{tag}", f"scale-labels-{tag}")
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
-    admin.close()
-    bad = dict(zip((raw for raw, _ in stream.bad), stream.bad_kinds, strict=True))
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024, compression_type="lz4"
-    )
-    for i, raw in enumerate(stream.lines):
-        kind = bad.get(raw)
-        key = f"bad-{i}".encode()
-        if kind is None:
-            obj = msgspec.json.decode(raw)
-            kind, key = obj["kind"], obj["id"].encode()
-        producer.send(topics[0] if kind == "prediction" else topics[1], value=raw, key=key)
-    producer.flush()
-    producer.close()
-    return topics, len(stream.lines)
-
-
 def run_config(
     spec: synth.StreamSpec,
     tmp: Path,
@@ -864,7 +837,7 @@ def ingest(args: argparse.Namespace, rng: random.Random) -> tuple[list[Row], dic
     ):
         tmp = Path(d)
         t0 = time.perf_counter()
-        topics, total = publish(stream, bootstrap, 6)
+        topics, total = publish(stream, bootstrap, partitions=6, prefix="scale")
         progress(args, f"C published {total:,} messages in {time.perf_counter() - t0:.1f} s")
         engine = sa.create_engine(url)
         try:
@@ -1040,17 +1013,7 @@ def merge_cost(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
 
 
 def machine_info() -> dict[str, Any]:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    return report.machine_info(sqlalchemy=sa.__version__, driftd_commit=commit)
+    return report.machine_info(sqlalchemy=sa.__version__, driftd_commit=report.git_commit())
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

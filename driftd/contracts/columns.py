@@ -124,3 +124,17 @@ class JoinedColumns:
 
     def __len__(self) -> int:
         return len(self.version)
+
+    def take(self, idx: npt.NDArray[np.intp]) -> JoinedColumns:
+        """The rows at ``idx``, as a new batch."""
+        return JoinedColumns(
+            version=self.version[idx],
+            ts=self.ts[idx],
+            label_ts=self.label_ts[idx],
+            numeric=self.numeric[idx],
+            categorical=self.categorical[idx],
+            prediction=self.prediction[idx],
+            score=self.score[idx],
+            label=self.label[idx],
+            ids=[self.ids[i] for i in idx.tolist()],
+        )

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from driftd.contracts.columns import F64, JoinedColumns
+from driftd.contracts.columns import F64
 from driftd.contracts.monitor import DriftDetected, MonitorBatch
 from driftd.daemon import state_codec
 from driftd.rollout.counts import VersionCounts
@@ -73,21 +73,6 @@ def stream_values(
         vals = p.numeric[:, list(numeric_names).index(stream.removeprefix("feature:"))]
     keep = np.flatnonzero(~np.isnan(vals))
     return p.version[keep], vals[keep], p.ts[keep], keep
-
-
-def _take_joined(j: JoinedColumns, idx: npt.NDArray[np.intp]) -> JoinedColumns:
-    return replace(
-        j,
-        version=j.version[idx],
-        ts=j.ts[idx],
-        label_ts=j.label_ts[idx],
-        numeric=j.numeric[idx],
-        categorical=j.categorical[idx],
-        prediction=j.prediction[idx],
-        score=j.score[idx],
-        label=j.label[idx],
-        ids=[j.ids[i] for i in idx.tolist()],
-    )
 
 
 class BucketSummary:
@@ -202,7 +187,7 @@ class ModelSummarizer:
             sub = replace(
                 batch,
                 predictions=p if len(ps) == len(p) else p.take(ps),
-                joined=None if j is None or not len(js) else _take_joined(j, js),
+                joined=None if j is None or not len(js) else j.take(js),
                 expired_versions=np.empty(0, np.int32),
             )
             self._bucket(b).counts.update(sub)
