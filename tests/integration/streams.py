@@ -107,8 +107,8 @@ def kafka_config(
 
 
 def driftd(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
-    """Start `driftd ARGS` as a subprocess of this Python."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    """Start `driftd ARGS` as a subprocess of this Python (``env``: variables to add)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **kw.pop("env", {})}
     return subprocess.Popen([sys.executable, "-m", "driftd.cli", *args], env=env, **kw)
 
 

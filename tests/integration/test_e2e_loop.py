@@ -1,5 +1,6 @@
 """The closed loop end to end, for real and in real time: the tansu Kafka-protocol broker,
-PostgreSQL (checkpoints and registry), driftd (run + outbox), the reference model server
+PostgreSQL (checkpoints and registry), driftd (three `run` instances on six partitions, one
+brain; and the outbox), the reference model server
 (``driftd serve-sim``) and a real Prometheus (the Debian package) scraping driftd.
 
 Course: serve-sim bootstraps a champion and serves it; the world's concept drifts → a drift
@@ -38,6 +39,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.kafka, pytest.mark.postgres]
 MODEL = "fraud"
 RATE = 400  # requests per second served
 DRIFT_AFTER_S = 30.0  # after serve-sim's first request
+INSTANCES, PARTITIONS = 3, 6  # driftd run processes in one consumer group, and partitions
 LABEL_DELAY_S = 3.0
 FEATURES = ", ".join(
     [f'f{j} = "numeric"' for j in range(8)] + ['country = "categorical"', 'device = "categorical"']
@@ -123,12 +125,16 @@ class Procs:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, Path] = {}
 
-    def start(self, name: str, cmd: list[str] | None = None, *args: str) -> None:
+    def start(
+        self, name: str, cmd: list[str] | None = None, *args: str, env: dict[str, str] | None = None
+    ) -> None:
         log = self.tmp / f"{name}.log"
         self.logs[name] = log
         out = log.open("ab")
         if cmd is None:
-            self.procs[name] = driftd(*args, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+            self.procs[name] = driftd(
+                *args, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env or {}
+            )
         else:
             self.procs[name] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
 
@@ -213,13 +219,14 @@ def test_closed_loop_end_to_end(
     if prometheus_bin is None:
         unavailable("the prometheus binary is not installed (apt-get install prometheus)")
         return
-    predictions, labels = topics(1)
+    predictions, labels = topics(PARTITIONS)
     control = f"control-{predictions.removeprefix('predictions-')}"
     admin = KafkaAdminClient(bootstrap_servers=kafka_broker)
     admin.create_topics([NewTopic(control, 1, 1)])
     admin.close()
 
-    metrics_port, prom_port = free_port(), free_port()
+    metrics_ports, prom_port = [free_port() for _ in range(INSTANCES)], free_port()
+    metrics_port = metrics_ports[0]
     config = tmp_path / "driftd.toml"
     config.write_text(
         CONFIG.format(
@@ -236,7 +243,9 @@ def test_closed_loop_end_to_end(
     (tmp_path / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
         "  - job_name: driftd\n    scrape_interval: 1s\n"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n"
+        "    static_configs:\n      - targets: ["
+        + ", ".join(f"'127.0.0.1:{port}'" for port in metrics_ports)
+        + "]\n"
     )
     subprocess.run(
         [*_driftd_cmd(), "db", "upgrade", "--config", str(config)],
@@ -273,11 +282,20 @@ def test_closed_loop_end_to_end(
         # 1. The model server trains and serves a first champion; the concept drifts later.
         procs.start("serve-sim", None, *sim, "--bootstrap", "--drift-after", str(DRIFT_AFTER_S))
         v1 = _wait("the bootstrapped champion", champion, 150, procs)
-        assert registry.traffic(MODEL) == {v1: 1.0}
+        # serve-sim sets the traffic right after the champion (wait: two writes, not one).
+        _wait("traffic on the champion", lambda: registry.traffic(MODEL) == {v1: 1.0}, 30, procs)
         _wait("serve-sim serving", lambda: "serving fraud" in _log(procs, "serve-sim"), 60, procs)
         drift_at = time.time() + DRIFT_AFTER_S  # within a tick of the server's drift point
         # 2. driftd, the outbox (registry events → control topic) and Prometheus.
-        procs.start("driftd", None, "run", "--config", str(config))
+        for i, port in enumerate(metrics_ports):  # one brain: three instances decide as one
+            procs.start(
+                f"driftd-{i}",
+                None,
+                "run",
+                "--config",
+                str(config),
+                env={"DRIFTD_METRICS__PORT": str(port)},
+            )
         procs.start("outbox", None, "outbox", "run", "--config", str(config), "--poll", "0.2")
         prom_started = time.time()
         procs.start(
@@ -314,6 +332,8 @@ def test_closed_loop_end_to_end(
         _wait("all traffic on the new champion", lambda: registry.traffic(MODEL) == {v2: 1.0},
               30, procs)  # fmt: skip
         assert f"v{v2}:canary" in marks, f"v{v2} never seen in canary: {marks}"
+        # Three instances, one brain: one retrain for the drift, not one per instance.
+        assert len(jobs.list(model=MODEL)) == 1, jobs.list(model=MODEL)
 
         # 4. A regressed challenger: the champion's artifact again, served 2x slower.
         procs.stop("serve-sim")
@@ -354,6 +374,7 @@ def test_closed_loop_end_to_end(
         )
         promotions = prom_value(f'driftd_promotions_total{{model="{MODEL}"}}')
         assert promotions == 2.0, f"v{v1} (seed) and v{v2} entered production: {promotions}"
+        assert prom_value("sum(driftd_leader)") == 1.0, "one leader among the instances"
         verdict = prom_value(f'driftd_canary_verdict{{model="{MODEL}"}}')
         assert verdict == -1.0, f"the last canary verdict is a rollback: {verdict}"
 
