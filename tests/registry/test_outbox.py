@@ -55,7 +55,10 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                size = int(self.headers["Content-Length"])
+                body = self.rfile.read(size)
+                if len(body) < size:
+                    return  # the sender died mid-request: it was never received, nor answered
                 time.sleep(receiver.delay_s)
                 with receiver.lock:
                     receiver.requests.append(Delivery(dict(self.headers), body))
