@@ -122,12 +122,21 @@ def test_a_deposed_leader_saves_no_state(engine: sa.Engine) -> None:
 def test_a_follower_takes_over_when_the_lease_runs_out_not_a_renewal_later(
     engine: sa.Engine,
 ) -> None:
-    a = Lease(engine, "p", lease_s=3.0, renew_s=1.5, holder="a")
-    b = Lease(engine, "p", lease_s=3.0, renew_s=1.5, holder="b")
+    clock = Clock()
+    a = Lease(engine, "p", lease_s=3.0, renew_s=1.0, holder="a")
+    # b renews rarely: without the retry at expiry it would look again only renew_s later.
+    b = Lease(engine, "p", lease_s=3.0, renew_s=60.0, holder="b", clock=clock)
     assert a.renew()
-    renewed = time.monotonic()  # a's last renewal: it dies now
-    assert not b.tick()  # b tried once and learned when a's lease runs out
-    _wait(lambda: b.tick())
-    took = time.monotonic() - renewed
-    # Without the retry at expiry b could wait up to lease_s + renew_s = 4.5 s.
-    assert 3.0 - 0.2 <= took < 3.0 + 0.9, took
+    assert not b.tick()
+    wait = b._next_try - clock.t
+    assert 0.05 <= wait <= 3.0 + 0.05, wait  # when a's lease runs out, by the database's clock
+    _wait(lambda: _expired(engine))  # a died (it renews no more): its lease runs out
+    clock.t += wait
+    assert b.tick() and b.epoch == 2
+
+
+def _expired(engine: sa.Engine) -> bool:
+    from driftd.daemon.lease import current
+
+    row = current(engine, "p")
+    return row is not None and row["expires_in_s"] <= 0
