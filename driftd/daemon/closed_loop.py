@@ -114,6 +114,7 @@ def build_rollout(
         return controller.last_verdicts() if leader.leading else {}
 
     metrics.register(RolloutCollector(verdicts))
+    leader.on_step_down.append(controller.forget)
     return controller.tick
 
 

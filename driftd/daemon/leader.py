@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -74,6 +75,9 @@ class Leader:
         self.merge_seconds = 0.0  # summed over merges (the metric's sum)
         self.fenced_out = 0
         self.failures = 0  # merges that raised (a bug): logged and retried
+        self.on_step_down: list[Callable[[], object]] = []  # what forgets in-memory decisions
+        self._renewer: threading.Thread | None = None
+        self._stop = threading.Event()
 
     # -- leadership ----------------------------------------------------------------------------
     @property
@@ -106,21 +110,36 @@ class Leader:
     def _step_down(self) -> None:
         if self.brain is not None:
             log.info("no longer leading", extra={"pipeline": self.pipeline})
+            for hook in self.on_step_down:
+                hook()
         self.brain = None
 
     # -- the loop ------------------------------------------------------------------------------
     def start(self) -> None:
         """Take the lease if free and restore the brain, without merging (at start-up, so
-        that what the leader decided is readable before the first poll)."""
+        that what the leader decided is readable before the first poll); from then on the
+        lease is renewed by its own thread, so a long poll or merge cannot let it lapse."""
         if self.lease is not None:
             self.lease.tick()
+            if self._renewer is None:
+                self._renewer = threading.Thread(
+                    target=self._renew_forever, name="lease", daemon=True
+                )
+                self._renewer.start()
         if self.leading:
             self._brain()
+
+    def _renew_forever(self) -> None:
+        lease = self.lease
+        assert lease is not None
+        while not self._stop.is_set():
+            lease.tick()
+            self._stop.wait(max(0.02, min(0.5, lease.until_next_try())))
 
     def tick(self, merge_now: bool = False) -> list[DriftDetected]:
         """Renew the lease when due and merge when due (or ``merge_now``: this instance just
         saved a checkpoint, so there is something to merge); return the alarms that fired."""
-        if self.lease is not None:
+        if self.lease is not None and self._renewer is None:
             self.lease.tick()
         if not self.leading:
             self._step_down()
@@ -184,6 +203,10 @@ class Leader:
     def close(self) -> None:
         """Give the lease up (a clean stop), so the next leader need not wait it out; what the
         brain holds stays readable (a replay's summary)."""
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=30)
+            self._renewer = None
         if self.lease is not None:
             self.lease.release()
 

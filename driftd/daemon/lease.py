@@ -102,6 +102,10 @@ class Lease:
         """True while this holder leads: it has the lease and its local deadline holds."""
         return self.epoch is not None and self.clock() < self._valid_until
 
+    def until_next_try(self) -> float:
+        """Seconds until the next renewal (or acquisition attempt) is due."""
+        return self._next_try - self.clock()
+
     def due(self) -> bool:
         """True when it is time to renew (or to try to acquire)."""
         return self.clock() >= self._next_try

@@ -98,6 +98,14 @@ class Controller:
         self.timeline: list[dict[str, Any]] = []  # what happened, in order (each also logged)
         self._lock = threading.Lock()
 
+    def forget(self) -> None:
+        """Drop what this instance held in memory (its verdicts and live evidence): another
+        instance leads now, and this one rebuilds from the stored rollouts if it leads again."""
+        with self._lock:
+            self.verdicts = {}
+        self._live = {}
+        self._saved = {}
+
     def last_verdicts(self) -> dict[str, Verdict]:
         """The last verdict per model (a copy, safe to read from the scrape thread)."""
         with self._lock:
