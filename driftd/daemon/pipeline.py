@@ -46,7 +46,6 @@ from driftd.daemon.screen import screen
 from driftd.daemon.state import ModelState, PartitionCounts, PartitionState
 from driftd.daemon.summary import summarize
 from driftd.daemon.validity import missing_counts
-from driftd.rollout.counts import Totals, VersionCounts, totals
 
 ExtraMonitors = Callable[[str, ModelSchema], Sequence[Monitor]]
 
@@ -359,12 +358,6 @@ class Pipeline:
         the given alarms (the leader's) with those of the partitions' extra monitors."""
         return summarize(self.schemas, self.partitions.values(), alarms)
 
-    def newest_prediction_ts(self) -> float:
-        """The newest prediction time seen in any partition (0.0 before any): the rollout's
-        event clock, read without reaching into the partitions' state."""
-        models = [m for st in list(self.partitions.values()) for m in st.models.values()]
-        return max((m.version_counts.max_ts for m in models), default=0.0)
-
     def features(self) -> dict[str, list[str]]:
         """Each configured model's declared features."""
         return {name: list(s.settings.features) for name, s in self.schemas.items()}
@@ -376,16 +369,3 @@ class Pipeline:
     def alarms(self) -> Alarms:
         """The drift alarms kept and counted, merged over partitions."""
         return merged(m.alarms for st in list(self.partitions.values()) for m in st.models.values())
-
-    def _version_counts(self, model: str) -> list[VersionCounts]:
-        parts = list(self.partitions.values())
-        return [st.models[model].version_counts for st in parts if model in st.models]
-
-    def version_totals(self, model: str) -> dict[str, Totals]:
-        """A model's per-version counts (SLIs) summed over partitions."""
-        counts = self._version_counts(model)
-        return {v: totals(counts, v) for v in sorted({v for c in counts for v in list(c.counts)})}
-
-    def version_total(self, model: str, version: str) -> Totals:
-        """One version's counts summed over partitions (canary evidence; zeros when unseen)."""
-        return totals(self._version_counts(model), version)
