@@ -59,7 +59,10 @@ def db_now(conn: sa.Connection) -> float:
 
 def set_session_timeouts(engine: sa.Engine, idle_in_tx_ms: int) -> None:
     """On PostgreSQL, end this engine's sessions that sit idle inside a transaction for
-    ``idle_in_tx_ms`` (a partitioned leader cannot hold a lock on the lease row for longer)."""
+    ``idle_in_tx_ms`` (a partitioned leader cannot hold a lock on the lease row for longer).
+
+    Every session must carry it: the pool is emptied, so connections opened before (a schema
+    check at start-up) are not reused without it."""
     if engine.dialect.name != "postgresql":
         return
 
@@ -69,6 +72,8 @@ def set_session_timeouts(engine: sa.Engine, idle_in_tx_ms: int) -> None:
         cur.execute(f"SET idle_in_transaction_session_timeout = {int(idle_in_tx_ms)}")
         cur.close()
         dbapi_conn.commit()
+
+    engine.dispose()
 
 
 class Lease:

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from driftd.daemon.checkpoint import SqlCheckpointStore
-from driftd.daemon.lease import FencedOut, Lease, history
+from driftd.daemon.lease import FencedOut, Lease, history, set_session_timeouts
 from driftd.db import fence_writes, make_engine, require_current, write_transaction
 from tests.databases import fresh_database
 
@@ -140,3 +140,23 @@ def _expired(engine: sa.Engine) -> bool:
 
     row = current(engine, "p")
     return row is not None and row["expires_in_s"] <= 0
+
+
+def test_every_session_ends_idle_transactions_even_those_pooled_before(tmp_path: Path) -> None:
+    """A connection pooled before the timeout was set (the schema check at start-up) must not
+    be reused without it: a partitioned leader's open transaction would then hold the lease
+    row for ever and no follower could take over (seen on CI with the link held)."""
+    with fresh_database("postgresql", tmp_path) as url:
+        engine = make_engine(url)
+        require_current(engine)  # pools a connection before the timeout is set
+        set_session_timeouts(engine, 1234)
+        held = [engine.connect() for _ in range(3)]  # the pooled one first, then fresh ones
+        try:
+            shown = [
+                c.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar() for c in held
+            ]
+        finally:
+            for c in held:
+                c.close()
+            engine.dispose()
+    assert shown == ["1234ms"] * 3, shown

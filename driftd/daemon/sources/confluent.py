@@ -83,7 +83,7 @@ class ConfluentSource:
     def _on_assign(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
         parts = sorted({tp.partition for tp in tps})
         self._seek.clear()
-        if self.owner is not None and parts:
+        if self.owner is not None:  # even none: the owner starts its lease then
             self.owner.assign(parts)
         for tp in tps:
             off = self._seek.get((tp.topic, tp.partition))

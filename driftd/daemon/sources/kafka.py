@@ -70,7 +70,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
                     ", ".join(missing),
                 )
         log.info("partitions assigned", extra={"partitions": parts})
-        if self.source.owner is not None and parts:
+        if self.source.owner is not None:  # even none: the owner starts its lease then
             with self.source.in_callback():
                 self.source.owner.assign(parts)
 
