@@ -32,6 +32,13 @@ class RegistryActions:
             return None
         return int(challenger.version), int(champion.version)
 
+    def champion(self, model: str) -> int | None:
+        """The champion's version (None: none yet)."""
+        try:
+            return int(self.registry.resolve(f"{model}@champion").version)
+        except NotFound:
+            return None
+
     def apply(self, r: Rollout, action: Action) -> Rollout | None:
         """Carry out ``action``: the rollout after it, or None while its promotion waits for an
         approval gate (the action then stays pending and is tried again)."""

@@ -13,8 +13,10 @@ exactly as the live run did. The store, the registry side and the inputs are giv
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,7 @@ from driftd.rollout.counts import Totals
 from driftd.rollout.evidence import SLO, Batch, Evidence, RolloutDecision, Verdict
 from driftd.rollout.inputs import drift_pvalue
 from driftd.rollout.machine import PROMOTED, Action, Rollout, decide, start
+from driftd.rollout.plan import Plan, Rates, make_plan
 from driftd.rollout.rules import ArgoRule, FlaggerRule, Rule, SequentialRule
 from driftd.rollout.store import RolloutStore, to_rollout
 
@@ -55,6 +58,7 @@ def slo_of(rs: RolloutSettings) -> SLO:
     for check, key in off.items():
         if check not in checks:
             s[key] = None
+    s["latency_quantiles"] = tuple(s["latency_quantiles"])
     return SLO(**s)
 
 
@@ -74,6 +78,8 @@ class _Live:
     evidence: Evidence
     canary: Totals
     champion: Totals
+    taus: tuple[float | None, ...] = ()
+    planned: bool = False
 
 
 class Controller:
@@ -96,6 +102,8 @@ class Controller:
         self._saved: dict[str, tuple[RolloutDecision, float]] = {}  # last verdict stored, when
         self.verdicts: dict[str, Verdict] = {}
         self.timeline: list[dict[str, Any]] = []  # what happened, in order (each also logged)
+        self.plans: dict[str, Plan] = {}  # rollout id -> its plan
+        self._traffic: dict[str, deque[tuple[float, float]]] = {}  # model -> (clock, requests)
         self._lock = threading.Lock()
 
     def forget(self) -> None:
@@ -116,6 +124,7 @@ class Controller:
         for model, rs in self.models.items():
             row = self.store.active(model)
             if row is None:
+                self._sample_traffic(model)
                 if rs.auto_start:
                     self._maybe_start(model, rs)
                 continue
@@ -143,7 +152,41 @@ class Controller:
         tau = base_ch.quantile_ms(rs.slo.latency_quantile)
         self.store.create(r, base, tau, action, now)
         self._note(r, "canary started", f"v{r.canary} vs champion v{r.champion}")
+        rate = self._rate(model)
+        if rate is not None:
+            self._plan(r, rs, rate, base_ch)
         self._execute(r, action)
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def _sample_traffic(self, model: str) -> None:
+        """Remember the champion's request count at this clock (the rate a plan needs)."""
+        champion = self.actions.champion(model)
+        if champion is None:
+            return
+        q = self._traffic.setdefault(model, deque())
+        now = self.clock()
+        q.append((now, float(self.counts(model, str(champion)).counts[0])))
+        while q and now - q[0][0] > 600.0:
+            q.popleft()
+
+    def _rate(self, model: str) -> float | None:
+        """Requests per second over the last ten minutes of event time (None: too little)."""
+        q = self._traffic.get(model)
+        if not q or q[-1][0] - q[0][0] < 10.0:
+            return None
+        return max(0.0, (q[-1][1] - q[0][1]) / (q[-1][0] - q[0][0]))
+
+    def _plan(self, r: Rollout, rs: RolloutSettings, rate: float, base: Totals) -> Plan:
+        """Whether a good canary can be promoted within max_duration_s at this traffic: logged,
+        put on the timeline, kept in ``plans``."""
+        rates = rates_of(base, rs, rate)
+        plan = make_plan(rates, rs.steps, rs.step_min_s, slo_of(rs), nulls_of(rs, rates))
+        self.plans[r.id] = plan
+        self._note(r, "canary plan", plan.summary())
+        if not plan.reachable:
+            log.warning("canary cannot decide in time", extra={"model": r.model, **plan.to_dict()})
+        return plan
 
     # -- analysis ----------------------------------------------------------------------------
 
@@ -153,21 +196,27 @@ class Controller:
         cham = self.counts(r.model, str(r.champion)) - base[str(r.champion)]
         live = self._live.get(r.id)
         if live is None:
-            live = _Live(Evidence(), Totals(), Totals())
-        tau = row.tau_ms
+            # the thresholds: the champion's quantiles before the canary started
+            taus = tuple(base[str(r.champion)].quantile_ms(q) for q in rs.slo.latency_quantiles)
+            live = _Live(Evidence(keep_history=rs.rule != "sequential"), Totals(), Totals(), taus)
         x = rs.slo.latency_margin or 0.0
         ceiling = rs.slo.latency_ceiling_ms
         d_can, d_cham = can - live.canary, cham - live.champion
         drift = drift_pvalue(can.moments, cham.moments)
+        elapsed = max(self.clock() - r.started_at, live.evidence.elapsed_s)
         batch = Batch(
-            elapsed_s=max(self.clock() - r.started_at, live.evidence.elapsed_s),
-            canary=d_can.arm(tau * (1 + x) if tau else None, ceiling),
-            champion=d_cham.arm(tau, ceiling),
+            elapsed_s=elapsed,
+            canary=d_can.arm([t * (1 + x) if t else None for t in live.taus], ceiling),
+            champion=d_cham.arm(list(live.taus), ceiling),
             drift_statistic=None if drift is None else drift[0],
             drift_pvalue=None if drift is None else drift[1],
             step=r.step,
         )
-        live = _Live(live.evidence.add(batch), can, cham)
+        planned = live.planned or r.id in self.plans
+        if not planned and elapsed >= 30.0:  # no rate before the start: plan on the canary's
+            self._plan(r, rs, (can.counts[0] + cham.counts[0]) / elapsed, base[str(r.champion)])
+            planned = True
+        live = _Live(live.evidence.add(batch), can, cham, live.taus, planned)
         self._live[r.id] = live
         return live.evidence
 
@@ -212,3 +261,46 @@ class Controller:
         }
         self.timeline.append(entry)
         log.info("rollout", extra=entry)
+
+
+def nulls_of(rs: RolloutSettings, rates: Rates) -> dict[str, float]:
+    """Each non-inferiority test's null rate ratio (an absolute margin is read as the ratio
+    it means at the champion's rate)."""
+    slo = slo_of(rs)
+    out: dict[str, float] = {}
+
+    def ratio(name: str, margin: float) -> float:
+        if slo.margins == "relative":
+            return 1.0 + margin
+        p = rates.bad.get(name, (0.0, 1.0))[0]
+        return (p + margin) / p if p > 0 else math.inf
+
+    if slo.error_margin is not None:
+        out["error_rate"] = ratio("error_rate", slo.error_ni)
+    if slo.latency_margin is not None:
+        for q in slo.latency_quantiles:
+            if q <= slo.latency_ni_quantile:
+                out[f"latency_q{q:g}"] = 1.0
+    if slo.quality_margin is not None:
+        out["quality"] = ratio("quality", slo.quality_ni)
+    return out
+
+
+def rates_of(base: Totals, rs: RolloutSettings, rate: float) -> Rates:
+    """The champion's rates of bad events per request, from its counts before the canary."""
+    arm = base.arm([], None)
+    n = max(arm.requests, 1)
+    bad: dict[str, tuple[float, float]] = {"error_rate": (arm.errors / n, 1.0)}
+    per: dict[str, float] = {}
+    if arm.labeled:
+        bad["quality"] = (arm.wrong / arm.labeled, 1.0)
+        per["quality"] = arm.labeled / n
+    x = rs.slo.latency_margin or 0.0
+    for q in rs.slo.latency_quantiles:
+        tau = base.quantile_ms(q)
+        if tau is None:
+            continue
+        over = base.slower_than(tau)
+        same = base.slower_than(tau * (1 + x)) / over if over else 1.0
+        bad[f"latency_q{q:g}"] = (over / n, same)
+    return Rates(rate, bad, per)

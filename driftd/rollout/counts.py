@@ -202,13 +202,14 @@ class Totals:
         edge = int(np.searchsorted(EDGES_MS, threshold_ms, side="left"))
         return int(self.latency[edge + 1 :].sum())
 
-    def arm(self, slow_ms: float | None, ceiling_ms: float | None) -> ArmCounts:
-        """This version's counts as one arm of the analysis."""
+    def arm(self, slow_ms: Sequence[float | None], ceiling_ms: float | None) -> ArmCounts:
+        """This version's counts as one arm of the analysis: ``slow_ms`` the latency
+        thresholds (one per quantile; None: no latency data yet)."""
         c = self.counts
         return ArmCounts(
             requests=int(c[_R]),
             errors=int(c[_E]),
-            slow=self.slower_than(slow_ms) if slow_ms is not None else 0,
+            slow=tuple(self.slower_than(t) if t is not None else 0 for t in slow_ms),
             over_ceiling=self.slower_than(ceiling_ms) if ceiling_ms is not None else 0,
             labeled=int(c[_L]),
             correct=int(c[_C]),

@@ -1,9 +1,12 @@
 """The rollout state machine: from a verdict to the next state and the action to take. Pure.
 
-A rollout moves a challenger through the configured traffic steps; at each step the rule's
-PROMOTE (non-inferiority shown, and the step's dwell time spent) advances it, the last step's
-PROMOTE makes it champion; ROLLBACK ends it at once; HALT (no data, drift between the arms,
-no conclusion in time) stops it with all traffic on the champion, for a person to decide.
+A rollout moves a challenger through the configured traffic steps. A step that is not the last
+moves on once its dwell time is spent and the rule says it is ``ready`` (no rollback, the step's
+least canary requests served): the early, small steps limit the blast radius while the rollback
+tests run on every batch. Only the last step's move, to champion, needs the rule's PROMOTE
+(non-inferiority shown for every SLO) and the dwell time; ROLLBACK ends it at once; HALT (no
+data, drift between the arms, no conclusion in time) stops it with all traffic on the champion,
+for a person to decide.
 Every action carries a decision id, ``<rollout id>:<seq>``, that the registry uses as its
 idempotency key: replaying a decision after a crash changes nothing.
 """
@@ -100,9 +103,12 @@ def decide(
             "halt", weights={r.champion: 1.0}, reason=f"halted: {_why(verdict)}", verdict=v
         )
         return replace(nr, phase=HALTED), act
-    if verdict.decision is not RolloutDecision.PROMOTE or now - r.step_started_at < step_min_s:
+    if now - r.step_started_at < step_min_s:
         return r, None
-    if r.step + 1 < len(r.steps):
+    last = r.step + 1 >= len(r.steps)
+    if verdict.decision is not RolloutDecision.PROMOTE and (last or not verdict.ready):
+        return r, None
+    if not last:
         nxt = r.step + 1
         nr, act = r.then(
             "traffic",

@@ -13,13 +13,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from driftd.rollout.evidence import SLO, ArmCounts, Evidence, Reason, RolloutDecision, Verdict
+from driftd.rollout.evidence import (
+    ERRORS,
+    SLO,
+    SLOW0,
+    WRONG,
+    ArmCounts,
+    Evidence,
+    Reason,
+    RolloutDecision,
+    Verdict,
+)
 from driftd.rollout.sequential import (
     DEFAULT_RATIOS,
     SeqTest,
     Side,
+    combined,
     rate_ceiling_test,
-    rate_test,
+    stratified_test,
 )
 
 
@@ -39,51 +50,55 @@ def _reason(slo: str, check: str, t: SeqTest, rule: str) -> Reason:
 @dataclass(frozen=True)
 class SequentialRule:
     """driftd's rule. ROLLBACK as soon as an enabled SLO's always-valid "canary worse" test
-    rejects (each at alpha / #enabled, so any false rollback has probability ≤ alpha); HALT
-    when an arm stalls, the inputs differ (drift) or ``max_duration_s`` passes undecided;
-    PROMOTE when every enabled SLO has shown non-inferiority at alpha (intersection-union:
-    false promotion ≤ alpha) and each arm has its minimum samples; CONTINUE otherwise. No data
-    never passes."""
+    rejects (each at alpha / #enabled, so any false rollback has probability ≤ alpha, however
+    the traffic share and the common rates move: the tests are stratified by batch); HALT when
+    an arm stalls, the inputs differ (drift) or ``max_duration_s`` passes undecided; PROMOTE
+    when every enabled SLO has shown non-inferiority at alpha (intersection-union: false
+    promotion ≤ alpha) and each arm has its minimum samples; CONTINUE otherwise, ``ready``
+    once the current step has its least canary requests. No data never passes."""
 
-    ratios: Sequence[float] = DEFAULT_RATIOS
+    ratios: Sequence[float] = DEFAULT_RATIOS  # the pooled form's alternatives (unused here)
     name: str = "driftd-sequential"
 
     def _tests(self, ev: Evidence, slo: SLO, s: Side, alpha: float) -> list[tuple[str, SeqTest]]:
-        c, b, r = ev.canary, ev.champion, self.ratios
+        c, b = ev.canary, ev.champion
         greater = s == "greater"
         out: list[tuple[str, SeqTest]] = []
         if slo.error_margin is not None:
             m = slo.error_margin if greater else slo.error_ni
-            t = rate_test(
-                c.errors, c.requests, b.errors, b.requests, margin=m, alpha=alpha, side=s, ratios=r
-            )
-            out.append(("error_rate", t))
+            psi = _null_ratio(slo, m, b.errors, b.requests)
+            est = _rate(c.errors, c.requests) - _rate(b.errors, b.requests)
+            out.append(("error_rate", _strat(ev, ERRORS, psi, alpha, s, est)))
         if slo.error_ceiling is not None:
-            t = rate_ceiling_test(
-                c.errors, c.requests, slo.error_ceiling, alpha=alpha, side=s, ratios=r
-            )
+            t = rate_ceiling_test(c.errors, c.requests, slo.error_ceiling, alpha=alpha, side=s)
             out.append(("error_ceiling", t))
         if slo.latency_margin is not None:
-            t = rate_test(c.slow, c.requests, b.slow, b.requests, alpha=alpha, side=s, ratios=r)
-            out.append(("latency_relative", t))
+            qs = slo.latency_quantiles
+            per = [
+                (q, _strat(ev, SLOW0 + i, 1.0, alpha, s, _slow_diff(ev, i)))
+                for i, q in enumerate(qs)
+            ]
+            if greater:  # one test: the average over thresholds (a tail regression counts)
+                out.append(("latency_relative", combined([t for _, t in per])))
+            else:  # shown at every threshold up to latency_ni_quantile
+                out += [(f"latency_q{q:g}", t) for q, t in per if q <= slo.latency_ni_quantile]
         if slo.latency_ceiling_ms is not None:
             q = 1.0 - slo.latency_quantile
-            t = rate_ceiling_test(c.over_ceiling, c.requests, q, alpha=alpha, side=s, ratios=r)
+            t = rate_ceiling_test(c.over_ceiling, c.requests, q, alpha=alpha, side=s)
             out.append(("latency_ceiling", t))
         if slo.quality_margin is not None:
             m = slo.quality_margin if greater else slo.quality_ni
-            t = rate_test(
-                c.wrong, c.labeled, b.wrong, b.labeled, margin=m, alpha=alpha, side=s, ratios=r
-            )
-            out.append(("quality", t))
+            psi = _null_ratio(slo, m, b.wrong, b.labeled)
+            est = _rate(c.wrong, c.labeled) - _rate(b.wrong, b.labeled)
+            out.append(("quality", _strat(ev, WRONG, psi, alpha, s, est)))
         return out
 
     def verdict(self, evidence: Evidence, slo: SLO) -> Verdict:
         """The decision on ``evidence``; see the class docstring for the order of checks."""
         ev, name = evidence, self.name
 
-        def done(d: RolloutDecision, reasons: list[Reason]) -> Verdict:
-            return Verdict(d, name, ev.elapsed_s, tuple(reasons))
+        def done(d: RolloutDecision, reasons: list[Reason], ready: bool = False) -> Verdict:
+            return Verdict(d, name, ev.elapsed_s, tuple(reasons), ready)
 
         n_rollback = len(self._tests(ev, slo, "greater", slo.alpha))
         a_rb = slo.alpha / max(n_rollback, 1)
@@ -107,15 +122,44 @@ class SequentialRule:
                 RolloutDecision.HALT, [Reason("drift", "halt", p_drift, a_drift, True, name, why)]
             )
         pr = [_reason(k, "promote", t, name) for k, t in self._tests(ev, slo, "less", slo.alpha)]
-        enough = _enough(ev.canary, slo) and _enough(ev.champion, slo)
-        drift_ok = slo.drift_alpha is None or ev.drift_pvalue is not None
-        if pr and enough and drift_ok and all(r.fired for r in pr):
-            return done(RolloutDecision.PROMOTE, pr)
-        if ev.elapsed_s >= slo.max_duration_s:
+        if ev.elapsed_s >= slo.max_duration_s:  # a bound: nothing is promoted after it
             lim = slo.max_duration_s
             r = Reason("duration", "halt", ev.elapsed_s, lim, True, name, "undecided")
             return done(RolloutDecision.HALT, [r, *pr])
-        return done(RolloutDecision.CONTINUE, rb + pr)
+        enough = _enough(ev.canary, slo) and _enough(ev.champion, slo)
+        drift_ok = slo.drift_alpha is None or ev.drift_pvalue is not None
+        ready = ev.step_requests >= slo.step_min_requests
+        if pr and enough and drift_ok and all(r.fired for r in pr):
+            return done(RolloutDecision.PROMOTE, pr, ready)
+        return done(RolloutDecision.CONTINUE, rb + pr, ready)
+
+
+def _rate(x: int, n: int) -> float:
+    return x / n if n > 0 else math.nan
+
+
+def _slow_diff(ev: Evidence, i: int) -> float:
+    c, b = ev.canary.slows, ev.champion.slows
+    x_c = c[i] if i < len(c) else 0
+    x_b = b[i] if i < len(b) else 0
+    return _rate(x_c, ev.canary.requests) - _rate(x_b, ev.champion.requests)
+
+
+def _null_ratio(slo: SLO, margin: float, x_b: int, n_b: int) -> float:
+    """The null rate ratio ψ0 for a margin: 1 + margin (relative), or (p̂_b + m) / p̂_b with
+    the champion's estimate (absolute: a plug-in, accurate as the champion has most data)."""
+    if slo.margins == "relative":
+        return 1.0 + margin
+    pb = (x_b + 0.5) / (n_b + 1.0)
+    return max(pb + margin, 1e-12) / pb
+
+
+def _strat(ev: Evidence, kind: int, psi0: float, alpha: float, side: Side, est: float) -> SeqTest:
+    """The stratified test of one kind of bad event (no strata yet: no evidence)."""
+    if kind >= ev.strata.shape[0]:
+        return SeqTest(0.0, math.log(1.0 / alpha), psi0, est)
+    x_c = float(ev.canary_bad[kind])
+    return stratified_test(x_c, ev.strata[kind], psi0, alpha=alpha, side=side, estimate=est)
 
 
 def _enough(arm: ArmCounts, slo: SLO) -> bool:

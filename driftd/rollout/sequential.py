@@ -1,36 +1,43 @@
 """Always-valid tests and confidence sequences for Bernoulli rates, canary vs champion.
 
 Every canary SLO here is a rate of "bad events" (errors, slow requests, wrong predictions).
-Two-sample tests condition on the bad events: when both arms have the same per-request rate,
-each bad event lands in the canary with probability s = n_c / (n_c + n_b), the canary's share
-of the requests (or labeled rows), whatever the common rate is and however it drifts in time.
-A canary rate ψ times the champion's moves that probability to odds(s, ψ) (odds multiplied by
-ψ). So "canary worse than champion" is a one-sample Bernoulli test on the sequence of bad
-events, H0: π ≤ π0 = odds(s, ψ0) (Lindon et al. 2022, "Rapid regression detection in
-software deployments through sequential testing", conditional on the counts).
+Two-sample tests condition on the bad events (Lindon et al. 2022, "Rapid regression detection
+in software deployments through sequential testing"). Within one batch t of the analysis, with
+n_c and n_b requests (or labeled rows) on the two arms and k_t bad events in all: when both arms
+have the same per-request rate *in that batch*, the canary's bad events are a uniformly random
+subset of the batch's requests' outcomes (routing is exchangeable within a batch), so given the
+counts x_c,t is hypergeometric with mean k_t·s_t, s_t = n_c/(n_c + n_b) the batch's share.
+A canary ψ times worse (odds) moves each bad event's chance of being the canary's to
+odds(s_t, ψ). Hence the **stratified** test used by the rules: per batch, the likelihood ratio
+of Binomial(k_t, odds(s_t, ψ1)) against Binomial(k_t, odds(s_t, ψ0)), multiplied over batches.
 
-The test statistic is a mixture of likelihood ratios (Robbins' mixture SPRT; Johari, Pekelis
-& Walsh 2017, "Always valid inference"): M = (1/J) Σ_j Π_events (π_j/π0)^b (1-π_j/1-π0)^(1-b),
-alternatives π_j = odds(π0, r_j) for the odds ratios r_j in ``ratios``. Why alpha holds: under
-π = π0 each term is a likelihood ratio, a non-negative martingale with mean 1; under π < π0
-(canary better) each factor has mean π·π_j/π0 + (1-π)(1-π_j)/(1-π0) ≤ 1 as π_j > π0, so M is
-a non-negative supermartingale with M_0 = 1, and Ville's inequality gives
-P(sup_t M_t ≥ 1/alpha) ≤ alpha: checking after every batch, at any (data-dependent) stopping time,
-costs nothing. The mirror test (π_j = odds(π0, 1/r_j)) rejects H0: π ≥ π0 and is what
-non-inferiority needs. Inverting either test over the margin gives an always-valid one-sided
-bound; ``rate_difference_cs`` returns both, each valid at level alpha.
+Why alpha holds, for any share schedule and any path of the common rate: the rate and the share
+may change from batch to batch arbitrarily; within a batch only the routing must be
+exchangeable. Each batch's factor r^x / (1 + π0(r-1))^k is convex in x, and a hypergeometric
+count is dominated in convex order by the binomial with the same mean (Hoeffding 1963, Thm. 4),
+so its conditional mean given the past is ≤ 1 under H0: ψ ≤ ψ0 (for ψ < ψ0 each factor's mean
+is smaller still). The product is a non-negative supermartingale with M_0 = 1, a mixture of
+them (uniform over the alternatives ``ratios``, and over latency thresholds) is one too, and
+Ville's inequality gives P(sup_t M_t ≥ 1/alpha) ≤ alpha: checking after every batch, at any
+data-dependent stopping time, costs nothing. Pooling the batches instead (plugging in the
+cumulative share) is *not* valid when the share changes: an error storm on both arms during a
+later, larger step puts more bad events on the canary than the cumulative share predicts
+(Simpson's paradox), and identical canaries were rolled back every time (``rate_test`` below
+keeps that pooled form for a constant share only).
 
-Tuning: ``ratios`` is the set of effects the mixture bets on, uniform weights. J points cost
-at most ln(J) nats of evidence against the best single one; a point near the true effect
-earns KL(π_true || π0) nats per bad event. The default (1.25, 1.6, 2, 3, 5) covers the
-regressions that matter (a canary 25% to 5x worse), so a 0.5% -> 2% error rate (ψ = 4) at a
-10% canary share is rejected after about 30 bad events. Any choice keeps alpha; it only
-moves power.
+Sufficient statistics: with π0,t = odds(s_t, ψ0) and π1 = odds(π0, r), a batch's log ratio is
+x_c,t·ln r - k_t·ln(1 + π0,t(r - 1)) = x_c,t·ln r - [G_t(ψ0·r) - G_t(ψ0)], where
+G_t(c) = k_t·ln(1 - s_t + s_t·c). The evidence keeps g(c) = Σ_t G_t(c) on a fixed grid of
+c = 2^(i/16) (1/256 .. 256): one vector per bad-event kind, updated once per batch, from which
+every test at every margin is read. Margins are applied at grid points, rounded to the side
+that keeps alpha (a rollback null ψ0 upwards, a non-inferiority null downwards: at most 4.4 %).
 
-Exactness: with m = 0 (ψ0 = 1) the test is exact given the routing is random with a constant
-share (the empirical share is plugged in; counts of requests are large, so it is sharp).
-A non-zero absolute margin m is turned into ψ0 = (p̂_b + m)/p̂_b with the champion's estimate
-p̂_b, a plug-in that is accurate because the champion carries most of the traffic.
+Tuning: ``ratios`` is the set of effects the rollback mixture bets on, uniform weights. J points
+cost at most ln(J) nats of evidence against the best single one; a point near the true effect
+earns KL(π_true || π0) nats per bad event. The default (≈1.25, 1.6, 2, 3, 5, on the grid)
+covers the regressions that matter. The non-inferiority test bets on the canary being as good
+as the champion (ψ = 1) when the margin leaves room for it, which earns the most per event for
+a good canary; any choice keeps alpha, it only moves power.
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
 
 DEFAULT_RATIOS: tuple[float, ...] = (1.25, 1.6, 2.0, 3.0, 5.0)
 Side = Literal["greater", "less"]
@@ -95,7 +105,10 @@ def rate_test(
     side: Side = "greater",
     ratios: Sequence[float] = DEFAULT_RATIOS,
 ) -> SeqTest:
-    """Two-sample test on p_c - p_b (canary ``x_c`` bad of ``n_c``, champion ``x_b`` of ``n_b``).
+    """Pooled two-sample test on p_c - p_b (canary ``x_c`` bad of ``n_c``, champion ``x_b`` of
+    ``n_b``): valid only while the canary's share of requests stays constant (one stratum; the
+    rules use ``stratified_test``). A non-zero absolute ``margin`` becomes ψ0 = (p̂_b + m)/p̂_b
+    with the champion's estimate p̂_b, a plug-in.
 
     "greater": H0 p_c - p_b ≤ margin; rejecting it shows the canary worse by more than the
     margin (rollback). "less": H0 p_c - p_b ≥ margin; rejecting it shows non-inferiority."""
@@ -161,3 +174,92 @@ def rate_difference_cs(
     lower = bisect(lo_end, hi_end, "greater") if rejects(lo_end, "greater") else -1.0
     upper = bisect(lo_end, hi_end, "less") if rejects(hi_end, "less") else 1.0
     return (lower, upper)
+
+
+# -- the stratified test (what the rules use) ---------------------------------------------------
+F64 = npt.NDArray[np.float64]
+GRID_PER_OCTAVE = 16
+GRID_HALF = 8 * GRID_PER_OCTAVE  # c from 2^-8 to 2^8
+GRID: F64 = 2.0 ** (np.arange(-GRID_HALF, GRID_HALF + 1) / GRID_PER_OCTAVE)
+_LOG_GRID: F64 = np.log(GRID)
+# Rollback alternatives as grid offsets: odds ratios ≈ 1.24, 1.61, 2, 2.95, 4.97.
+ROLLBACK_STEPS: tuple[int, ...] = (5, 11, 16, 25, 37)
+# Non-inferiority alternatives below a null of ψ0 ≈ 1 (latency): ≈ 1/1.24, 1/1.61, 1/2.
+NI_STEPS: tuple[int, ...] = (-5, -11, -16)
+
+
+def strata_increment(k: F64, s: F64) -> F64:
+    """One batch's G(c) on the grid, per bad-event kind: ``k`` bad events in all at canary
+    share ``s`` (arrays of equal length) -> shape (len(k), len(GRID))."""
+    s = np.clip(s, 0.0, 1.0)
+    return k[:, None] * np.log1p(s[:, None] * (GRID[None, :] - 1.0))
+
+
+def grid_index(ratio: float, side: Side) -> int:
+    """The grid point for a null odds ratio, rounded so that alpha holds: up for a rollback
+    null ("greater": H0 ψ ≤ ψ0 grows), down for a non-inferiority null ("less")."""
+    x = math.log2(max(ratio, 1e-300)) * GRID_PER_OCTAVE
+    i = math.ceil(x - 1e-9) if side == "greater" else math.floor(x + 1e-9)
+    return min(max(i, -GRID_HALF), GRID_HALF) + GRID_HALF
+
+
+def stratified_test(
+    x_c: float,
+    g: F64,
+    null_ratio: float = 1.0,
+    *,
+    alpha: float = 0.05,
+    side: Side = "greater",
+    steps: Sequence[int] | None = None,
+    estimate: float = math.nan,
+) -> SeqTest:
+    """The stratified test on one kind of bad event: ``x_c`` the canary's bad events over all
+    batches, ``g`` their strata vector. "greater" rejects H0 ψ ≤ ``null_ratio`` (the canary is
+    worse: rollback); "less" rejects H0 ψ ≥ ``null_ratio`` (non-inferiority shown). ``steps``:
+    the alternatives as grid offsets from the null (default: ``ROLLBACK_STEPS``, or for "less"
+    the point ψ = 1 when the null is above 1.2, else ``NI_STEPS``)."""
+    bound = math.log(1.0 / alpha)
+    i0 = grid_index(null_ratio, side)
+    if steps is None:
+        if side == "greater":
+            steps = ROLLBACK_STEPS
+        else:
+            one = GRID_HALF - i0
+            steps = (one,) if GRID[i0] >= 1.2 else NI_STEPS
+    js = [i0 + j for j in steps if 0 <= i0 + j < len(GRID) and j != 0]
+    if not js or not g.any():
+        return SeqTest(0.0, bound, float(GRID[i0]), estimate)
+    idx = np.array(js)
+    terms = x_c * (_LOG_GRID[idx] - _LOG_GRID[i0]) - (g[idx] - g[i0])
+    return SeqTest(_log_mean_exp(terms), bound, float(GRID[i0]), estimate)
+
+
+def combined(tests: Sequence[SeqTest], estimate: float = math.nan) -> SeqTest:
+    """The average of several tests' e-processes (each a test supermartingale under a null
+    that holds for all of them at once): one test, valid at the first one's bound."""
+    if not tests:
+        return SeqTest(0.0, math.log(20.0), math.nan, estimate)
+    logs = np.array([t.log_e for t in tests])
+    return SeqTest(_log_mean_exp(logs), tests[0].log_bound, tests[0].null, estimate)
+
+
+def ratio_bounds(x_c: float, g: F64, alpha: float = 0.05) -> tuple[float, float]:
+    """Always-valid (lower, upper) bounds on the odds ratio ψ canary/champion, read on the
+    grid: the largest ψ0 the rollback test rejects, the smallest the non-inferiority test
+    rejects (0 and inf when none)."""
+    lower, upper = 0.0, math.inf
+    if not g.any():
+        return lower, upper
+    for i in range(len(GRID)):
+        if stratified_test(x_c, g, float(GRID[i]), alpha=alpha, side="greater").reject:
+            lower = float(GRID[i])
+    for i in range(len(GRID) - 1, -1, -1):
+        t = stratified_test(x_c, g, float(GRID[i]), alpha=alpha, side="less", steps=NI_STEPS)
+        if t.reject:
+            upper = float(GRID[i])
+    return lower, upper
+
+
+def _log_mean_exp(terms: F64) -> float:
+    top = float(np.max(terms))
+    return top + math.log(float(np.mean(np.exp(terms - top))))

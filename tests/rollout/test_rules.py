@@ -13,7 +13,7 @@ from scipy.stats import binom
 from driftd.rollout.evidence import SLO, ArmCounts, Batch, Evidence, RolloutDecision
 from driftd.rollout.rules import ArgoRule, FlaggerRule, Rule, SequentialRule
 
-SLO0 = SLO(drift_alpha=None)
+SLO0 = SLO(drift_alpha=None, latency_quantiles=(0.99,))  # one latency threshold here
 
 
 def _steady(
@@ -52,7 +52,7 @@ def test_sequential_promotes_only_after_non_inferiority_and_min_samples() -> Non
     assert rule.verdict(_steady(60, GOOD_C, GOOD_B), SLO0).decision is RolloutDecision.CONTINUE
     v = rule.verdict(_steady(1200, GOOD_C, GOOD_B), SLO0)
     assert v.decision is RolloutDecision.PROMOTE
-    assert {r.slo for r in v.reasons} == {"error_rate", "latency_relative", "quality"}
+    assert {r.slo for r in v.reasons} == {"error_rate", "latency_q0.99", "quality"}
 
 
 def test_no_data_halts_and_never_promotes() -> None:
@@ -63,7 +63,7 @@ def test_no_data_halts_and_never_promotes() -> None:
 
 
 def test_drift_halts_and_missing_drift_blocks_promotion() -> None:
-    slo = SLO(drift_alpha=0.001)
+    slo = SLO(drift_alpha=0.001, latency_quantiles=(0.99,))
     ev = _steady(1200, GOOD_C, GOOD_B)
     assert SequentialRule().verdict(ev, slo).decision is RolloutDecision.CONTINUE  # never measured
     drifted = ev.add(Batch(1210.0, GOOD_C, GOOD_B, drift_statistic=0.4, drift_pvalue=1e-6))
@@ -73,7 +73,9 @@ def test_drift_halts_and_missing_drift_blocks_promotion() -> None:
 
 
 def test_max_duration_halts_when_undecided() -> None:
-    slo = SLO(drift_alpha=None, max_duration_s=300.0, min_samples=10**9)  # cannot promote
+    slo = SLO(
+        drift_alpha=None, max_duration_s=300.0, min_samples=10**9, latency_quantiles=(0.99,)
+    )  # cannot promote
     ev = _steady(300, GOOD_C, GOOD_B)
     assert SequentialRule().verdict(ev, slo).decision is RolloutDecision.HALT
     early = SequentialRule().verdict(_steady(290, GOOD_C, GOOD_B), slo)
@@ -118,7 +120,8 @@ RULES: list[Rule] = [SequentialRule(), FlaggerRule(), ArgoRule(failure_limit=0),
 
 def _clip(a: ArmCounts) -> ArmCounts:
     n, lab = a.requests, min(a.labeled, a.requests)
-    return ArmCounts(n, min(a.errors, n), min(a.slow, n), 0, lab, min(a.correct, lab))
+    slow = tuple(min(x, n) for x in a.slows)
+    return ArmCounts(n, min(a.errors, n), slow, 0, lab, min(a.correct, lab))
 
 
 @settings(max_examples=80, deadline=None)
@@ -180,5 +183,5 @@ def test_sequential_false_rollback_rate_is_at_most_alpha() -> None:
 
 def test_sequential_catches_a_fourfold_error_rate() -> None:
     rng = np.random.default_rng(12)
-    slo = SLO(drift_alpha=None, max_duration_s=600.0)
+    slo = SLO(drift_alpha=None, max_duration_s=600.0, latency_quantiles=(0.99,))
     assert sum(_run(rng, 0.02, slo) is RolloutDecision.ROLLBACK for _ in range(100)) >= 98
