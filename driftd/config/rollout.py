@@ -14,6 +14,7 @@ Example::
     latency_quantiles = [0.5, 0.9, 0.99, 0.999]   # … at any of these quantiles
     quality_margin = 0.0           # … or less accurate
     quality_ni = 0.25              # promote once its wrong-prediction rate is shown below 1.25x
+    min_duration_s = 360           # never promote sooner: failures that start late get time
     max_duration_s = 3600
     checks = ["error_rate", "latency", "quality", "drift"]   # the comparisons that apply
 """
@@ -56,6 +57,7 @@ class SLOSettings(Section):
     min_samples: Annotated[int, Field(ge=1)] = 1_000
     min_labeled: Annotated[int, Field(ge=0)] = 200
     step_min_requests: Annotated[int, Field(ge=0)] = 100
+    min_duration_s: Annotated[float, Field(ge=0)] = 360.0
     max_duration_s: Annotated[float, Field(gt=0)] = 1_800.0
     stall_s: Annotated[float, Field(gt=0)] = 120.0
 
@@ -68,6 +70,12 @@ class SLOSettings(Section):
 
     @model_validator(mode="after")
     def _margins_fit_their_kind(self) -> SLOSettings:
+        if self.min_duration_s >= self.max_duration_s:
+            raise ValueError(
+                f"min_duration_s = {self.min_duration_s} (the least time before a promotion) "
+                f"must be below max_duration_s = {self.max_duration_s}; lower min_duration_s "
+                f"or raise max_duration_s"
+            )
         if self.margins == "absolute":
             for key in ("error_margin", "error_ni", "quality_margin", "quality_ni"):
                 if getattr(self, key) > 1:

@@ -243,6 +243,8 @@ class SLO:
     ``latency_quantiles`` (rollback when any is shown worse; promotion needs non-inferiority at
     those up to ``latency_ni_quantile``: the far tail is too rare to *show* good in time).
     ``max_duration_s`` bounds the analysis: undecided by then, HALT; nothing is promoted after.
+    ``min_duration_s`` is the least time a canary runs before it is promoted, however strong
+    the evidence: failures that begin late (a leak, a cache, an hourly job) get time to show.
     """
 
     alpha: float = 0.05
@@ -261,6 +263,7 @@ class SLO:
     min_samples: int = 1_000  # requests per arm before promotion
     min_labeled: int = 200  # labeled rows per arm before promotion (quality SLO on)
     step_min_requests: int = 100  # canary requests at a step before the next step
+    min_duration_s: float = 360.0  # no promotion before (failures that start late: leaks, ...)
     max_duration_s: float = 1_800.0  # no conclusion by then: HALT
     stall_s: float = 120.0  # an arm without requests this long: HALT
 
@@ -269,6 +272,11 @@ class SLO:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
         if not 0.0 < self.latency_quantile < 1.0:
             raise ValueError(f"latency_quantile must be in (0, 1), got {self.latency_quantile}")
+        if not 0.0 <= self.min_duration_s < self.max_duration_s:
+            raise ValueError(
+                f"min_duration_s must be in [0, max_duration_s = {self.max_duration_s}), "
+                f"got {self.min_duration_s}"
+            )
         qs = self.latency_quantiles
         if not qs or any(not 0.0 < q < 1.0 for q in qs) or list(qs) != sorted(set(qs)):
             raise ValueError(f"latency_quantiles must increase within (0, 1), got {qs}")

@@ -112,7 +112,7 @@ def make_plan(
         need = math.log(1.0 / slo.alpha) + math.log(len(alt))
         expected[name] = _time_to(need, lam * rows * p, same, null, alt, steps, step_s)
     n_min = slo.min_samples / (lam * steps[-1]) if lam > 0 else math.inf
-    floor = sum(step_s) + max(step_min_s, n_min)
+    floor = max(sum(step_s) + max(step_min_s, n_min), slo.min_duration_s)
     total = max([floor, *expected.values()])
     reachable = total * SLACK <= slo.max_duration_s
     advice: list[str] = []

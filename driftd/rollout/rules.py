@@ -54,7 +54,8 @@ class SequentialRule:
     the traffic share and the common rates move: the tests are stratified by batch); HALT when
     an arm stalls, the inputs differ (drift) or ``max_duration_s`` passes undecided; PROMOTE
     when every enabled SLO has shown non-inferiority at alpha (intersection-union: false
-    promotion ≤ alpha) and each arm has its minimum samples; CONTINUE otherwise, ``ready``
+    promotion ≤ alpha), each arm has its minimum samples and ``min_duration_s`` has passed;
+    CONTINUE otherwise, ``ready``
     once the current step has its least canary requests. No data never passes."""
 
     ratios: Sequence[float] = DEFAULT_RATIOS  # the pooled form's alternatives (unused here)
@@ -127,6 +128,7 @@ class SequentialRule:
             r = Reason("duration", "halt", ev.elapsed_s, lim, True, name, "undecided")
             return done(RolloutDecision.HALT, [r, *pr])
         enough = _enough(ev.canary, slo) and _enough(ev.champion, slo)
+        enough = enough and ev.elapsed_s >= slo.min_duration_s
         drift_ok = slo.drift_alpha is None or ev.drift_pvalue is not None
         ready = ev.step_requests >= slo.step_min_requests
         if pr and enough and drift_ok and all(r.fired for r in pr):

@@ -244,19 +244,28 @@ def combined(tests: Sequence[SeqTest], estimate: float = math.nan) -> SeqTest:
 
 
 def ratio_bounds(x_c: float, g: F64, alpha: float = 0.05) -> tuple[float, float]:
-    """Always-valid (lower, upper) bounds on the odds ratio ψ canary/champion, read on the
+    """Always-valid (lower, upper) bounds on the rate ratio ψ canary/champion, read on the
     grid: the largest ψ0 the rollback test rejects, the smallest the non-inferiority test
-    rejects (0 and inf when none)."""
-    lower, upper = 0.0, math.inf
+    (mixture ``NI_STEPS``) rejects; 0 and inf when none. Each holds at level alpha."""
     if not g.any():
-        return lower, upper
-    for i in range(len(GRID)):
-        if stratified_test(x_c, g, float(GRID[i]), alpha=alpha, side="greater").reject:
-            lower = float(GRID[i])
-    for i in range(len(GRID) - 1, -1, -1):
-        t = stratified_test(x_c, g, float(GRID[i]), alpha=alpha, side="less", steps=NI_STEPS)
-        if t.reject:
-            upper = float(GRID[i])
+        return 0.0, math.inf
+    bound = math.log(1.0 / alpha)
+    i0 = np.arange(len(GRID))
+
+    def log_e(steps: Sequence[int]) -> F64:
+        j = i0[:, None] + np.array(steps)[None, :]
+        ok = (j >= 0) & (j < len(GRID))
+        jj = np.clip(j, 0, len(GRID) - 1)
+        terms = x_c * (_LOG_GRID[jj] - _LOG_GRID[i0, None]) - (g[jj] - g[i0, None])
+        terms = np.where(ok, terms, -np.inf)
+        top = terms.max(axis=1)
+        mean = np.where(ok, np.exp(terms - top[:, None]), 0.0).sum(axis=1) / len(steps)
+        return np.asarray(top + np.log(mean), np.float64)
+
+    low = np.flatnonzero(log_e(ROLLBACK_STEPS) >= bound)
+    high = np.flatnonzero(log_e(NI_STEPS) >= bound)
+    lower = float(GRID[low.max()]) if len(low) else 0.0
+    upper = float(GRID[high.min()]) if len(high) else math.inf
     return lower, upper
 
 

@@ -100,3 +100,26 @@ def test_nothing_is_promoted_after_max_duration() -> None:
         if t == 590:
             assert SequentialRule().verdict(ev, slo).decision is RolloutDecision.PROMOTE
     assert SequentialRule().verdict(ev, slo).decision is RolloutDecision.HALT
+
+
+def test_nothing_is_promoted_before_min_duration() -> None:
+    """Strong early evidence waits out min_duration_s (a failure that starts late can show)."""
+    slo = SLO(drift_alpha=None, latency_margin=None, quality_margin=None, min_samples=10,
+              min_duration_s=300.0)  # fmt: skip
+    ev = Evidence()
+    decisions = {}
+    for t in range(10, 400, 10):
+        ev = ev.add(Batch(float(t), ArmCounts(5000, 20), ArmCounts(5000, 30)))
+        decisions[t] = SequentialRule().verdict(ev, slo).decision
+    assert all(d is RolloutDecision.CONTINUE for t, d in decisions.items() if t < 300)
+    assert decisions[300] is RolloutDecision.PROMOTE
+
+
+def test_a_minimum_duration_past_the_maximum_is_a_config_error() -> None:
+    import pydantic
+    import pytest
+
+    from driftd.config.rollout import SLOSettings
+
+    with pytest.raises(pydantic.ValidationError, match=r"min_duration_s = 600.0 .* max_duration_s"):
+        SLOSettings(min_duration_s=600, max_duration_s=600)

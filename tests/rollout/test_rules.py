@@ -74,7 +74,11 @@ def test_drift_halts_and_missing_drift_blocks_promotion() -> None:
 
 def test_max_duration_halts_when_undecided() -> None:
     slo = SLO(
-        drift_alpha=None, max_duration_s=300.0, min_samples=10**9, latency_quantiles=(0.99,)
+        drift_alpha=None,
+        max_duration_s=300.0,
+        min_samples=10**9,
+        latency_quantiles=(0.99,),
+        min_duration_s=0.0,
     )  # cannot promote
     ev = _steady(300, GOOD_C, GOOD_B)
     assert SequentialRule().verdict(ev, slo).decision is RolloutDecision.HALT
