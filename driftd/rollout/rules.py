@@ -30,6 +30,7 @@ from driftd.rollout.sequential import (
     Side,
     combined,
     rate_ceiling_test,
+    ratio_bounds,
     stratified_test,
 )
 
@@ -99,6 +100,8 @@ class SequentialRule:
         ev, name = evidence, self.name
 
         def done(d: RolloutDecision, reasons: list[Reason], ready: bool = False) -> Verdict:
+            if d is not RolloutDecision.CONTINUE:
+                reasons = reasons + _intervals(ev, slo)
             return Verdict(d, name, ev.elapsed_s, tuple(reasons), ready)
 
         n_rollback = len(self._tests(ev, slo, "greater", slo.alpha))
@@ -134,6 +137,22 @@ class SequentialRule:
         if pr and enough and drift_ok and all(r.fired for r in pr):
             return done(RolloutDecision.PROMOTE, pr, ready)
         return done(RolloutDecision.CONTINUE, rb + pr, ready)
+
+
+def _intervals(ev: Evidence, slo: SLO) -> list[Reason]:
+    """With a final verdict: the always-valid interval of the rate ratio canary/champion of
+    errors and wrong predictions (statistic: lower end, bound: upper end; each at alpha)."""
+    out = []
+    for slo_name, kind, on in (
+        ("error_rate", ERRORS, slo.error_margin is not None),
+        ("quality", WRONG, slo.quality_margin is not None),
+    ):
+        if not on or kind >= ev.strata.shape[0]:
+            continue
+        lo, hi = ratio_bounds(float(ev.canary_bad[kind]), ev.strata[kind], slo.alpha)
+        detail = f"rate ratio canary/champion in [{lo:.3g}, {hi:.3g}] (always valid)"
+        out.append(Reason(slo_name, "interval", lo, hi, False, "driftd-sequential", detail))
+    return out
 
 
 def _rate(x: int, n: int) -> float:

@@ -258,9 +258,10 @@ def ratio_bounds(x_c: float, g: F64, alpha: float = 0.05) -> tuple[float, float]
         jj = np.clip(j, 0, len(GRID) - 1)
         terms = x_c * (_LOG_GRID[jj] - _LOG_GRID[i0, None]) - (g[jj] - g[i0, None])
         terms = np.where(ok, terms, -np.inf)
-        top = terms.max(axis=1)
+        top = np.where(ok.any(axis=1), terms.max(axis=1), 0.0)
         mean = np.where(ok, np.exp(terms - top[:, None]), 0.0).sum(axis=1) / len(steps)
-        return np.asarray(top + np.log(mean), np.float64)
+        with np.errstate(divide="ignore"):
+            return np.asarray(top + np.log(mean), np.float64)
 
     low = np.flatnonzero(log_e(ROLLBACK_STEPS) >= bound)
     high = np.flatnonzero(log_e(NI_STEPS) >= bound)

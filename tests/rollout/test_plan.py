@@ -123,3 +123,21 @@ def test_a_minimum_duration_past_the_maximum_is_a_config_error() -> None:
 
     with pytest.raises(pydantic.ValidationError, match=r"min_duration_s = 600.0 .* max_duration_s"):
         SLOSettings(min_duration_s=600, max_duration_s=600)
+
+
+def test_a_final_verdict_carries_the_rate_ratio_interval() -> None:
+    """A rollback says how much worse: an always-valid interval on the error-rate ratio that
+    holds the true ratio (4) and excludes 1."""
+    slo = SLO(drift_alpha=None, latency_margin=None, quality_margin=None)
+    ev = Evidence()
+    rng = np.random.default_rng(2)
+    for t in range(10, 3000, 10):
+        c = ArmCounts(500, int(rng.binomial(500, 0.02)))
+        b = ArmCounts(500, int(rng.binomial(500, 0.005)))
+        ev = ev.add(Batch(float(t), c, b))
+        v = SequentialRule().verdict(ev, slo)
+        if v.decision is not RolloutDecision.CONTINUE:
+            break
+    assert v.decision is RolloutDecision.ROLLBACK
+    (iv,) = [r for r in v.reasons if r.check == "interval"]
+    assert 1.0 < iv.statistic < 4.0 < iv.bound, iv
