@@ -13,7 +13,10 @@ probabilities from each arm's latency distribution.
 
 Who gets which canary share:
   * driftd: the share of its state machine's current step (``machine.start`` / ``decide``,
-    rule evaluated every second, default steps 5 % -> 25 % -> 50 %, 60 s minimum per step).
+    rule evaluated every second, default steps 5 % -> 25 % -> 50 %, 60 s minimum per step),
+    the default SLO (all of errors, latency and quality; no promotion before min_duration_s,
+    360 s); in "null, 20 req/s, errors + latency SLOs" its quality SLO is off (and only
+    there: Flagger and Argo keep their accuracy check).
   * Flagger / Argo: the same steps on a fixed clock, one step per 60 s analysis interval
     (5 % for 0-60 s, 25 % for 60-120 s, 50 % after), whatever their checks say; their rules
     see exactly those counts.
@@ -28,9 +31,17 @@ measurements, failure limit 0 or 3. Error storms (both arms at 10 % for 60 s) st
 and then every 300 s, or once at 400 s. The tail-only canary's quantile function is the
 champion's below u = 0.99 and 2x it from u = 0.999, a smoothstep between.
 
+driftd's plan: once per scenario, ``plan.make_plan`` on what the controller would read off the
+champion's history (``controller.rates_of`` / ``nulls_of``), here exact: the request rate at
+start, the error rate, the wrong-prediction rate with the labelled fraction, and per latency
+threshold p = 1 - q with the ratio an identical canary has at (1 + x)·τ_q vs τ_q. Its expected
+time to promote a good canary and whether it called that reachable are the last two columns
+of driftd's rows; the summaries of the plans that say "not reachable" follow the table.
+
 Targets (driftd): false rollback <= alpha + 2 binomial s.e. in every null scenario and for the
 good canary; detection >= 0.95 (0.9 at 10 req/s); promoted within the max duration with
-probability >= 0.95 at >= 20 req/s; median time to promote <= 600 s at 100 req/s; median time
+probability >= 0.95 at >= 20 req/s (both 20 req/s scenarios too, the plan's verdict aside);
+median time to promote <= 600 s at 100 req/s; median time
 to rollback <= 1.2x the reference's on the same traffic.
 
 The reference (independent of driftd's code): per second, condition on the bad events k_t of
@@ -53,7 +64,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
@@ -64,6 +75,7 @@ from scipy.stats import norm
 
 from driftd.rollout.evidence import SLO, ArmCounts, Batch, Evidence, RolloutDecision
 from driftd.rollout.machine import decide, start
+from driftd.rollout.plan import Plan, Rates, make_plan
 from driftd.rollout.rules import ArgoRule, FlaggerRule, SequentialRule
 
 try:
@@ -114,6 +126,7 @@ class Scenario:
     lat_scale: float = 1.0  # canary latency = champion's x this (lognormal scale shift)
     tail: bool = False  # canary's quantile function ramps to 2x above u = 0.99
     acc_canary: float = ACC
+    quality: bool = True  # driftd's quality SLO on (False: errors + latency SLOs only)
     max_duration_s: float = 1_800.0
     detect_target: float | None = None  # rollback probability driftd must reach
     metric: str = ""  # "errors" or "latency": which reference test the ratio target reads
@@ -143,6 +156,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         max_duration_s=7_200.0,
     ),
     Scenario("null-20rps", "null, 20 req/s", "null", rate=20.0),
+    Scenario(
+        "null-20rps-el", "null, 20 req/s, errors + latency SLOs", "null", rate=20.0, quality=False
+    ),
     Scenario("null-10rps", "null, 10 req/s", "null", rate=10.0),
     Scenario(
         "err4-100",
@@ -356,14 +372,64 @@ def batch_at(counts: list[Any], t: int, k: int, k_lab: int | None, step: int) ->
 
 
 def driftd_slo(sc: Scenario) -> SLO:
-    """driftd's SLO: the defaults, inputs identical (no drift test), the scenario's max duration."""
-    return SLO(
+    """driftd's SLO: the defaults, inputs identical (no drift test), the scenario's max duration
+    (the quality SLO switched off where the scenario says so)."""
+    slo = SLO(
         alpha=ALPHA,
         latency_margin=LAT_MARGIN,
         latency_quantiles=QUANTILES,
         drift_alpha=None,
         max_duration_s=sc.max_duration_s,
     )
+    return slo if sc.quality else replace(slo, quality_margin=None)
+
+
+# --- driftd's plan ------------------------------------------------------------------------------
+
+
+def plan_rates(sc: Scenario, slo: SLO) -> Rates:
+    """What ``controller.rates_of`` reads off the champion's history, from the simulation's exact
+    distribution: the request rate at start, the error and wrong-prediction rates (labelled
+    fraction per request), and per latency threshold p = 1 - q with the ratio an identical
+    canary has at (1 + x)·τ_q vs τ_q."""
+    x = slo.latency_margin or 0.0
+    bad: dict[str, tuple[float, float]] = {
+        "error_rate": (sc.p_err, 1.0),
+        "quality": (1.0 - ACC, 1.0),
+    }
+    for q in slo.latency_quantiles:
+        tau = champion_q(q)
+        over = 1.0 - champion_cdf(tau)
+        bad[f"latency_q{q:g}"] = (over, (1.0 - champion_cdf(tau * (1.0 + x))) / over)
+    return Rates(float(rates(sc, 1)[0]), bad, {"quality": LABEL_FRAC})
+
+
+def plan_nulls(slo: SLO, r: Rates) -> dict[str, float]:
+    """Each non-inferiority test's null ratio, as ``controller.nulls_of`` derives it."""
+
+    def ratio(name: str, margin: float) -> float:
+        if slo.margins == "relative":
+            return 1.0 + margin
+        p = r.bad.get(name, (0.0, 1.0))[0]
+        return (p + margin) / p if p > 0 else math.inf
+
+    out: dict[str, float] = {}
+    if slo.error_margin is not None:
+        out["error_rate"] = ratio("error_rate", slo.error_ni)
+    if slo.latency_margin is not None:
+        out |= {
+            f"latency_q{q:g}": 1.0 for q in slo.latency_quantiles if q <= slo.latency_ni_quantile
+        }
+    if slo.quality_margin is not None:
+        out["quality"] = ratio("quality", slo.quality_ni)
+    return out
+
+
+def driftd_plan(sc: Scenario, fixed_share: float) -> Plan:
+    """driftd's plan for the scenario, computed once as the controller would at the start."""
+    slo = driftd_slo(sc)
+    r = plan_rates(sc, slo)
+    return make_plan(r, shares_of(sc, fixed_share), STEP_MIN_S, slo, plan_nulls(slo, r))
 
 
 _KIND = {
@@ -542,9 +608,14 @@ def _s(x: float) -> str:
 
 
 def print_table(
-    res: dict[str, dict[str, Stats]], scenarios: Sequence[Scenario], title: str
+    res: dict[str, dict[str, Stats]],
+    scenarios: Sequence[Scenario],
+    plans: dict[str, Plan],
+    title: str,
 ) -> None:
-    """Every scenario x rule: detection (regressions) or false rollback (null/good), times."""
+    """Every scenario x rule: detection (regressions) or false rollback (null/good), times; on
+    driftd's row its plan (expected time to promote a good canary, reachable?), and below the
+    table the summary of every plan that says not reachable."""
     from rich.console import Console
     from rich.table import Table
 
@@ -561,6 +632,8 @@ def print_table(
         "prom p90",
         "halt",
         "undecided",
+        "plan s",
+        "reachable",
     )
     for col in cols:
         table.add_column(col, justify="left" if col in ("scenario", "rule") else "right")
@@ -568,6 +641,7 @@ def print_table(
         for i, rule in enumerate(RULES):
             x = res[sc.key][rule]
             reg = sc.kind == "regression"
+            plan = plans[sc.key] if rule == "driftd" else None
             table.add_row(
                 sc.name if i == 0 else "",
                 rule,
@@ -580,16 +654,26 @@ def print_table(
                 _s(x.promote_p90_s) if rule != "msprt-ref" else "",
                 f"{x.halt:.2f}" if rule != "msprt-ref" else "",
                 f"{x.undecided:.2f}",
+                _s(plan.expected_total_s) if plan else "",
+                ("yes" if plan.reachable else "no") if plan else "",
                 end_section=i == len(RULES) - 1,
             )
-    Console(width=200).print(table)
+    console = Console(width=200)
+    console.print(table)
+    for sc in scenarios:
+        if not plans[sc.key].reachable:
+            console.print(f"driftd's plan, {sc.key}: {plans[sc.key].summary()}", highlight=False)
 
 
-def build_rows(res: dict[str, dict[str, Stats]], scenarios: Sequence[Scenario]) -> list[Row]:
-    """The targets driftd is judged by."""
+def build_rows(
+    res: dict[str, dict[str, Stats]], scenarios: Sequence[Scenario], plans: dict[str, Plan]
+) -> list[Row]:
+    """The targets driftd is judged by (promotion rows note what driftd's plan expected)."""
     rows: list[Row] = []
     for sc in scenarios:
         d = res[sc.key]["driftd"]
+        pl = plans[sc.key]
+        plan_note = f"plan ~{_s(pl.expected_total_s)} s, {'' if pl.reachable else 'not '}reachable"
         if sc.kind in ("null", "good"):
             lim = false_rollback_limit(d.n)
             rows.append(
@@ -608,7 +692,7 @@ def build_rows(res: dict[str, dict[str, Stats]], scenarios: Sequence[Scenario]) 
                         d.promote,
                         "",
                         target={"op": ">=", "value": 0.95, "of": "value"},
-                        note=f"max {sc.max_duration_s:.0f} s",
+                        note=f"max {sc.max_duration_s:.0f} s; {plan_note}",
                     )
                 )
             else:
@@ -617,7 +701,8 @@ def build_rows(res: dict[str, dict[str, Stats]], scenarios: Sequence[Scenario]) 
                         f"{sc.key}: promoted within max duration",
                         d.promote,
                         "",
-                        note=f"max {sc.max_duration_s:.0f} s; no target below 20 req/s",
+                        note=f"max {sc.max_duration_s:.0f} s; no target below 20 req/s; "
+                        + plan_note,
                     )
                 )
             if sc.rate == 100.0 and sc.rate_end is None:
@@ -724,21 +809,24 @@ def main(argv: list[str] | None = None) -> int:
             if i % max(len(tasks) // 10, 1) == 0:
                 print(f"{i}/{len(tasks)} runs ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     res = {k: {rule: summarise(v, rule) for rule in RULES} for k, v in runs.items()}
+    plans = {sc.key: driftd_plan(sc, args.fixed_share) for sc in args.scenario_list}
     mode = "quick" if args.quick else "full"
     print_table(
         res,
         args.scenario_list,
+        plans,
         f"canary rules on the same simulated traffic ({mode}, {args.seeds} seeds; "
         "times in s from canary start; '-': fewer than 50 % (median) or 90 % (p90) of runs "
-        "ended that way)",
+        "ended that way; plan s: driftd's expected time to promote a good canary)",
     )
-    rows = build_rows(res, args.scenario_list)
+    rows = build_rows(res, args.scenario_list, plans)
     print_rows(rows, f"driftd canary targets ({mode}, {args.seeds} seeds per scenario)")
     total = round(time.perf_counter() - t0, 1)
     doc = {
         "machine": machine_info(loadavg_at_end=os.getloadavg(), jobs=args.jobs),
         "rows": [_finite(r.as_json()) for r in rows],
         "results": {k: {rule: _finite(asdict(s)) for rule, s in v.items()} for k, v in res.items()},
+        "plans": {k: p.to_dict() for k, p in plans.items()},
         "params": {
             "quick": args.quick,
             "seeds": args.seeds,
