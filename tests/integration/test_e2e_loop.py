@@ -113,6 +113,7 @@ min_samples = 300
 min_labeled = 100
 latency_quantile = 0.9
 latency_margin = 0.25
+min_duration_s = 30  # event time runs fast here, as step_min_s
 max_duration_s = 600
 """
 
