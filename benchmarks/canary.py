@@ -32,7 +32,7 @@ and then every 300 s, or once at 400 s. The tail-only canary's quantile function
 champion's below u = 0.99 and 2x it from u = 0.999, a smoothstep between.
 
 driftd's plan: once per scenario, ``plan.make_plan`` on what the controller would read off the
-champion's history (``controller.rates_of`` / ``nulls_of``), here exact: the request rate at
+champion's history (``controller.rates_of`` / ``plan.nulls_of``), here exact: the request rate at
 start, the error rate, the wrong-prediction rate with the labelled fraction, and per latency
 threshold p = 1 - q with the ratio an identical canary has at (1 + x)·τ_q vs τ_q. Its expected
 time to promote a good canary and whether it called that reachable are the last two columns
@@ -75,7 +75,7 @@ from scipy.stats import norm
 
 from driftd.rollout.evidence import SLO, ArmCounts, Batch, Evidence, RolloutDecision
 from driftd.rollout.machine import decide, start
-from driftd.rollout.plan import Plan, Rates, make_plan
+from driftd.rollout.plan import Plan, Rates, make_plan, nulls_of
 from driftd.rollout.rules import ArgoRule, FlaggerRule, SequentialRule
 
 try:
@@ -404,32 +404,11 @@ def plan_rates(sc: Scenario, slo: SLO) -> Rates:
     return Rates(float(rates(sc, 1)[0]), bad, {"quality": LABEL_FRAC})
 
 
-def plan_nulls(slo: SLO, r: Rates) -> dict[str, float]:
-    """Each non-inferiority test's null ratio, as ``controller.nulls_of`` derives it."""
-
-    def ratio(name: str, margin: float) -> float:
-        if slo.margins == "relative":
-            return 1.0 + margin
-        p = r.bad.get(name, (0.0, 1.0))[0]
-        return (p + margin) / p if p > 0 else math.inf
-
-    out: dict[str, float] = {}
-    if slo.error_margin is not None:
-        out["error_rate"] = ratio("error_rate", slo.error_ni)
-    if slo.latency_margin is not None:
-        out |= {
-            f"latency_q{q:g}": 1.0 for q in slo.latency_quantiles if q <= slo.latency_ni_quantile
-        }
-    if slo.quality_margin is not None:
-        out["quality"] = ratio("quality", slo.quality_ni)
-    return out
-
-
 def driftd_plan(sc: Scenario, fixed_share: float) -> Plan:
     """driftd's plan for the scenario, computed once as the controller would at the start."""
     slo = driftd_slo(sc)
     r = plan_rates(sc, slo)
-    return make_plan(r, shares_of(sc, fixed_share), STEP_MIN_S, slo, plan_nulls(slo, r))
+    return make_plan(r, shares_of(sc, fixed_share), STEP_MIN_S, slo, nulls_of(slo, r))
 
 
 _KIND = {

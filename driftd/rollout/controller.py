@@ -13,7 +13,6 @@ exactly as the live run did. The store, the registry side and the inputs are giv
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -28,7 +27,7 @@ from driftd.rollout.counts import Totals
 from driftd.rollout.evidence import SLO, Batch, Evidence, RolloutDecision, Verdict
 from driftd.rollout.inputs import drift_pvalue
 from driftd.rollout.machine import PROMOTED, Action, Rollout, decide, start
-from driftd.rollout.plan import Plan, Rates, make_plan
+from driftd.rollout.plan import Plan, Rates, make_plan, nulls_of
 from driftd.rollout.rules import ArgoRule, FlaggerRule, Rule, SequentialRule
 from driftd.rollout.store import RolloutStore, to_rollout
 
@@ -180,8 +179,9 @@ class Controller:
     def _plan(self, r: Rollout, rs: RolloutSettings, rate: float, base: Totals) -> Plan:
         """Whether a good canary can be promoted within max_duration_s at this traffic: logged,
         put on the timeline, kept in ``plans``."""
-        rates = rates_of(base, rs, rate)
-        plan = make_plan(rates, rs.steps, rs.step_min_s, slo_of(rs), nulls_of(rs, rates))
+        slo = slo_of(rs)
+        rates = rates_of(base, slo, rate)
+        plan = make_plan(rates, rs.steps, rs.step_min_s, slo, nulls_of(slo, rates))
         self.plans[r.id] = plan
         self._note(r, "canary plan", plan.summary())
         if not plan.reachable:
@@ -263,30 +263,7 @@ class Controller:
         log.info("rollout", extra=entry)
 
 
-def nulls_of(rs: RolloutSettings, rates: Rates) -> dict[str, float]:
-    """Each non-inferiority test's null rate ratio (an absolute margin is read as the ratio
-    it means at the champion's rate)."""
-    slo = slo_of(rs)
-    out: dict[str, float] = {}
-
-    def ratio(name: str, margin: float) -> float:
-        if slo.margins == "relative":
-            return 1.0 + margin
-        p = rates.bad.get(name, (0.0, 1.0))[0]
-        return (p + margin) / p if p > 0 else math.inf
-
-    if slo.error_margin is not None:
-        out["error_rate"] = ratio("error_rate", slo.error_ni)
-    if slo.latency_margin is not None:
-        for q in slo.latency_quantiles:
-            if q <= slo.latency_ni_quantile:
-                out[f"latency_q{q:g}"] = 1.0
-    if slo.quality_margin is not None:
-        out["quality"] = ratio("quality", slo.quality_ni)
-    return out
-
-
-def rates_of(base: Totals, rs: RolloutSettings, rate: float) -> Rates:
+def rates_of(base: Totals, slo: SLO, rate: float) -> Rates:
     """The champion's rates of bad events per request, from its counts before the canary."""
     arm = base.arm([], None)
     n = max(arm.requests, 1)
@@ -295,8 +272,8 @@ def rates_of(base: Totals, rs: RolloutSettings, rate: float) -> Rates:
     if arm.labeled:
         bad["quality"] = (arm.wrong / arm.labeled, 1.0)
         per["quality"] = arm.labeled / n
-    x = rs.slo.latency_margin or 0.0
-    for q in rs.slo.latency_quantiles:
+    x = slo.latency_margin or 0.0
+    for q in slo.latency_quantiles:
         tau = base.quantile_ms(q)
         if tau is None:
             continue

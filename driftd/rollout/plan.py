@@ -121,7 +121,8 @@ def make_plan(
             advice.append(f"raise max_duration_s to >= {math.ceil(total * SLACK)}")
         slow = [k for k, v in expected.items() if v * SLACK > slo.max_duration_s]
         if slow:
-            advice.append(f"or widen the margins of {', '.join(slow)}")
+            keys = dict.fromkeys(_setting(k) for k in slow)
+            advice.append(f"or widen {', '.join(keys)} (slowest: {', '.join(slow)})")
         if lam > 0 and step_s and step_s[0] * SLACK > slo.max_duration_s / (len(steps) + 1):
             advice.append(f"or start at a larger share than {steps[0]:.0%}")
     return Plan(lam, expected, total, step_s, slo.max_duration_s, reachable, tuple(advice))
@@ -149,3 +150,34 @@ def _time_to(
         got += max(gain, 0.0) * dur
         t += dur
     return math.inf
+
+
+def nulls_of(slo: SLO, rates: Rates) -> dict[str, float]:
+    """Each non-inferiority test's null rate ratio (an absolute margin is read as the ratio
+    it means at the champion's rate)."""
+    out: dict[str, float] = {}
+
+    def ratio(name: str, margin: float) -> float:
+        if slo.margins == "relative":
+            return 1.0 + margin
+        p = rates.bad.get(name, (0.0, 1.0))[0]
+        return (p + margin) / p if p > 0 else math.inf
+
+    if slo.error_margin is not None:
+        out["error_rate"] = ratio("error_rate", slo.error_ni)
+    if slo.latency_margin is not None:
+        for q in slo.latency_quantiles:
+            if q <= slo.latency_ni_quantile:
+                out[f"latency_q{q:g}"] = 1.0
+    if slo.quality_margin is not None:
+        out["quality"] = ratio("quality", slo.quality_ni)
+    return out
+
+
+def _setting(test: str) -> str:
+    """The setting that widens a non-inferiority test's margin."""
+    if test == "error_rate":
+        return "error_ni"
+    if test == "quality":
+        return "quality_ni"
+    return "latency_margin (or a lower latency_ni_quantile)"

@@ -56,7 +56,7 @@ def test_low_traffic_is_flagged_with_what_would_make_it_reachable() -> None:
     plan = _plan(2.0)
     assert not plan.reachable
     text = plan.summary()
-    assert "not reachable" in text and "max_duration_s" in text and "error_rate" in text
+    assert "not reachable" in text and "max_duration_s" in text and "error_ni" in text
     longer = SLO(drift_alpha=None, latency_margin=None, quality_margin=None,
                  max_duration_s=2 * math.ceil(plan.expected_total_s * 2))  # fmt: skip
     assert _plan(2.0, longer).reachable
