@@ -334,6 +334,8 @@ def rollout_status(model: str, config: Path | None, db: str | None, as_json: boo
     if row.pending:
         say(f"  pending: {row.pending['kind']} ({row.pending['reason']})")
     verdict = row.verdict or {}
+    if verdict.get("plan"):
+        say(f"  plan: {verdict['plan']['summary']}")
     if verdict:
         say(f"  last verdict: {verdict['decision']} by {verdict['rule']}")
         for r in verdict.get("reasons", []):

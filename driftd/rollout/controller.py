@@ -102,7 +102,8 @@ class Controller:
         self.verdicts: dict[str, Verdict] = {}
         self.timeline: list[dict[str, Any]] = []  # what happened, in order (each also logged)
         self.plans: dict[str, Plan] = {}  # rollout id -> its plan
-        self._traffic: dict[str, deque[tuple[float, float]]] = {}  # model -> (clock, requests)
+        # model -> (champion, its (clock, requests) samples)
+        self._traffic: dict[str, tuple[int, deque[tuple[float, float]]]] = {}
         self._lock = threading.Lock()
 
     def forget(self) -> None:
@@ -112,6 +113,8 @@ class Controller:
             self.verdicts = {}
         self._live = {}
         self._saved = {}
+        self.plans = {}
+        self._traffic = {}
 
     def last_verdicts(self) -> dict[str, Verdict]:
         """The last verdict per model (a copy, safe to read from the scrape thread)."""
@@ -163,7 +166,10 @@ class Controller:
         champion = self.actions.champion(model)
         if champion is None:
             return
-        q = self._traffic.setdefault(model, deque())
+        held = self._traffic.get(model)
+        if held is None or held[0] != champion:  # a new champion: its own counts from now
+            held = self._traffic[model] = (champion, deque())
+        q = held[1]
         now = self.clock()
         q.append((now, float(self.counts(model, str(champion)).counts[0])))
         while q and now - q[0][0] > 600.0:
@@ -171,7 +177,8 @@ class Controller:
 
     def _rate(self, model: str) -> float | None:
         """Requests per second over the last ten minutes of event time (None: too little)."""
-        q = self._traffic.get(model)
+        held = self._traffic.get(model)
+        q = held[1] if held is not None else None
         if not q or q[-1][0] - q[0][0] < 10.0:
             return None
         return max(0.0, (q[-1][1] - q[0][1]) / (q[-1][0] - q[0][0]))
@@ -232,7 +239,11 @@ class Controller:
             decision, at = last
             if decision == verdict.decision and time.monotonic() - at < VERDICT_SAVE_S:
                 return  # nothing changed that a restart would need; spare the write
-        self.store.save(nr, now, action, verdict.to_dict())
+        stored = verdict.to_dict()
+        plan = self.plans.get(r.id)
+        if plan is not None:  # what `driftd rollout status` shows beside the verdict
+            stored["plan"] = {**plan.to_dict(), "summary": plan.summary()}
+        self.store.save(nr, now, action, stored)
         self._saved[r.id] = (verdict.decision, time.monotonic())
         if action is not None:
             self._execute(nr, action)

@@ -56,3 +56,5 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert state["phase"] == "rolled_back" and state["canary"] == 3 and state["pending"] is None
     assert state["verdict"]["decision"] == "rollback"
     assert any(r["slo"] == "latency_relative" and r["fired"] for r in state["verdict"]["reasons"])
+    plan = state["verdict"]["plan"]  # said at the start: can a good canary promote in time?
+    assert plan["reachable"] and "expected to promote" in plan["summary"], plan
