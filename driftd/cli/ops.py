@@ -340,7 +340,5 @@ def rollout_status(model: str, config: Path | None, db: str | None, as_json: boo
         say(f"  last verdict: {verdict['decision']} by {verdict['rule']}")
         for r in verdict.get("reasons", []):
             mark = "✓" if r["fired"] else "·"
-            say(
-                f"    {mark} {r['slo']} {r['check']}: {r['statistic']:.3g} vs {r['bound']:.3g} "
-                f"{r.get('detail', '')}"
-            )
+            stat, bound = ("-" if r[k] is None else f"{r[k]:.3g}" for k in ("statistic", "bound"))
+            say(f"    {mark} {r['slo']} {r['check']}: {stat} vs {bound} {r.get('detail', '')}")

@@ -5,6 +5,7 @@ dataclass: decisions are pure functions of these.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal
@@ -317,11 +318,27 @@ class Verdict:
     ready: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (for events and the API)."""
-        return {
-            "decision": self.decision.value,
-            "rule": self.rule,
-            "elapsed_s": self.elapsed_s,
-            "reasons": [asdict(r) for r in self.reasons],
-            "ready": self.ready,
-        }
+        """JSON-able form (for events, the API and the rollout row); an unbounded end of an
+        interval (inf) or a missing estimate (nan) is None: strict JSON has neither."""
+        out: dict[str, Any] = json_safe(
+            {
+                "decision": self.decision.value,
+                "rule": self.rule,
+                "elapsed_s": self.elapsed_s,
+                "reasons": [asdict(r) for r in self.reasons],
+                "ready": self.ready,
+            }
+        )
+        return out
+
+
+def json_safe(x: Any) -> Any:
+    """``x`` with every non-finite float replaced by None, in dicts, lists and tuples too
+    (PostgreSQL's json type refuses Infinity and NaN)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_safe(v) for v in x]
+    return x

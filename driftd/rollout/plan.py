@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from driftd.rollout.evidence import SLO
+from driftd.rollout.evidence import SLO, json_safe
 from driftd.rollout.sequential import GRID, NI_STEPS, grid_index, odds_shift
 
 SLACK = 2.0  # reachable when the expected time times this fits in max_duration_s
@@ -54,7 +54,8 @@ class Plan:
         d = asdict(self)
         d["expected_s"] = {k: _finite(v) for k, v in self.expected_s.items()}
         d["expected_total_s"] = _finite(self.expected_total_s)
-        return d
+        out: dict[str, Any] = json_safe(d)
+        return out
 
     def summary(self) -> str:
         """One line for the log and the timeline."""

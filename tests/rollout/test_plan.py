@@ -141,3 +141,21 @@ def test_a_final_verdict_carries_the_rate_ratio_interval() -> None:
     assert v.decision is RolloutDecision.ROLLBACK
     (iv,) = [r for r in v.reasons if r.check == "interval"]
     assert 1.0 < iv.statistic < 4.0 < iv.bound, iv
+
+
+def test_verdicts_and_plans_are_strict_json() -> None:
+    """An unbounded interval end and a plan at no traffic are stored as null: PostgreSQL's json
+    refuses Infinity (the leader could not save its verdict and retried for ever)."""
+    import json
+
+    slo = SLO(drift_alpha=None, latency_margin=None, quality_margin=None)
+    ev = Evidence().add(Batch(10.0, ArmCounts(100, 12), ArmCounts(100, 0)))
+    v = SequentialRule().verdict(ev, slo)
+    assert v.decision is RolloutDecision.ROLLBACK
+    (iv,) = [r for r in v.reasons if r.check == "interval"]
+    assert iv.bound == math.inf  # never shown better: unbounded above
+    d = json.loads(json.dumps(v.to_dict(), allow_nan=False))
+    assert [r["bound"] for r in d["reasons"] if r["check"] == "interval"] == [None]
+    plan = _plan(0.0)
+    assert math.inf in plan.step_s
+    assert None in json.loads(json.dumps(plan.to_dict(), allow_nan=False))["step_s"]
