@@ -109,17 +109,8 @@ def batch_strata(canary: ArmCounts, champion: ArmCounts) -> F64:
     predictions, slow at each threshold), G(c) on the grid at this batch's own share."""
     c, b = canary, champion
     s_req, s_lab = _share(c.requests, b.requests), _share(c.labeled, b.labeled)
-    slow_c, slow_b = _pairwise(c.slows, (), 1), _pairwise(b.slows, (), 1)
-    n = max(len(slow_c), len(slow_b))
-    slow_c, slow_b = _pairwise(slow_c, (0,) * n, 1), _pairwise(slow_b, (0,) * n, 1)
-    k = np.array(
-        [
-            c.errors + b.errors,
-            c.wrong + b.wrong,
-            *(x + y for x, y in zip(slow_c, slow_b, strict=True)),
-        ],
-        np.float64,
-    )
+    n = max(len(c.slows), len(b.slows))
+    k = bad_events(c, n) + bad_events(b, n)
     share = np.array([s_req, s_lab, *([s_req] * n)], np.float64)
     return strata_increment(k, share)
 
