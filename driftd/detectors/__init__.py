@@ -10,10 +10,11 @@ are imported from their module, so that importing this package stays light; ``On
 from driftd.detectors.adwin import ADWIN
 from driftd.detectors.base import Alarm, Detector
 from driftd.detectors.calibrate import THRESHOLDS, Calibration, ThresholdSpec, calibrate
-from driftd.detectors.cbpe import CBPE, Estimate, PerformanceEstimate
+from driftd.detectors.cbpe import CBPE, Estimate, MulticlassCBPE, PerformanceEstimate
 from driftd.detectors.cusum import CUSUM
 from driftd.detectors.data_quality import MissingRate, OutOfRange, TypeErrorRate, UnseenCategories
 from driftd.detectors.ddm import DDM, EDDM
+from driftd.detectors.dle import DLE, RegressionEstimate
 from driftd.detectors.hddm import HDDM_A, HDDM_W
 from driftd.detectors.kswin import KSWIN
 from driftd.detectors.multitest import benjamini_hochberg, holm
@@ -37,6 +38,7 @@ __all__ = [
     "CBPE",
     "CUSUM",
     "DDM",
+    "DLE",
     "EDDM",
     "HDDM_A",
     "HDDM_W",
@@ -55,11 +57,13 @@ __all__ = [
     "FeatureResult",
     "LogLoss",
     "MissingRate",
+    "MulticlassCBPE",
     "OnlineMMD",
     "OutOfRange",
     "PageHinkley",
     "PerformanceEstimate",
     "RegressionErrors",
+    "RegressionEstimate",
     "RegressionScores",
     "ThresholdSpec",
     "TypeErrorRate",

@@ -1,24 +1,30 @@
-"""Label-free performance estimation for binary classifiers (CBPE, as in NannyML).
+"""Label-free performance estimation of classifiers (CBPE, as in NannyML): binary and multiclass.
 
-A calibrator fitted on a labelled reference window maps a model's score ``s`` to ``p =
-P(y = 1 | s)``. On an unlabelled window, the labels are then independent Bernoulli(``p_i``)
-draws, so the confusion matrix has a known expectation: the estimate of each metric is the
-metric of the expected confusion matrix (for ROC AUC, of the expected ROC curve). The band is
-the central ``confidence`` interval of the metric over ``n_draws`` simulated labellings of the
-window (the Poisson-binomial law of the counts), which is the spread of the value the labels will
-realise when they arrive. Draw ``j`` takes its ``p`` from calibrator ``j mod n_boot``, each fitted
-on a bootstrap resample of the reference, so the band also carries the calibrator's own error
-(bootstrap calibrators are kept as values on at most ``GRID`` reference-quantile knots).
+A calibrator fitted on a labelled reference window maps a model's score to ``P(y = k | score)``
+(binary: isotonic or histogram; multiclass: one isotonic curve per class, one-vs-rest, rows
+renormalised to sum to one, as NannyML does). On an unlabelled window the labels are then
+independent categorical draws with those probabilities, so every metric is a function of a few
+sums of them, the *sufficient statistics*: the confusion matrix and, per class, the rank sum of
+that class's score over its rows (ROC AUC, one-vs-rest). The estimate is the metric of the
+expected statistics (for ROC AUC, of the expected ROC curve).
 
-The estimate holds under covariate shift (inputs move, ``P(y | s)`` stays), which is what CBPE
-assumes; it does not hold under concept shift. The bootstrap does not see the calibrator's
+The band is the central ``confidence`` interval of the metric over ``n_draws`` labellings the
+window may realise when its labels arrive. Draw ``j`` takes its probabilities from calibrator
+``j mod n_boot``, each fitted on a bootstrap resample of the reference, so the band carries the
+calibrator's own error as well as the labels' sampling noise. Windows under ``EXACT_BELOW`` rows
+simulate the labels row by row; larger ones draw the statistics from the normal law with their
+exact mean and covariance (a sum of n independent terms: the central limit theorem), which
+costs O(n) instead of O(n * n_draws).
+
+The estimate holds under covariate shift (inputs move, ``P(y | score)`` stays), which is what
+CBPE assumes; it does not hold under concept shift. The bootstrap does not see the calibrator's
 smoothing bias where a shifted window sits in sparse parts of the reference: with a reference
 10x the window, coverage ran about 5 points under ``confidence``; at 25x it is about nominal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,12 +35,13 @@ from scipy.stats import rankdata
 
 from driftd.detectors.base import envelope, open_envelope
 
-__all__ = ["CBPE", "Estimate", "PerformanceEstimate"]
+__all__ = ["CBPE", "Estimate", "MulticlassCBPE", "PerformanceEstimate"]
 
 F64 = npt.NDArray[np.float64]
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 _CELLS = 4_000_000  # simulated labels held in memory at once
 GRID = 1_024  # knots of each bootstrap calibrator: bounds the state, smooths within ~0.1% of mass
+EXACT_BELOW = 1_000  # windows with fewer rows simulate labels; larger ones use the normal law
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +55,11 @@ class Estimate:
 
 @dataclass(frozen=True, slots=True)
 class PerformanceEstimate:
-    """Estimated metrics of one unlabelled window; ``n`` scores used, ``skipped`` NaN scores."""
+    """Estimated metrics of one unlabelled window; ``n`` rows used, ``skipped`` NaN scores.
+
+    Multiclass: precision, recall and F1 are macro averages (a class never predicted, or never
+    expected, counts 0 as in scikit-learn), ROC AUC is one-vs-rest macro.
+    """
 
     n: int
     skipped: int
@@ -74,14 +85,125 @@ def _isotonic(unique: F64, count: F64, total: F64) -> tuple[F64, F64]:
     return knots, np.asarray(fit.x, dtype=np.float64)[fit.blocks[:-1]]
 
 
-def _means(group: npt.NDArray[np.intp], size: int, w: F64, y: F64) -> tuple[F64, F64]:
-    """Weighted count and label sum per group."""
-    count = np.bincount(group, weights=w, minlength=size).astype(np.float64)
-    return count, np.bincount(group, weights=w * y, minlength=size).astype(np.float64)
-
-
 def _bin(edges: F64, s: F64) -> npt.NDArray[np.intp]:
     return np.clip(np.searchsorted(edges, s, side="right") - 1, 0, max(edges.size - 2, 0))
+
+
+def _boot_weights(n: int, n_boot: int, seed: int) -> list[F64]:
+    """Row weights: all ones, then ``n_boot`` bootstrap resamples (shared by every class)."""
+    rng = np.random.default_rng(seed)
+    boots = [
+        np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64) for _ in range(n_boot)
+    ]
+    return [np.ones(n), *boots]
+
+
+@dataclass
+class _Curve:
+    """One calibration curve, P(y = 1 | score), and its bootstrap copies on fixed knots."""
+
+    calibration: str
+    knots: F64
+    values: F64
+    boot_knots: F64
+    boot_values: F64
+
+    @classmethod
+    def fit(cls, s: F64, y: F64, calibration: str, n_bins: int, weights: list[F64]) -> _Curve:
+        """The calibrator under the first weights, and one more per further weight vector."""
+        if calibration == "isotonic":
+            unique, group = np.unique(s, return_inverse=True)
+            size = unique.size
+            boot_knots = np.unique(np.quantile(s, np.linspace(0.0, 1.0, min(GRID, size))))
+        else:
+            boot_knots = np.unique(np.quantile(s, np.linspace(0.0, 1.0, n_bins + 1)))
+            group, size = _bin(boot_knots, s), max(boot_knots.size - 1, 1)
+        fits = []
+        for w in weights:
+            count = np.bincount(group, weights=w, minlength=size).astype(np.float64)
+            total = np.bincount(group, weights=w * y, minlength=size).astype(np.float64)
+            if calibration == "isotonic":
+                fits.append(_isotonic(unique, count, total))
+            else:
+                mean = total.sum() / count.sum()
+                fits.append((boot_knots, np.where(count > 0, total / np.maximum(count, 1), mean)))
+        boot = [np.interp(boot_knots, k, v) if k is not boot_knots else v for k, v in fits[1:]]
+        boot_values = np.array(boot, dtype=np.float64) if boot else np.zeros((0, 0))
+        return cls(calibration, fits[0][0], fits[0][1], boot_knots, boot_values)
+
+    def __call__(self, s: F64) -> F64:
+        if self.calibration == "isotonic":
+            return np.interp(s, self.knots, self.values)
+        return self.values[_bin(self.knots, s)]
+
+    def boot(self, s: F64) -> F64:
+        """P(y = 1 | score) under each bootstrap calibrator (rows); the fitted one if none."""
+        if not self.boot_values.shape[0]:
+            return self(s)[None, :]
+        if self.calibration == "isotonic":
+            return np.array([np.interp(s, self.boot_knots, v) for v in self.boot_values])
+        return self.boot_values[:, _bin(self.knots, s)]
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "knots": self.knots.copy(),
+            "values": self.values.copy(),
+            "boot_knots": self.boot_knots.copy(),
+            "boot_values": self.boot_values.copy(),
+        }
+
+    @classmethod
+    def load(cls, calibration: str, s: Mapping[str, Any]) -> _Curve:
+        boot = np.array(s["boot_values"], dtype=np.float64)
+        return cls(
+            calibration,
+            np.array(s["knots"], dtype=np.float64),
+            np.array(s["values"], dtype=np.float64),
+            np.array(s["boot_knots"], dtype=np.float64),
+            boot if boot.ndim == 2 else boot.reshape(0, 0),
+        )
+
+
+def _check_params(
+    calibration: str, confidence: float, n_bins: int, n_draws: int, n_boot: int
+) -> None:
+    if calibration not in ("isotonic", "histogram"):
+        raise ValueError(f"calibration must be 'isotonic' or 'histogram', got {calibration!r}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    for name, v, low in (("n_bins", n_bins, 1), ("n_draws", n_draws, 1), ("n_boot", n_boot, 0)):
+        if not isinstance(v, int) or v < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+
+
+def _normal_draws(mu: F64, cov: F64, n_draws: int, rng: np.random.Generator) -> F64:
+    """``n_draws`` rows of N(mu[j mod len(mu)], cov); ``cov`` may be singular."""
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    scale = np.where(sd > 0, sd, 1.0)
+    w, v = np.linalg.eigh(cov / np.outer(scale, scale))
+    root = (v * np.sqrt(np.clip(w, 0.0, None))) * scale[:, None]
+    z = rng.standard_normal((n_draws, mu.shape[1]))
+    return np.asarray(mu[np.arange(n_draws) % mu.shape[0]] + z @ root.T, dtype=np.float64)
+
+
+def _bands(draws: F64, confidence: float) -> list[tuple[float, float]]:
+    q = ((1.0 - confidence) / 2.0, (1.0 + confidence) / 2.0)
+    out = []
+    with np.errstate(all="ignore"):
+        for row in draws:
+            ok = np.isfinite(row)
+            out.append(tuple(np.quantile(row[ok], q)) if ok.any() else (np.nan, np.nan))
+    return [(float(a), float(b)) for a, b in out]
+
+
+def _estimate(
+    n: int, skipped: int, confidence: float, values: F64, draws: F64
+) -> PerformanceEstimate:
+    est = [
+        Estimate(float(v), lo, hi)
+        for v, (lo, hi) in zip(values, _bands(draws, confidence), strict=True)
+    ]
+    return PerformanceEstimate(n, skipped, confidence, *est)
 
 
 class CBPE:
@@ -92,7 +214,8 @@ class CBPE:
     reference_scores, reference_labels
         A labelled window: the model's scores and the 0/1 labels that joined them.
     threshold
-        The model predicts class 1 when its score is at least this.
+        The model predicts class 1 when its score is at least this (unless ``estimate`` gets
+        the predicted classes as ``y_pred``).
     calibration
         ``"isotonic"`` (monotone, linear between knots) or ``"histogram"`` (``n_bins``
         equal-frequency bins, the mean label per bin).
@@ -126,15 +249,14 @@ class CBPE:
         n_boot: int = 50,
         seed: int = 0,
     ) -> None:
-        if calibration not in ("isotonic", "histogram"):
-            raise ValueError(f"calibration must be 'isotonic' or 'histogram', got {calibration!r}")
-        if not 0.0 < confidence < 1.0:
-            raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-        for name, v, low in (("n_bins", n_bins, 1), ("n_draws", n_draws, 1), ("n_boot", n_boot, 0)):
-            if not isinstance(v, int) or v < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
-        s = np.asarray(reference_scores, dtype=np.float64).ravel()
-        y = np.asarray(reference_labels, dtype=np.float64).ravel()
+        _check_params(calibration, confidence, n_bins, n_draws, n_boot)
+        s = np.asarray(reference_scores, dtype=np.float64)
+        y = np.asarray(reference_labels, dtype=np.float64)
+        if s.ndim > 1 or y.ndim > 1:
+            raise ValueError(
+                f"reference scores and labels must be 1-d, got shapes {s.shape} and {y.shape}"
+                " (multiclass scores: use MulticlassCBPE)"
+            )
         if s.shape != y.shape:
             raise ValueError(f"{s.size} reference scores but {y.size} labels")
         ok = np.isfinite(s) & np.isfinite(y)
@@ -142,91 +264,67 @@ class CBPE:
             raise ValueError("reference labels must be 0/1 with both classes present")
         self.threshold, self.calibration, self.n_bins = float(threshold), calibration, n_bins
         self.confidence, self.n_draws, self.seed = float(confidence), n_draws, seed
-        self._fit(s[ok], y[ok], n_boot)
-
-    def _fit(self, s: F64, y: F64, n_boot: int) -> None:
-        """The calibrator, and ``n_boot`` more on bootstrap weights of the reference rows."""
-        if self.calibration == "isotonic":
-            unique, group = np.unique(s, return_inverse=True)
-            size = unique.size
-            grid = np.quantile(s, np.linspace(0.0, 1.0, min(GRID, size)))
-            self.boot_knots = np.unique(grid)
-        else:
-            self.boot_knots = np.unique(np.quantile(s, np.linspace(0.0, 1.0, self.n_bins + 1)))
-            group, size = _bin(self.boot_knots, s), max(self.boot_knots.size - 1, 1)
-        rng = np.random.default_rng(self.seed)
-        fits = []
-        for w in [np.ones(s.size)] + [
-            np.bincount(rng.integers(0, s.size, s.size), minlength=s.size).astype(np.float64)
-            for _ in range(n_boot)
-        ]:
-            count, total = _means(group, size, w, y)
-            if self.calibration == "isotonic":
-                fits.append(_isotonic(unique, count, total))
-            else:
-                mean = total.sum() / count.sum()
-                fits.append(
-                    (self.boot_knots, np.where(count > 0, total / np.maximum(count, 1), mean))
-                )
-        self.knots, self.values = fits[0]
-        boot = [
-            np.interp(self.boot_knots, k, v) if k is not self.boot_knots else v for k, v in fits[1:]
-        ]
-        self.boot_values = np.array(boot, dtype=np.float64) if boot else np.zeros((0, 0))
+        weights = _boot_weights(int(ok.sum()), n_boot, seed)
+        self._curve = _Curve.fit(s[ok], y[ok], calibration, n_bins, weights)
 
     def calibrated(self, scores: npt.ArrayLike) -> F64:
         """P(y = 1 | score) for each score."""
+        return self._curve(np.asarray(scores, dtype=np.float64))
+
+    def estimate(
+        self, scores: npt.ArrayLike, y_pred: npt.ArrayLike | None = None
+    ) -> PerformanceEstimate:
+        """Estimated accuracy, precision, recall, F1 and ROC AUC of an unlabelled window.
+
+        ``y_pred``: the 0/1 classes the model predicted (default: score >= threshold). Rows
+        whose score is NaN are skipped; a NaN or other value in ``y_pred`` is refused.
+        """
         s = np.asarray(scores, dtype=np.float64)
-        if self.calibration == "isotonic":
-            return np.interp(s, self.knots, self.values)
-        return self.values[_bin(self.knots, s)]
-
-    def _boot(self, s: F64) -> F64:
-        """P(y = 1 | score) under each bootstrap calibrator (rows); the fitted one if none."""
-        if not self.boot_values.shape[0]:
-            return self.calibrated(s)[None, :]
-        if self.calibration == "isotonic":
-            return np.array([np.interp(s, self.boot_knots, v) for v in self.boot_values])
-        return self.boot_values[:, _bin(self.knots, s)]
-
-    def estimate(self, scores: npt.ArrayLike) -> PerformanceEstimate:
-        """Estimated accuracy, precision, recall, F1 and ROC AUC of an unlabelled window."""
-        s = np.asarray(scores, dtype=np.float64).ravel()
+        if s.ndim != 1:
+            raise ValueError(f"scores must be 1-d, got shape {s.shape}")
         ok = np.isfinite(s)
+        if y_pred is None:
+            yhat = (s[ok] >= self.threshold).astype(np.float64)
+        else:
+            pred = np.asarray(y_pred, dtype=np.float64)
+            if pred.shape != s.shape:
+                raise ValueError(f"{s.size} scores but y_pred has shape {pred.shape}")
+            if np.isnan(pred[ok]).any():
+                raise ValueError("y_pred has NaN where the score is not")
+            if not np.isin(pred[ok], (0.0, 1.0)).all():
+                raise ValueError("y_pred must be 0/1 (the predicted class)")
+            yhat = pred[ok]
         s = s[ok]
-        p = self.calibrated(s)
-        yhat = (s >= self.threshold).astype(np.float64)
-        expected = _metrics(p[None, :], yhat, _ranks(s))[:, 0]
-        expected[4] = _expected_auc(s, p)
-        draws = self._draws(self._boot(s), yhat, s)
-        q = ((1.0 - self.confidence) / 2.0, (1.0 + self.confidence) / 2.0)
-        with np.errstate(all="ignore"):
-            bands = [
-                np.nanquantile(row, q) if np.isfinite(row).any() else (np.nan, np.nan)
-                for row in draws
-            ]
-        est = [
-            Estimate(float(v), float(lo), float(hi))
-            for v, (lo, hi) in zip(expected, bands, strict=True)
-        ]
-        return PerformanceEstimate(s.size, int(ok.size - s.size), self.confidence, *est)
-
-    def _draws(self, p: F64, yhat: F64, s: F64) -> F64:
-        """Each metric (rows) under each simulated labelling (columns); ``p`` per calibrator."""
-        rng = np.random.default_rng(self.seed)
         ranks = _ranks(s)
-        n, b = s.size, p.shape[0]
+        p = self._curve(s)
+        basis = np.vstack([yhat, 1.0 - yhat, ranks])
+        values = _binary_from_stats((basis @ p)[None, :], s.size, yhat.sum())[:, 0]
+        values[4] = _expected_auc(s, p)
+        pb = self._curve.boot(s)
+        rng = np.random.default_rng(self.seed)
+        if s.size < EXACT_BELOW:
+            stats = self._simulate(pb, basis, rng)
+        else:
+            v = p * (1.0 - p)
+            cov = (basis * v) @ basis.T
+            cov[0, 1] = cov[1, 0] = 0.0  # predicted 1 and predicted 0 are disjoint rows
+            stats = _normal_draws(pb @ basis.T, cov, self.n_draws, rng)
+        draws = _binary_from_stats(stats, s.size, yhat.sum())
+        return _estimate(s.size, int(ok.size - s.size), self.confidence, values, draws)
+
+    def _simulate(self, pb: F64, basis: F64, rng: np.random.Generator) -> F64:
+        """Sufficient statistics of ``n_draws`` labellings simulated row by row."""
+        n, b = basis.shape[1], pb.shape[0]
         chunk = max(1, _CELLS // max(n, 1))
         out = []
         for i in range(0, self.n_draws, chunk):
             rows = np.arange(i, min(i + chunk, self.n_draws)) % b
-            out.append(_metrics(rng.random((rows.size, n)) < p[rows], yhat, ranks))
-        return np.concatenate(out, axis=1)
+            out.append((rng.random((rows.size, n)) < pb[rows]).astype(np.float64) @ basis.T)
+        return np.concatenate(out, axis=0)
 
     def state_dict(self) -> dict[str, Any]:
         """The calibrator and parameters, in a version-1 envelope."""
-        state: dict[str, Any] = {"knots": self.knots.copy(), "values": self.values.copy()}
-        state |= {"boot_knots": self.boot_knots.copy(), "boot_values": self.boot_values.copy()}
+        state: dict[str, Any] = self._curve.state()
         state |= {"threshold": self.threshold, "calibration": self.calibration}
         state |= {"n_bins": self.n_bins, "confidence": self.confidence}
         state |= {"n_draws": self.n_draws, "seed": self.seed}
@@ -235,14 +333,169 @@ class CBPE:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a ``state_dict()``; raises StateVersionError on a foreign or newer one."""
         s = open_envelope(state, self._KIND, 1)
-        self.knots = np.array(s["knots"], dtype=np.float64)
-        self.values = np.array(s["values"], dtype=np.float64)
-        self.boot_knots = np.array(s["boot_knots"], dtype=np.float64)
-        boot = np.array(s["boot_values"], dtype=np.float64)
-        self.boot_values = boot if boot.ndim == 2 else boot.reshape(0, 0)
         self.threshold, self.calibration = float(s["threshold"]), s["calibration"]
+        self._curve = _Curve.load(self.calibration, s)
         self.n_bins, self.confidence = int(s["n_bins"]), float(s["confidence"])
         self.n_draws, self.seed = int(s["n_draws"]), int(s["seed"])
+
+
+class MulticlassCBPE:
+    """CBPE for a classifier over K classes: per-class isotonic calibration, one-vs-rest.
+
+    Parameters
+    ----------
+    reference_scores
+        ``(n, K)`` scores (predicted probabilities) on a labelled window, column ``k`` for
+        ``classes[k]``.
+    reference_labels
+        The ``n`` true classes (any values found in ``classes``).
+    classes
+        The class of each score column; default: the sorted distinct reference labels.
+    confidence, n_draws, n_boot, seed
+        As in :class:`CBPE`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.dirichlet(np.ones(3), 20_000)
+    >>> y = (rng.random(20_000)[:, None] > p.cumsum(axis=1)).sum(axis=1)
+    >>> e = MulticlassCBPE(p, y).estimate(rng.dirichlet([4.0, 1.0, 1.0], 3_000))
+    >>> round(e.accuracy.value, 2), e.accuracy.lower < e.accuracy.value < e.accuracy.upper
+    (0.69, True)
+    """
+
+    _KIND = "cbpe.multiclass"
+
+    def __init__(
+        self,
+        reference_scores: npt.ArrayLike,
+        reference_labels: npt.ArrayLike,
+        classes: Sequence[Any] | None = None,
+        confidence: float = 0.95,
+        n_draws: int = 1_000,
+        n_boot: int = 50,
+        seed: int = 0,
+    ) -> None:
+        _check_params("isotonic", confidence, 1, n_draws, n_boot)
+        s = np.asarray(reference_scores, dtype=np.float64)
+        labels = np.asarray(reference_labels)
+        if s.ndim != 2 or s.shape[1] < 2:
+            raise ValueError(f"reference scores must be (n, K >= 2), got shape {s.shape}")
+        if labels.shape != (s.shape[0],):
+            raise ValueError(
+                f"{s.shape[0]} reference score rows but labels of shape {labels.shape}"
+            )
+        self.classes = list(np.unique(labels)) if classes is None else list(classes)
+        if len(self.classes) != s.shape[1] or len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"{s.shape[1]} score columns but classes {self.classes!r}")
+        y = self._codes(labels, "reference labels")
+        ok = np.isfinite(s).all(axis=1)
+        s, y = s[ok], y[ok]
+        self.confidence, self.n_draws, self.seed = float(confidence), n_draws, seed
+        weights = _boot_weights(y.size, n_boot, seed)
+        self._curves = [
+            _Curve.fit(s[:, k], (y == k).astype(np.float64), "isotonic", 1, weights)
+            for k in range(s.shape[1])
+        ]
+
+    def _codes(self, labels: npt.NDArray[Any], what: str) -> npt.NDArray[np.intp]:
+        """Column index of each class; unknown classes (NaN included) are refused by name."""
+        lookup = {c: i for i, c in enumerate(self.classes)}
+        try:
+            codes = np.array([lookup[v] for v in labels.tolist()], dtype=np.intp)
+        except (KeyError, TypeError) as e:
+            unknown = sorted({repr(v) for v in labels.tolist() if v not in lookup})[:5]
+            raise ValueError(f"{what} hold unknown classes {', '.join(unknown)}") from e
+        return codes
+
+    def calibrated(self, scores: npt.ArrayLike) -> F64:
+        """``(n, K)`` calibrated class probabilities, each row summing to one."""
+        s = np.asarray(scores, dtype=np.float64)
+        return _renormalise(np.stack([c(s[:, k]) for k, c in enumerate(self._curves)], axis=-1))
+
+    def estimate(
+        self, scores: npt.ArrayLike, y_pred: npt.ArrayLike | None = None
+    ) -> PerformanceEstimate:
+        """Estimated accuracy, macro precision/recall/F1 and one-vs-rest macro ROC AUC.
+
+        ``y_pred``: the predicted classes (default: the class of the highest score). Rows with
+        a NaN score are skipped.
+        """
+        s = np.asarray(scores, dtype=np.float64)
+        k = len(self.classes)
+        if s.ndim != 2 or s.shape[1] != k:
+            raise ValueError(f"scores must be (n, {k}), got shape {s.shape}")
+        ok = np.isfinite(s).all(axis=1)
+        if y_pred is None:
+            yhat = np.argmax(s[ok], axis=1) if ok.any() else np.zeros(0, np.intp)
+        else:
+            pred = np.asarray(y_pred)
+            if pred.shape != (s.shape[0],):
+                raise ValueError(f"{s.shape[0]} score rows but y_pred has shape {pred.shape}")
+            yhat = self._codes(pred[ok], "y_pred")
+        s = s[ok]
+        n = s.size // k
+        onehot = np.eye(k)[yhat]
+        ranks = np.column_stack([_ranks(s[:, j]) for j in range(k)]) if n else np.zeros((0, k))
+        p = self.calibrated(s)
+        npred = onehot.sum(axis=0)
+        mean = _mc_stats_mean(p[None], onehot, ranks)
+        values = _multiclass_from_stats(mean, npred, n)[:, 0]
+        if n:
+            values[4] = np.mean([_expected_auc(s[:, j], p[:, j]) for j in range(k)])
+        pb = _renormalise(np.stack([c.boot(s[:, j]) for j, c in enumerate(self._curves)], -1))
+        rng = np.random.default_rng(self.seed)
+        if n < EXACT_BELOW:
+            stats = self._simulate(pb, yhat, ranks, rng)
+        else:
+            stats = _normal_draws(
+                _mc_stats_mean(pb, onehot, ranks), _mc_cov(p, onehot, ranks), self.n_draws, rng
+            )
+        draws = _multiclass_from_stats(stats, npred, n)
+        return _estimate(n, int(ok.size - n), self.confidence, values, draws)
+
+    def _simulate(
+        self, pb: F64, yhat: npt.NDArray[np.intp], ranks: F64, rng: np.random.Generator
+    ) -> F64:
+        """Sufficient statistics of ``n_draws`` labellings simulated row by row."""
+        b, n, k = pb.shape
+        cum = np.cumsum(pb, axis=2)
+        chunk = max(1, _CELLS // max(n * k, 1))
+        out = []
+        for i in range(0, self.n_draws, chunk):
+            rows = np.arange(i, min(i + chunk, self.n_draws))
+            y = (rng.random((rows.size, n, 1)) > cum[rows % b]).sum(axis=2).clip(0, k - 1)
+            d = np.arange(rows.size)[:, None]
+            conf = np.bincount((d * k * k + y * k + yhat).ravel(), minlength=rows.size * k * k)
+            r = np.take_along_axis(np.broadcast_to(ranks, (rows.size, n, k)), y[..., None], 2)
+            rsum = np.bincount((d * k + y).ravel(), weights=r.ravel(), minlength=rows.size * k)
+            out.append(np.hstack([conf.reshape(rows.size, k * k), rsum.reshape(rows.size, k)]))
+        return np.concatenate(out, axis=0).astype(np.float64)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The per-class calibrators, classes and parameters, in a version-1 envelope."""
+        state: dict[str, Any] = {"classes": list(self.classes)}
+        state |= {"curves": [c.state() for c in self._curves]}
+        state |= {"confidence": self.confidence, "n_draws": self.n_draws, "seed": self.seed}
+        return envelope(self._KIND, 1, state)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a ``state_dict()``; raises StateVersionError on a foreign or newer one."""
+        s = open_envelope(state, self._KIND, 1)
+        self.classes = list(s["classes"])
+        self._curves = [_Curve.load("isotonic", c) for c in s["curves"]]
+        self.confidence, self.n_draws, self.seed = (
+            float(s["confidence"]),
+            int(s["n_draws"]),
+            int(s["seed"]),
+        )
+
+
+def _renormalise(q: F64) -> F64:
+    total = q.sum(axis=-1, keepdims=True)
+    k = q.shape[-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / k)
 
 
 def _ranks(s: F64) -> F64:
@@ -250,18 +503,65 @@ def _ranks(s: F64) -> F64:
 
 
 def _metrics(y: npt.NDArray[Any], yhat: F64, ranks: F64) -> F64:
-    """Metrics (rows) for each labelling in ``y`` (rows of 0/1 or probabilities)."""
-    y = y.astype(np.float64)
-    n = float(yhat.size)
-    tp, pos, npp = y @ yhat, y.sum(axis=1), yhat.sum()
+    """Binary metrics (rows) for each labelling in ``y`` (rows of 0/1 or probabilities)."""
+    basis = np.vstack([yhat, 1.0 - yhat, ranks])
+    return _binary_from_stats(y.astype(np.float64) @ basis.T, yhat.size, float(yhat.sum()))
+
+
+def _binary_from_stats(stats: F64, n: int, npp: float) -> F64:
+    """Metrics (rows) from (true positives, positives predicted 0, rank sum of positives) rows."""
+    tp = np.clip(stats[:, 0], 0.0, npp)
+    fn = np.clip(stats[:, 1], 0.0, n - npp)
+    pos = tp + fn
     neg = n - pos
     with np.errstate(divide="ignore", invalid="ignore"):
         acc = (n - npp - pos + 2.0 * tp) / n
         precision = tp / npp if npp else np.full_like(tp, np.nan)
         recall = tp / pos
         f1 = 2.0 * tp / (npp + pos)
-        auc = (y @ ranks - pos * (pos + 1.0) / 2.0) / (pos * neg)
+        auc = np.clip((stats[:, 2] - pos * (pos + 1.0) / 2.0) / (pos * neg), 0.0, 1.0)
     return np.vstack([acc, precision, recall, f1, auc])
+
+
+def _mc_stats_mean(p: F64, onehot: F64, ranks: F64) -> F64:
+    """Expected confusion matrix (true k, predicted c; flattened) and per-class rank sums."""
+    conf = np.einsum("bnk,nc->bkc", p, onehot)
+    rsum = np.einsum("bnk,nk->bk", p, ranks)
+    return np.hstack([conf.reshape(p.shape[0], -1), rsum])
+
+
+def _mc_cov(p: F64, onehot: F64, ranks: F64) -> F64:
+    """Covariance of ``_mc_stats_mean``'s statistics: rows are independent categoricals."""
+    k = p.shape[1]
+    sig = -np.einsum("nk,nl->nkl", p, p)
+    sig[:, np.arange(k), np.arange(k)] += p
+    cc = np.zeros((k, k, k, k))
+    g = np.einsum("nkl,nc->ckl", sig, onehot)
+    for c in range(k):
+        cc[:, c, :, c] = g[c]
+    cr = np.einsum("nc,nkl,nl->kcl", onehot, sig, ranks).reshape(k * k, k)
+    rr = np.einsum("nkl,nk,nl->kl", sig, ranks, ranks)
+    return np.block([[cc.reshape(k * k, k * k), cr], [cr.T, rr]])
+
+
+def _multiclass_from_stats(stats: F64, npred: F64, n: int) -> F64:
+    """Accuracy, macro precision/recall/F1 and macro one-vs-rest AUC (rows) per stats row."""
+    k = npred.size
+    conf = np.clip(stats[:, : k * k].reshape(-1, k, k), 0.0, None)
+    diag = np.minimum(np.diagonal(conf, axis1=1, axis2=2), npred)
+    true = np.clip(conf.sum(axis=2), 0.0, n)
+    rsum = stats[:, k * k :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        acc = diag.sum(axis=1) / n
+        prec = np.where(npred > 0, diag / np.where(npred > 0, npred, 1.0), 0.0).mean(axis=1)
+        rec = np.where(true > 0, diag / np.where(true > 0, true, 1.0), 0.0).mean(axis=1)
+        denom = npred + true
+        f1 = np.where(denom > 0, 2.0 * diag / np.where(denom > 0, denom, 1.0), 0.0).mean(axis=1)
+        auc_k = (rsum - true * (true + 1.0) / 2.0) / (true * (n - true))
+        auc = np.where(np.isfinite(auc_k).all(axis=1), np.clip(auc_k, 0, 1).mean(axis=1), np.nan)
+    if n == 0:
+        acc = prec = rec = f1 = auc = np.full(stats.shape[0], np.nan)
+    return np.vstack([acc, prec, rec, f1, auc])
 
 
 def _expected_auc(s: F64, p: F64) -> float:

@@ -1,0 +1,304 @@
+"""Label-free performance estimation of a regressor: direct loss estimation (DLE, as in NannyML).
+
+On a labelled reference window, gradient-boosted trees learn the expected absolute error
+``m(x) = E[|y - y_pred| | x, y_pred]`` and the expected squared error from the features and the
+prediction. On an unlabelled window the estimated MAE is the mean of ``m`` over its rows, the
+MSE likewise, and the RMSE the square root of the estimated MSE. Like NannyML's, it holds under
+covariate shift (inputs move, the error's law given the inputs stays), not under concept shift.
+
+Band: the realised MAE minus the estimate is the labels' noise, ``mean(|e_i| - m(x_i))``, plus
+the model's error, ``mean(m(x_i) - m_hat(x_i))``. The noise has variance ``sum v(x_i) / n^2``,
+with ``v`` a third booster fitted to out-of-fold squared residuals on the reference. The model
+error is measured by cross-fitting: the reference is split into ``n_folds`` disjoint parts, one
+booster on each; the estimate averages them, and the spread of their window means over
+``n_folds`` is the variance of that average. The band is the normal ``confidence`` interval of
+the sum (RMSE: the square root of the MSE band). Smoothing bias where a shifted window leaves the
+reference's support is not in the band.
+
+The learner is a small histogram gradient-boosting regressor in numpy (depth-``depth`` trees on
+at most 63 quantile bins per feature, NaN in a bin of its own), so that the runtime needs no
+scikit-learn or LightGBM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.stats import norm
+
+from driftd.detectors.base import envelope, open_envelope
+from driftd.detectors.cbpe import Estimate
+
+__all__ = ["DLE", "RegressionEstimate"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+BINS = 64  # codes per feature: up to 63 quantile bins, the last for NaN
+_NAN = BINS - 1
+
+
+@dataclass(frozen=True, slots=True)
+class RegressionEstimate:
+    """Estimated MAE, MSE and RMSE of one unlabelled window of ``n`` rows."""
+
+    n: int
+    confidence: float
+    mae: Estimate
+    mse: Estimate
+    rmse: Estimate
+
+
+def _edges(x: F64) -> list[F64]:
+    """Per column: at most ``BINS - 2`` distinct cut points at quantiles of its finite values."""
+    out = []
+    for col in x.T:
+        col = col[np.isfinite(col)]
+        if col.size == 0:
+            out.append(np.zeros(0))
+            continue
+        cuts = np.unique(np.quantile(col, np.linspace(0.0, 1.0, BINS - 1)[1:-1]))
+        out.append(cuts)
+    return out
+
+
+def _codes(x: F64, edges: list[F64]) -> I64:
+    """Bin code of each cell (``_NAN`` for NaN), as (n, d) int64."""
+    codes = np.empty(x.shape, dtype=np.int64)
+    for j, e in enumerate(edges):
+        codes[:, j] = np.searchsorted(e, x[:, j], side="right")
+        codes[np.isnan(x[:, j]), j] = _NAN
+    return codes
+
+
+@dataclass
+class _Booster:
+    """Depth-``depth`` regression trees in heap order: split feature, bin threshold, leaves."""
+
+    base: float
+    feature: I64  # (trees, 2**depth - 1)
+    threshold: I64  # (trees, 2**depth - 1): codes <= threshold go left
+    leaf: F64  # (trees, 2**depth)
+
+    @classmethod
+    def fit(
+        cls,
+        codes: I64,
+        y: F64,
+        n_trees: int,
+        depth: int,
+        rate: float,
+        min_leaf: int,
+        l2: float = 1.0,
+    ) -> _Booster:
+        """Least-squares boosting: each tree fits the residuals, split by exact histogram gain."""
+        n, d = codes.shape
+        flat = codes + np.arange(d) * BINS  # (n, d): feature-major histogram slots
+        base = float(y.mean()) if n else 0.0
+        pred = np.full(n, base)
+        feats = np.zeros((n_trees, 2**depth - 1), dtype=np.int64)
+        thrs = np.full((n_trees, 2**depth - 1), BINS, dtype=np.int64)
+        leaves = np.zeros((n_trees, 2**depth))
+        for t in range(n_trees):
+            r = y - pred
+            node = np.zeros(n, dtype=np.int64)
+            for level in range(depth):
+                m = 2**level
+                slot = (node[:, None] * (d * BINS) + flat).ravel()
+                size = m * d * BINS
+                g = np.bincount(slot, weights=np.repeat(r, d), minlength=size)
+                h = np.bincount(slot, minlength=size).astype(np.float64)
+                g, h = g.reshape(m, d, BINS), h.reshape(m, d, BINS)
+                gl, hl = np.cumsum(g, axis=2), np.cumsum(h, axis=2)
+                gt, ht = gl[:, :, -1:], hl[:, :, -1:]
+                gr, hr = gt - gl, ht - hl
+                gain = gl**2 / (hl + l2) + gr**2 / (hr + l2) - gt**2 / (ht + l2)
+                gain[(hl < min_leaf) | (hr < min_leaf)] = -np.inf
+                best = gain.reshape(m, -1).argmax(axis=1)
+                ok = gain.reshape(m, -1)[np.arange(m), best] > 1e-12
+                f, thr = best // BINS, np.where(ok, best % BINS, BINS)
+                idx = m - 1 + np.arange(m)
+                feats[t, idx], thrs[t, idx] = f, thr
+                node = 2 * node + (codes[np.arange(n), f[node]] > thr[node])
+            leaf = np.bincount(node, weights=r, minlength=2**depth) / (
+                np.bincount(node, minlength=2**depth) + l2
+            )
+            leaves[t] = rate * leaf
+            pred += leaves[t][node]
+        return cls(base, feats, thrs, leaves)
+
+    def predict(self, codes: I64) -> F64:
+        n = codes.shape[0]
+        out = np.full(n, self.base)
+        depth = int(np.log2(self.leaf.shape[1]))
+        rows = np.arange(n)
+        for t in range(self.leaf.shape[0]):
+            node = np.zeros(n, dtype=np.int64)
+            for level in range(depth):
+                idx = 2**level - 1 + node
+                node = 2 * node + (codes[rows, self.feature[t, idx]] > self.threshold[t, idx])
+            out += self.leaf[t, node]
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "feature": self.feature.copy(),
+            "threshold": self.threshold.copy(),
+            "leaf": self.leaf.copy(),
+        }
+
+    @classmethod
+    def load(cls, s: Mapping[str, Any]) -> _Booster:
+        return cls(
+            float(s["base"]),
+            np.array(s["feature"], dtype=np.int64),
+            np.array(s["threshold"], dtype=np.int64),
+            np.array(s["leaf"], dtype=np.float64),
+        )
+
+
+def _inputs(features: npt.ArrayLike, y_pred: npt.ArrayLike, d: int | None) -> F64:
+    """Features with the prediction as last column, validated."""
+    x = np.asarray(features, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"features must be 2-d (n, d), got shape {x.shape}")
+    if p.shape != (x.shape[0],):
+        raise ValueError(f"{x.shape[0]} feature rows but y_pred has shape {p.shape}")
+    if d is not None and x.shape[1] != d:
+        raise ValueError(f"features must have {d} columns as on the reference, got {x.shape[1]}")
+    if not np.isfinite(p).all():
+        raise ValueError("y_pred has NaN or infinite values")
+    return np.column_stack([x, p])
+
+
+class DLE:
+    """Direct loss estimation: MAE, MSE and RMSE of a regressor on a window without labels.
+
+    Parameters
+    ----------
+    reference_features, reference_y_pred, reference_y_true
+        A labelled window: ``(n, d)`` features (NaN allowed, a bin of its own; encode
+        categories as numbers), the model's predictions and the true values.
+    confidence
+        Probability that the band covers the realised value, when the error model holds.
+    n_folds
+        Disjoint parts of the reference, one booster each (cross-fitting; see the module).
+    n_trees, depth, learning_rate, min_leaf
+        Each booster's size, tree depth, shrinkage, and the fewest reference rows in a leaf.
+    seed
+        The random split of the reference into parts.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(20_000, 2))
+    >>> y_true = x[:, 1] + rng.normal(size=20_000) * np.exp(x[:, 0])
+    >>> dle = DLE(x, x[:, 1], y_true)
+    >>> x_new = rng.normal(size=(2_000, 2)) + [0.5, 0.0]  # toward the noisy side
+    >>> e = dle.estimate(x_new, x_new[:, 1])
+    >>> round(e.mae.value, 1), e.mae.lower < e.mae.value < e.mae.upper
+    (2.2, True)
+    """
+
+    _KIND = "dle"
+
+    def __init__(
+        self,
+        reference_features: npt.ArrayLike,
+        reference_y_pred: npt.ArrayLike,
+        reference_y_true: npt.ArrayLike,
+        confidence: float = 0.95,
+        n_folds: int = 5,
+        n_trees: int = 100,
+        depth: int = 3,
+        learning_rate: float = 0.1,
+        min_leaf: int = 20,
+        seed: int = 0,
+    ) -> None:
+        if not 0.0 < confidence < 1.0:
+            raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+        for name, v, low in (
+            ("n_folds", n_folds, 2),
+            ("n_trees", n_trees, 1),
+            ("depth", depth, 1),
+            ("min_leaf", min_leaf, 1),
+        ):
+            if not isinstance(v, int) or v < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+        if not 0.0 < learning_rate <= 1.0:
+            raise ValueError(f"learning_rate must be in (0, 1], got {learning_rate!r}")
+        x = _inputs(reference_features, reference_y_pred, None)
+        y = np.asarray(reference_y_true, dtype=np.float64)
+        if y.shape != (x.shape[0],):
+            raise ValueError(f"{x.shape[0]} reference rows but y_true has shape {y.shape}")
+        if not np.isfinite(y).all():
+            raise ValueError("reference y_true has NaN or infinite values")
+        if x.shape[0] < 2 * n_folds * min_leaf:
+            raise ValueError(
+                f"{x.shape[0]} reference rows: need at least 2 * n_folds * min_leaf "
+                f"= {2 * n_folds * min_leaf}"
+            )
+        self.confidence, self.d = float(confidence), x.shape[1] - 1
+        self.edges = _edges(x)
+        codes = _codes(x, self.edges)
+        err = y - x[:, -1]
+        targets = (np.abs(err), err**2)
+        fold = np.random.default_rng(seed).permutation(x.shape[0]) % n_folds
+        args = (n_trees, depth, learning_rate, min_leaf)
+        self.models: list[list[_Booster]] = []
+        self.noise: list[_Booster] = []
+        for target in targets:
+            models = [
+                _Booster.fit(codes[fold == k], target[fold == k], *args) for k in range(n_folds)
+            ]
+            preds = np.array([m.predict(codes) for m in models])  # (folds, n)
+            others = (preds.sum(axis=0) - preds[fold, np.arange(x.shape[0])]) / (n_folds - 1)
+            self.models.append(models)
+            self.noise.append(_Booster.fit(codes, (target - others) ** 2, *args))
+
+    def predicted_errors(self, features: npt.ArrayLike, y_pred: npt.ArrayLike) -> tuple[F64, F64]:
+        """Per row: the expected absolute and squared error (clipped at 0)."""
+        codes = _codes(_inputs(features, y_pred, self.d), self.edges)
+        abs_, sq = (np.mean([m.predict(codes) for m in ms], axis=0) for ms in self.models)
+        return np.clip(abs_, 0.0, None), np.clip(sq, 0.0, None)
+
+    def estimate(self, features: npt.ArrayLike, y_pred: npt.ArrayLike) -> RegressionEstimate:
+        """Estimated MAE, MSE and RMSE of an unlabelled window, each with its band."""
+        codes = _codes(_inputs(features, y_pred, self.d), self.edges)
+        n = codes.shape[0]
+        z = float(norm.ppf(0.5 + self.confidence / 2.0))
+        out = []
+        for models, noise in zip(self.models, self.noise, strict=True):
+            if n == 0:
+                out.append(Estimate(np.nan, np.nan, np.nan))
+                continue
+            means = np.array([m.predict(codes).mean() for m in models])
+            value = max(float(means.mean()), 0.0)
+            var = np.clip(noise.predict(codes), 0.0, None).sum() / n**2
+            var += means.var(ddof=1) / means.size
+            half = z * float(np.sqrt(var))
+            out.append(Estimate(value, max(value - half, 0.0), value + half))
+        mae, mse = out
+        rmse = Estimate(*(float(np.sqrt(v)) for v in (mse.value, mse.lower, mse.upper)))
+        return RegressionEstimate(n, self.confidence, mae, mse, rmse)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The bins, the boosters and parameters, in a version-1 envelope."""
+        state: dict[str, Any] = {"confidence": self.confidence, "d": self.d}
+        state |= {"edges": [e.copy() for e in self.edges]}
+        state |= {"models": [[m.state() for m in ms] for ms in self.models]}
+        state |= {"noise": [m.state() for m in self.noise]}
+        return envelope(self._KIND, 1, state)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a ``state_dict()``; raises StateVersionError on a foreign or newer one."""
+        s = open_envelope(state, self._KIND, 1)
+        self.confidence, self.d = float(s["confidence"]), int(s["d"])
+        self.edges = [np.array(e, dtype=np.float64) for e in s["edges"]]
+        self.models = [[_Booster.load(m) for m in ms] for ms in s["models"]]
+        self.noise = [_Booster.load(m) for m in s["noise"]]
