@@ -135,8 +135,12 @@ def config() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 def config_check(file: Path) -> None:
     """Validate FILE (with DRIFTD_* overrides) and print the effective configuration."""
+    from driftd.daemon.detector_monitor import threshold_warnings
+
     settings = _daemon_settings(file)
     echo_json(effective_config(settings), strict=True)
+    for warning in threshold_warnings(settings.models):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{file}: OK", err=True)
 
 

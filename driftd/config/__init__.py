@@ -1,6 +1,7 @@
 """driftd's configuration: one frozen ``Settings`` tree from a TOML file plus ``DRIFTD_*``
 environment variables, validated once at start-up. Below everything but the contracts."""
 
+from driftd.config.checks import WindowCheckSettings
 from driftd.config.settings import (
     DetectorSettings,
     FileSourceSettings,
@@ -34,6 +35,7 @@ __all__ = [
     "RegistrySettings",
     "Settings",
     "WebhookSettings",
+    "WindowCheckSettings",
     "effective_config",
     "format_errors",
     "load_settings",

@@ -41,6 +41,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from driftd.config.checks import WindowCheckSettings, check_features
 from driftd.config.dburl import check_url
 from driftd.config.envsource import env_source, environ_given
 from driftd.config.errors import env_error, located, read_toml
@@ -270,13 +271,20 @@ class DetectorSettings(Section):
     """One streaming detector on one stream of a model (run per model version).
 
     ``stream`` is ``error`` (prediction != label, or absolute error for regression, as labels
-    join), ``score``, ``latency`` or ``feature:NAME`` (a numeric feature). ``params`` are
-    checked by constructing the detector when the daemon is built (and by ``config check``).
+    join), ``score``, ``latency``, ``feature:NAME`` (a numeric feature, or a categorical
+    feature's stable category keys) or ``feature:NAME=VALUE`` (1.0 where a categorical feature
+    equals VALUE, else 0.0). ``params`` are checked by constructing the detector when the
+    daemon is built (and by ``config check``). ``standardize`` feeds the detector
+    ``(x - mean) / sd`` of its first ``warmup`` values, so that thresholds are in standard
+    deviations whatever the stream's unit; unset, it is on for the detectors whose thresholds
+    are in the stream's units (PageHinkley) on every stream but ``error``.
     """
 
     detector: DetectorName
     stream: Annotated[str, Field(pattern=r"^(error|score|latency|feature:.+)$")] = "error"
     params: dict[str, float | int | bool | str] = {}
+    standardize: bool | None = None
+    warmup: Annotated[int, Field(ge=2, le=1_000_000)] = 1_000
 
 
 class ModelSettings(Section):
@@ -289,6 +297,7 @@ class ModelSettings(Section):
     windows_kept: Annotated[int, Field(ge=1, le=10_000)] = 12
     max_categories: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     detectors: list[DetectorSettings] = []
+    checks: list[WindowCheckSettings] = []
     retrain: ModelRetrainSettings | None = None  # None: this model is never retrained
     rollout: RolloutSettings | None = None  # None: challengers are promoted by hand
 
@@ -303,16 +312,23 @@ class ModelSettings(Section):
     @model_validator(mode="after")
     def _detector_streams(self) -> ModelSettings:
         numeric = [n for n, k in self.features.items() if k == "numeric"]
+        categorical = [n for n, k in self.features.items() if k == "categorical"]
         for i, d in enumerate(self.detectors):
-            name = d.stream.removeprefix("feature:")
-            if d.stream.startswith("feature:") and name not in numeric:
+            if not d.stream.startswith("feature:"):
+                continue
+            name, eq, _ = d.stream.removeprefix("feature:").partition("=")
+            if name not in (categorical if eq else self.features):
                 raise located(
                     ("detectors", i, "stream"),
                     d.stream,
-                    "error, score, latency or feature:NAME naming a numeric feature (numeric "
-                    f"features: {', '.join(numeric) or 'none'}); {d.stream!r} names no "
-                    "numeric feature",
+                    "error, score, latency, feature:NAME naming a feature or "
+                    "feature:NAME=VALUE naming a categorical feature (numeric: "
+                    f"{', '.join(numeric) or 'none'}; categorical: "
+                    f"{', '.join(categorical) or 'none'})",
                 )
+        errors = check_features(self.checks, self.features)
+        if errors:
+            raise located(*errors[0])
         return self
 
 

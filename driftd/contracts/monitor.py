@@ -20,6 +20,8 @@ class MonitorBatch:
     expired_versions: I32  # versions of predictions that expired without a label
     numeric_names: Sequence[str] = field(default=())
     categorical_names: Sequence[str] = field(default=())
+    # each categorical feature's vocabulary (code -> string), to key categories stably
+    categorical_values: Sequence[Sequence[str]] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,7 @@ class DriftDetected:
     ts: float  # event time of the value that fired it
     statistic: float
     threshold: float
+    reference: str = ""  # what a window check compared against ("" for sequential detectors)
 
 
 class Monitor(Protocol):

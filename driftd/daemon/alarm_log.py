@@ -23,7 +23,7 @@ LastKey = tuple[str, str, str]  # version, stream, detector
 
 
 def _row(a: DriftDetected) -> list[Any]:
-    return [a.version, a.stream, a.detector, a.kind, a.ts, a.statistic, a.threshold]
+    return [a.version, a.stream, a.detector, a.kind, a.ts, a.statistic, a.threshold, a.reference]
 
 
 class AlarmLog:
@@ -71,10 +71,11 @@ class AlarmLog:
             self.last[(a.version, a.stream, a.detector)] = a
 
     def _alarm(self, row: list[Any]) -> DriftDetected:
-        version, stream, detector, kind, ts, statistic, threshold = row
+        version, stream, detector, kind, ts, statistic, threshold = row[:7]
+        reference = str(row[7]) if len(row) > 7 else ""  # rows saved before references
         return DriftDetected(
             self.model, str(version), str(stream), str(detector), str(kind),
-            float(ts), float(statistic), float(threshold),
+            float(ts), float(statistic), float(threshold), reference,
         )  # fmt: skip
 
 

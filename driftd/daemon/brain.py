@@ -29,6 +29,7 @@ from driftd.contracts.monitor import DriftDetected
 from driftd.daemon import state_codec
 from driftd.daemon.abc import Report
 from driftd.daemon.alarm_log import AlarmLog, Alarms, merged
+from driftd.daemon.checks import ModelChecks, Sample
 from driftd.daemon.columns import ModelSchema
 from driftd.daemon.detector_monitor import DetectorMonitor
 from driftd.daemon.summaries import BucketSummary, decode
@@ -61,6 +62,7 @@ class Brain:
             for name, m in models.items()
             if m.detectors
         }
+        self.checks = {name: ModelChecks(name, m) for name, m in models.items() if m.checks}
         self.counts = {name: VersionCounts(m.task) for name, m in models.items()}
         self.alarm_logs = {name: AlarmLog(name) for name in models}
         self.pending: dict[str, dict[int, BucketSummary]] = {name: {} for name in models}
@@ -127,6 +129,16 @@ class Brain:
                 on_bucket(self.clock())
         if math.isfinite(watermark) and abs(watermark) < 1e18:
             self._passed(math.floor(watermark / width))  # buckets below it are complete
+        out += self._close_windows(self.clock())  # a window is tested once it is complete
+        return out
+
+    def _close_windows(self, clock: float) -> list[DriftDetected]:
+        """Test the windows of every check that end at or before ``clock``."""
+        out: list[DriftDetected] = []
+        for model in sorted(self.checks):
+            got = self.checks[model].advance(clock)
+            self.alarm_logs[model].record(got)
+            out += got
         return out
 
     def _passed(self, bucket: int) -> None:
@@ -143,6 +155,13 @@ class Brain:
             labeled = int(sum(c[LABELED] for c in summary.counts.counts.values()))
             if labeled:
                 self.new_labeled[model] = self.new_labeled.get(model, 0) + labeled
+            checks = self.checks.get(model)
+            if checks is not None:
+                keys, ts, rows = summary.rows(checks.columns)
+                checks.add(Sample(keys, ts, rows))
+                closed = checks.advance(float(b * self.settings.bucket_s))
+                self.alarm_logs[model].record(closed)
+                fired += closed
             det = self.detectors.get(model)
             if det is None:
                 continue
@@ -203,6 +222,7 @@ class Brain:
                 },
                 "counts": {m: c.state_dict() for m, c in self.counts.items()},
                 "detectors": {m: d.state_dict() for m, d in self.detectors.items()},
+                "checks": {m: c.state_dict() for m, c in self.checks.items()},
                 "alarms": {m: a.state_dict() for m, a in self.alarm_logs.items()},
             },
         )
@@ -231,6 +251,9 @@ class Brain:
         for m, d in s["detectors"].items():
             if m in self.detectors:
                 self.detectors[m].load_state_dict(d)
+        for m, c in s.get("checks", {}).items():
+            if m in self.checks:
+                self.checks[m].load_state_dict(c)
         for m, a in s["alarms"].items():
             if m in self.alarm_logs:
                 self.alarm_logs[m].load_state_dict(a)

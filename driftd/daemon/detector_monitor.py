@@ -6,7 +6,14 @@ A detector watches one scalar stream of a model version:
   or the absolute error (regression); fed in label order as labels join.
 - ``score``: the prediction's score, as predictions arrive (NaN scores are skipped).
 - ``latency``: the serving latency in milliseconds (NaN skipped).
-- ``feature:NAME``: a numeric feature's values (NaN skipped).
+- ``feature:NAME``: a numeric feature's values, or a categorical feature's stable category
+  keys (missing skipped); ``feature:NAME=VALUE``: 1.0 where a categorical feature is VALUE.
+
+Detectors whose thresholds are in the stream's units (PageHinkley, ADWIN) are fed
+standardised values by default on every stream but a classifier's 0/1 ``error``
+(``Standardized``: mean and sd of a warm-up), so that their defaults mean the same on a
+latency in milliseconds as on a score; ``threshold_warnings`` names the configurations left in
+raw units.
 
 Each alarm becomes a ``DriftDetected`` event that carries the event time of the value that
 fired it. Pure: no I/O, no clock; state is the detectors' own versioned state.
@@ -27,6 +34,7 @@ from driftd.contracts.versioning import require_state_version
 from driftd.daemon.columns import ModelSchema
 from driftd.daemon.summaries import stream_values
 from driftd.detectors.base import Alarm, Detector
+from driftd.detectors.standardized import Standardized
 from driftd.errors import ConfigError
 
 STATE_KIND = "driftd.detector_monitor"
@@ -35,11 +43,61 @@ STATE_VERSION = 1
 DetectorFactory = Callable[[DetectorSettings], Detector]
 
 
-def make_detector(spec: DetectorSettings) -> Detector:
-    """Construct the detector a spec names, from ``driftd.detectors``."""
+RAW_UNITS = frozenset({"PageHinkley", "ADWIN"})
+"""Detectors whose thresholds are in the units of the values they see."""
+BINARY = frozenset({"DDM", "EDDM", "HDDM_A", "HDDM_W"})
+"""Detectors that read each value as 0/1 (HDDM: as a value in [0, 1])."""
+
+
+def binary_stream(stream: str, task: str) -> bool:
+    """Whether a stream's values are 0/1: a classifier's errors, or a category indicator."""
+    return (stream == "error" and task != "regression") or (
+        stream.startswith("feature:") and "=" in stream
+    )
+
+
+def standardizes(spec: DetectorSettings, task: str) -> bool:
+    """Whether the detector is fed standardised values: as configured, else for the
+    raw-unit detectors on every stream that is not 0/1."""
+    if spec.standardize is not None:
+        return spec.standardize
+    return spec.detector in RAW_UNITS and not binary_stream(spec.stream, task)
+
+
+def make_detector(spec: DetectorSettings, task: str = "binary") -> Detector:
+    """Construct the detector a spec names, from ``driftd.detectors``, standardised when
+    ``standardizes`` says so."""
     cls = getattr(detectors, spec.detector)
     detector: Detector = cls(**spec.params)
+    if standardizes(spec, task):
+        return Standardized(detector, warmup=spec.warmup)
     return detector
+
+
+def threshold_warnings(models: Mapping[str, ModelSettings]) -> list[str]:
+    """Configurations whose thresholds are in the stream's raw units (or that read a
+    non-binary stream as 0/1): their false-alarm rate depends on the data's scale."""
+    out = []
+    for name, model in models.items():
+        for i, spec in enumerate(model.detectors):
+            where = f"models.{name}.detectors[{i}] ({spec.detector} on {spec.stream})"
+            binary = binary_stream(spec.stream, model.task)
+            if spec.detector in BINARY and not binary:
+                out.append(
+                    f"{where}: {spec.detector} reads values as 0/1 but {spec.stream!r} is not a "
+                    "0/1 stream; use error (classification) or feature:NAME=VALUE"
+                )
+            elif spec.detector in RAW_UNITS and not binary and not standardizes(spec, model.task):
+                out.append(
+                    f"{where}: standardize = false leaves its thresholds in the stream's raw "
+                    "units; its false-alarm rate then depends on the data's scale"
+                )
+            elif spec.detector == "CUSUM" and "scale" in spec.params and not spec.standardize:
+                out.append(
+                    f"{where}: params.scale = {spec.params['scale']!r} is in the stream's raw "
+                    "units; leave it unset to estimate it on the warm-up"
+                )
+    return out
 
 
 def check_detectors(models: Mapping[str, ModelSettings]) -> None:
@@ -53,7 +111,7 @@ def check_detectors(models: Mapping[str, ModelSettings]) -> None:
                     "it is not available in this build"
                 )
             try:
-                make_detector(spec)
+                make_detector(spec, model.task)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(
                     f"models.{name}.detectors[{i}].params: got {dict(spec.params)!r}; "
@@ -69,13 +127,13 @@ class DetectorMonitor:
         model: str,
         schema: ModelSchema,
         settings: ModelSettings,
-        factory: DetectorFactory = make_detector,
+        factory: DetectorFactory | None = None,
     ) -> None:
         self.model = model
         self.schema = schema
         self.task = settings.task
         self.specs = list(settings.detectors)
-        self.factory = factory
+        self.factory = factory or (lambda spec: make_detector(spec, settings.task))
         # (version name, spec index) -> detector
         self._detectors: dict[tuple[str, int], Detector] = {}
 

@@ -343,6 +343,7 @@ class Pipeline:
             expired_versions=expired,
             numeric_names=schema.numeric_names,
             categorical_names=schema.categorical_names,
+            categorical_values=[v.values for v in model.categories],
         )
         for m in model.monitors:
             fired = m.update(batch)

@@ -20,6 +20,7 @@ from driftd.contracts.monitor import Monitor
 from driftd.daemon import state_codec
 from driftd.daemon.abc import Offsets
 from driftd.daemon.alarm_log import AlarmLog
+from driftd.daemon.checks import check_columns
 from driftd.daemon.columns import ModelSchema
 from driftd.daemon.join import JoinStore
 from driftd.daemon.monitors import OperationalMonitor
@@ -86,7 +87,11 @@ class ModelState:
         self.monitors: list[Monitor] = [self.operational, self.version_counts, *extra]
         # What the partition reports to the leader at its next checkpoint (``summaries``).
         self.summary = ModelSummarizer(
-            s.task, (d.stream for d in s.detectors), schema.numeric_names, bucket_s
+            s.task,
+            [*(d.stream for d in s.detectors), *(f"col:{n}" for n in check_columns(s))],
+            schema.numeric_names,
+            bucket_s,
+            sample_rows=max((c.sample_rows for c in s.checks), default=0),
         )
         self.alarms = AlarmLog(schema.name)  # what the extra monitors raised
         self.missing: Counter[str] = Counter()  # per declared feature: predictions without it

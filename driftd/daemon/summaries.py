@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from driftd.contracts.columns import F64
+from driftd.contracts.columns import F64, OTHER
 from driftd.contracts.monitor import DriftDetected, MonitorBatch
 from driftd.daemon import state_codec
 from driftd.rollout.counts import VersionCounts
@@ -43,6 +43,51 @@ def stable_keys(ids: Sequence[str]) -> U32:
     return np.fromiter(map(zlib.crc32, map(str.encode, ids)), dtype=np.uint32, count=len(ids))
 
 
+OTHER_KEY = -2.0  # a category beyond the vocabulary's cap: its string is not kept
+_vocab_keys: dict[int, tuple[Sequence[str], npt.NDArray[np.float64]]] = {}
+
+
+def category_keys(values: Sequence[str]) -> F64:
+    """Each vocabulary entry's stable key (CRC-32 of its UTF-8, as float64): the same in
+    every process, where the vocabulary's int codes depend on arrival order. Cached per
+    vocabulary list, which only grows."""
+    got = _vocab_keys.get(id(values))
+    if got is not None and got[0] is values and len(got[1]) == len(values):
+        return got[1]
+    done = got[1] if got is not None and got[0] is values else np.empty(0)
+    more = stable_keys(list(values[len(done) :])).astype(np.float64)
+    keys = np.concatenate([done, more])
+    _vocab_keys[id(values)] = (values, keys)
+    return keys
+
+
+def category_key(value: str) -> float:
+    """The stable key of one category string (see ``category_keys``)."""
+    return float(zlib.crc32(value.encode()))
+
+
+def feature_column(batch: MonitorBatch, name: str, numeric_names: Sequence[str]) -> F64:
+    """One feature of the batch's predictions as floats, NaN where missing: a numeric
+    feature's values, or a categorical feature's stable category keys."""
+    p = batch.predictions
+    if name in numeric_names:
+        return p.numeric[:, list(numeric_names).index(name)]
+    j = list(batch.categorical_names).index(name)
+    codes = p.categorical[:, j]
+    keys = category_keys(batch.categorical_values[j]) if batch.categorical_values else _EMPTY
+    out = np.full(len(codes), np.nan)
+    known = codes >= 0
+    out[known] = keys[codes[known]] if len(keys) else codes[known].astype(np.float64)
+    out[codes == OTHER] = OTHER_KEY
+    return out
+
+
+def _indicator(batch: MonitorBatch, name: str, value: str) -> F64:
+    """1.0 where the categorical feature equals ``value``, 0.0 elsewhere, NaN if missing."""
+    col = feature_column(batch, name, ())
+    return np.where(np.isnan(col), np.nan, (col == category_key(value)).astype(np.float64))
+
+
 def stream_values(
     batch: MonitorBatch, stream: str, task: str, numeric_names: Sequence[str]
 ) -> tuple[npt.NDArray[np.int32], F64, F64, npt.NDArray[np.intp]] | None:
@@ -51,7 +96,10 @@ def stream_values(
 
     ``error`` is 1.0 where a joined prediction differs from its label, else 0.0
     (classification), or the absolute error (regression), at the label's time; ``score``,
-    ``latency`` (ms) and ``feature:NAME`` are the predictions' values at their time.
+    ``latency`` (ms) and ``feature:NAME`` are the predictions' values at their time (a
+    categorical feature's stable category keys; ``feature:NAME=VALUE`` is 1.0 where it equals
+    VALUE, else 0.0). ``col:NAME`` is a feature with its missing values kept (as NaN), for the
+    window checks.
     """
     if stream == "error":
         j = batch.joined
@@ -69,8 +117,12 @@ def stream_values(
         vals = p.score
     elif stream == "latency":
         vals = p.latency_ms
+    elif stream.startswith("col:"):
+        vals = feature_column(batch, stream[4:], numeric_names)
+        return p.version, vals, p.ts, np.arange(len(p))
     else:
-        vals = p.numeric[:, list(numeric_names).index(stream.removeprefix("feature:"))]
+        name, eq, value = stream.removeprefix("feature:").partition("=")
+        vals = _indicator(batch, name, value) if eq else feature_column(batch, name, numeric_names)
     keep = np.flatnonzero(~np.isnan(vals))
     return p.version[keep], vals[keep], p.ts[keep], keep
 
@@ -107,6 +159,39 @@ class BucketSummary:
         order = np.lexsort((vals, keys, ts))
         return ts[order], vals[order]
 
+    def rows(self, names: Sequence[str]) -> tuple[U32, F64, F64]:
+        """(id keys, event times, values (rows, features)) of the ``col:`` streams of
+        ``names``, every version pooled: the columns of one version share their rows."""
+        parts = []
+        for version in sorted({v for v, _ in self.values}):
+            chunks = [self.values.get((version, f"col:{n}")) for n in names]
+            if any(c is None for c in chunks):
+                continue
+            first = chunks[0]
+            assert first is not None
+            ts = np.concatenate([c[0] for c in first])
+            keys = np.concatenate([c[1] for c in first])
+            vals = np.column_stack([np.concatenate([c[2] for c in ch or ()]) for ch in chunks])
+            parts.append((keys, ts, vals))
+        if not parts:
+            return np.empty(0, np.uint32), _EMPTY, np.empty((0, len(names)))
+        return (
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+        )
+
+    def trim(self, cap: int) -> None:
+        """Keep at most ``cap`` rows of each version's ``col:`` streams: those with the
+        smallest (id key, event time), the same rows in every column."""
+        for key, chunks in self.values.items():
+            if not key[1].startswith("col:") or sum(len(c[0]) for c in chunks) <= cap:
+                continue
+            ts, keys, vals = (np.concatenate([c[k] for c in chunks]) for k in range(3))
+            keep = np.lexsort((ts, keys))[:cap]
+            keep.sort()  # arrival order: every column of the version keeps the same rows
+            self.values[key] = [(ts[keep], keys[keep], vals[keep])]
+
     def streams(self) -> list[tuple[str, str]]:
         """(version, stream) pairs with values, sorted."""
         return sorted(self.values)
@@ -139,10 +224,16 @@ class ModelSummarizer:
     """A partition's ``Monitor`` that buffers one model's buckets until the next checkpoint."""
 
     def __init__(
-        self, task: str, streams: Iterable[str], numeric_names: Sequence[str], bucket_s: float
+        self,
+        task: str,
+        streams: Iterable[str],
+        numeric_names: Sequence[str],
+        bucket_s: float,
+        sample_rows: int = 0,
     ) -> None:
         self.task = task
         self.streams = sorted(set(streams))
+        self.sample_rows = sample_rows  # the window checks' cap on col: rows per bucket
         self.numeric_names = list(numeric_names)
         self.bucket_s = bucket_s
         self.buckets: dict[int, BucketSummary] = {}
@@ -192,6 +283,12 @@ class ModelSummarizer:
             )
             self._bucket(b).counts.update(sub)
 
+    def bucket_state(self, b: int) -> dict[str, Any]:
+        """One bucket's state for a report, its window-check rows sampled down first."""
+        if self.sample_rows:
+            self.buckets[b].trim(self.sample_rows)
+        return self.buckets[b].state_dict()
+
     def clear(self) -> None:
         """Forget the buffered buckets (after they were saved in a report)."""
         self.buckets = {}
@@ -210,7 +307,7 @@ def encode(models: Mapping[str, ModelSummarizer]) -> bytes:
         STATE_KIND,
         STATE_VERSION,
         {
-            name: [[b, s.buckets[b].state_dict()] for b in sorted(s.buckets)]
+            name: [[b, s.bucket_state(b)] for b in sorted(s.buckets)]
             for name, s in models.items()
             if s.buckets
         },

@@ -345,14 +345,29 @@ def test_a_bad_detector_stream_names_its_path_not_the_whole_model(tmp_path: Path
     text = (
         '[models.fraud]\nfeatures = { amount = "numeric", country = "categorical" }\n'
         'detectors = [ { detector = "ADWIN" }, '
-        '{ detector = "ADWIN", stream = "feature:country" } ]\n'
+        '{ detector = "ADWIN", stream = "feature:amount=1" } ]\n'
     )
     msg = error(tmp_path, text)
     assert len(msg.splitlines()) == 1, msg
     line = problem(msg, "models.fraud.detectors[1].stream")
-    assert "got 'feature:country'" in line and "amount" in line
+    assert "got 'feature:amount=1'" in line and "categorical: country" in line
     assert "'features'" not in msg  # not the whole model table
     assert "value error" not in msg.lower()
+
+
+def test_a_check_on_a_feature_of_the_wrong_kind_names_its_path(tmp_path: Path) -> None:
+    text = (
+        '[models.fraud]\nfeatures = { amount = "numeric", country = "categorical" }\n'
+        '[[models.fraud.checks]]\ncheck = "out_of_range"\nfeatures = ["amount", "country"]\n'
+    )
+    line = problem(error(tmp_path, text), "models.fraud.checks[0].features[1]")
+    assert "got 'country'" in line and "numeric feature" in line
+
+
+def test_a_check_param_it_does_not_take_is_named(tmp_path: Path) -> None:
+    text = MODEL + '[[models.fraud.checks]]\ncheck = "missing"\nparams = { q_low = 0.1 }\n'
+    line = problem(error(tmp_path, text), "models.fraud.checks[0].params.q_low")
+    assert "min_rate" in line
 
 
 def test_list_items_are_named_by_index(tmp_path: Path) -> None:

@@ -149,9 +149,18 @@ def test_a_changed_spec_starts_fresh_and_a_foreign_state_is_refused() -> None:
         changed.load_state_dict({"kind": "other", "v": 1})
 
 
-def test_feature_streams_must_name_a_numeric_feature() -> None:
-    with pytest.raises(ValueError, match="names no numeric feature"):
-        ModelSettings(
-            features={"x": "numeric", "c": "categorical"},
-            detectors=[{"detector": "DDM", "stream": "feature:c"}],
-        )
+def test_feature_streams_must_name_a_declared_feature() -> None:
+    for stream in ("feature:y", "feature:x=1"):  # unknown; an indicator of a numeric feature
+        with pytest.raises(ValueError, match="categorical: c"):
+            ModelSettings(
+                features={"x": "numeric", "c": "categorical"},
+                detectors=[{"detector": "DDM", "stream": stream}],
+            )
+    ok = ModelSettings(
+        features={"x": "numeric", "c": "categorical"},
+        detectors=[
+            {"detector": "DDM", "stream": "feature:c=red"},
+            {"detector": "KSWIN", "stream": "feature:c"},
+        ],
+    )
+    assert [d.stream for d in ok.detectors] == ["feature:c=red", "feature:c"]

@@ -1,0 +1,119 @@
+"""Window checks: tests of a model's input windows against a reference (``[[models.X.checks]]``).
+
+Each check runs on the leader's merged stream (every version pooled), on event-time windows
+of ``window_s`` (tumbling, or sliding every ``slide_s``), against a reference window that is
+``pinned`` (a fixed event-time range, or the first window with data) or ``rolling`` (the
+window just before the one tested). See ``driftd.daemon.checks`` for the statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from driftd.config.errors import located
+from driftd.config.sections import Section
+
+CheckKind = Literal["drift", "missing", "out_of_range", "unseen", "multivariate"]
+NumericTest = Literal["ks", "ad", "psi", "js", "wasserstein"]
+CategoricalTest = Literal["chi2", "g", "psi", "js"]
+
+# The params each check takes (all optional), with what they mean.
+CHECK_PARAMS: dict[str, dict[str, str]] = {
+    "drift": {
+        "floor": "the numeric test's effect-size floor (default: the test's DEFAULT_FLOORS)",
+        "categorical_floor": "the categorical test's effect-size floor",
+    },
+    "missing": {"min_rate": "the least missing rate assumed for the reference (0.001)"},
+    "out_of_range": {
+        "q_low": "the reference quantile below which a value is out of range (0.005)",
+        "q_high": "the reference quantile above which a value is out of range (0.995)",
+    },
+    "unseen": {"tolerance": "the rate of unseen categories tolerated (0.001)"},
+    "multivariate": {
+        "max_rows": "rows a side in the MMD test (2,000; its cost grows with their square)",
+        "n_permutations": "the MMD test's permutations (500)",
+    },
+}
+
+
+class WindowCheckSettings(Section):
+    """One window check of a model's features against a reference window.
+
+    ``check``: ``drift`` (a two-sample test per feature: ``test`` for numeric features,
+    ``categorical_test`` for categorical ones), ``missing`` (missing rate above the
+    reference's), ``out_of_range`` (numeric values outside the reference's quantile range),
+    ``unseen`` (categories the reference never had) or ``multivariate`` (a kernel MMD test of
+    the window's numeric rows against the reference's). Per window, the features' p-values are
+    corrected (``holm``: P(any false alarm) <= ``alpha`` per window; ``bh``: false-discovery
+    rate <= ``alpha``). ``sample_rows`` caps the rows kept per window, as a uniform sample by
+    a hash of the event id, the same for any partitioning.
+    """
+
+    check: CheckKind = "drift"
+    features: list[str] = []  # empty: every feature the check applies to
+    window_s: Annotated[float, Field(gt=0)] = 3600.0
+    slide_s: Annotated[float, Field(gt=0)] | None = None  # None: tumbling windows
+    reference: Literal["pinned", "rolling"] = "pinned"
+    reference_start: float | None = None  # pinned: event-time range [start, end) of the
+    reference_end: float | None = None  # reference; unset: the first window with data
+    test: NumericTest = "ks"
+    categorical_test: CategoricalTest = "chi2"
+    correction: Literal["holm", "bh"] = "holm"
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    min_rows: Annotated[int, Field(ge=10)] = 200
+    sample_rows: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000
+    params: dict[str, float] = {}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WindowCheckSettings:
+        if self.slide_s is not None and self.slide_s > self.window_s:
+            raise located(
+                ("slide_s",), self.slide_s, f"at most window_s ({self.window_s:g}) or unset"
+            )
+        pinned = (self.reference_start, self.reference_end)
+        if self.reference == "rolling" and pinned != (None, None):
+            raise located(
+                ("reference_start",), pinned, "unset with reference = 'rolling' (it is pinned)"
+            )
+        if (pinned[0] is None) != (pinned[1] is None):
+            raise located(("reference_end",), pinned, "reference_start and reference_end both")
+        if pinned[0] is not None and pinned[1] is not None and pinned[0] >= pinned[1]:
+            raise located(("reference_end",), pinned[1], f"after reference_start ({pinned[0]})")
+        known = CHECK_PARAMS[self.check]
+        for key in self.params:
+            if key not in known:
+                raise located(
+                    ("params", key),
+                    self.params[key],
+                    f"one of {', '.join(sorted(known))} for a {self.check} check",
+                )
+        return self
+
+
+def check_features(
+    checks: list[WindowCheckSettings], features: Mapping[str, str]
+) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """Errors as (path, value, expected) for checks naming unknown features or features of a
+    kind the check does not apply to (out_of_range and multivariate: numeric; unseen:
+    categorical)."""
+    kinds = {"out_of_range": "numeric", "multivariate": "numeric", "unseen": "categorical"}
+    errors: list[tuple[tuple[str | int, ...], str, str]] = []
+    for i, c in enumerate(checks):
+        want = kinds.get(c.check)
+        valid = [n for n, k in features.items() if want is None or k == want]
+        for j, name in enumerate(c.features):
+            if name not in valid:
+                errors.append(
+                    (
+                        ("checks", i, "features", j),
+                        name,
+                        f"a {want or 'declared'} feature for a {c.check} check "
+                        f"({', '.join(valid) or 'none declared'})",
+                    )
+                )
+        if not c.features and not valid:
+            errors.append((("checks", i, "check"), c.check, f"a model with {want} features"))
+    return errors

@@ -1,0 +1,256 @@
+"""Window checks on the leader's merged stream: what they find, what they record, and that the
+answer does not depend on how the events were partitioned."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from driftd.config import LeaderSettings, ModelSettings
+from driftd.contracts.columns import MISSING, PredictionColumns, Vocab
+from driftd.contracts.monitor import DriftDetected, MonitorBatch
+from driftd.daemon.abc import Report
+from driftd.daemon.brain import Brain
+from driftd.daemon.checks import Sample
+from driftd.daemon.summaries import ModelSummarizer, category_key, encode, feature_column
+
+LS = LeaderSettings(bucket_s=10.0, idle_s=30.0)
+FEATURES = {"x": "numeric", "y": "numeric", "c": "categorical"}
+COLORS = ["red", "green", "blue"]
+
+
+def _model(*checks: dict[str, object]) -> ModelSettings:
+    return ModelSettings(features=FEATURES, checks=list(checks))
+
+
+def _events(n: int, seed: int, t0: float = 0.0, rate: float = 20.0) -> dict[str, np.ndarray]:
+    """Stationary events: x, y ~ N(0, 1), c uniform over three colours, at ``rate`` per s."""
+    rng = np.random.default_rng(seed)
+    return {
+        "ts": t0 + np.arange(n) / rate,
+        "x": rng.normal(size=n),
+        "y": rng.normal(size=n),
+        "c": rng.choice(np.array(COLORS, dtype=object), size=n),
+        "ids": np.array([f"e{seed}-{i}" for i in range(n)], dtype=object),
+    }
+
+
+def _concat(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _batch(ev: dict[str, np.ndarray], rows: np.ndarray, vocab: Vocab) -> MonitorBatch:
+    n = len(rows)
+    cats = [None if v is None else str(v) for v in ev["c"][rows].tolist()]
+    preds = PredictionColumns(
+        ids=[str(i) for i in ev["ids"][rows]],
+        version=np.zeros(n, np.int32),
+        ts=ev["ts"][rows].astype(np.float64),
+        numeric=np.column_stack([ev["x"][rows], ev["y"][rows]]).astype(np.float64),
+        categorical=vocab.codes(cats).reshape(-1, 1),
+        prediction=np.zeros(n),
+        score=np.full(n, np.nan),
+        latency_ms=np.full(n, np.nan),
+        error=np.zeros(n, bool),
+    )
+    return MonitorBatch(
+        model="m",
+        versions=["1"],
+        predictions=preds,
+        joined=None,
+        expired_versions=np.empty(0, np.int32),
+        numeric_names=("x", "y"),
+        categorical_names=("c",),
+        categorical_values=[vocab.values],
+    )
+
+
+def _reports(
+    model: ModelSettings, ev: dict[str, np.ndarray], partitions: int, chunk: int = 700
+) -> list[list[Report]]:
+    """Route events to ``partitions`` partitions by id, each with its own vocabulary (codes
+    in its own arrival order); every ``chunk`` events each partition reports."""
+    cap = max((c.sample_rows for c in model.checks), default=0)
+    cols = [f"col:{n}" for n in FEATURES]
+    parts = [
+        ModelSummarizer("binary", cols, ("x", "y"), LS.bucket_s, sample_rows=cap)
+        for _ in range(partitions)
+    ]
+    vocabs = [Vocab(list(reversed(COLORS)) if p % 2 else []) for p in range(partitions)]
+    owner = np.array([int(i.rsplit("-", 1)[1]) * 7919 % partitions for i in ev["ids"].tolist()])
+    steps: list[list[Report]] = []
+    for lo in range(0, len(ev["ts"]), chunk):
+        reports = []
+        wm = float(ev["ts"][min(lo + chunk, len(ev["ts"])) - 1])
+        for p in range(partitions):
+            rows = np.flatnonzero(owner[lo : lo + chunk] == p) + lo
+            if len(rows):
+                parts[p].update(_batch(ev, rows, vocabs[p]))
+            reports.append(Report(p, len(steps) + 1, wm, 0.0, encode({"m": parts[p]})))
+            parts[p].clear()
+        steps.append(reports)
+    return steps
+
+
+def _run(
+    model: ModelSettings, ev: dict[str, np.ndarray], partitions: int, chunk: int = 700
+) -> tuple[list[DriftDetected], Brain]:
+    brain = Brain({"m": model}, LS)
+    fired: list[DriftDetected] = []
+    for reports in _reports(model, ev, partitions, chunk):
+        brain.absorb(reports)
+        fired += brain.advance(reports[0].watermark)
+    fired += brain.advance(math.inf)  # the traffic stopped: every held bucket goes out
+    return fired, brain
+
+
+def _key(alarms: Sequence[DriftDetected]) -> list[tuple[object, ...]]:
+    return [(a.stream, a.detector, a.ts, round(a.statistic, 12), a.reference) for a in alarms]
+
+
+def test_categorical_values_are_keyed_the_same_whatever_the_vocabulary_order() -> None:
+    ev = _events(50, 0)
+    a = feature_column(_batch(ev, np.arange(50), Vocab(COLORS)), "c", ())
+    b = feature_column(_batch(ev, np.arange(50), Vocab(list(reversed(COLORS)))), "c", ())
+    assert a.tolist() == b.tolist()
+    assert set(a.tolist()) <= {category_key(c) for c in COLORS}
+
+
+def test_a_shifted_feature_is_found_against_the_pinned_reference_and_the_answer_is_the_same_for_any_partitioning() -> (  # noqa: E501
+    None
+):
+    model = _model({"check": "drift", "window_s": 100.0, "sample_rows": 1_500})
+    quiet, shifted = _events(6_000, 1), _events(2_000, 2, t0=300.0)
+    shifted["x"] = shifted["x"] + 0.5  # a half-sd shift of x in the window [300, 400)
+    ev = _concat(quiet, shifted)
+    one, _ = _run(model, ev, 1)
+    three, _ = _run(model, ev, 3, chunk=450)
+    assert _key(one) == _key(three)
+    assert [(a.stream, a.ts) for a in one] == [("feature:x", 400.0)]
+    a = one[0]
+    assert a.detector == "window:drift:ks" and a.version == "*"
+    assert a.reference == "pinned:[0,100)"  # the first window with data
+    assert a.statistic >= a.threshold  # the KS distance over its floor
+
+
+def test_a_rolling_reference_names_the_window_before() -> None:
+    model = _model({"check": "drift", "window_s": 100.0, "reference": "rolling"})
+    quiet, shifted = _events(4_000, 3), _events(2_000, 4, t0=200.0)
+    shifted["c"] = np.where(np.arange(2_000) % 2 == 0, "red", shifted["c"])  # red doubles
+    alarms, _ = _run(model, _concat(quiet, shifted), 2)
+    first = next(a for a in alarms if a.stream == "feature:c")
+    assert (first.ts, first.reference) == (300.0, "rolling:[100,200)")
+
+
+def test_missing_unseen_and_out_of_range_each_fire_on_their_own_fault() -> None:
+    model = _model(
+        {"check": "missing", "window_s": 100.0},
+        {"check": "unseen", "window_s": 100.0},
+        {"check": "out_of_range", "window_s": 100.0},
+    )
+    quiet, bad = _events(4_000, 5), _events(2_000, 6, t0=200.0)
+    bad["y"][::10] = np.nan  # 10 % of y missing
+    bad["c"][::50] = "purple"  # a category the reference never had
+    bad["x"][::20] = 9.0  # 5 % far out of range
+    alarms, _ = _run(model, _concat(quiet, bad), 2)
+    got = {(a.detector, a.stream) for a in alarms}
+    assert got == {
+        ("window:missing", "feature:y"),
+        ("window:unseen", "feature:c"),
+        ("window:out_of_range", "feature:x"),
+    }
+    assert {a.ts for a in alarms} == {300.0}
+
+
+def test_a_multivariate_check_sees_a_correlation_no_marginal_test_sees() -> None:
+    model = _model(
+        {"check": "multivariate", "window_s": 100.0, "sample_rows": 2_000},
+        {"check": "drift", "window_s": 100.0, "features": ["x", "y"]},
+    )
+    quiet, joint = _events(4_000, 7), _events(2_000, 8, t0=200.0)
+    joint["y"] = 0.9 * joint["x"] + math.sqrt(1 - 0.81) * joint["y"]  # same marginals
+    alarms, _ = _run(model, _concat(quiet, joint), 1)
+    assert [(a.detector, a.stream, a.ts) for a in alarms] == [
+        ("window:multivariate", "features", 300.0)
+    ]
+
+
+def test_sliding_windows_and_a_pinned_range_test_only_windows_after_the_range() -> None:
+    model = _model(
+        {
+            "check": "drift",
+            "features": ["x"],
+            "window_s": 100.0,
+            "slide_s": 50.0,
+            "reference_start": 0.0,
+            "reference_end": 100.0,
+        }
+    )
+    quiet, shifted = _events(4_000, 9), _events(2_000, 10, t0=200.0)
+    shifted["x"] = shifted["x"] + 1.0
+    alarms, _ = _run(model, _concat(quiet, shifted), 1)
+    assert [a.ts for a in alarms] == [250.0, 300.0]  # [150, 250) and [200, 300) overlap it
+    assert {a.reference for a in alarms} == {"pinned:[0,100)"}
+
+
+def test_a_restored_brain_tests_its_open_windows_as_if_it_had_never_stopped() -> None:
+    model = _model({"check": "drift", "window_s": 100.0}, {"check": "missing", "window_s": 50.0})
+    quiet, shifted = _events(3_000, 11), _events(2_000, 12, t0=150.0)
+    shifted["x"] = shifted["x"] + 0.6
+    shifted["y"][::8] = np.nan
+    ev = _concat(quiet, shifted)
+    want, _ = _run(model, ev, 2, chunk=333)
+    assert {a.detector for a in want} == {"window:drift:ks", "window:missing"}
+    got: list[DriftDetected] = []
+    brain = Brain({"m": model}, LS)
+    for reports in _reports(model, ev, 2, chunk=333):
+        brain.absorb(reports)
+        got += brain.advance(reports[0].watermark)
+        again = Brain({"m": model}, LS)  # a failover after every merge
+        again.load_blob(brain.to_blob())
+        brain = again
+    got += brain.advance(math.inf)
+    assert _key(got) == _key(want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(0, 60),
+    cap=st.integers(1, 30),
+    cuts=st.lists(st.integers(0, 60), max_size=4),
+    seed=st.integers(0, 2**16),
+)
+def test_the_sample_is_the_same_whatever_the_order_and_split_of_its_rows(
+    n: int, cap: int, cuts: list[int], seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    rows = Sample(
+        rng.integers(0, 50, n).astype(np.uint32), rng.normal(size=n), rng.normal(size=(n, 2))
+    )
+    whole = Sample.empty(2).add(rows, cap)
+    perm = rng.permutation(n)
+    shuffled = Sample(rows.keys[perm], rows.ts[perm], rows.values[perm])
+    bounds = [0, *sorted(min(c, n) for c in cuts), n]
+    split = Sample.empty(2)
+    for lo, hi in itertools.pairwise(bounds):
+        part = Sample(shuffled.keys[lo:hi], shuffled.ts[lo:hi], shuffled.values[lo:hi])
+        split = split.add(Sample.empty(2).add(part, cap), cap)
+
+    def rows_of(s: Sample) -> set[tuple[int, float, float, float]]:
+        return {(int(k), t, *v) for k, t, v in zip(s.keys, s.ts, s.values.tolist(), strict=True)}
+
+    assert len(whole) == min(n, cap)
+    assert rows_of(split) == rows_of(whole)
+
+
+def test_missing_categories_are_missing_not_a_category() -> None:
+    ev = _events(10, 13)
+    ev["c"][3] = None
+    col = feature_column(_batch(ev, np.arange(10), Vocab()), "c", ())
+    assert np.isnan(col[3]) and not np.isnan(np.delete(col, 3)).any()
+    assert MISSING == -1
