@@ -1,20 +1,26 @@
 """Calibrate a detector's threshold to a target false-alarm rate by simulation on reference data.
 
 Where no closed form maps a threshold to a false-alarm rate (or where the reference stream is
-not the Gaussian or Bernoulli noise a closed form assumes), :func:`calibrate` measures it:
-it resamples the reference stream with a moving-block bootstrap into one long stationary
-stream, runs the detector over it in large batches, counts its drift alarms (warnings do not
-count) and bisects the threshold until the measured rate is at most the target.
+not the Gaussian or Bernoulli noise a closed form assumes), :func:`calibrate` measures it the
+way driftd runs detectors: it resamples the reference into fresh stationary streams of
+``horizon`` values, runs a fresh detector over each in large batches, counts every drift alarm
+(warnings do not count; after a drift the detector restarts fresh and the stream goes on) and
+bisects the threshold until the rate per value over all the streams is at most the target
+(:mod:`driftd.detectors.rates`). Fresh streams matter: several detectors alarm mostly soon
+after a start or a reset, so one long simulated stream understates what users get after each
+reset (issue 14).
 
-The bootstrap draws blocks of ``block`` consecutive reference values at uniform random starts
-and concatenates them: within a block the reference's short-range dependence (autocorrelation
-up to about ``block`` lags) is kept; across block seams it is broken, and dependence longer
-than ``block`` is lost. ``block=1`` is the i.i.d. bootstrap. The simulated values are the
-reference's own values, so ties are as frequent as in the reference (which matters to rank
-tests such as KSWIN) and the rate is conditional on this reference: its confidence interval
-covers the Poisson noise of the simulation, not the sampling error of the reference itself.
+The resampling is the i.i.d. bootstrap by default (``block=1``): the moving-block bootstrap
+keeps short-range dependence but, measured in issue 14, gave several times fewer alarms than
+i.i.d. values with the same mean, so it is used only when ``block > 1`` is asked for (for a
+reference that is really autocorrelated). A block bootstrap draws blocks of ``block``
+consecutive reference values at uniform random starts: dependence up to about ``block`` lags is
+kept, longer dependence is lost. The simulated values are the reference's own values, so ties
+are as frequent as in the reference (which matters to rank tests such as KSWIN) and the rate is
+conditional on this reference: its confidence interval covers the Poisson noise of the
+simulation, not the sampling error of the reference itself.
 
-Every threshold tried runs on the same simulated stream (common random numbers), so the
+Every threshold tried runs on the same simulated streams (common random numbers), so the
 measured count is (nearly) monotone in the threshold and the bisection is deterministic for a
 seed. Everything here is pure: numpy and scipy, no clock, no I/O.
 """
@@ -22,12 +28,11 @@ seed. Everything here is pure: numpy and scipy, no clock, no I/O.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from driftd.detectors.adwin import ADWIN
 from driftd.detectors.base import Detector, as_float_array
@@ -36,6 +41,13 @@ from driftd.detectors.ddm import DDM, EDDM
 from driftd.detectors.hddm import HDDM_A, HDDM_W
 from driftd.detectors.kswin import KSWIN
 from driftd.detectors.page_hinkley import PageHinkley
+from driftd.detectors.rates import (
+    count_alarms,
+    dispersion,
+    poisson_interval,
+    stream_rng,
+    stream_sizes,
+)
 
 __all__ = [
     "THRESHOLDS",
@@ -44,12 +56,16 @@ __all__ = [
     "block_bootstrap",
     "calibrate",
     "count_drifts",
+    "default_n_samples",
     "poisson_interval",
 ]
 
 _PER = 100_000
 _BATCH = 100_000
-_SEGMENTS = 20
+_EXPECTED = 50  # alarms expected at the target in the default simulation
+_MIN_SAMPLES = 2_000_000  # values simulated at least, by default
+_CACHE = 5_000_000  # simulated values kept in memory across thresholds (else redrawn)
+_MAX_SCALE = 4.0  # the most the default simulation grows for clustered alarms
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +117,18 @@ THRESHOLDS: dict[str, ThresholdSpec] = {
 class Calibration:
     """The result of :func:`calibrate`.
 
-    ``rate_per_100k`` is the measured rate at ``threshold`` on ``n_values`` simulated values
-    (``false_alarms`` drifts), ``interval`` its exact (Garwood) Poisson confidence interval
-    at ``confidence``; ``detector`` is a fresh detector built with ``threshold``.
+    ``rate_per_100k`` is the measured rate at ``threshold``: ``false_alarms`` drifts on
+    ``n_values`` simulated values, in ``n_streams`` fresh streams of ``horizon`` values
+    (restarted fresh after each drift); ``interval`` is its exact (Garwood) Poisson confidence
+    interval at ``confidence``; ``block`` the bootstrap's block length (1: i.i.d.);
+    ``detector`` is a fresh detector built with ``threshold``.
 
-    The interval assumes the alarms form a Poisson process. ``dispersion`` checks it: the
-    variance-to-mean ratio of the alarm counts in 20 equal segments of the simulated stream
-    (about 1 for Poisson, noisy). Well above 1, alarms cluster (e.g. CUSUM re-estimating its
-    ``target`` and ``scale`` after each reset, where a poor estimate alarms again and again) and
-    the interval is too narrow by about ``sqrt(dispersion)``; raise ``n_samples``.
+    The interval assumes the alarms form a Poisson process. ``dispersion`` checks it: Pearson's
+    chi-square per degree of freedom of the alarm counts in 20 equal groups of streams (about
+    1 for Poisson, noisy; NaN with a single stream). Well above 1, alarms cluster (e.g. CUSUM
+    re-estimating its ``target`` and ``scale`` after each reset, where a poor estimate alarms
+    again and again) and the interval is too narrow by about ``sqrt(dispersion)``; raise
+    ``n_samples``.
     """
 
     parameter: str | None
@@ -122,6 +141,9 @@ class Calibration:
     confidence: float
     dispersion: float
     detector: Detector
+    horizon: int
+    n_streams: int
+    block: int
 
 
 def _check(name: str, value: object, ok: bool, valid: str) -> None:
@@ -144,7 +166,8 @@ def count_drifts(
 ) -> npt.NDArray[np.int64]:
     """Drift alarms (not warnings) over ``stream`` in each of ``segments`` equal parts.
 
-    The detector runs over the whole stream in order, in batches of at most 100,000 values.
+    The detector runs over the whole stream in order (one long run, no fresh restarts), in
+    batches of at most 100,000 values.
     """
     counts = np.zeros(segments, dtype=np.int64)
     for i, part in enumerate(np.array_split(stream, segments)):
@@ -154,12 +177,10 @@ def count_drifts(
     return counts
 
 
-def poisson_interval(count: int, n: int, confidence: float) -> tuple[float, float]:
-    """Exact (Garwood) confidence interval for a Poisson rate per 100,000 values."""
-    tail = (1.0 - confidence) / 2
-    low = 0.0 if count == 0 else float(stats.chi2.ppf(tail, 2 * count)) / 2
-    high = float(stats.chi2.ppf(1 - tail, 2 * count + 2)) / 2
-    return low * _PER / n, high * _PER / n
+def default_n_samples(target_false_alarms_per_100k: float) -> int:
+    """Values :func:`calibrate` simulates by default: 50 alarms expected at the target, >= 2M."""
+    need = math.ceil(_EXPECTED * _PER / target_false_alarms_per_100k - 1e-9)
+    return max(_MIN_SAMPLES, need)
 
 
 def calibrate(
@@ -170,13 +191,18 @@ def calibrate(
     threshold: str | None = None,
     rate_rises: bool | None = None,
     bounds: tuple[float, float] | None = None,
-    n_samples: int = 1_000_000,
-    block: int = 50,
+    n_samples: int | None = None,
+    horizon: int = 20_000,
+    block: int = 1,
     seed: int = 0,
     rtol: float = 1e-3,
     confidence: float = 0.95,
 ) -> Calibration:
-    """Find the threshold whose false-alarm rate on bootstrapped reference data is the target.
+    """Find the threshold whose false-alarm rate on fresh bootstrapped streams is the target.
+
+    The rate is per value over streams that start fresh every ``horizon`` values and restart
+    fresh after each drift, as driftd runs a detector (it builds a new one after every alarm):
+    the rate a monitor gets when it is reset about every ``horizon`` values or sooner.
 
     Parameters
     ----------
@@ -187,7 +213,7 @@ def calibrate(
         threshold value.
     reference
         A stationary stream of the detector's input (errors, losses, scores) at least
-        ``block`` long; it should be much longer than ``block``.
+        ``max(2, block)`` long; it should be much longer than ``block``.
     target_false_alarms_per_100k
         The false-alarm rate to meet, drifts per 100,000 values; ``> 0``, and large enough
         that ``n_samples`` values resolve it (an expected count of at least one).
@@ -197,10 +223,19 @@ def calibrate(
         Whether a larger value gives more false alarms, and the range ``0 < low < high`` to
         search (geometrically); default from :data:`THRESHOLDS`, required otherwise.
     n_samples
-        Simulated values per threshold tried. The count at the target is about
-        ``target * n_samples / 100,000``; its relative Poisson error is one over its square root.
+        Simulated values per threshold tried, in all streams. By default
+        :func:`default_n_samples` (50 alarms expected at the target, at least 2,000,000),
+        then, when the alarms found cluster (``dispersion`` ``D`` above 1.5), the search is
+        run again on ``min(D, 4)`` times more values (as many effective alarms). The count at the
+        target is about ``target * n_samples / 100,000``; its relative error is about
+        ``sqrt(D / count)``.
+    horizon
+        Values per fresh stream (the last stream is shorter when it does not divide
+        ``n_samples``). Use about the number of values a detector sees between resets in
+        production; shorter horizons weigh the alarms right after a start more.
     block
-        Moving-block length of the bootstrap (``1``: i.i.d.); longer keeps more dependence.
+        Moving-block length of the bootstrap; ``1`` (the default) is the i.i.d. bootstrap.
+        Longer keeps more dependence: use it only for a reference that is autocorrelated.
     seed
         Seed of the bootstrap; the result is deterministic for a seed.
     rtol
@@ -218,32 +253,63 @@ def calibrate(
     --------
     >>> import numpy as np
     >>> reference = np.random.default_rng(1).normal(0.0, 1.0, 20_000)
-    >>> cal = calibrate("CUSUM", reference, 50.0, n_samples=100_000, rtol=0.01)
-    >>> cal.parameter, cal.rate_per_100k <= 50.0, 4.0 < cal.threshold < 8.0
-    ('threshold', True, True)
+    >>> cal = calibrate("CUSUM", reference, 50.0, n_samples=200_000, rtol=0.01)
+    >>> cal.parameter, cal.rate_per_100k <= 50.0, cal.n_streams, 4.0 < cal.threshold < 12.0
+    ('threshold', True, 10, True)
     """
     build, parameter, spec = _builder(detector, threshold)
     rate_rises, bounds = _search_range(spec, rate_rises, bounds)
-    x, target, allowed = _checked_run(
-        reference, target_false_alarms_per_100k, block, n_samples, seed, rtol, confidence
+    x, target, n, allowed = _checked_run(
+        reference, target_false_alarms_per_100k, block, n_samples, horizon, seed, rtol, confidence
     )
-    stream = block_bootstrap(x, n_samples, block, np.random.default_rng(seed))
-    best, best_count = _search(build, stream, allowed, bounds, rate_rises, rtol, target)
-    per_segment = count_drifts(build(best), stream, _SEGMENTS)
-    mean = per_segment.mean()
-    dispersion = float(per_segment.var(ddof=1) / mean) if mean > 0 else 1.0
+    sim = _Simulation(x, n, horizon, block, seed)
+    best, counts = _search(build, sim, allowed, bounds, rate_rises, rtol, target)
+    if n_samples is None:  # clustered alarms: as many effective alarms, up to 4x the values
+        scale = dispersion(counts, sim.sizes)  # NaN with one stream: no rerun
+        if scale > 1.5:
+            n = round(n * min(scale, _MAX_SCALE))
+            allowed = math.floor(target * n / _PER + 1e-9)
+            sim = _Simulation(x, n, horizon, block, seed)
+            best, counts = _search(build, sim, allowed, bounds, rate_rises, rtol, target)
+    count = int(counts.sum())
     return Calibration(
         parameter=parameter,
         threshold=best,
         target_per_100k=target,
-        false_alarms=best_count,
-        n_values=n_samples,
-        rate_per_100k=best_count * _PER / n_samples,
-        interval=poisson_interval(best_count, n_samples, confidence),
+        false_alarms=count,
+        n_values=n,
+        rate_per_100k=count * _PER / n,
+        interval=poisson_interval(count, n, confidence),
         confidence=confidence,
-        dispersion=dispersion,
+        dispersion=dispersion(counts, sim.sizes),
         detector=build(best),
+        horizon=horizon,
+        n_streams=len(sim.sizes),
+        block=block,
     )
+
+
+class _Simulation:
+    """The bootstrapped fresh streams, the same on every pass (kept in memory up to 5M values)."""
+
+    def __init__(
+        self, reference: npt.NDArray[np.float64], n: int, horizon: int, block: int, seed: int
+    ) -> None:
+        self.reference, self.block, self.seed = reference, block, seed
+        self.sizes = stream_sizes(n, horizon)
+        self._kept: list[npt.NDArray[np.float64]] | None = (
+            [self._draw(i, s) for i, s in enumerate(self.sizes)] if n <= _CACHE else None
+        )
+
+    def _draw(self, i: int, size: int) -> npt.NDArray[np.float64]:
+        return block_bootstrap(self.reference, size, self.block, stream_rng(self.seed, i))
+
+    def streams(self) -> Iterator[npt.NDArray[np.float64]]:
+        if self._kept is not None:
+            yield from self._kept
+        else:
+            for i, size in enumerate(self.sizes):
+                yield self._draw(i, size)
 
 
 def _builder(
@@ -295,66 +361,66 @@ def _checked_run(
     reference: npt.ArrayLike,
     target_false_alarms_per_100k: float,
     block: int,
-    n_samples: int,
+    n_samples: int | None,
+    horizon: int,
     seed: int,
     rtol: float,
     confidence: float,
-) -> tuple[npt.NDArray[np.float64], float, int]:
-    """The reference as a flat array, the target rate and the drifts it allows in the stream."""
+) -> tuple[npt.NDArray[np.float64], float, int, int]:
+    """The reference as a flat array, the target, the values to simulate and the drifts allowed."""
     x = as_float_array(reference).reshape(-1)
     target = float(target_false_alarms_per_100k)
     _check("target_false_alarms_per_100k", target, target > 0 and math.isfinite(target), "> 0")
     _check("block", block, isinstance(block, int) and block >= 1, "an integer >= 1")
     _check("reference", f"<{x.size} values>", x.size >= max(2, block), f">= max(2, {block}) values")
     _check("reference", "<non-finite values>", bool(np.isfinite(x).all()), "finite values")
-    _check("n_samples", n_samples, isinstance(n_samples, int) and n_samples >= 1, ">= 1")
-    allowed = math.floor(target * n_samples / _PER + 1e-9)
+    n = default_n_samples(target) if n_samples is None else n_samples
+    _check("n_samples", n_samples, isinstance(n, int) and n >= 1, "None or an integer >= 1")
+    _check("horizon", horizon, isinstance(horizon, int) and horizon >= 1, "an integer >= 1")
+    allowed = math.floor(target * n / _PER + 1e-9)
     _check("n_samples", n_samples, allowed >= 1, f">= {math.ceil(_PER / target)} for this target")
     _check("seed", seed, isinstance(seed, int) and seed >= 0, "an integer >= 0")
     _check("rtol", rtol, 0 < rtol < 1, "a number in (0, 1)")
     _check("confidence", confidence, 0 < confidence < 1, "a number in (0, 1)")
-    return x, target, allowed
+    return x, target, n, allowed
 
 
 def _search(
     build: Callable[[float], Detector],
-    stream: npt.NDArray[np.float64],
+    sim: _Simulation,
     allowed: int,
     bounds: tuple[float, float],
     rate_rises: bool,
     rtol: float,
     target: float,
-) -> tuple[float, int]:
-    """The most sensitive threshold in ``bounds`` with at most ``allowed`` drifts, and its count.
+) -> tuple[float, npt.NDArray[np.int64]]:
+    """The most sensitive threshold in ``bounds`` with at most ``allowed`` drifts, and its counts.
 
     Bisects geometrically between the quietest and the loudest end until the bracket is
-    ``rtol`` wide; every value runs on the same ``stream``.
+    ``rtol`` wide; every value runs on the same streams. The counts are per stream.
     """
 
-    def drifts(value: float) -> int:
-        """Drifts over the stream, or the first count above ``allowed`` (stops early)."""
-        det, total, start, size = build(value), 0, 0, 4096
-        while start < stream.size and total <= allowed:
-            total += sum(a.kind == "drift" for a in det.update(stream[start : start + size]))
-            start, size = start + size, min(2 * size, _BATCH)
-        return total
+    def drifts(value: float) -> npt.NDArray[np.int64]:
+        """Drifts per stream, stopping after the stream that takes them above ``allowed``."""
+        return count_alarms(lambda: build(value), sim.streams(), stop_above=allowed)
 
     lo, hi = float(bounds[0]), float(bounds[1])
     quiet, loud = (lo, hi) if rate_rises else (hi, lo)  # fewest / most false alarms
-    best, best_count = quiet, drifts(quiet)
-    if best_count > allowed:
+    best, best_counts = quiet, drifts(quiet)
+    if best_counts.sum() > allowed:
         raise ValueError(
             f"bounds={bounds!r} is invalid; valid: a range whose quietest end ({quiet}) has at "
-            f"most {target} false alarms per 100k on the simulated stream (it has more)"
+            f"most {target} false alarms per 100k on the simulated streams (it has more)"
         )
-    loud_count = drifts(loud)
-    if loud_count <= allowed:
-        best, best_count = loud, loud_count
-    while loud_count > allowed and abs(math.log(loud / quiet)) > math.log1p(rtol):
+    loud_counts = drifts(loud)
+    loud_over = bool(loud_counts.sum() > allowed)
+    if not loud_over:
+        best, best_counts = loud, loud_counts
+    while loud_over and abs(math.log(loud / quiet)) > math.log1p(rtol):
         mid = math.sqrt(quiet * loud)
-        count = drifts(mid)
-        if count <= allowed:
-            quiet, best, best_count = mid, mid, count
+        counts = drifts(mid)
+        if counts.sum() <= allowed:
+            quiet, best, best_counts = mid, mid, counts
         else:
-            loud, loud_count = mid, count
-    return best, best_count
+            loud = mid
+    return best, best_counts

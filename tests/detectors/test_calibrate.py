@@ -1,10 +1,14 @@
-"""calibrate(): a threshold calibrated on a bootstrapped reference meets its target on fresh data.
+"""calibrate(): a threshold calibrated on fresh bootstrapped streams meets its target on fresh data.
 
-The fresh-data check allows for two sources of noise: the Poisson count on the fresh stream and
-the calibration's own error (its rate is measured from about ``K = target * n / 100,000``
+calibrate() measures the rate per value over fresh streams of ``horizon`` values, restarted
+after each drift, as driftd runs detectors; the checks run the calibrated detector on
+independent fresh streams (another seed, drawn from the distribution rather than bootstrapped
+from the reference) of the same horizon. They allow for two sources of noise: the Poisson
+count on the fresh streams and the calibration's own error (its rate is measured from ``K``
 alarms, a relative error of ``1/sqrt(K)``), so the fresh count ``C`` with expectation ``λ`` has
 variance about ``λ + λ²/K``, times the dispersion calibrate() reports where alarms cluster;
-it must lie within 3.29 standard deviations (0.1% two-sided).
+it must lie within 3.29 standard deviations (0.1% two-sided) of the calibrated rate, and not
+above that band around the target.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from driftd.detectors.calibrate import (
     block_bootstrap,
     calibrate,
     count_drifts,
+    default_n_samples,
     poisson_interval,
 )
 from driftd.detectors.cusum import CUSUM
 from driftd.detectors.page_hinkley import PageHinkley
+from driftd.detectors.rates import GENERATORS, fresh_rate
 
 Z = 3.29  # 0.1% two-sided
 
@@ -44,33 +50,96 @@ def _known_cusum(v: float) -> CUSUM:
     return CUSUM(target=0.0, scale=1.0, threshold=v)
 
 
-FACTORIES: dict[str, Callable[[float], Detector]] = {
-    "PageHinkley": THRESHOLDS["PageHinkley"].build,
-    "CUSUM": THRESHOLDS["CUSUM"].build,  # re-estimates target and scale: clustered alarms
-    "CUSUM-known": _known_cusum,
-}
+def _sd(lam: float, k: int, disp: float) -> float:
+    return math.sqrt(max(1.0, disp) * (lam + lam * lam / max(k, 1)))
 
 
-@pytest.mark.parametrize("name", sorted(FACTORIES))
-def test_calibrated_rate_holds_on_fresh_data(name: str, reference: np.ndarray) -> None:
-    target, n_cal, n_fresh = 10.0, 1_000_000, 1_000_000
-    build = FACTORIES[name]
-    cal = calibrate(
-        build, reference, target, rate_rises=False, bounds=(0.5, 1e4), n_samples=n_cal, block=20
+def _holds(cal: Calibration, build: Callable[[float], Detector], family: str, n: int) -> int:
+    """Drifts of the calibrated detector on independent fresh streams; asserts the bands."""
+    fresh = fresh_rate(
+        lambda: build(cal.threshold), GENERATORS[family], horizon=cal.horizon, n_values=n, seed=99
     )
-    assert cal.rate_per_100k <= target
+    c, k = fresh.false_alarms, cal.false_alarms
+    disp = max(cal.dispersion, fresh.dispersion)
+    lam = cal.rate_per_100k * n / 100_000
+    assert abs(c - lam) <= Z * _sd(lam, k, disp), (cal, fresh)
+    lam_t = cal.target_per_100k * n / 100_000
+    assert c <= lam_t + Z * _sd(lam_t, k, disp), (cal, fresh)
+    return c
+
+
+# name -> (factory, family, target per 100k, values to calibrate on, values to check on)
+DETECTORS: dict[str, tuple[Callable[[float], Detector], str, float, int, int]] = {
+    "ADWIN": (THRESHOLDS["ADWIN"].build, "gaussian", 10.0, 2_000_000, 2_000_000),
+    "PageHinkley": (THRESHOLDS["PageHinkley"].build, "gaussian", 100.0, 400_000, 400_000),
+    "CUSUM": (THRESHOLDS["CUSUM"].build, "gaussian", 100.0, 400_000, 400_000),
+    "CUSUM-known": (_known_cusum, "gaussian", 100.0, 400_000, 400_000),
+    "DDM": (THRESHOLDS["DDM"].build, "bernoulli-0.1", 100.0, 400_000, 400_000),
+    "EDDM": (THRESHOLDS["EDDM"].build, "bernoulli-0.1", 100.0, 400_000, 400_000),
+    "HDDM_A": (THRESHOLDS["HDDM_A"].build, "bernoulli-0.1", 100.0, 400_000, 400_000),
+    "HDDM_W": (THRESHOLDS["HDDM_W"].build, "bernoulli-0.05", 100.0, 400_000, 400_000),
+    "KSWIN": (THRESHOLDS["KSWIN"].build, "student-t3", 100.0, 200_000, 200_000),
+}
+_RISES = {name: spec.rate_rises for name, spec in THRESHOLDS.items()} | {"CUSUM-known": False}
+_BOUNDS = {name: spec.bounds for name, spec in THRESHOLDS.items()} | {"CUSUM-known": (0.5, 200.0)}
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_calibrated_rate_holds_on_fresh_streams(name: str) -> None:
+    build, family, target, n_cal, n_check = DETECTORS[name]
+    ref = GENERATORS[family](np.random.default_rng(5), 50_000)
+    cal = calibrate(
+        build, ref, target, rate_rises=_RISES[name], bounds=_BOUNDS[name], n_samples=n_cal,
+        rtol=1e-2,
+    )  # fmt: skip
+    assert cal.rate_per_100k <= target and cal.horizon == 20_000 and cal.block == 1
     assert cal.false_alarms >= 0.5 * target * n_cal / 100_000  # the bisection got close
-    fresh = int(count_drifts(build(cal.threshold), _gaussian(99, n_fresh)).sum())
-    lam = target * n_fresh / 100_000
-    k = target * n_cal / 100_000
-    sd = math.sqrt(max(1.0, cal.dispersion) * (lam + lam * lam / k))
-    assert lam - Z * sd <= fresh <= lam + Z * sd, (cal, fresh)
+    _holds(cal, build, family, n_check)
+
+
+@pytest.mark.parametrize(("name", "family"), [("DDM", "bernoulli-0.1"), ("CUSUM", "laplace")])
+def test_calibrated_rate_holds_on_longer_horizons(name: str, family: str) -> None:
+    ref = GENERATORS[family](np.random.default_rng(6), 50_000)
+    cal = calibrate(name, ref, 10.0, n_samples=2_000_000, horizon=200_000, rtol=1e-2)
+    assert cal.n_streams == 10 and cal.rate_per_100k <= 10.0
+    assert cal.false_alarms >= 100
+    _holds(cal, THRESHOLDS[name].build, family, 2_000_000)
+
+
+def test_one_per_100k_with_the_defaults(reference: np.ndarray) -> None:
+    cal = calibrate("CUSUM", reference, 1.0)
+    assert cal.n_values == default_n_samples(1.0) == 5_000_000 and cal.n_streams == 250
+    assert 25 <= cal.false_alarms <= 50
+    _holds(cal, THRESHOLDS["CUSUM"].build, "gaussian", 10_000_000)
+
+
+def test_one_long_stream_understates_the_fresh_rate(reference: np.ndarray) -> None:
+    """CUSUM re-estimating its target alarms mostly soon after a start: why streams are fresh."""
+    cal = calibrate("CUSUM", reference, 10.0, n_samples=1_000_000, rtol=1e-2)
+    one_run = int(count_drifts(cal.detector, _gaussian(99, 1_000_000)).sum())
+    assert one_run < 0.5 * cal.false_alarms
+
+
+def test_clustered_alarms_get_more_values() -> None:
+    ref = GENERATORS["bernoulli-0.1"](np.random.default_rng(5), 50_000)
+    cal = calibrate("DDM", ref, 100.0, rtol=1e-2)  # DDM's alarms cluster after a start
+    assert cal.n_values > default_n_samples(100.0)
+    assert cal.n_values <= 4 * default_n_samples(100.0)
 
 
 def test_dispersion_flags_clustered_alarms(reference: np.ndarray) -> None:
-    kw: dict[str, Any] = {"n_samples": 1_000_000, "block": 20}
-    assert calibrate("CUSUM", reference, 10.0, **kw).dispersion > 2.5
-    assert calibrate("PageHinkley", reference, 10.0, **kw).dispersion < 2.5
+    kw: dict[str, Any] = {"n_samples": 2_000_000, "rtol": 1e-2}
+    assert calibrate("CUSUM", reference, 10.0, **kw).dispersion > 1.2
+    assert calibrate("PageHinkley", reference, 10.0, **kw).dispersion < 0.8
+
+
+def test_block_bootstrap_is_asked_for() -> None:
+    ref = np.repeat(np.random.default_rng(3).normal(0.0, 1.0, 1_000), 20)  # autocorrelated
+    kw: dict[str, Any] = {"n_samples": 200_000, "rtol": 1e-2}
+    iid = calibrate("PageHinkley", ref, 50.0, **kw)
+    blocks = calibrate("PageHinkley", ref, 50.0, block=20, **kw)
+    assert iid.block == 1 and blocks.block == 20
+    assert blocks.threshold > 1.5 * iid.threshold  # runs of 20 equal values need a wider band
 
 
 @pytest.mark.parametrize("name", ["PageHinkley", "CUSUM"])
@@ -164,6 +233,7 @@ def test_bounds_that_cannot_reach_the_target(reference: np.ndarray) -> None:
         ((PageHinkley, None, 1.0), {"n_samples": 1000}, "n_samples="),
         ((PageHinkley, None, 1.0), {"n_samples": 0}, "n_samples="),
         ((PageHinkley, None, 1.0), {"block": 0}, "block="),
+        ((PageHinkley, None, 1.0), {"horizon": 0}, "horizon="),
         ((PageHinkley, None, 1.0), {"seed": -1}, "seed="),
         ((PageHinkley, None, 1.0), {"rtol": 0.0}, "rtol="),
         ((PageHinkley, None, 1.0), {"confidence": 1.0}, "confidence="),
