@@ -397,3 +397,33 @@ def kswin_kernel(
             if n_out == out_i.size:
                 return t + 1, n_out
     return x.size, n_out
+
+
+# --------------------------------------------------------------------------------------- CUSUM
+
+
+@_jit
+def cusum_kernel(
+    x: F64, mu: float, sd: float, k: float, h: float, up: bool, down: bool, st: F64
+) -> tuple[int, float]:
+    """The CUSUM recursion on ``st`` = [S⁺, S⁻, ΣA⁺, ΣA⁻]; (index, statistic) of the first
+    crossing of ``h``, or (-1, 0.0). The scalar path in ``cusum.py`` repeats these operations
+    in this order, so one value at a time and a batch agree to the last bit."""
+    for t in range(x.size):
+        z = (x[t] - mu) / sd
+        ip = z - k
+        im = -z - k
+        sp = st[0] + ip
+        sp = sp if sp > 0.0 else 0.0
+        sm = st[1] + im
+        sm = sm if sm > 0.0 else 0.0
+        a = sp if up else 0.0
+        b = sm if down else 0.0
+        stat = a if a >= b else b
+        if stat > h:
+            return t, stat
+        st[0] = sp
+        st[1] = sm
+        st[2] += ip
+        st[3] += im
+    return -1, 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy.typing as npt
 
 from driftd.detectors import _kernels as k
 from driftd.detectors._kernels import check
-from driftd.detectors.base import Alarm, as_float_array, envelope, open_envelope
+from driftd.detectors.base import Alarm, as_float_array, as_scalar, envelope, open_envelope
 
 __all__ = ["ADWIN"]
 
@@ -28,7 +29,10 @@ class ADWIN:
     ``ε = sqrt(2 m v δ') + 2/3 δ' m``, ``m = 1/(n₀ - L + 1) + 1/(n₁ - L + 1)``,
     ``v`` the window variance and ``δ' = ln(2 ln(n) / delta)``. After a drift the detector
     resets completely, as River 0.26 does. The loop is sequential, so a batch runs through a
-    compiled numba kernel over the detector's plain arrays.
+    compiled numba kernel over the detector's plain arrays. One value at a time (a Python
+    number or a size-1 array) is appended to a list until the next test is due, and the list
+    then goes through the kernel: a drift can only fire on a test, so the alarms are the same,
+    and ``state_dict()``/``width`` first feed the pending values to the kernel.
 
     Parameters
     ----------
@@ -90,6 +94,10 @@ class ADWIN:
         self.max_buckets = int(max_buckets)
         self.min_window_length = int(min_window_length)
         self.grace_period = int(grace_period)
+        self._args = (  # the scalar path's parameters and (reused) alarm buffers
+            self.delta, self.clock, self.max_buckets, float(self.min_window_length),
+            float(self.grace_period), np.empty(2, dtype=np.int64), np.empty(2), np.empty(2),
+        )  # fmt: skip
         self.reset()
 
     def reset(self) -> None:
@@ -100,14 +108,49 @@ class ADWIN:
         self._counts = np.zeros(k.ADWIN_LEVELS, dtype=np.int64)
         self._fs = np.zeros(3)  # total, variance (sum of squares), width
         self._ints = np.array([0, 1], dtype=np.int64)  # tick modulo clock, rows in use
+        self._pending = array("d")  # single values not yet fed to the kernel
+        self._due = self.clock  # pending values that complete the next test
 
     @property
     def width(self) -> int:
         """Values in the current window."""
+        self._feed_pending()
         return int(self._fs[2])
 
     def update(self, values: npt.ArrayLike) -> list[Alarm]:
         """Consume a batch in order; return its drift alarms (index = position in the batch)."""
+        if type(values) is float:
+            pending = self._pending
+            pending.append(values)
+            if len(pending) < self._due:
+                return []
+            return self._feed_pending(True)
+        x1 = as_scalar(values)
+        if x1 is not None:
+            return self.update(x1)
+        self._feed_pending()
+        return self._batch(values)
+
+    def _feed_pending(self, tick: bool = False) -> list[Alarm]:
+        """Run the pending single values through the kernel; its alarm is the last value's.
+
+        ``tick``: they complete a test, after which the clock is at 0 (a drift resets it too).
+        """
+        pending = self._pending
+        if not pending:
+            return []
+        x = np.frombuffer(pending, dtype=np.float64)  # no copy; released before the clear
+        n_out = k.adwin_kernel(
+            x, self._totals, self._variances, self._counts, self._fs, self._ints, *self._args
+        )[1]
+        del x
+        del pending[:]
+        self._due = self.clock if tick else self.clock - int(self._ints[0])
+        if n_out == 0:
+            return []
+        return [Alarm("ADWIN", 0, float(self._args[-2][0]), float(self._args[-1][0]))]
+
+    def _batch(self, values: npt.ArrayLike) -> list[Alarm]:
         x = np.ascontiguousarray(as_float_array(values).reshape(-1))
         if not x.flags.writeable:  # one compiled signature: read-only arrays would need another
             x = x.copy()
@@ -126,10 +169,12 @@ class ADWIN:
                 for j in range(n_out)
             ]
             pos += used
+        self._due = self.clock - int(self._ints[0])
         return alarms
 
     def state_dict(self) -> dict[str, Any]:
         """Plain arrays in a versioned envelope."""
+        self._feed_pending()
         state = {
             "totals": self._totals.copy(),
             "variances": self._variances.copy(),
@@ -152,3 +197,5 @@ class ADWIN:
         self._counts = np.array(s["counts"], dtype=np.int64)
         self._fs = np.array(s["fs"], dtype=np.float64)
         self._ints = np.array(s["ints"], dtype=np.int64)
+        self._pending = array("d")
+        self._due = self.clock - int(self._ints[0])

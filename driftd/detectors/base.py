@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from driftd.contracts.versioning import require_state_version
 
-__all__ = ["Alarm", "Detector", "envelope", "open_envelope"]
+__all__ = ["Alarm", "Detector", "as_scalar", "envelope", "open_envelope"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +69,16 @@ def open_envelope(obj: Mapping[str, Any], kind: str, version: int) -> dict[str, 
 def as_float_array(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """A float64 view or copy of the input; never aliases a caller's array for writing."""
     return np.asarray(values, dtype=np.float64)
+
+
+def as_scalar(values: object) -> float | None:
+    """``values`` as a Python float when it is one real number (a 0-d or size-1 array too), else
+    None; the detectors' scalar fast path takes it, the batch path everything else."""
+    if type(values) is float or type(values) is int or type(values) is bool:
+        return float(values)
+    if isinstance(values, np.ndarray | np.generic) and values.size == 1:
+        if values.dtype.kind in "biuf":
+            return float(np.asarray(values, dtype=np.float64).reshape(-1)[0])
+    elif isinstance(values, float | int):  # subclasses, e.g. np.float64
+        return float(values)
+    return None

@@ -10,9 +10,11 @@ import numpy as np
 import numpy.typing as npt
 
 from driftd.detectors._kernels import F64, Hit, check, last_true_index, scan
-from driftd.detectors.base import Alarm, as_float_array, envelope, open_envelope
+from driftd.detectors.base import Alarm, as_float_array, as_scalar, envelope, open_envelope
 
 __all__ = ["DDM", "EDDM"]
+
+_sqrt = math.sqrt
 
 
 def _entries(zone: npt.NDArray[np.bool_], was_in: bool) -> npt.NDArray[np.intp]:
@@ -31,7 +33,8 @@ class DDM:
     warning fires when ``pₜ + sₜ > p_min + w·s_min`` and a drift when
     ``pₜ + sₜ > p_min + d·s_min``, after which the detector resets. A batch is processed with
     cumulative sums and a running minimum; the first drift is located, the detector resets
-    there and the rest of the batch follows.
+    there and the rest of the batch follows. One value at a time (a Python number or a size-1
+    array) takes a plain-Python path with the same operations: same alarms, same state.
 
     Parameters
     ----------
@@ -98,7 +101,36 @@ class DDM:
 
     def update(self, values: npt.ArrayLike) -> list[Alarm]:
         """Consume a batch of 0/1 values in order; return its warning and drift alarms."""
-        return scan("DDM", as_float_array(values).reshape(-1), self._advance)
+        x = values if type(values) is float else as_scalar(values)
+        if x is None or x - x != 0.0 or self._errors != self._errors:  # a batch, or inf/nan
+            return scan("DDM", as_float_array(values).reshape(-1), self._advance)
+        n = self._n + 1
+        errors = self._errors + x
+        p = errors / n
+        q = p * (1 - p) / n
+        if q < 0.0:  # a value outside [0, 1]: numpy's nan
+            return scan("DDM", as_float_array(values).reshape(-1), self._advance)
+        self._n, self._errors = n, errors
+        if n <= self.warm_start:
+            self._warning = False
+            return []
+        s = _sqrt(q)
+        ps = p + s
+        if ps <= self._ps_min:  # River keeps the latest of equal minima
+            self._p_min, self._s_min, self._ps_min = p, s, ps
+        p_min, s_min = self._p_min, self._s_min
+        thr = p_min + self.drift_threshold * s_min
+        if ps > thr:
+            self.reset()
+            return [Alarm("DDM", 0, ps, thr, "drift")]
+        thr = p_min + self.warning_threshold * s_min
+        if ps > thr:
+            if self._warning:
+                return []
+            self._warning = True
+            return [Alarm("DDM", 0, ps, thr, "warning")]
+        self._warning = False
+        return []
 
     def _advance(self, x: F64) -> tuple[int, list[Hit]]:
         n = self._n + 1.0 + np.arange(x.size, dtype=np.float64)
@@ -160,7 +192,8 @@ class EDDM:
     their standard deviation, it keeps the maximum of ``p' + 2s'`` and, once more than
     ``warm_start`` errors have been seen, fires a warning when ``(p' + 2s') / max < alpha``
     and a drift when it is ``< beta``; the detector then resets. A batch is processed over its
-    error positions with cumulative sums and a running maximum.
+    error positions with cumulative sums and a running maximum. One value at a time (a Python
+    number or a size-1 array) takes a plain-Python path: same alarms, same state.
 
     Parameters
     ----------
@@ -209,13 +242,43 @@ class EDDM:
         """Forget everything seen (parameters stay)."""
         self._n = 0
         self._last_error = 0
-        self._sums = np.zeros(3)  # errors, sum of distances, sum of squared distances
+        self._k, self._s1, self._s2 = 0.0, 0.0, 0.0  # errors, sum and sum of squares of distances
         self._max = -1.0
         self._warning = False
 
     def update(self, values: npt.ArrayLike) -> list[Alarm]:
         """Consume a batch of 0/1 values in order; return its warning and drift alarms."""
-        return scan("EDDM", as_float_array(values).reshape(-1), self._advance)
+        x = values if type(values) is float else as_scalar(values)
+        if x is None:
+            return scan("EDDM", as_float_array(values).reshape(-1), self._advance)
+        if x != 1.0:
+            self._n += 1
+            return []
+        n_at = self._n + 1
+        dist = float(n_at - self._last_error)
+        k, s1, s2 = self._k + 1.0, self._s1 + dist, self._s2 + dist * dist
+        mean = s1 / k
+        var = (s2 - s1 * mean) / (k - 1) if k > 1 else 0.0
+        p2s = mean + 2 * _sqrt(var if var > 0.0 else 0.0)
+        active = n_at > self.warm_start
+        prev = self._max
+        self._n = self._last_error = n_at
+        self._k, self._s1, self._s2 = k, s1, s2
+        if active and p2s > prev:
+            self._max = p2s
+        if not (active and p2s <= prev and k > self.warm_start):
+            return []
+        level = p2s / prev
+        if level < self.beta:
+            self.reset()
+            return [Alarm("EDDM", 0, level, self.beta, "drift")]
+        if level < self.alpha:
+            if self._warning:
+                return []
+            self._warning = True
+            return [Alarm("EDDM", 0, level, self.alpha, "warning")]
+        self._warning = False
+        return []
 
     def _advance(self, x: F64) -> tuple[int, list[Hit]]:
         pos = np.flatnonzero(x == 1)
@@ -224,9 +287,9 @@ class EDDM:
             return x.size, []
         n_at = self._n + 1 + pos  # River's sample count at each error
         dist = np.diff(np.concatenate(([self._last_error], n_at))).astype(np.float64)
-        k = self._sums[0] + np.arange(1, pos.size + 1, dtype=np.float64)
-        s1 = self._sums[1] + np.cumsum(dist)
-        s2 = self._sums[2] + np.cumsum(dist * dist)
+        k = self._k + np.arange(1, pos.size + 1, dtype=np.float64)
+        s1 = self._s1 + np.cumsum(dist)
+        s2 = self._s2 + np.cumsum(dist * dist)
         mean = s1 / k
         with np.errstate(invalid="ignore", divide="ignore"):
             var = np.where(k > 1, (s2 - s1 * mean) / (k - 1), 0.0)
@@ -251,7 +314,7 @@ class EDDM:
             return int(pos[end]) + 1, hits
         self._n += x.size
         self._last_error = int(n_at[-1])
-        self._sums = np.array([k[-1], s1[-1], s2[-1]])
+        self._k, self._s1, self._s2 = float(k[-1]), float(s1[-1]), float(s2[-1])
         self._max = float(max(self._max, p2s_a.max()))
         self._warning = bool(zone[-1]) if zone.size else self._warning
         return x.size, hits
@@ -261,7 +324,7 @@ class EDDM:
         state = {
             "n": self._n,
             "last_error": self._last_error,
-            "sums": self._sums.copy(),
+            "sums": np.array([self._k, self._s1, self._s2]),
             "max": self._max,
             "warning": int(self._warning),
         }
@@ -271,5 +334,5 @@ class EDDM:
         """Restore a ``state_dict()``; raises StateVersionError on a foreign or newer state."""
         s = open_envelope(state, self.KIND, 1)
         self._n, self._last_error = int(s["n"]), int(s["last_error"])
-        self._sums = np.array(s["sums"], dtype=np.float64)
+        self._k, self._s1, self._s2 = (float(v) for v in np.asarray(s["sums"], np.float64))
         self._max, self._warning = float(s["max"]), bool(s["warning"])

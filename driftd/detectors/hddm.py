@@ -11,11 +11,12 @@ import numpy.typing as npt
 
 from driftd.detectors import _kernels as k
 from driftd.detectors._kernels import F64, Hit, check, last_true_index, scan
-from driftd.detectors.base import Alarm, as_float_array, envelope, open_envelope
+from driftd.detectors.base import Alarm, as_float_array, as_scalar, envelope, open_envelope
 
 __all__ = ["HDDM_A", "HDDM_W"]
 
 _BUFFER = 4096  # alarms a kernel call may report before control returns to Python
+_sqrt = math.sqrt
 
 
 def _entries(zone: npt.NDArray[np.bool_], was_in: bool) -> npt.NDArray[np.intp]:
@@ -37,7 +38,9 @@ class HDDM_A:
     the two sample sizes at ``drift_confidence`` (a warning at ``warning_confidence``), and the
     detector then resets. With ``two_sided_test`` a decrease is tested too. A batch is
     processed with cumulative sums and running extremes (the cut points); the first drift is
-    located, the detector resets there and the rest of the batch follows.
+    located, the detector resets there and the rest of the batch follows. One value at a time
+    (a Python number or a size-1 array) takes a plain-Python path with the same operations:
+    same alarms, same state, to the last bit.
 
     Parameters
     ----------
@@ -88,19 +91,61 @@ class HDDM_A:
         self.warning_confidence = float(warning_confidence)
         self.two_sided_test = bool(two_sided_test)
         self._log_d = math.log(1.0 / self.drift_confidence)
+        self._log2_d = math.log(2.0 / self.drift_confidence)
+        self._log2_w = math.log(2.0 / self.warning_confidence)
         self.reset()
 
     def reset(self) -> None:
         """Forget everything seen (parameters stay)."""
-        # count, sum, bound-adjusted mean: whole stream, low cut point, high cut point
-        self._z = np.zeros(2)
-        self._lo = np.array([0.0, 0.0, math.inf])
-        self._hi = np.array([0.0, 0.0, -math.inf])
+        # plain floats: count and sum of the stream; count, sum, bound-adjusted mean of the
+        # low and of the high cut point
+        self._zn, self._zs = 0.0, 0.0
+        self._lo_n, self._lo_s, self._lo_e = 0.0, 0.0, math.inf
+        self._hi_n, self._hi_s, self._hi_e = 0.0, 0.0, -math.inf
         self._warning = False
 
     def update(self, values: npt.ArrayLike) -> list[Alarm]:
         """Consume a batch of values in [0, 1] in order; return its warning and drift alarms."""
-        return scan("HDDM_A", as_float_array(values).reshape(-1), self._advance)
+        x = values if type(values) is float else as_scalar(values)
+        if x is None or x - x != 0.0 or self._zs != self._zs:  # a batch, or inf/nan: numpy's way
+            return scan("HDDM_A", as_float_array(values).reshape(-1), self._advance)
+        n = self._zn + 1.0
+        sums = self._zs + x
+        mean = sums / n
+        eps = _sqrt(1.0 / (2 * n) * self._log_d)
+        g = mean + eps
+        if g <= self._lo_e:  # River keeps the latest of equal extremes
+            self._lo_n, self._lo_s, self._lo_e = n, sums, g
+        cn = self._lo_n
+        stat = up = mean - self._lo_s / cn
+        m = (n - cn) / cn * (1.0 / n)
+        thr = _sqrt(m / 2 * self._log2_d)
+        drift = cn != n and up >= thr
+        warn = not drift and cn != n and up >= _sqrt(m / 2 * self._log2_w)
+        if self.two_sided_test:
+            g = mean - eps
+            if g >= self._hi_e:
+                self._hi_n, self._hi_s, self._hi_e = n, sums, g
+            cn = self._hi_n
+            down = self._hi_s / cn - mean
+            m = (n - cn) / cn * (1.0 / n)
+            thr2 = _sqrt(m / 2 * self._log2_d)
+            d2 = cn != n and down >= thr2
+            if not drift:
+                stat, thr = down, thr2
+                drift = d2
+            warn = warn or (not d2 and cn != n and down >= _sqrt(m / 2 * self._log2_w))
+        if drift:
+            self.reset()
+            return [Alarm("HDDM_A", 0, stat, thr, "drift")]
+        self._zn, self._zs = n, sums
+        if not warn:
+            self._warning = False
+            return []
+        if self._warning:
+            return []
+        self._warning = True
+        return [Alarm("HDDM_A", 0, stat, thr, "warning")]
 
     def _cut(self, g: F64, n: F64, sums: F64, c: F64, low: bool) -> tuple[F64, F64, F64]:
         """Count and sum of the cut point in force at each position, and its running extreme."""
@@ -119,17 +164,19 @@ class HDDM_A:
         return (cn != n) & (diff >= eps), eps
 
     def _advance(self, x: F64) -> tuple[int, list[Hit]]:
-        n = self._z[0] + 1.0 + np.arange(x.size, dtype=np.float64)
-        sums = np.cumsum(np.concatenate(([self._z[1]], x)))[1:]
+        n = self._zn + 1.0 + np.arange(x.size, dtype=np.float64)
+        sums = np.cumsum(np.concatenate(([self._zs], x)))[1:]
         mean = sums / n
         eps = np.sqrt(1.0 / (2 * n) * self._log_d)
-        lo_n, lo_s, lo_ext = self._cut(mean + eps, n, sums, self._lo, low=True)
+        lo = np.array([self._lo_n, self._lo_s, self._lo_e])
+        lo_n, lo_s, lo_ext = self._cut(mean + eps, n, sums, lo, low=True)
         up = mean - lo_s / lo_n
         drift, thr = self._test(up, n, lo_n, self.drift_confidence)
         warn = ~drift & self._test(up, n, lo_n, self.warning_confidence)[0]
         stat = up
         if self.two_sided_test:
-            hi_n, hi_s, hi_ext = self._cut(mean - eps, n, sums, self._hi, low=False)
+            hi = np.array([self._hi_n, self._hi_s, self._hi_e])
+            hi_n, hi_s, hi_ext = self._cut(mean - eps, n, sums, hi, low=False)
             down = hi_s / hi_n - mean
             d2, thr2 = self._test(down, n, hi_n, self.drift_confidence)
             w2 = ~d2 & self._test(down, n, hi_n, self.warning_confidence)[0]
@@ -145,24 +192,29 @@ class HDDM_A:
             hits.append((end, float(stat[end]), float(thr[end]), "drift"))
             self.reset()
             return end + 1, hits
-        self._z = np.array([n[-1], sums[-1]])
-        self._lo = np.array([lo_n[-1], lo_s[-1], lo_ext[-1]])
+        self._zn, self._zs = float(n[-1]), float(sums[-1])
+        self._lo_n, self._lo_s, self._lo_e = float(lo_n[-1]), float(lo_s[-1]), float(lo_ext[-1])
         if self.two_sided_test:
-            self._hi = np.array([hi_n[-1], hi_s[-1], hi_ext[-1]])
+            self._hi_n, self._hi_s = float(hi_n[-1]), float(hi_s[-1])
+            self._hi_e = float(hi_ext[-1])
         self._warning = bool(zone[-1])
         return x.size, hits
 
     def state_dict(self) -> dict[str, Any]:
         """Plain arrays in a versioned envelope."""
-        state = {"z": self._z.copy(), "lo": self._lo.copy(), "hi": self._hi.copy()}
+        state = {
+            "z": np.array([self._zn, self._zs]),
+            "lo": np.array([self._lo_n, self._lo_s, self._lo_e]),
+            "hi": np.array([self._hi_n, self._hi_s, self._hi_e]),
+        }
         return envelope(self.KIND, 1, {**state, "warning": int(self._warning)})
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a ``state_dict()``; raises StateVersionError on a foreign or newer state."""
         s = open_envelope(state, self.KIND, 1)
-        self._z = np.array(s["z"], dtype=np.float64)
-        self._lo = np.array(s["lo"], dtype=np.float64)
-        self._hi = np.array(s["hi"], dtype=np.float64)
+        self._zn, self._zs = (float(v) for v in np.asarray(s["z"], np.float64))
+        self._lo_n, self._lo_s, self._lo_e = (float(v) for v in np.asarray(s["lo"], np.float64))
+        self._hi_n, self._hi_s, self._hi_e = (float(v) for v in np.asarray(s["hi"], np.float64))
         self._warning = bool(s["warning"])
 
 
@@ -172,7 +224,8 @@ class HDDM_W:
     Like :class:`HDDM_A` but the means are exponentially weighted with ``lambda_val``, so
     old values fade; the cut point and the test use McDiarmid's bound on weighted sums. The
     recursion is sequential (each cut resets an EWMA), so a batch runs through a compiled
-    numba kernel over the detector's plain state array.
+    numba kernel over the detector's plain state array; one value at a time (a Python number
+    or a size-1 array) runs the kernel's operations in plain Python: same alarms, same state.
 
     Parameters
     ----------
@@ -224,28 +277,90 @@ class HDDM_W:
         self.warning_confidence = float(warning_confidence)
         self.lambda_val = float(lambda_val)
         self.two_sided_test = bool(two_sided_test)
+        self._log_d = math.log(1.0 / self.drift_confidence)
+        self._log_w = math.log(1.0 / self.warning_confidence)
+        self._keep = (1.0 - self.lambda_val) ** 2  # the kernel's (1 - λ)**2, the same float
         self.reset()
 
     def reset(self) -> None:
         """Forget everything seen (parameters stay)."""
-        self._s = np.zeros(k.HDDMW_SIZE)
-        k.hddmw_reset(self._s)
+        s = np.zeros(k.HDDMW_SIZE)
+        k.hddmw_reset(s)
+        self._s: list[float] = s.tolist()  # plain floats; the kernel gets an array copy
 
     def update(self, values: npt.ArrayLike) -> list[Alarm]:
         """Consume a batch of values in [0, 1] in order; return its warning and drift alarms."""
+        x1 = values if type(values) is float else as_scalar(values)
+        if x1 is not None:
+            return self._one(x1)
+        return self._batch(values)
+
+    def _one(self, v: float) -> list[Alarm]:
+        """``hddmw_kernel`` for one value, operation for operation, on the plain-float state."""
+        s, lam, keep, log_d = self._s, self.lambda_val, self._keep, self._log_d
+        lam2 = lam * lam
+        # _sample_update(s, 0, v, lam)
+        s[0] = v if s[1] == 0.0 else lam * v + (1.0 - lam) * s[0]
+        s[1] = 1.0
+        s[2] = lam2 + keep * s[2]
+        eps = _sqrt(s[2] * log_d / 2.0)
+        if s[0] + eps < s[15]:
+            s[15] = s[0] + eps
+            s[3], s[4], s[5] = s[0], s[1], s[2]
+            s[6], s[7], s[8] = 0.0, 0.0, 1.0
+        else:
+            s[6] = v if s[7] == 0.0 else lam * v + (1.0 - lam) * s[6]
+            s[7] = 1.0
+            s[8] = lam2 + keep * s[8]
+        drift, stat, thr = self._changed(1, 2, log_d)
+        warn, wst, wth = False, 0.0, 0.0
+        if not drift:
+            warn, wst, wth = self._changed(1, 2, self._log_w)
+        if s[0] - eps > s[16]:
+            s[16] = s[0] - eps
+            s[9], s[10], s[11] = s[0], s[1], s[2]
+            s[12], s[13], s[14] = 0.0, 0.0, 1.0
+        else:
+            s[12] = v if s[13] == 0.0 else lam * v + (1.0 - lam) * s[12]
+            s[13] = 1.0
+            s[14] = lam2 + keep * s[14]
+        if self.two_sided_test and not drift:
+            d2, st2, th2 = self._changed(4, 3, log_d)
+            if d2:
+                drift, stat, thr = True, st2, th2
+            elif not warn:
+                warn, wst, wth = self._changed(4, 3, self._log_w)
+        if drift:
+            self.reset()
+            return [Alarm("HDDM_W", 0, stat, thr, "drift")]
+        was = s[17]
+        s[17] = 1.0 if warn else 0.0
+        if warn and was == 0.0:
+            return [Alarm("HDDM_W", 0, wst, wth, "warning")]
+        return []
+
+    def _changed(self, a: int, b: int, log_inv_conf: float) -> tuple[bool, float, float]:
+        s = self._s
+        if s[3 * a + 1] == 0.0 or s[3 * b + 1] == 0.0:
+            return False, 0.0, 0.0
+        bound = _sqrt((s[3 * a + 2] + s[3 * b + 2]) * log_inv_conf / 2.0)
+        diff = s[3 * b] - s[3 * a]
+        return diff > bound, diff, bound
+
+    def _batch(self, values: npt.ArrayLike) -> list[Alarm]:
         x = np.ascontiguousarray(as_float_array(values).reshape(-1))
         if not x.flags.writeable:  # one compiled signature: read-only arrays would need another
             x = x.copy()
         out_i = np.empty(min(_BUFFER, x.size + 1), dtype=np.int64)
         out_s, out_t = np.empty(out_i.size), np.empty(out_i.size)
         out_k = np.empty(out_i.size, dtype=np.int64)
-        log_d = math.log(1.0 / self.drift_confidence)
-        log_w = math.log(1.0 / self.warning_confidence)
+        log_d, log_w = self._log_d, self._log_w
         alarms: list[Alarm] = []
+        state = np.array(self._s)
         pos = 0
         while pos < x.size:
             used, n_out = k.hddmw_kernel(
-                x[pos:], self._s, self.lambda_val, log_d, log_w, self.two_sided_test,
+                x[pos:], state, self.lambda_val, log_d, log_w, self.two_sided_test,
                 out_i, out_s, out_t, out_k,
             )  # fmt: skip
             for j in range(n_out):
@@ -253,13 +368,14 @@ class HDDM_W:
                 kind: Literal["drift", "warning"] = "drift" if out_k[j] else "warning"
                 alarms.append(Alarm("HDDM_W", pos + int(out_i[j]), stat, thr, kind))
             pos += used
+        self._s = state.tolist()
         return alarms
 
     def state_dict(self) -> dict[str, Any]:
         """A plain array in a versioned envelope."""
-        return envelope(self.KIND, 1, {"s": self._s.copy()})
+        return envelope(self.KIND, 1, {"s": np.array(self._s)})
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a ``state_dict()``; raises StateVersionError on a foreign or newer state."""
         s = open_envelope(state, self.KIND, 1)
-        self._s = np.array(s["s"], dtype=np.float64).copy()
+        self._s = np.array(s["s"], dtype=np.float64).reshape(-1).tolist()

@@ -11,7 +11,7 @@ import numpy.typing as npt
 from scipy.signal import lfilter
 
 from driftd.detectors._kernels import F64, Hit, check, scan
-from driftd.detectors.base import Alarm, as_float_array, envelope, open_envelope
+from driftd.detectors.base import Alarm, as_float_array, as_scalar, envelope, open_envelope
 
 __all__ = ["PageHinkley"]
 
@@ -28,7 +28,9 @@ class PageHinkley:
     either (``"both"``), once ``min_instances`` values have been seen. The detector then
     resets. A batch is processed with a cumulative sum (running mean), a first-order IIR
     filter (the faded sums) and running extremes; the first crossing is located with
-    ``argmax``, the detector resets there and the rest of the batch follows.
+    ``argmax``, the detector resets there and the rest of the batch follows. One value at a
+    time (a Python number or a size-1 array) takes a plain-Python path with the same
+    operations in the same order: same alarms, same state, to the last bit.
 
     Parameters
     ----------
@@ -93,6 +95,7 @@ class PageHinkley:
         self.threshold = float(threshold)
         self.alpha = float(alpha)
         self.mode = mode
+        self._up, self._down = mode != "down", mode != "up"
         self.reset()
 
     def reset(self) -> None:
@@ -106,7 +109,31 @@ class PageHinkley:
 
     def update(self, values: npt.ArrayLike) -> list[Alarm]:
         """Consume a batch in order; return its drift alarms (index = position in the batch)."""
-        return scan("PageHinkley", as_float_array(values).reshape(-1), self._advance)
+        x = values if type(values) is float else as_scalar(values)
+        if x is None or x - x != 0.0 or self._total != self._total:  # a batch, or inf/nan
+            return scan("PageHinkley", as_float_array(values).reshape(-1), self._advance)
+        # one finite value: the batch path's operations, in its order, on plain floats
+        n = self._n + 1
+        total = self._total + x
+        dev = x - total / n
+        alpha = self.alpha
+        s_inc = alpha * self._s_inc + (dev - self.delta)
+        s_dec = alpha * self._s_dec + (dev + self.delta)
+        min_inc = s_inc if s_inc < self._min_inc else self._min_inc
+        max_dec = s_dec if s_dec > self._max_dec else self._max_dec
+        if self._up:
+            stat = s_inc - min_inc
+            if self._down:
+                down = max_dec - s_dec
+                stat = down if down > stat else stat
+        else:
+            stat = max_dec - s_dec
+        if stat > self.threshold and n >= self.min_instances:
+            self.reset()
+            return [Alarm("PageHinkley", 0, stat, self.threshold, "drift")]
+        self._n, self._total = n, total
+        self._s_inc, self._s_dec, self._min_inc, self._max_dec = s_inc, s_dec, min_inc, max_dec
+        return []
 
     def _advance(self, x: F64) -> tuple[int, list[Hit]]:
         n = self._n + 1.0 + np.arange(x.size, dtype=np.float64)

@@ -131,3 +131,51 @@ def test_a_given_target_is_kept_when_only_the_scale_is_estimated() -> None:
     assert CUSUM(target=0.0, warm_start=50, threshold=10.0, mode="up").update(x)[0].index < 60
     # estimating the mean too, the same values are in control at first
     assert CUSUM(warm_start=50, threshold=10.0, mode="up").update(x[:200]) == []
+
+
+def test_an_error_free_warm_up_gets_the_jeffreys_bernoulli_floor() -> None:
+    """100 zeros: sigma is sqrt(p(1-p)) with p = 0.5/101, not 1e-12."""
+    det = CUSUM()
+    assert det.update(np.zeros(100)) == []
+    p = 0.5 / 101
+    assert det.state_dict()["state"]["sd"] == math.sqrt(p * (1 - p))
+    # a sample sd above the floor is kept: 34 errors in 100
+    det = CUSUM()
+    x = np.zeros(100)
+    x[::3] = 1.0
+    det.update(x)
+    assert det.state_dict()["state"]["sd"] == pytest.approx(float(np.std(x, ddof=1)), rel=1e-12)
+
+
+def test_a_constant_warm_up_is_floored_relative_to_its_mean_or_at_min_scale() -> None:
+    det = CUSUM(warm_start=10)
+    det.update(np.full(10, 5.0))
+    assert det.state_dict()["state"]["sd"] == 5.0 * 1e-6
+    det = CUSUM(warm_start=10, min_scale=0.25)
+    det.update(np.full(10, 5.0))
+    assert det.state_dict()["state"]["sd"] == 0.25
+    assert det.update(5.2) == []  # 0.8 sigma: no alarm
+    with pytest.raises(ValueError, match="min_scale=-1"):
+        CUSUM(min_scale=-1)
+
+
+class _Unfloored(CUSUM):
+    def scale_floor(self, n: float, total: float, total_sq: float) -> float:
+        return 1e-12  # the floor before issue 14
+
+
+def test_the_floor_lowers_false_alarms_on_sparse_error_streams() -> None:
+    """Fresh Bernoulli(0.02) streams of 20,000 values at the defaults (the detector re-warms
+    after each alarm): 35 instead of 50.5 per 100,000. The floor removes the sigma = 1e-12
+    case, but the rate stays far above 1 per 100,000: the Gaussian CUSUM is miscalibrated on
+    sparse 0/1 streams (with the true mean and sd it is higher still)."""
+    p = 0.02
+    rates = []
+    for make in (CUSUM, _Unfloored):
+        alarms = 0
+        for seed in range(10):
+            x = (np.random.default_rng(seed).random(20_000) < p).astype(float)
+            alarms += len(make().update(x))
+        rates.append(alarms / 200_000 * 1e5)
+    print(f"p={p}: {rates[0]:.1f} floored, {rates[1]:.1f} unfloored per 100,000")
+    assert rates == [35.0, 50.5]
