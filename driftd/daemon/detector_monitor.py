@@ -64,11 +64,27 @@ def standardizes(spec: DetectorSettings, task: str) -> bool:
     return spec.detector in RAW_UNITS and not binary_stream(spec.stream, task)
 
 
+STANDARD_DEFAULTS: dict[str, dict[str, float]] = {
+    "PageHinkley": {"delta": 0.25, "threshold": 25.0, "alpha": 1.0},
+}
+"""The daemon's defaults on standardised values (z-scores), where the library's (River's)
+assume small raw values: PageHinkley's delta 0.005 and threshold 50 with forgetting 0.9999
+raise ~65 false alarms per 100k values of a stationary z-score; these stay under 1 (see
+``benchmarks/daemon_rates.py``). Explicit ``params`` win."""
+
+
+def detector_params(spec: DetectorSettings, task: str) -> dict[str, Any]:
+    """The params a detector is built with: the daemon's defaults for its stream, then the
+    configured ones."""
+    base = STANDARD_DEFAULTS.get(spec.detector, {}) if standardizes(spec, task) else {}
+    return {**base, **spec.params}
+
+
 def make_detector(spec: DetectorSettings, task: str = "binary") -> Detector:
     """Construct the detector a spec names, from ``driftd.detectors``, standardised when
     ``standardizes`` says so."""
     cls = getattr(detectors, spec.detector)
-    detector: Detector = cls(**spec.params)
+    detector: Detector = cls(**detector_params(spec, task))
     if standardizes(spec, task):
         return Standardized(detector, warmup=spec.warmup)
     return detector

@@ -109,3 +109,26 @@ def test_status_reads_the_checkpoints(runner: CliRunner, generated: Path) -> Non
     truth = json.loads((generated / "truth.json").read_text())
     assert status["models"] == truth["models"]
     assert [c["partition"] for c in status["checkpoints"]] == [0]
+
+
+def test_config_check_warns_on_thresholds_in_raw_units(runner: CliRunner, tmp_path: Path) -> None:
+    cfg = tmp_path / "raw.toml"
+    cfg.write_text(
+        '[models.m]\nfeatures = { amount = "numeric", country = "categorical" }\n'
+        "detectors = [\n"
+        '  { detector = "PageHinkley", stream = "latency", standardize = false },\n'
+        '  { detector = "CUSUM", stream = "feature:amount", params = { scale = 3.0 } },\n'
+        '  { detector = "DDM", stream = "score" },\n'
+        '  { detector = "PageHinkley", stream = "feature:amount" },\n'
+        '  { detector = "DDM", stream = "feature:country=FR" },\n'
+        "]\n"
+    )
+    res = runner.invoke(cli, ["config", "check", str(cfg)])
+    assert res.exit_code == 0, res.output
+    warnings = [line for line in res.stderr.splitlines() if line.startswith("warning:")]
+    assert [w.split(" (")[0] for w in warnings] == [
+        "warning: models.m.detectors[0]",  # PageHinkley left in milliseconds
+        "warning: models.m.detectors[1]",  # CUSUM with a scale in raw units
+        "warning: models.m.detectors[2]",  # DDM reading a score as 0/1
+    ]  # standardised PageHinkley and DDM on a category indicator are fine
+    assert "standardize = false" in warnings[0] and "params.scale" in warnings[1]

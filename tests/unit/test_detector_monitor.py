@@ -164,3 +164,26 @@ def test_feature_streams_must_name_a_declared_feature() -> None:
         ],
     )
     assert [d.stream for d in ok.detectors] == ["feature:c=red", "feature:c"]
+
+
+def test_raw_unit_detectors_are_standardised_with_the_daemons_defaults_unless_told() -> None:
+    from driftd.config import DetectorSettings
+    from driftd.daemon.detector_monitor import make_detector
+    from driftd.detectors import PageHinkley
+    from driftd.detectors.standardized import Standardized
+
+    on_latency = make_detector(DetectorSettings(detector="PageHinkley", stream="latency"))
+    assert isinstance(on_latency, Standardized) and isinstance(on_latency.inner, PageHinkley)
+    assert (on_latency.inner.delta, on_latency.inner.threshold) == (0.25, 25.0)
+    mine = make_detector(
+        DetectorSettings(detector="PageHinkley", stream="score", params={"threshold": 40.0})
+    )
+    assert isinstance(mine, Standardized) and mine.inner.threshold == 40.0  # type: ignore[attr-defined]
+    raw = make_detector(
+        DetectorSettings(detector="PageHinkley", stream="latency", standardize=False)
+    )
+    assert isinstance(raw, PageHinkley) and raw.threshold == 50.0  # River's default, raw units
+    errors = make_detector(DetectorSettings(detector="PageHinkley", stream="error"))
+    assert isinstance(errors, PageHinkley)  # a classifier's 0/1 errors are left as they are
+    regression = make_detector(DetectorSettings(detector="ADWIN", stream="error"), "regression")
+    assert isinstance(regression, Standardized)  # absolute errors are in the target's units
