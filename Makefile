@@ -17,7 +17,7 @@ COMPAT_TESTS := tests/unit/test_poison.py tests/unit/test_decode.py tests/unit/t
 	tests/unit/test_pipeline.py tests/unit/test_columns.py tests/unit/test_sinks.py \
 	tests/property/test_decoder_properties.py
 
-.PHONY: demo test test-compat test-latest lint typecheck bench bench-mlflow lock clean venv
+.PHONY: demo test test-compat test-latest lint typecheck bench bench-mlflow bench-nannyml lock clean venv
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m venv $(VENV)
@@ -93,6 +93,14 @@ bench: $(STAMP)
 bench-mlflow:
 	$(PY) -m venv .venv-mlflow
 	.venv-mlflow/bin/pip install -q mlflow
+
+# NannyML in its own virtualenv too (it pins pandas, LightGBM and more; pandas 3 breaks its DLE,
+# and it imports statsmodels without requiring it); benchmarks/nannyml_compare.py runs it as a
+# subprocess on its bundled datasets and compares driftd's CBPE and DLE with it.
+bench-nannyml: $(STAMP)
+	test -x .venv-nannyml/bin/python || $(PY) -m venv .venv-nannyml
+	.venv-nannyml/bin/pip install -q nannyml statsmodels 'pandas<3'
+	NML_DISABLE_USAGE_LOGGING=1 $(BIN)/python benchmarks/nannyml_compare.py
 
 clean:
 	rm -rf $(VENV) .venv-latest .venv-lock .driftd .pytest_cache .mypy_cache .ruff_cache

@@ -8,16 +8,17 @@ covariate shift (inputs move, the error's law given the inputs stays), not under
 
 Band: the realised MAE minus the estimate is the labels' noise, ``mean(|e_i| - m(x_i))``, plus
 the model's error, ``mean(m(x_i) - m_hat(x_i))``. The noise has variance ``sum v(x_i) / n^2``,
-with ``v`` a third booster fitted to out-of-fold squared residuals on the reference. The model
+with ``v`` another booster fitted to out-of-fold squared residuals on the reference. The model
 error is measured by cross-fitting: the reference is split into ``n_folds`` disjoint parts, one
-booster on each; the estimate averages them, and the spread of their window means over
-``n_folds`` is the variance of that average. The band is the normal ``confidence`` interval of
+booster on each; a booster on ``1/n_folds`` of the rows has about ``n_folds`` times the variance
+of the one on all rows, which makes the estimate, so the variance of their window means over
+``n_folds`` stands for the estimate's. The band is the normal ``confidence`` interval of
 the sum (RMSE: the square root of the MSE band). Smoothing bias where a shifted window leaves the
 reference's support is not in the band.
 
 The learner is a small histogram gradient-boosting regressor in numpy (depth-``depth`` trees on
-at most 63 quantile bins per feature, NaN in a bin of its own), so that the runtime needs no
-scikit-learn or LightGBM.
+at most 255 quantile bins per feature, NaN in a bin of its own; its loops are numba kernels),
+so that the runtime needs no scikit-learn or LightGBM.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import norm
 
+from driftd.detectors._kernels import _jit
 from driftd.detectors.base import envelope, open_envelope
 from driftd.detectors.cbpe import Estimate
 
@@ -37,7 +39,7 @@ __all__ = ["DLE", "RegressionEstimate"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-BINS = 64  # codes per feature: up to 63 quantile bins, the last for NaN
+BINS = 256  # codes per feature: up to 255 quantile bins, the last for NaN
 _NAN = BINS - 1
 
 
@@ -74,6 +76,45 @@ def _codes(x: F64, edges: list[F64]) -> I64:
     return codes
 
 
+@_jit
+def _histograms(codes: I64, node: I64, r: F64, m: int) -> tuple[F64, F64]:
+    """Residual sums and row counts per (node, feature, bin)."""
+    n, d = codes.shape
+    g = np.zeros((m, d, BINS))
+    h = np.zeros((m, d, BINS))
+    for i in range(n):
+        k, ri = node[i], r[i]
+        for j in range(d):
+            g[k, j, codes[i, j]] += ri
+            h[k, j, codes[i, j]] += 1.0
+    return g, h
+
+
+@_jit
+def _route(codes: I64, node: I64, feature: I64, threshold: I64) -> None:
+    """Send each row to its child: left when its code is at most the node's threshold."""
+    for i in range(codes.shape[0]):
+        k = node[i]
+        node[i] = 2 * k + (1 if codes[i, feature[k]] > threshold[k] else 0)
+
+
+@_jit
+def _predict(codes: I64, base: float, feature: I64, threshold: I64, leaf: F64, depth: int) -> F64:
+    """Sum of the trees' leaves per row (trees in heap order, one row of ``feature`` each)."""
+    n, trees = codes.shape[0], leaf.shape[0]
+    out = np.full(n, base)
+    for i in range(n):
+        total = 0.0
+        for t in range(trees):
+            k = 0
+            for level in range(depth):
+                at = (1 << level) - 1 + k
+                k = 2 * k + (1 if codes[i, feature[t, at]] > threshold[t, at] else 0)
+            total += leaf[t, k]
+        out[i] += total
+    return out
+
+
 @dataclass
 class _Booster:
     """Depth-``depth`` regression trees in heap order: split feature, bin threshold, leaves."""
@@ -95,8 +136,8 @@ class _Booster:
         l2: float = 1.0,
     ) -> _Booster:
         """Least-squares boosting: each tree fits the residuals, split by exact histogram gain."""
-        n, d = codes.shape
-        flat = codes + np.arange(d) * BINS  # (n, d): feature-major histogram slots
+        n = codes.shape[0]
+        codes = np.ascontiguousarray(codes, dtype=np.int64)
         base = float(y.mean()) if n else 0.0
         pred = np.full(n, base)
         feats = np.zeros((n_trees, 2**depth - 1), dtype=np.int64)
@@ -107,11 +148,7 @@ class _Booster:
             node = np.zeros(n, dtype=np.int64)
             for level in range(depth):
                 m = 2**level
-                slot = (node[:, None] * (d * BINS) + flat).ravel()
-                size = m * d * BINS
-                g = np.bincount(slot, weights=np.repeat(r, d), minlength=size)
-                h = np.bincount(slot, minlength=size).astype(np.float64)
-                g, h = g.reshape(m, d, BINS), h.reshape(m, d, BINS)
+                g, h = _histograms(codes, node, r, m)
                 gl, hl = np.cumsum(g, axis=2), np.cumsum(h, axis=2)
                 gt, ht = gl[:, :, -1:], hl[:, :, -1:]
                 gr, hr = gt - gl, ht - hl
@@ -122,7 +159,7 @@ class _Booster:
                 f, thr = best // BINS, np.where(ok, best % BINS, BINS)
                 idx = m - 1 + np.arange(m)
                 feats[t, idx], thrs[t, idx] = f, thr
-                node = 2 * node + (codes[np.arange(n), f[node]] > thr[node])
+                _route(codes, node, f, thr)
             leaf = np.bincount(node, weights=r, minlength=2**depth) / (
                 np.bincount(node, minlength=2**depth) + l2
             )
@@ -131,17 +168,10 @@ class _Booster:
         return cls(base, feats, thrs, leaves)
 
     def predict(self, codes: I64) -> F64:
-        n = codes.shape[0]
-        out = np.full(n, self.base)
-        depth = int(np.log2(self.leaf.shape[1]))
-        rows = np.arange(n)
-        for t in range(self.leaf.shape[0]):
-            node = np.zeros(n, dtype=np.int64)
-            for level in range(depth):
-                idx = 2**level - 1 + node
-                node = 2 * node + (codes[rows, self.feature[t, idx]] > self.threshold[t, idx])
-            out += self.leaf[t, node]
-        return out
+        """The boosted prediction for each row of bin codes."""
+        c = np.ascontiguousarray(codes, dtype=np.int64)
+        depth = int(self.leaf.shape[1]).bit_length() - 1
+        return np.asarray(_predict(c, self.base, self.feature, self.threshold, self.leaf, depth))
 
     def state(self) -> dict[str, Any]:
         return {
@@ -215,7 +245,7 @@ class DLE:
         confidence: float = 0.95,
         n_folds: int = 5,
         n_trees: int = 100,
-        depth: int = 3,
+        depth: int = 5,
         learning_rate: float = 0.1,
         min_leaf: int = 20,
         seed: int = 0,
@@ -250,21 +280,23 @@ class DLE:
         targets = (np.abs(err), err**2)
         fold = np.random.default_rng(seed).permutation(x.shape[0]) % n_folds
         args = (n_trees, depth, learning_rate, min_leaf)
-        self.models: list[list[_Booster]] = []
-        self.noise: list[_Booster] = []
+        self.full: list[_Booster] = []  # per target: on the whole reference, for the estimate
+        self.folds: list[list[_Booster]] = []  # per target: one per part, for the model's error
+        self.noise: list[_Booster] = []  # per target: the variance of the target given x
         for target in targets:
-            models = [
+            self.full.append(_Booster.fit(codes, target, *args))
+            folds = [
                 _Booster.fit(codes[fold == k], target[fold == k], *args) for k in range(n_folds)
             ]
-            preds = np.array([m.predict(codes) for m in models])  # (folds, n)
+            preds = np.array([m.predict(codes) for m in folds])  # (folds, n)
             others = (preds.sum(axis=0) - preds[fold, np.arange(x.shape[0])]) / (n_folds - 1)
-            self.models.append(models)
+            self.folds.append(folds)
             self.noise.append(_Booster.fit(codes, (target - others) ** 2, *args))
 
     def predicted_errors(self, features: npt.ArrayLike, y_pred: npt.ArrayLike) -> tuple[F64, F64]:
         """Per row: the expected absolute and squared error (clipped at 0)."""
         codes = _codes(_inputs(features, y_pred, self.d), self.edges)
-        abs_, sq = (np.mean([m.predict(codes) for m in ms], axis=0) for ms in self.models)
+        abs_, sq = (m.predict(codes) for m in self.full)
         return np.clip(abs_, 0.0, None), np.clip(sq, 0.0, None)
 
     def estimate(self, features: npt.ArrayLike, y_pred: npt.ArrayLike) -> RegressionEstimate:
@@ -273,12 +305,12 @@ class DLE:
         n = codes.shape[0]
         z = float(norm.ppf(0.5 + self.confidence / 2.0))
         out = []
-        for models, noise in zip(self.models, self.noise, strict=True):
+        for full, folds, noise in zip(self.full, self.folds, self.noise, strict=True):
             if n == 0:
                 out.append(Estimate(np.nan, np.nan, np.nan))
                 continue
-            means = np.array([m.predict(codes).mean() for m in models])
-            value = max(float(means.mean()), 0.0)
+            value = max(float(full.predict(codes).mean()), 0.0)
+            means = np.array([m.predict(codes).mean() for m in folds])
             var = np.clip(noise.predict(codes), 0.0, None).sum() / n**2
             var += means.var(ddof=1) / means.size
             half = z * float(np.sqrt(var))
@@ -291,7 +323,8 @@ class DLE:
         """The bins, the boosters and parameters, in a version-1 envelope."""
         state: dict[str, Any] = {"confidence": self.confidence, "d": self.d}
         state |= {"edges": [e.copy() for e in self.edges]}
-        state |= {"models": [[m.state() for m in ms] for ms in self.models]}
+        state |= {"full": [m.state() for m in self.full]}
+        state |= {"folds": [[m.state() for m in ms] for ms in self.folds]}
         state |= {"noise": [m.state() for m in self.noise]}
         return envelope(self._KIND, 1, state)
 
@@ -300,5 +333,6 @@ class DLE:
         s = open_envelope(state, self._KIND, 1)
         self.confidence, self.d = float(s["confidence"]), int(s["d"])
         self.edges = [np.array(e, dtype=np.float64) for e in s["edges"]]
-        self.models = [[_Booster.load(m) for m in ms] for ms in s["models"]]
+        self.full = [_Booster.load(m) for m in s["full"]]
+        self.folds = [[_Booster.load(m) for m in ms] for ms in s["folds"]]
         self.noise = [_Booster.load(m) for m in s["noise"]]
