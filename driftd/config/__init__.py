@@ -1,7 +1,7 @@
 """driftd's configuration: one frozen ``Settings`` tree from a TOML file plus ``DRIFTD_*``
 environment variables, validated once at start-up. Below everything but the contracts."""
 
-from driftd.config.checks import WindowCheckSettings
+from driftd.config.checks import SegmentSettings, WindowCheckSettings
 from driftd.config.settings import (
     DetectorSettings,
     FileSourceSettings,
@@ -33,6 +33,7 @@ __all__ = [
     "ModelSettings",
     "PipelineSettings",
     "RegistrySettings",
+    "SegmentSettings",
     "Settings",
     "WebhookSettings",
     "WindowCheckSettings",

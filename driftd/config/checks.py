@@ -1,9 +1,11 @@
 """Window checks: tests of a model's input windows against a reference (``[[models.X.checks]]``).
 
 Each check runs on the leader's merged stream (every version pooled), on event-time windows
-of ``window_s`` (tumbling, or sliding every ``slide_s``), against a reference window that is
-``pinned`` (a fixed event-time range, or the first window with data) or ``rolling`` (the
-window just before the one tested). See ``driftd.daemon.checks`` for the statistics.
+of ``window_s`` (tumbling, or sliding every ``slide_s``), against a reference that is
+``pinned`` (a fixed event-time range, or the first window with data), ``rolling`` (the
+window just before the one tested) or ``champion`` (the training split of the snapshot the
+model's ``champion`` version was trained on, switched when a new champion is promoted).
+See ``driftd.daemon.checks`` for the windows and ``driftd.daemon.check_stats`` for the tests.
 """
 
 from __future__ import annotations
@@ -39,6 +41,18 @@ CHECK_PARAMS: dict[str, dict[str, str]] = {
 }
 
 
+class SegmentSettings(Section):
+    """Per-segment window checks: a prediction's segment is the values of ``keys`` in its
+    ``segment`` field (``region=eu,tier=gold``). The first ``max_segments`` segments seen (in
+    event-time order) are tested on their own; rows of later ones count as overflow
+    (``driftd_check_segment_overflow_rows_total``, on the leader) and are tested in the pool
+    only. A segment's sample is drawn from the pooled one (at most ``segment_rows`` rows)."""
+
+    keys: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(min_length=1)]
+    max_segments: Annotated[int, Field(ge=1, le=10_000)] = 50
+    segment_rows: Annotated[int, Field(ge=100, le=1_000_000)] = 2_000  # sample cap per segment
+
+
 class WindowCheckSettings(Section):
     """One window check of a model's features against a reference window.
 
@@ -48,15 +62,16 @@ class WindowCheckSettings(Section):
     ``unseen`` (categories the reference never had) or ``multivariate`` (a kernel MMD test of
     the window's numeric rows against the reference's). Per window, the features' p-values are
     corrected (``holm``: P(any false alarm) <= ``alpha`` per window; ``bh``: false-discovery
-    rate <= ``alpha``). ``sample_rows`` caps the rows kept per window, as a uniform sample by
-    a hash of the event id, the same for any partitioning.
+    rate <= ``alpha``), with segments over every feature of every segment and of the pool.
+    ``sample_rows`` caps the rows kept per window, as a uniform sample by a hash of the event
+    id, the same for any partitioning.
     """
 
     check: CheckKind = "drift"
     features: list[str] = []  # empty: every feature the check applies to
     window_s: Annotated[float, Field(gt=0)] = 3600.0
     slide_s: Annotated[float, Field(gt=0)] | None = None  # None: tumbling windows
-    reference: Literal["pinned", "rolling"] = "pinned"
+    reference: Literal["pinned", "rolling", "champion"] = "pinned"
     reference_start: float | None = None  # pinned: event-time range [start, end) of the
     reference_end: float | None = None  # reference; unset: the first window with data
     test: NumericTest = "ks"
@@ -65,6 +80,7 @@ class WindowCheckSettings(Section):
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.01
     min_rows: Annotated[int, Field(ge=10)] = 200
     sample_rows: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000
+    by_segment: bool = True  # with [models.X.segments]: test each segment too
     params: dict[str, float] = {}
 
     @model_validator(mode="after")
@@ -74,9 +90,11 @@ class WindowCheckSettings(Section):
                 ("slide_s",), self.slide_s, f"at most window_s ({self.window_s:g}) or unset"
             )
         pinned = (self.reference_start, self.reference_end)
-        if self.reference == "rolling" and pinned != (None, None):
+        if self.reference != "pinned" and pinned != (None, None):
             raise located(
-                ("reference_start",), pinned, "unset with reference = 'rolling' (it is pinned)"
+                ("reference_start",),
+                pinned,
+                f"unset with reference = {self.reference!r} (a range pins the reference)",
             )
         if (pinned[0] is None) != (pinned[1] is None):
             raise located(("reference_end",), pinned, "reference_start and reference_end both")

@@ -41,7 +41,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from driftd.config.checks import WindowCheckSettings, check_features
+from driftd.config.checks import SegmentSettings, WindowCheckSettings, check_features
 from driftd.config.dburl import check_url
 from driftd.config.envsource import env_source, environ_given
 from driftd.config.errors import env_error, located, read_toml
@@ -298,6 +298,7 @@ class ModelSettings(Section):
     max_categories: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     detectors: list[DetectorSettings] = []
     checks: list[WindowCheckSettings] = []
+    segments: SegmentSettings | None = None  # None: checks test the pooled stream only
     retrain: ModelRetrainSettings | None = None  # None: this model is never retrained
     rollout: RolloutSettings | None = None  # None: challengers are promoted by hand
 

@@ -22,6 +22,8 @@ class MonitorBatch:
     categorical_names: Sequence[str] = field(default=())
     # each categorical feature's vocabulary (code -> string), to key categories stably
     categorical_values: Sequence[Sequence[str]] = field(default=())
+    # each prediction's segment label ("region=eu"; "" without one), when segments are on
+    segments: Sequence[str] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,6 +147,10 @@ def build(
 
     if model_registry is None:
         model_registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
+    if any(c.reference == "champion" for m in settings.models.values() for c in m.checks):
+        from driftd.daemon.references import ChampionReferences
+
+        leader.references = ChampionReferences(model_registry, settings.models)
     # The leader's decisions go through their own engine, every write fenced by its epoch
     # (the lease lives in the checkpoint database: the fence needs the registry there too).
     decisions = open_registry(settings.registry, settings.registry_url, apply_gates=False)

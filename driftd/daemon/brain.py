@@ -157,8 +157,9 @@ class Brain:
                 self.new_labeled[model] = self.new_labeled.get(model, 0) + labeled
             checks = self.checks.get(model)
             if checks is not None:
+                summary.trim(checks.cap)  # the sample of the whole bucket, as one partition's
                 keys, ts, rows = summary.rows(checks.columns)
-                checks.add(Sample(keys, ts, rows))
+                checks.add(Sample(keys, ts, rows), summary.labels)
                 closed = checks.advance(float(b * self.settings.bucket_s))
                 self.alarm_logs[model].record(closed)
                 fired += closed
@@ -175,6 +176,12 @@ class Brain:
             self.alarm_logs[model].record(got)
             fired += got
         return fired
+
+    def set_champion(self, model: str, label: str, rows: Sample) -> list[int]:
+        """The champion's training rows as the reference of the model's ``champion`` checks
+        (see ``ModelChecks.set_champion``); the indices of the checks that switched."""
+        checks = self.checks.get(model)
+        return [] if checks is None else checks.set_champion(label, rows)
 
     def drain_labeled(self) -> dict[str, int]:
         """Labeled rows per model in the buckets emitted since the last call (over every

@@ -186,7 +186,45 @@ def _multivariate(s: WindowCheckSettings, ref: F64, cur: F64) -> list[Outcome]:
     perms = int(s.params.get("n_permutations", 500))
     test = MMD((ref - mu) / sd, n_permutations=perms, alpha=s.alpha, device="cpu")
     r = test.test((cur - mu) / sd)
-    return [Outcome(ROW, r.p_value, r.p_value, r.statistic, 0.0, len(cur), r.drift)]
+    return [Outcome(ROW, r.p_value, r.p_value, r.statistic, 0.0, len(cur), False)]
+
+
+def raw_outcomes(
+    s: WindowCheckSettings,
+    names: Sequence[str],
+    categorical: Sequence[bool],
+    reference: F64,
+    window: F64,
+) -> list[Outcome]:
+    """Each feature's (column's) test of ``window`` against ``reference``, uncorrected and
+    undecided; features with too few values on either side are left out."""
+    if s.check == "multivariate":
+        return _multivariate(s, reference, window)
+    return [
+        Outcome(name, r[0], r[0], r[1], r[2], r[3], False)
+        for j, name in enumerate(names)
+        if (r := _one(s, categorical[j], reference[:, j], window[:, j])) is not None
+    ]
+
+
+def decide(s: WindowCheckSettings, outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """Correct the p-values across ``outcomes`` (every feature of every population tested in
+    one window) and decide each: corrected p <= alpha, and for drift an effect over its floor."""
+    if not outcomes:
+        return []
+    p_adj = adjust([o.p_value for o in outcomes], s.correction)
+    return [
+        Outcome(
+            o.feature,
+            o.p_value,
+            float(pa),
+            o.statistic,
+            o.threshold,
+            o.n,
+            bool(pa <= s.alpha and (s.check != "drift" or o.statistic >= o.threshold)),
+        )
+        for o, pa in zip(outcomes, p_adj.tolist(), strict=True)
+    ]
 
 
 def evaluate(
@@ -196,20 +234,5 @@ def evaluate(
     reference: F64,
     window: F64,
 ) -> list[Outcome]:
-    """Test each feature (column) of ``window`` against the same column of ``reference``;
-    features with too few values on either side are left out."""
-    if s.check == "multivariate":
-        return _multivariate(s, reference, window)
-    got = [
-        (name, r)
-        for j, name in enumerate(names)
-        if (r := _one(s, categorical[j], reference[:, j], window[:, j])) is not None
-    ]
-    if not got:
-        return []
-    p_adj = adjust([r[0] for _, r in got], s.correction)
-    out = []
-    for (name, (p, stat, thr, n)), pa in zip(got, p_adj.tolist(), strict=True):
-        alarm = pa <= s.alpha and (s.check != "drift" or stat >= thr)
-        out.append(Outcome(name, p, float(pa), stat, thr, n, alarm))
-    return out
+    """Test each feature of ``window`` against ``reference``, corrected across features."""
+    return decide(s, raw_outcomes(s, names, categorical, reference, window))

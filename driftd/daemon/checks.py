@@ -11,7 +11,9 @@ end, naming the reference it was measured against.
 References: ``pinned`` with ``reference_start``/``reference_end`` is the sample of that
 event-time range, and only windows that start at or after its end are tested; ``pinned``
 without a range is the first window with ``min_rows`` rows (not tested itself); ``rolling``
-is the window just before the one tested. Window bounds are multiples of the slide (the
+is the window just before the one tested; ``champion`` is the champion's training snapshot,
+set by the leader (``ModelChecks.set_champion``; pooled only: snapshots carry no segments),
+and windows close untested until it is known. Window bounds are multiples of the slide (the
 window length for tumbling windows) in event time. Pure: no I/O, no clock.
 """
 
@@ -25,9 +27,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from driftd.config import ModelSettings, WindowCheckSettings
+from driftd.config import ModelSettings, SegmentSettings, WindowCheckSettings
 from driftd.contracts.monitor import DriftDetected
-from driftd.daemon.check_stats import ROW, evaluate
+from driftd.daemon.check_stats import ROW, Outcome, decide, raw_outcomes
+from driftd.daemon.summaries import SEGMENT
 
 F64 = npt.NDArray[np.float64]
 U32 = npt.NDArray[np.uint32]
@@ -46,9 +49,11 @@ def check_features(check: WindowCheckSettings, features: Mapping[str, str]) -> l
 
 
 def check_columns(model: ModelSettings) -> list[str]:
-    """Every feature some check of the model reads, in declaration order."""
+    """Every feature some check of the model reads, in declaration order, then the segment
+    column (``@segment``) when the model has segments and checks."""
     used = {n for c in model.checks for n in check_features(c, model.features)}
-    return [n for n in model.features if n in used]
+    cols = [n for n in model.features if n in used]
+    return cols + ([SEGMENT] if model.segments is not None and model.checks else [])
 
 
 @dataclass
@@ -92,50 +97,89 @@ class Sample:
         )
 
 
+Populations = dict[str, Sample]  # "" (every row) and each tracked segment's label -> sample
+
+
+def _merge(held: Sample | None, part: Sample, cap: int) -> Sample:
+    return (
+        Sample.empty(part.values.shape[1]).add(part, cap) if held is None else held.add(part, cap)
+    )
+
+
+def _pops_state(pops: Populations) -> list[Any]:
+    return [[label, x.state()] for label, x in sorted(pops.items())]
+
+
+def _pops_from(state: Sequence[Any], width: int) -> Populations:
+    return {str(label): Sample.from_state(x, width) for label, x in state}
+
+
 class WindowCheck:
-    """One configured check of one model: its open windows, its reference, its alarms."""
+    """One configured check of one model: its open windows, its reference, its alarms.
+
+    Every window holds the pooled sample ("") and, when the check runs by segment, one
+    sample per tracked segment (capped at ``segment_rows``). A window's p-values are corrected
+    together over every feature of every population tested.
+    """
 
     def __init__(
-        self, model: str, index: int, check: WindowCheckSettings, features: Mapping[str, str]
+        self,
+        model: str,
+        check: WindowCheckSettings,
+        features: Mapping[str, str],
+        segments: SegmentSettings | None = None,
     ) -> None:
-        self.model, self.index, self.s = model, index, check
+        self.model, self.s = model, check
         self.names = check_features(check, features)
         self.categorical = [features[n] == "categorical" for n in self.names]
         self.slide = check.slide_s or check.window_s
+        self.segment_rows = segments.segment_rows if segments and check.by_segment else 0
         self.detector = "window:" + (
             check.check if check.check != "drift" else f"drift:{check.test}"
         )
-        self.open: dict[int, Sample] = {}  # window index (start = index * slide) -> sample
-        self.closed: dict[int, Sample] = {}  # recent closed windows (a rolling reference)
-        self.reference: Sample | None = None
+        self.open: dict[int, Populations] = {}  # window index (start = index * slide)
+        self.closed: dict[int, Populations] = {}  # recent closed windows (a rolling reference)
+        self.reference: Populations | None = None
         self.reference_label = ""
-        self.last: list[Any] = []  # the last window's outcomes, for status and metrics
         if check.reference_start is not None and check.reference_end is not None:
-            self.reference = Sample.empty(len(self.names))
+            self.reference = {}
             self.reference_label = f"pinned:[{check.reference_start:g},{check.reference_end:g})"
 
+    def _cap(self, label: str) -> int:
+        return self.s.sample_rows if label == "" else self.segment_rows
+
+    def _add(self, pops: Populations, rows: Sample, seg: Sequence[str] | None) -> None:
+        pops[""] = _merge(pops.get(""), rows, self.s.sample_rows)
+        if seg is None or not self.segment_rows:
+            return
+        labels = np.asarray(seg, dtype=object)
+        for label in sorted(set(seg) - {""}):
+            part = rows.take(labels == label)
+            pops[label] = _merge(pops.get(label), part, self.segment_rows)
+
     # -- feeding -------------------------------------------------------------------------
-    def add(self, rows: Sample) -> None:
-        """Add rows (their values in the check's feature order) to every window they fall in,
-        and to a pinned reference range."""
+    def add(self, rows: Sample, seg: Sequence[str] | None = None) -> None:
+        """Add rows (their values in the check's feature order; ``seg``: each row's tracked
+        segment, "" for none) to every window they fall in, and to a pinned reference range."""
         s = self.s
         if not len(rows):
             return
+        segs = np.asarray(seg, dtype=object) if seg is not None else None
+
+        def part_of(mask: npt.NDArray[np.bool_]) -> tuple[Sample, list[str] | None]:
+            return rows.take(mask), None if segs is None else segs[mask].tolist()
+
         if s.reference_start is not None and s.reference_end is not None:
             inside = (rows.ts >= s.reference_start) & (rows.ts < s.reference_end)
             if inside.any():
                 assert self.reference is not None
-                self.reference = self.reference.add(rows.take(inside), s.sample_rows)
+                self._add(self.reference, *part_of(inside))
         last = np.floor(rows.ts / self.slide).astype(np.int64)
         for back in range(math.ceil(s.window_s / self.slide)):
             idx = last - back
             inside = rows.ts < idx * self.slide + s.window_s
             for w in np.unique(idx[inside]).tolist():
-                part = rows.take(inside & (idx == w))
-                held = self.open.get(w)
-                self.open[w] = part if held is None else held.add(part, s.sample_rows)
-                if len(self.open[w]) > s.sample_rows:
-                    self.open[w] = Sample.empty(len(self.names)).add(self.open[w], s.sample_rows)
+                self._add(self.open.setdefault(w, {}), *part_of(inside & (idx == w)))
 
     def advance(self, clock: float) -> list[DriftDetected]:
         """Test every open window that ends at or before ``clock``, in start order."""
@@ -148,26 +192,37 @@ class WindowCheck:
         return out
 
     # -- closing -------------------------------------------------------------------------
-    def _close(self, w: int, sample: Sample, end: float) -> list[DriftDetected]:
+    def _close(self, w: int, pops: Populations, end: float) -> list[DriftDetected]:
         s = self.s
         start = w * self.slide
         ref, label = self._reference(w, start)
         if s.reference == "rolling":
-            self.closed[w] = sample
+            self.closed[w] = pops
             horizon = w - math.ceil(s.window_s / self.slide)
             self.closed = {k: v for k, v in self.closed.items() if k >= horizon}
         if ref is None:
-            if s.reference == "pinned" and s.reference_end is None and len(sample) >= s.min_rows:
-                self.reference = sample  # the first window with data is the reference
+            pooled = pops.get("")
+            if (
+                s.reference == "pinned"
+                and pooled is not None
+                and s.reference_end is None
+                and len(pooled) >= s.min_rows
+            ):
+                self.reference = pops  # the first window with data is the reference
                 self.reference_label = f"pinned:[{start:g},{end:g})"
             return []
-        outcomes = evaluate(s, self.names, self.categorical, ref.values, sample.values)
-        self.last = [[o.feature, o.p_adjusted, o.statistic, o.threshold, o.drift] for o in outcomes]
+        tested: list[tuple[str, Outcome]] = []
+        for population in sorted(set(pops) & set(ref)):
+            raw = raw_outcomes(
+                s, self.names, self.categorical, ref[population].values, pops[population].values
+            )
+            tested += [(population, o) for o in raw]
+        decided = decide(s, [o for _, o in tested])
         return [
             DriftDetected(
                 model=self.model,
                 version=ALL_VERSIONS,
-                stream="features" if o.feature == ROW else f"feature:{o.feature}",
+                stream=_stream(o.feature, population),
                 detector=self.detector,
                 kind="drift",
                 ts=end,
@@ -175,17 +230,26 @@ class WindowCheck:
                 threshold=o.threshold,
                 reference=label,
             )
-            for o in outcomes
+            for (population, _), o in zip(tested, decided, strict=True)
             if o.drift
         ]
 
-    def _reference(self, w: int, start: float) -> tuple[Sample | None, str]:
+    def set_reference(self, label: str, rows: Sample) -> bool:
+        """Use ``rows`` (sampled down) as the reference from now on; False if ``label`` is
+        the reference already."""
+        if label == self.reference_label:
+            return False
+        self.reference = {"": Sample.empty(rows.values.shape[1]).add(rows, self.s.sample_rows)}
+        self.reference_label = label
+        return True
+
+    def _reference(self, w: int, start: float) -> tuple[Populations | None, str]:
         s = self.s
         if s.reference == "rolling":
             back = w - math.ceil(s.window_s / self.slide)  # the window ending at this start
             ref = self.closed.get(back)
             label = f"rolling:[{back * self.slide:g},{start:g})"
-            return (ref, label) if ref is not None and len(ref) >= s.min_rows else (None, label)
+            return (ref, label) if ref is not None else (None, label)
         if s.reference_end is not None and start < s.reference_end:
             return None, self.reference_label  # the window overlaps the reference range
         return self.reference, self.reference_label
@@ -194,40 +258,90 @@ class WindowCheck:
     def state_dict(self) -> dict[str, Any]:
         return {
             "spec": self.s.model_dump(mode="json"),
-            "open": [[w, x.state()] for w, x in sorted(self.open.items())],
-            "closed": [[w, x.state()] for w, x in sorted(self.closed.items())],
-            "reference": None if self.reference is None else self.reference.state(),
+            "segment_rows": self.segment_rows,
+            "open": [[w, _pops_state(x)] for w, x in sorted(self.open.items())],
+            "closed": [[w, _pops_state(x)] for w, x in sorted(self.closed.items())],
+            "reference": None if self.reference is None else _pops_state(self.reference),
             "reference_label": self.reference_label,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore; a check whose spec changed since the checkpoint starts over."""
-        if state["spec"] != self.s.model_dump(mode="json"):
+        same = state.get("segment_rows") == self.segment_rows
+        if state["spec"] != self.s.model_dump(mode="json") or not same:
             return
         k = len(self.names)
-        self.open = {int(w): Sample.from_state(x, k) for w, x in state["open"]}
-        self.closed = {int(w): Sample.from_state(x, k) for w, x in state["closed"]}
+        self.open = {int(w): _pops_from(x, k) for w, x in state["open"]}
+        self.closed = {int(w): _pops_from(x, k) for w, x in state["closed"]}
         ref = state["reference"]
-        self.reference = None if ref is None else Sample.from_state(ref, k)
+        self.reference = None if ref is None else _pops_from(ref, k)
         self.reference_label = str(state["reference_label"])
 
 
+def _stream(feature: str, population: str) -> str:
+    """The alarm's stream: ``feature:NAME`` (``features`` for a multivariate check), with
+    ``[segment]`` for a segment's test."""
+    base = "features" if feature == ROW else f"feature:{feature}"
+    return f"{base}[{population}]" if population else base
+
+
 class ModelChecks:
-    """Every window check of one model, fed the rows the brain emits."""
+    """Every window check of one model, fed the rows the brain emits; tracks the segments."""
 
     def __init__(self, model: str, settings: ModelSettings) -> None:
         self.model = model
         self.columns = check_columns(settings)
+        self.segments = settings.segments
         self.checks = [
-            WindowCheck(model, i, c, settings.features) for i, c in enumerate(settings.checks)
+            WindowCheck(model, c, settings.features, settings.segments) for c in settings.checks
         ]
         self._cols = [[self.columns.index(n) for n in c.names] for c in self.checks]
-        self.cap = max((c.sample_rows for c in settings.checks), default=0)
+        self.cap = max((c.sample_rows for c in settings.checks), default=0)  # rows per bucket
+        self.tracked: dict[int, str] = {}  # segment key -> label, the first max_segments seen
+        self.overflow_rows = 0  # rows of segments beyond the cap (tested in the pool only)
 
-    def add(self, rows: Sample) -> None:
-        """Rows with values in ``self.columns`` order."""
+    def add(self, rows: Sample, labels: Mapping[int, str] | None = None) -> None:
+        """Rows with values in ``columns`` order (the segment keys last, when segments are
+        on); ``labels`` name the segment keys."""
+        seg: list[str] | None = None
+        if self.segments is not None:
+            seg = self._segments(rows, labels or {})
+            rows = Sample(rows.keys, rows.ts, rows.values[:, :-1])
         for check, cols in zip(self.checks, self._cols, strict=True):
-            check.add(Sample(rows.keys, rows.ts, rows.values[:, cols]))
+            check.add(Sample(rows.keys, rows.ts, rows.values[:, cols]), seg)
+
+    def _segments(self, rows: Sample, labels: Mapping[int, str]) -> list[str]:
+        """Each row's tracked segment label ("" for none or overflow); new segments are
+        tracked in (event time, id hash) order of their first row, up to the cap."""
+        assert self.segments is not None
+        keys = rows.values[:, -1]
+        order = np.lexsort((rows.keys, rows.ts))
+        seen = keys[order]
+        present = ~np.isnan(seen)
+        uniq, first = np.unique(seen[present], return_index=True)
+        for key in uniq[np.argsort(first)].tolist():
+            k = int(key)
+            if k not in self.tracked and len(self.tracked) < self.segments.max_segments:
+                self.tracked[k] = labels.get(k, f"#{k}")
+        out = []
+        for key in keys.tolist():
+            label = "" if math.isnan(key) else self.tracked.get(int(key))
+            if label is None:
+                self.overflow_rows += 1
+                label = ""
+            out.append(label)
+        return out
+
+    def set_champion(self, label: str, rows: Sample) -> list[int]:
+        """The champion's training rows (values in ``columns`` order) as the reference of
+        every ``champion`` check; the indices of the checks that switched."""
+        switched = []
+        for i, (check, cols) in enumerate(zip(self.checks, self._cols, strict=True)):
+            if check.s.reference == "champion":
+                part = Sample(rows.keys, rows.ts, rows.values[:, cols])
+                if check.set_reference(label, part):
+                    switched.append(i)
+        return switched
 
     def advance(self, clock: float) -> list[DriftDetected]:
         out: list[DriftDetected] = []
@@ -237,8 +351,15 @@ class ModelChecks:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"v": STATE_VERSION, "checks": [c.state_dict() for c in self.checks]}
+        return {
+            "v": STATE_VERSION,
+            "checks": [c.state_dict() for c in self.checks],
+            "tracked": [[k, v] for k, v in sorted(self.tracked.items())],
+            "overflow_rows": self.overflow_rows,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for c, st in zip(self.checks, state.get("checks", []), strict=False):
             c.load_state_dict(st)
+        self.tracked = {int(k): str(v) for k, v in state.get("tracked", [])}
+        self.overflow_rows = int(state.get("overflow_rows", 0))

@@ -138,6 +138,14 @@ def prediction_columns(
     )
 
 
+def segment_label(segment: dict[str, str] | None, keys: Sequence[str]) -> str:
+    """A prediction's segment: ``key=value`` of each configured key it has, comma-joined in
+    the keys' order; "" when it has none of them."""
+    if not segment:
+        return ""
+    return ",".join(f"{k}={segment[k]}" for k in keys if k in segment)
+
+
 def label_columns(heads: Sequence[LabelHead], classes: Vocab) -> LabelColumns:
     """Columns for label heads of one model."""
     return LabelColumns(

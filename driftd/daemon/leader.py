@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -30,6 +30,7 @@ from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.abc import CheckpointStore
 from driftd.daemon.alarm_log import Alarms
 from driftd.daemon.brain import Brain
+from driftd.daemon.checks import Sample
 from driftd.daemon.lease import FencedOut, Lease
 from driftd.errors import CheckpointError
 from driftd.rollout.counts import Totals
@@ -76,6 +77,8 @@ class Leader:
         self.fenced_out = 0
         self.failures = 0  # merges that raised (a bug): logged and retried
         self.on_step_down: list[Callable[[], object]] = []  # what forgets in-memory decisions
+        # each model's champion reference (label, rows) for the window checks, when any uses it
+        self.references: Callable[[], Mapping[str, tuple[str, Sample]]] | None = None
         self._renewer: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -158,6 +161,10 @@ class Leader:
         try:
             brain = self._brain()
             brain.absorb(self.store.reports(self.pipeline))
+            if self.references is not None:
+                for model, (label, rows) in self.references().items():
+                    if brain.set_champion(model, label, rows):
+                        log.info("reference switched", extra={"model": model, "reference": label})
             if final:
                 watermark = math.inf
             else:

@@ -39,6 +39,7 @@ from driftd.daemon.columns import (
     empty_predictions,
     label_columns,
     prediction_columns,
+    segment_label,
 )
 from driftd.daemon.decode import decode_many, single
 from driftd.daemon.heads import HEAD_DECODERS
@@ -288,6 +289,7 @@ class Pipeline:
         before = dict(model.store.counts)
         joins: list[JoinedColumns] = []
         new_preds: PredictionColumns | None = None
+        segments: list[str] = []
         if pheads:
             pheads, feats = self._features(model, pheads, prows, out, reject)
             if pheads:
@@ -296,6 +298,10 @@ class Pipeline:
                 )
                 keep, joined = model.store.add_predictions(cols)
                 new_preds = cols if len(keep) == len(cols) else cols.take(keep)
+                seg = model.schema.settings.segments
+                if seg is not None:
+                    labels = [segment_label(h.segment, seg.keys) for h in pheads]
+                    segments = [labels[i] for i in keep.tolist()]
                 schema = model.schema
                 model.missing.update(
                     missing_counts(new_preds, schema.numeric_names, schema.categorical_names)
@@ -310,7 +316,7 @@ class Pipeline:
         self._delta(model, before, out)
         if new_preds is None and not joins:
             return
-        self._monitor(model, new_preds, joins, np.empty(0, dtype=np.int32), out)
+        self._monitor(model, new_preds, joins, np.empty(0, dtype=np.int32), out, segments)
 
     def _expire(self, model: ModelState, out: ChunkOutcome) -> None:
         before = dict(model.store.counts)
@@ -333,6 +339,7 @@ class Pipeline:
         joins: list[JoinedColumns],
         expired: np.ndarray[Any, Any],
         out: ChunkOutcome,
+        segments: Sequence[str] = (),
     ) -> None:
         schema = model.schema
         batch = MonitorBatch(
@@ -344,6 +351,7 @@ class Pipeline:
             numeric_names=schema.numeric_names,
             categorical_names=schema.categorical_names,
             categorical_values=[v.values for v in model.categories],
+            segments=segments,
         )
         for m in model.monitors:
             fired = m.update(batch)

@@ -44,6 +44,7 @@ def stable_keys(ids: Sequence[str]) -> U32:
 
 
 OTHER_KEY = -2.0  # a category beyond the vocabulary's cap: its string is not kept
+SEGMENT = "@segment"  # the column of segment keys (``col:@segment``) for the window checks
 _vocab_keys: dict[int, tuple[Sequence[str], npt.NDArray[np.float64]]] = {}
 
 
@@ -82,6 +83,15 @@ def feature_column(batch: MonitorBatch, name: str, numeric_names: Sequence[str])
     return out
 
 
+def segment_keys(batch: MonitorBatch) -> tuple[F64, dict[int, str]]:
+    """Each prediction's segment as a stable key (NaN without one), and the labels of the keys."""
+    labels = {int(category_key(v)): v for v in set(batch.segments) if v}
+    keys = np.array([category_key(v) if v else np.nan for v in batch.segments], np.float64)
+    if len(keys) != len(batch.predictions):
+        keys = np.full(len(batch.predictions), np.nan)
+    return keys, labels
+
+
 def _indicator(batch: MonitorBatch, name: str, value: str) -> F64:
     """1.0 where the categorical feature equals ``value``, 0.0 elsewhere, NaN if missing."""
     col = feature_column(batch, name, ())
@@ -118,7 +128,12 @@ def stream_values(
     elif stream == "latency":
         vals = p.latency_ms
     elif stream.startswith("col:"):
-        vals = feature_column(batch, stream[4:], numeric_names)
+        name = stream[4:]
+        vals = (
+            segment_keys(batch)[0]
+            if name == SEGMENT
+            else feature_column(batch, name, numeric_names)
+        )
         return p.version, vals, p.ts, np.arange(len(p))
     else:
         name, eq, value = stream.removeprefix("feature:").partition("=")
@@ -134,6 +149,7 @@ class BucketSummary:
         self.counts = VersionCounts(task)
         # (version, stream) -> chunks of (event times, id keys, values), in arrival order
         self.values: dict[tuple[str, str], list[tuple[F64, U32, F64]]] = {}
+        self.labels: dict[int, str] = {}  # segment key -> its label
 
     def __len__(self) -> int:
         return sum(len(c[0]) for chunks in self.values.values() for c in chunks)
@@ -146,6 +162,7 @@ class BucketSummary:
     def merge(self, other: BucketSummary) -> None:
         """Add another partition's (or report's) summary of the same bucket."""
         self.counts.merge(other.counts)
+        self.labels.update(other.labels)
         for key, chunks in other.values.items():
             self.values.setdefault(key, []).extend(chunks)
 
@@ -202,13 +219,15 @@ class BucketSummary:
         for (version, stream), chunks in sorted(self.values.items()):
             ts, keys, vs = (np.concatenate([c[k] for c in chunks]) for k in range(3))
             vals.append([version, stream, ts, keys, vs])
-        return {"counts": self.counts.state_dict(), "values": vals}
+        labels = [[k, v] for k, v in sorted(self.labels.items())]
+        return {"counts": self.counts.state_dict(), "values": vals, "labels": labels}
 
     @classmethod
     def from_state(cls, task: str, state: Mapping[str, Any]) -> BucketSummary:
         """The inverse of ``state_dict``."""
         b = cls(task)
         b.counts.load_state_dict(state["counts"])
+        b.labels = {int(k): str(v) for k, v in state.get("labels", [])}
         for version, stream, ts, keys, vs in state["values"]:
             b.add(
                 str(version),
@@ -263,6 +282,10 @@ class ModelSummarizer:
                 keys[joined] = stable_keys(ids)
             k = keys[joined][rows]
             idx = self._index(ts)
+            if stream == f"col:{SEGMENT}":
+                labels = segment_keys(batch)[1]
+                for b in np.unique(idx).tolist():
+                    self._bucket(b).labels.update(labels)
             for b, code in sorted(set(zip(idx.tolist(), codes.tolist(), strict=True))):
                 sel = (idx == b) & (codes == code)
                 self._bucket(b).add(batch.versions[code], stream, ts[sel], k[sel], vals[sel])

@@ -98,12 +98,12 @@ def test_bad_json_in_a_models_environment_variable(tmp_path: Path) -> None:
 def test_a_bad_detector_stream_names_its_path(tmp_path: Path) -> None:
     text = MODEL + (
         '[[models.fraud.detectors]]\ndetector = "ADWIN"\n'
-        '[[models.fraud.detectors]]\ndetector = "ADWIN"\nstream = "feature:country"\n'
+        '[[models.fraud.detectors]]\ndetector = "ADWIN"\nstream = "feature:colour"\n'
     )
     res = driftd("config", "check", config(tmp_path, text))
     line = one_line(res)
     assert res.returncode == 2
-    assert "models.fraud.detectors[1].stream: got 'feature:country'" in line
+    assert "models.fraud.detectors[1].stream: got 'feature:colour'" in line
     assert "'features'" not in line
 
 

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from driftd.config import LeaderSettings, ModelSettings
 from driftd.contracts.columns import MISSING, PredictionColumns, Vocab
 from driftd.contracts.monitor import DriftDetected, MonitorBatch
 from driftd.daemon.abc import Report
 from driftd.daemon.brain import Brain
-from driftd.daemon.checks import Sample
+from driftd.daemon.checks import ModelChecks, Sample, WindowCheck, check_columns
 from driftd.daemon.summaries import ModelSummarizer, category_key, encode, feature_column
 
 LS = LeaderSettings(bucket_s=10.0, idle_s=30.0)
@@ -67,6 +68,7 @@ def _batch(ev: dict[str, np.ndarray], rows: np.ndarray, vocab: Vocab) -> Monitor
         numeric_names=("x", "y"),
         categorical_names=("c",),
         categorical_values=[vocab.values],
+        segments=[str(v) for v in ev["seg"][rows]] if "seg" in ev else (),
     )
 
 
@@ -76,7 +78,7 @@ def _reports(
     """Route events to ``partitions`` partitions by id, each with its own vocabulary (codes
     in its own arrival order); every ``chunk`` events each partition reports."""
     cap = max((c.sample_rows for c in model.checks), default=0)
-    cols = [f"col:{n}" for n in FEATURES]
+    cols = [f"col:{n}" for n in check_columns(model)]
     parts = [
         ModelSummarizer("binary", cols, ("x", "y"), LS.bucket_s, sample_rows=cap)
         for _ in range(partitions)
@@ -254,3 +256,78 @@ def test_missing_categories_are_missing_not_a_category() -> None:
     col = feature_column(_batch(ev, np.arange(10), Vocab()), "c", ())
     assert np.isnan(col[3]) and not np.isnan(np.delete(col, 3)).any()
     assert MISSING == -1
+
+
+REGIONS = np.array(["region=eu", "region=us", "region=apac"], dtype=object)
+
+
+def _segmented(*checks: dict[str, object], max_segments: int = 50) -> ModelSettings:
+    return ModelSettings(
+        features=FEATURES,
+        checks=list(checks),
+        segments={"keys": ["region"], "max_segments": max_segments},
+    )
+
+
+def test_a_shift_in_one_segment_is_found_in_that_segment_for_any_partitioning() -> None:
+    model = _segmented({"check": "drift", "window_s": 100.0, "correction": "bh"})
+    quiet, shifted = _events(4_000, 20), _events(2_000, 21, t0=200.0)
+    for ev in (quiet, shifted):
+        ev["seg"] = REGIONS[np.arange(len(ev["ts"])) % 3]
+    apac = shifted["seg"] == "region=apac"
+    shifted["x"] = np.where(apac, shifted["x"] + 0.8, shifted["x"])  # apac only
+    ev = _concat(quiet, shifted)
+    one, _ = _run(model, ev, 1)
+    three, brain = _run(model, ev, 3, chunk=450)
+    assert _key(one) == _key(three)
+    streams = {a.stream for a in one}
+    assert "feature:x[region=apac]" in streams
+    assert not streams & {"feature:x[region=eu]", "feature:x[region=us]", "feature:y"}
+    assert brain.checks["m"].overflow_rows == 0
+
+
+def test_segments_beyond_the_cap_are_counted_and_tested_only_in_the_pool() -> None:
+    model = _segmented({"check": "drift", "window_s": 100.0}, max_segments=2)
+    ev = _events(3_000, 22)
+    ev["seg"] = np.array(["region=eu", "region=us", "region=apac", ""], dtype=object)[
+        np.arange(3_000) % 4
+    ]
+    _, brain = _run(model, ev, 2)
+    checks = brain.checks["m"]
+    assert sorted(checks.tracked.values()) == ["region=eu", "region=us"]  # the first two seen
+    assert checks.overflow_rows == 750  # every apac row
+
+
+def test_bh_over_features_and_segments_holds_alpha_per_window_on_stationary_data() -> None:
+    check_settings = {"check": "drift", "window_s": 10.0, "correction": "bh", "alpha": 0.05}
+    model = ModelSettings(
+        features={"a": "numeric", "b": "numeric", "c": "categorical"},
+        checks=[{**check_settings, "params": {"floor": 0.0, "categorical_floor": 0.0}}],
+        segments={"keys": ["s"], "max_segments": 8, "segment_rows": 500},
+    )
+    checks = ModelChecks("m", model)
+    rng = np.random.default_rng(23)
+    windows, n = 150, 2_400
+    alarmed = 0
+    for w in range(windows + 1):
+        rows = Sample(
+            rng.integers(0, 2**32, n, dtype=np.uint32),
+            w * 10.0 + np.sort(rng.uniform(0, 10.0, n)),
+            np.column_stack(
+                [
+                    rng.normal(size=(n, 2)),
+                    rng.choice([1.0, 2.0, 3.0], n),
+                    (rng.integers(0, 8, n) + 1000).astype(np.float64),  # 8 segment keys
+                ]
+            ),
+        )
+        checks.add(rows)
+        alarmed += bool(checks.advance((w + 1) * 10.0))
+    assert len(checks.tracked) == 8
+    # 150 windows after the reference, 27 tests each (3 features x (8 segments + the pool))
+    assert 0 < alarmed <= int(stats.binom.ppf(0.999, windows, 0.05)), alarmed
+
+
+def test_a_window_check_on_its_own_tests_the_pool_only() -> None:
+    wc = WindowCheck("m", ModelSettings(features=FEATURES, checks=[{}]).checks[0], FEATURES)
+    assert wc.segment_rows == 0

@@ -46,6 +46,12 @@ def _families() -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:
             labels=["pipeline"],
         ),
         CounterMetricFamily(
+            "driftd_check_segment_overflow_rows",
+            "Rows of segments beyond a model's max_segments: the window checks test them in "
+            "the pooled stream only (leader only)." + RESTORED,
+            labels=["pipeline", "model"],
+        ),
+        CounterMetricFamily(
             "driftd_leader_merges",
             f"Merges of the partitions' reports by this instance, {PROCESS_LOCAL}.",
             labels=["pipeline"],
@@ -83,7 +89,7 @@ class LeaderCollector(Collector):
         ld = self.leader
         name = [ld.pipeline]
         fams = _families()
-        leader, epoch, clock, held, late, merges, seconds, fenced, failures = fams
+        leader, epoch, clock, held, late, overflow, merges, seconds, fenced, failures = fams
         brain = ld.brain if ld.leading else None
         leader.add_metric(name, 1.0 if brain is not None else 0.0)
         epoch.add_metric(name, float(ld.epoch or 0) if brain is not None else 0.0)
@@ -96,5 +102,7 @@ class LeaderCollector(Collector):
             clock.add_metric(name, brain.clock())
             held.add_metric(name, brain.held_buckets())
             late.add_metric(name, brain.late_values)
-            out += [clock, held, late]
+            for model, checks in sorted(brain.checks.items()):
+                overflow.add_metric([ld.pipeline, model], checks.overflow_rows)
+            out += [clock, held, late, overflow]
         yield from out
