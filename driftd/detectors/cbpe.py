@@ -140,8 +140,13 @@ class _Curve:
         """P(y = 1 | score) under each bootstrap calibrator (rows); the fitted one if none."""
         if not self.boot_values.shape[0]:
             return self(s)[None, :]
-        if self.calibration == "isotonic":
-            return np.array([np.interp(s, self.boot_knots, v) for v in self.boot_values])
+        if self.calibration == "isotonic":  # shared knots: one search, then a gather per curve
+            k = self.boot_knots
+            if k.size == 1:
+                return np.repeat(self.boot_values, s.size, axis=1)
+            i = np.clip(np.searchsorted(k, s, side="right"), 1, k.size - 1)
+            w = np.clip((s - k[i - 1]) / (k[i] - k[i - 1]), 0.0, 1.0)
+            return self.boot_values[:, i - 1] * (1.0 - w) + self.boot_values[:, i] * w
         return self.boot_values[:, _bin(self.knots, s)]
 
     def state(self) -> dict[str, Any]:
@@ -492,10 +497,13 @@ class MulticlassCBPE:
 
 
 def _renormalise(q: F64) -> F64:
+    """Rows scaled to sum to one (uniform where every class got probability 0)."""
     total = q.sum(axis=-1, keepdims=True)
-    k = q.shape[-1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, q / np.where(total > 0, total, 1.0), 1.0 / k)
+    zero = total <= 0
+    out = q / np.where(zero, 1.0, total)
+    if zero.any():
+        out[np.broadcast_to(zero, out.shape)] = 1.0 / q.shape[-1]
+    return out
 
 
 def _ranks(s: F64) -> F64:
@@ -525,8 +533,8 @@ def _binary_from_stats(stats: F64, n: int, npp: float) -> F64:
 
 def _mc_stats_mean(p: F64, onehot: F64, ranks: F64) -> F64:
     """Expected confusion matrix (true k, predicted c; flattened) and per-class rank sums."""
-    conf = np.einsum("bnk,nc->bkc", p, onehot)
-    rsum = np.einsum("bnk,nk->bk", p, ranks)
+    conf = np.matmul(p.transpose(0, 2, 1), onehot)
+    rsum = (p * ranks).sum(axis=1)
     return np.hstack([conf.reshape(p.shape[0], -1), rsum])
 
 

@@ -39,8 +39,10 @@ __all__ = ["DLE", "RegressionEstimate"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+U8 = npt.NDArray[np.uint8]
 BINS = 256  # codes per feature: up to 255 quantile bins, the last for NaN
 _NAN = BINS - 1
+NOISE = (50, 3, 0.1, 50)  # trees, depth, rate, min_leaf of the variance booster: a smooth v(x)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +69,9 @@ def _edges(x: F64) -> list[F64]:
     return out
 
 
-def _codes(x: F64, edges: list[F64]) -> I64:
-    """Bin code of each cell (``_NAN`` for NaN), as (n, d) int64."""
-    codes = np.empty(x.shape, dtype=np.int64)
+def _codes(x: F64, edges: list[F64]) -> U8:
+    """Bin code of each cell (``_NAN`` for NaN), as (n, d) uint8."""
+    codes = np.empty(x.shape, dtype=np.uint8)
     for j, e in enumerate(edges):
         codes[:, j] = np.searchsorted(e, x[:, j], side="right")
         codes[np.isnan(x[:, j]), j] = _NAN
@@ -77,41 +79,71 @@ def _codes(x: F64, edges: list[F64]) -> I64:
 
 
 @_jit
-def _histograms(codes: I64, node: I64, r: F64, m: int) -> tuple[F64, F64]:
-    """Residual sums and row counts per (node, feature, bin)."""
+def _tree(
+    codes: U8, r: F64, min_leaf: int, l2: float, feature: I64, threshold: I64, node: I64
+) -> F64:
+    """Grow one least-squares tree on the residuals ``r``, level by level, by histogram gain.
+
+    Writes each split (heap order) into ``feature`` and ``threshold`` (codes at most the
+    threshold go left; ``BINS``: no split) and each row's leaf into ``node``; returns the
+    leaves' values (shrunk by ``l2``).
+    """
     n, d = codes.shape
-    g = np.zeros((m, d, BINS))
-    h = np.zeros((m, d, BINS))
+    depth = 0
+    while (1 << (depth + 1)) - 1 <= feature.size:
+        depth += 1
+    node[:] = 0
+    for level in range(depth):
+        m = 1 << level
+        g = np.zeros((m, d, BINS))
+        h = np.zeros((m, d, BINS))
+        for i in range(n):
+            k, ri = node[i], r[i]
+            for j in range(d):
+                g[k, j, codes[i, j]] += ri
+                h[k, j, codes[i, j]] += 1.0
+        for k in range(m):
+            gt, ht = g[k, 0].sum(), h[k, 0].sum()
+            parent = gt * gt / (ht + l2)
+            best, bf, bt = 1e-12, 0, BINS
+            for j in range(d):
+                gl = 0.0
+                hl = 0.0
+                for b in range(BINS - 1):
+                    gl += g[k, j, b]
+                    hl += h[k, j, b]
+                    hr = ht - hl
+                    if hl < min_leaf or hr < min_leaf:
+                        continue
+                    gr = gt - gl
+                    gain = gl * gl / (hl + l2) + gr * gr / (hr + l2) - parent
+                    if gain > best:
+                        best, bf, bt = gain, j, b
+            feature[m - 1 + k], threshold[m - 1 + k] = bf, bt
+        for i in range(n):
+            at = m - 1 + node[i]
+            node[i] = 2 * node[i] + (1 if codes[i, feature[at]] > threshold[at] else 0)
+    total = np.zeros(1 << depth)
+    count = np.zeros(1 << depth)
     for i in range(n):
-        k, ri = node[i], r[i]
-        for j in range(d):
-            g[k, j, codes[i, j]] += ri
-            h[k, j, codes[i, j]] += 1.0
-    return g, h
+        total[node[i]] += r[i]
+        count[node[i]] += 1.0
+    return total / (count + l2)
 
 
 @_jit
-def _route(codes: I64, node: I64, feature: I64, threshold: I64) -> None:
-    """Send each row to its child: left when its code is at most the node's threshold."""
-    for i in range(codes.shape[0]):
-        k = node[i]
-        node[i] = 2 * k + (1 if codes[i, feature[k]] > threshold[k] else 0)
-
-
-@_jit
-def _predict(codes: I64, base: float, feature: I64, threshold: I64, leaf: F64, depth: int) -> F64:
+def _predict(codes: U8, base: float, feature: I64, threshold: I64, leaf: F64, depth: int) -> F64:
     """Sum of the trees' leaves per row (trees in heap order, one row of ``feature`` each)."""
     n, trees = codes.shape[0], leaf.shape[0]
     out = np.full(n, base)
-    for i in range(n):
-        total = 0.0
-        for t in range(trees):
+    for t in range(trees):  # rows inner: their descents are independent, so they overlap
+        f, th, lf = feature[t], threshold[t], leaf[t]
+        for i in range(n):
             k = 0
             for level in range(depth):
                 at = (1 << level) - 1 + k
-                k = 2 * k + (1 if codes[i, feature[t, at]] > threshold[t, at] else 0)
-            total += leaf[t, k]
-        out[i] += total
+                k = 2 * k + (1 if codes[i, f[at]] > th[at] else 0)
+            out[i] += lf[k]
     return out
 
 
@@ -127,7 +159,7 @@ class _Booster:
     @classmethod
     def fit(
         cls,
-        codes: I64,
+        codes: U8,
         y: F64,
         n_trees: int,
         depth: int,
@@ -137,39 +169,22 @@ class _Booster:
     ) -> _Booster:
         """Least-squares boosting: each tree fits the residuals, split by exact histogram gain."""
         n = codes.shape[0]
-        codes = np.ascontiguousarray(codes, dtype=np.int64)
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
         base = float(y.mean()) if n else 0.0
         pred = np.full(n, base)
         feats = np.zeros((n_trees, 2**depth - 1), dtype=np.int64)
         thrs = np.full((n_trees, 2**depth - 1), BINS, dtype=np.int64)
         leaves = np.zeros((n_trees, 2**depth))
+        node = np.zeros(n, dtype=np.int64)
         for t in range(n_trees):
-            r = y - pred
-            node = np.zeros(n, dtype=np.int64)
-            for level in range(depth):
-                m = 2**level
-                g, h = _histograms(codes, node, r, m)
-                gl, hl = np.cumsum(g, axis=2), np.cumsum(h, axis=2)
-                gt, ht = gl[:, :, -1:], hl[:, :, -1:]
-                gr, hr = gt - gl, ht - hl
-                gain = gl**2 / (hl + l2) + gr**2 / (hr + l2) - gt**2 / (ht + l2)
-                gain[(hl < min_leaf) | (hr < min_leaf)] = -np.inf
-                best = gain.reshape(m, -1).argmax(axis=1)
-                ok = gain.reshape(m, -1)[np.arange(m), best] > 1e-12
-                f, thr = best // BINS, np.where(ok, best % BINS, BINS)
-                idx = m - 1 + np.arange(m)
-                feats[t, idx], thrs[t, idx] = f, thr
-                _route(codes, node, f, thr)
-            leaf = np.bincount(node, weights=r, minlength=2**depth) / (
-                np.bincount(node, minlength=2**depth) + l2
-            )
+            leaf = _tree(codes, y - pred, min_leaf, l2, feats[t], thrs[t], node)
             leaves[t] = rate * leaf
             pred += leaves[t][node]
         return cls(base, feats, thrs, leaves)
 
-    def predict(self, codes: I64) -> F64:
+    def predict(self, codes: U8) -> F64:
         """The boosted prediction for each row of bin codes."""
-        c = np.ascontiguousarray(codes, dtype=np.int64)
+        c = np.ascontiguousarray(codes, dtype=np.uint8)
         depth = int(self.leaf.shape[1]).bit_length() - 1
         return np.asarray(_predict(c, self.base, self.feature, self.threshold, self.leaf, depth))
 
@@ -288,10 +303,11 @@ class DLE:
             folds = [
                 _Booster.fit(codes[fold == k], target[fold == k], *args) for k in range(n_folds)
             ]
-            preds = np.array([m.predict(codes) for m in folds])  # (folds, n)
-            others = (preds.sum(axis=0) - preds[fold, np.arange(x.shape[0])]) / (n_folds - 1)
+            others = np.zeros(x.shape[0])  # out of fold: the mean of the boosters not fitted on it
+            for k, m in enumerate(folds):
+                others[fold != k] += m.predict(codes[fold != k]) / (n_folds - 1)
             self.folds.append(folds)
-            self.noise.append(_Booster.fit(codes, (target - others) ** 2, *args))
+            self.noise.append(_Booster.fit(codes, (target - others) ** 2, *NOISE))
 
     def predicted_errors(self, features: npt.ArrayLike, y_pred: npt.ArrayLike) -> tuple[F64, F64]:
         """Per row: the expected absolute and squared error (clipped at 0)."""
