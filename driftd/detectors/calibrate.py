@@ -66,6 +66,8 @@ _EXPECTED = 50  # alarms expected at the target in the default simulation
 _MIN_SAMPLES = 2_000_000  # values simulated at least, by default
 _CACHE = 5_000_000  # simulated values kept in memory across thresholds (else redrawn)
 _MAX_SCALE = 4.0  # the most the default simulation grows for clustered alarms
+_MAX_GROWN = 20_000_000  # ... and not beyond this many values (unless it starts above)
+_MIN_STREAMS = 10  # fresh streams simulated at least, by default
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +126,12 @@ class Calibration:
     ``detector`` is a fresh detector built with ``threshold``.
 
     The interval assumes the alarms form a Poisson process. ``dispersion`` checks it: Pearson's
-    chi-square per degree of freedom of the alarm counts in 20 equal groups of streams (about
+    chi-square per degree of freedom of the alarm counts in up to 100 groups of streams (about
     1 for Poisson, noisy; NaN with a single stream). Well above 1, alarms cluster (e.g. CUSUM
     re-estimating its ``target`` and ``scale`` after each reset, where a poor estimate alarms
     again and again) and the interval is too narrow by about ``sqrt(dispersion)``; raise
-    ``n_samples``.
+    ``n_samples``. Below 1 (PageHinkley's alarms come more regularly than Poisson ones) the
+    interval is conservative.
     """
 
     parameter: str | None
@@ -177,10 +180,11 @@ def count_drifts(
     return counts
 
 
-def default_n_samples(target_false_alarms_per_100k: float) -> int:
-    """Values :func:`calibrate` simulates by default: 50 alarms expected at the target, >= 2M."""
+def default_n_samples(target_false_alarms_per_100k: float, horizon: int = 20_000) -> int:
+    """Values :func:`calibrate` simulates by default: 50 alarms expected at the target, at
+    least 10 streams of ``horizon`` values and at least 2,000,000 values."""
     need = math.ceil(_EXPECTED * _PER / target_false_alarms_per_100k - 1e-9)
-    return max(_MIN_SAMPLES, need)
+    return max(_MIN_SAMPLES, need, _MIN_STREAMS * horizon)
 
 
 def calibrate(
@@ -224,9 +228,10 @@ def calibrate(
         search (geometrically); default from :data:`THRESHOLDS`, required otherwise.
     n_samples
         Simulated values per threshold tried, in all streams. By default
-        :func:`default_n_samples` (50 alarms expected at the target, at least 2,000,000),
-        then, when the alarms found cluster (``dispersion`` ``D`` above 1.5), the search is
-        run again on ``min(D, 4)`` times more values (as many effective alarms). The count at the
+        :func:`default_n_samples` (50 alarms expected at the target, at least 10 streams and
+        2,000,000 values), then, when the alarms found cluster (``dispersion`` ``D`` above
+        1.5), the search is run again on ``min(D, 4)`` times more values (as many effective
+        alarms), up to 20,000,000. The count at the
         target is about ``target * n_samples / 100,000``; its relative error is about
         ``sqrt(D / count)``.
     horizon
@@ -265,9 +270,9 @@ def calibrate(
     sim = _Simulation(x, n, horizon, block, seed)
     best, counts = _search(build, sim, allowed, bounds, rate_rises, rtol, target)
     if n_samples is None:  # clustered alarms: as many effective alarms, up to 4x the values
-        scale = dispersion(counts, sim.sizes)  # NaN with one stream: no rerun
-        if scale > 1.5:
-            n = round(n * min(scale, _MAX_SCALE))
+        scale = dispersion(counts, sim.sizes)
+        if scale > 1.5 and n < _MAX_GROWN:
+            n = min(round(n * min(scale, _MAX_SCALE)), _MAX_GROWN)
             allowed = math.floor(target * n / _PER + 1e-9)
             sim = _Simulation(x, n, horizon, block, seed)
             best, counts = _search(build, sim, allowed, bounds, rate_rises, rtol, target)
@@ -374,9 +379,9 @@ def _checked_run(
     _check("block", block, isinstance(block, int) and block >= 1, "an integer >= 1")
     _check("reference", f"<{x.size} values>", x.size >= max(2, block), f">= max(2, {block}) values")
     _check("reference", "<non-finite values>", bool(np.isfinite(x).all()), "finite values")
-    n = default_n_samples(target) if n_samples is None else n_samples
-    _check("n_samples", n_samples, isinstance(n, int) and n >= 1, "None or an integer >= 1")
     _check("horizon", horizon, isinstance(horizon, int) and horizon >= 1, "an integer >= 1")
+    n = default_n_samples(target, horizon) if n_samples is None else n_samples
+    _check("n_samples", n_samples, isinstance(n, int) and n >= 1, "None or an integer >= 1")
     allowed = math.floor(target * n / _PER + 1e-9)
     _check("n_samples", n_samples, allowed >= 1, f">= {math.ceil(_PER / target)} for this target")
     _check("seed", seed, isinstance(seed, int) and seed >= 0, "an integer >= 0")

@@ -94,7 +94,7 @@ class FreshRate:
 
     ``rate_per_100k`` is ``false_alarms`` per 100,000 values and ``interval`` its exact (Garwood)
     Poisson interval at ``confidence``. The interval assumes Poisson alarms; ``dispersion``
-    (Pearson's chi-square per degree of freedom of the counts in up to 20 groups of streams, 1
+    (Pearson's chi-square per degree of freedom of the counts in up to 100 groups of streams, 1
     for Poisson, NaN with one stream) flags clustering, which widens it by about its root.
     """
 

@@ -109,6 +109,8 @@ def test_calibrated_rate_holds_on_longer_horizons(name: str, family: str) -> Non
 def test_one_per_100k_with_the_defaults(reference: np.ndarray) -> None:
     cal = calibrate("CUSUM", reference, 1.0)
     assert cal.n_values == default_n_samples(1.0) == 5_000_000 and cal.n_streams == 250
+    assert default_n_samples(1.0, horizon=2_000_000) == 20_000_000  # at least 10 streams
+    assert default_n_samples(100.0) == 2_000_000
     assert 25 <= cal.false_alarms <= 50
     _holds(cal, THRESHOLDS["CUSUM"].build, "gaussian", 10_000_000)
 
