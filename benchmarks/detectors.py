@@ -3,7 +3,10 @@
 Run ``python benchmarks/detectors.py`` (``--quick`` for a smoke run of a few seconds). Every
 row is measured in one process on streams generated here (fixed seeds), so compare the
 ratios, not the absolute figures: the project's machine is shared and noisy. The window,
-MMD and CBPE rows live in ``detectors_window.py``.
+MMD and CBPE rows live in ``detectors_window.py``; per-value throughput vs River in
+``detectors_scalar.py``; the daemon's default configurations' false alarms on fresh streams in
+``daemon_rates.py``; CBPE and DLE vs NannyML in ``nannyml_compare.py`` (NannyML in its own
+venv: ``make bench-nannyml``).
 """
 
 from __future__ import annotations
@@ -28,15 +31,21 @@ from river.drift import binary as rbinary
 from driftd.detectors import ADWIN, CUSUM, DDM, EDDM, HDDM_A, HDDM_W, KSWIN, PageHinkley
 
 try:
+    from benchmarks.daemon_rates import daemon_rate_rows
+    from benchmarks.detectors_scalar import scalar_rows
     from benchmarks.detectors_window import machine_info, print_quality, quality_json, window_rows
+    from benchmarks.nannyml_compare import nannyml_rows
     from benchmarks.report import Row, print_rows
 except ImportError:  # run as a script: python benchmarks/detectors.py
+    from daemon_rates import daemon_rate_rows  # type: ignore[no-redef]
+    from detectors_scalar import scalar_rows  # type: ignore[no-redef]
     from detectors_window import (  # type: ignore[no-redef]
         machine_info,
         print_quality,
         quality_json,
         window_rows,
     )
+    from nannyml_compare import nannyml_rows  # type: ignore[no-redef]
     from report import Row, print_rows  # type: ignore[no-redef]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "detectors.json"
@@ -391,7 +400,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--stationary-n", type=int, help="values per stationary stream (100,000)")
     ap.add_argument("--stationary-seeds", type=int, help="stationary streams per family (10)")
     ap.add_argument("--repeats", type=int, help="best of, per timed row")
-    ap.add_argument("--skip", default="", help="comma list: stream,window,big,mmd,online,cbpe")
+    ap.add_argument(
+        "--skip",
+        default="",
+        help="comma list: stream,window,big,mmd,online,cbpe,scalar,daemon,nannyml",
+    )
     ap.add_argument("--big-seeds", type=int, default=10, help="seeds at 1,000,000 x 20")
     ap.add_argument("--mmd-n", type=int, default=5_000, help="rows per side of the MMD test")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON")
@@ -432,6 +445,12 @@ def main(argv: list[str] | None = None) -> int:
         rows, quals, sts = streaming_rows(args)
     extra: dict[str, Any] = {}
     rows += window_rows(args, extra)
+    if "scalar" not in args.skip:  # one value per update() call, vs River's per-value API
+        rows += scalar_rows(args.quick)
+    if "daemon" not in args.skip:  # what `detector = "X"` gives in the daemon, fresh streams
+        rows += daemon_rate_rows(args.quick)
+    if "nannyml" not in args.skip:  # CBPE and DLE vs NannyML (make bench-nannyml first)
+        rows += nannyml_rows(args.quick)
     for r in rows:
         r.judge()
     params.update(extra)

@@ -277,7 +277,9 @@ class DetectorSettings(Section):
     daemon is built (and by ``config check``). ``standardize`` feeds the detector
     ``(x - mean) / sd`` of its first ``warmup`` values, so that thresholds are in standard
     deviations whatever the stream's unit; unset, it is on for the detectors whose thresholds
-    are in the stream's units (PageHinkley) on every stream but ``error``.
+    are in the stream's units (PageHinkley, ADWIN) on every stream but a classifier's 0/1
+    ``error`` and a category indicator. Without ``params`` a detector gets the daemon's
+    defaults (``DAEMON_DEFAULTS``: at most 1 false alarm per 100k on fresh streams).
     """
 
     detector: DetectorName

@@ -263,7 +263,8 @@ window_s = 300
 features = {{ {", ".join(feats)} }}
 
 # Streaming detectors, per model version: the error rate as labels join (the concept
-# drifts), and feature f0 as predictions arrive (its mean shifts by 0.5 sd).
+# drifts), and feature f0 as predictions arrive (its mean shifts by 0.5 sd): a CUSUM tuned
+# for that shift (k = 0.25 sd; the daemon's default k = 0.5 sd would not see it).
 [[models.{spec.model}.detectors]]
 detector = "HDDM_A"
 stream = "error"
@@ -271,7 +272,7 @@ stream = "error"
 [[models.{spec.model}.detectors]]
 detector = "CUSUM"
 stream = "feature:f0"
-params = {{ warm_start = 500 }}
+params = {{ warm_start = 500, k = 0.25, threshold = 21.0 }}
 """
 
 
