@@ -1,7 +1,7 @@
 """driftd's configuration: one frozen ``Settings`` tree from a TOML file plus ``DRIFTD_*``
 environment variables, validated once at start-up. Below everything but the contracts."""
 
-from driftd.config.checks import SegmentSettings, WindowCheckSettings
+from driftd.config.checks import PerformanceSettings, SegmentSettings, WindowCheckSettings
 from driftd.config.settings import (
     DetectorSettings,
     FileSourceSettings,
@@ -31,6 +31,7 @@ __all__ = [
     "LeaderSettings",
     "LogSettings",
     "ModelSettings",
+    "PerformanceSettings",
     "PipelineSettings",
     "RegistrySettings",
     "SegmentSettings",

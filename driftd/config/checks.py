@@ -135,3 +135,49 @@ def check_features(
         if not c.features and not valid:
             errors.append((("checks", i, "check"), c.check, f"a model with {want} features"))
     return errors
+
+
+ClassificationMetric = Literal["accuracy", "precision", "recall", "f1", "roc_auc"]
+RegressionMetric = Literal["mae", "rmse"]
+HIGHER_IS_BETTER = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc"})
+
+
+class PerformanceSettings(Section):
+    """Label-free performance estimation per model version, on event-time windows of
+    predictions: CBPE from the score (binary classifiers; accuracy, precision, recall and F1
+    from the predicted 0/1 class when the server sends it, else score >= 0.5) or DLE from the
+    features and prediction (regressors). Each version's estimator is fitted on its first
+    ``reference_s`` of labeled traffic (by label time); a window alarms when its estimate's
+    ``confidence`` band lies wholly on the bad side of the reference's realised value by more
+    than ``tolerance``, so a window whose true value is within the tolerance alarms with
+    probability at most (1 - confidence) / 2."""
+
+    metric: ClassificationMetric | RegressionMetric = "accuracy"
+    window_s: Annotated[float, Field(gt=0)] = 3600.0
+    reference_s: Annotated[float, Field(gt=0)] = 86_400.0
+    min_rows: Annotated[int, Field(ge=50)] = 500
+    sample_rows: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000
+    tolerance: Annotated[float, Field(ge=0)] = 0.0
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+
+
+def check_performance(
+    performance: list[PerformanceSettings], task: str
+) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """Errors as (path, value, expected) for metrics the model's task has no estimator for."""
+    errors: list[tuple[tuple[str | int, ...], str, str]] = []
+    for i, p in enumerate(performance):
+        if task == "multiclass":
+            errors.append(
+                (
+                    ("performance", i, "metric"),
+                    p.metric,
+                    "a binary or regression model (multiclass estimation needs every class's "
+                    "score, which predictions do not carry yet)",
+                )
+            )
+        elif (task == "regression") != (p.metric in ("mae", "rmse")):
+            want = "mae or rmse" if task == "regression" else "accuracy, precision, recall, f1 "
+            want += "" if task == "regression" else "or roc_auc"
+            errors.append((("performance", i, "metric"), p.metric, f"{want} for a {task} model"))
+    return errors

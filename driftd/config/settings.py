@@ -41,7 +41,13 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from driftd.config.checks import SegmentSettings, WindowCheckSettings, check_features
+from driftd.config.checks import (
+    PerformanceSettings,
+    SegmentSettings,
+    WindowCheckSettings,
+    check_features,
+    check_performance,
+)
 from driftd.config.dburl import check_url
 from driftd.config.envsource import env_source, environ_given
 from driftd.config.errors import env_error, located, read_toml
@@ -301,6 +307,7 @@ class ModelSettings(Section):
     detectors: list[DetectorSettings] = []
     checks: list[WindowCheckSettings] = []
     segments: SegmentSettings | None = None  # None: checks test the pooled stream only
+    performance: list[PerformanceSettings] = []
     retrain: ModelRetrainSettings | None = None  # None: this model is never retrained
     rollout: RolloutSettings | None = None  # None: challengers are promoted by hand
 
@@ -330,6 +337,7 @@ class ModelSettings(Section):
                     f"{', '.join(categorical) or 'none'})",
                 )
         errors = check_features(self.checks, self.features)
+        errors += check_performance(self.performance, self.task)
         if errors:
             raise located(*errors[0])
         return self

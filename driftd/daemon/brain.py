@@ -29,9 +29,10 @@ from driftd.contracts.monitor import DriftDetected
 from driftd.daemon import state_codec
 from driftd.daemon.abc import Report
 from driftd.daemon.alarm_log import AlarmLog, Alarms, merged
-from driftd.daemon.checks import ModelChecks, Sample
+from driftd.daemon.checks import ModelChecks, Sample, sample_rows
 from driftd.daemon.columns import ModelSchema
 from driftd.daemon.detector_monitor import DetectorMonitor
+from driftd.daemon.performance import ModelPerformance
 from driftd.daemon.summaries import BucketSummary, decode
 from driftd.rollout.counts import FIELDS, Totals, VersionCounts, totals
 
@@ -63,6 +64,10 @@ class Brain:
             if m.detectors
         }
         self.checks = {name: ModelChecks(name, m) for name, m in models.items() if m.checks}
+        self.performance = {
+            name: ModelPerformance(name, m) for name, m in models.items() if m.performance
+        }
+        self.sample_rows = {name: sample_rows(m) for name, m in models.items()}
         self.counts = {name: VersionCounts(m.task) for name, m in models.items()}
         self.alarm_logs = {name: AlarmLog(name) for name in models}
         self.pending: dict[str, dict[int, BucketSummary]] = {name: {} for name in models}
@@ -135,11 +140,16 @@ class Brain:
     def _close_windows(self, clock: float) -> list[DriftDetected]:
         """Test the windows of every check that end at or before ``clock``."""
         out: list[DriftDetected] = []
-        for model in sorted(self.checks):
-            got = self.checks[model].advance(clock)
+        for model in sorted(set(self.checks) | set(self.performance)):
+            got = self._windows(model, clock)
             self.alarm_logs[model].record(got)
             out += got
         return out
+
+    def _windows(self, model: str, clock: float) -> list[DriftDetected]:
+        checks, perf = self.checks.get(model), self.performance.get(model)
+        got = checks.advance(clock) if checks is not None else []
+        return got + (perf.advance(clock) if perf is not None else [])
 
     def _passed(self, bucket: int) -> None:
         if self.next_bucket is None or bucket > self.next_bucket:
@@ -155,12 +165,16 @@ class Brain:
             labeled = int(sum(c[LABELED] for c in summary.counts.counts.values()))
             if labeled:
                 self.new_labeled[model] = self.new_labeled.get(model, 0) + labeled
-            checks = self.checks.get(model)
-            if checks is not None:
-                summary.trim(checks.cap)  # the sample of the whole bucket, as one partition's
-                keys, ts, rows = summary.rows(checks.columns)
-                checks.add(Sample(keys, ts, rows), summary.labels)
-                closed = checks.advance(float(b * self.settings.bucket_s))
+            checks, perf = self.checks.get(model), self.performance.get(model)
+            if checks is not None or perf is not None:
+                # the sample of the whole bucket, as one partition would have drawn it
+                summary.trim(self.sample_rows[model])
+                if checks is not None:
+                    keys, ts, rows = summary.rows(checks.columns)
+                    checks.add(Sample(keys, ts, rows), summary.labels)
+                if perf is not None:
+                    perf.add(summary)
+                closed = self._windows(model, float(b * self.settings.bucket_s))
                 self.alarm_logs[model].record(closed)
                 fired += closed
             det = self.detectors.get(model)
@@ -230,6 +244,7 @@ class Brain:
                 "counts": {m: c.state_dict() for m, c in self.counts.items()},
                 "detectors": {m: d.state_dict() for m, d in self.detectors.items()},
                 "checks": {m: c.state_dict() for m, c in self.checks.items()},
+                "performance": {m: p.state_dict() for m, p in self.performance.items()},
                 "alarms": {m: a.state_dict() for m, a in self.alarm_logs.items()},
             },
         )
@@ -261,6 +276,9 @@ class Brain:
         for m, c in s.get("checks", {}).items():
             if m in self.checks:
                 self.checks[m].load_state_dict(c)
+        for m, p in s.get("performance", {}).items():
+            if m in self.performance:
+                self.performance[m].load_state_dict(p)
         for m, a in s["alarms"].items():
             if m in self.alarm_logs:
                 self.alarm_logs[m].load_state_dict(a)

@@ -56,6 +56,13 @@ def check_columns(model: ModelSettings) -> list[str]:
     return cols + ([SEGMENT] if model.segments is not None and model.checks else [])
 
 
+def sample_rows(model: ModelSettings) -> int:
+    """The rows a bucket keeps per version and row group: the largest cap of the model's
+    window checks and performance entries (0 without either)."""
+    caps = [c.sample_rows for c in model.checks] + [p.sample_rows for p in model.performance]
+    return max(caps, default=0)
+
+
 @dataclass
 class Sample:
     """Rows of feature values with their event-id hashes and times, capped to a uniform

@@ -20,10 +20,11 @@ from driftd.contracts.monitor import Monitor
 from driftd.daemon import state_codec
 from driftd.daemon.abc import Offsets
 from driftd.daemon.alarm_log import AlarmLog
-from driftd.daemon.checks import check_columns
+from driftd.daemon.checks import check_columns, sample_rows
 from driftd.daemon.columns import ModelSchema
 from driftd.daemon.join import JoinStore
 from driftd.daemon.monitors import OperationalMonitor
+from driftd.daemon.performance import performance_streams
 from driftd.daemon.summaries import ModelSummarizer, encode
 from driftd.daemon.timeguard import TimeGuard
 from driftd.rollout.counts import VersionCounts
@@ -88,10 +89,14 @@ class ModelState:
         # What the partition reports to the leader at its next checkpoint (``summaries``).
         self.summary = ModelSummarizer(
             s.task,
-            [*(d.stream for d in s.detectors), *(f"col:{n}" for n in check_columns(s))],
+            [
+                *(d.stream for d in s.detectors),
+                *(f"col:{n}" for n in check_columns(s)),
+                *performance_streams(s),
+            ],
             schema.numeric_names,
             bucket_s,
-            sample_rows=max((c.sample_rows for c in s.checks), default=0),
+            sample_rows=sample_rows(s),
         )
         self.alarms = AlarmLog(schema.name)  # what the extra monitors raised
         self.missing: Counter[str] = Counter()  # per declared feature: predictions without it

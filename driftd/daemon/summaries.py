@@ -45,6 +45,8 @@ def stable_keys(ids: Sequence[str]) -> U32:
 
 OTHER_KEY = -2.0  # a category beyond the vocabulary's cap: its string is not kept
 SEGMENT = "@segment"  # the column of segment keys (``col:@segment``) for the window checks
+SCORE, PREDICTION, LABEL = "@score", "@prediction", "@label"  # performance estimation columns
+ROW_GROUPS = ("col:", "pcol:", "jcol:")  # streams kept as aligned rows, sampled by id hash
 _vocab_keys: dict[int, tuple[Sequence[str], npt.NDArray[np.float64]]] = {}
 
 
@@ -92,6 +94,28 @@ def segment_keys(batch: MonitorBatch) -> tuple[F64, dict[int, str]]:
     return keys, labels
 
 
+def _joined_column(
+    batch: MonitorBatch, name: str, numeric_names: Sequence[str]
+) -> tuple[npt.NDArray[np.int32], F64, F64, npt.NDArray[np.intp]] | None:
+    """A column of the joined rows (score, prediction, label or a feature, NaN kept), at the
+    label's time: what a performance estimator is fitted on."""
+    j = batch.joined
+    if j is None or not len(j):
+        return None
+    if name in (SCORE, PREDICTION, LABEL):
+        vals = {SCORE: j.score, PREDICTION: j.prediction, LABEL: j.label}[name]
+    elif name in numeric_names:
+        vals = j.numeric[:, list(numeric_names).index(name)]
+    else:
+        k = list(batch.categorical_names).index(name)
+        codes = j.categorical[:, k]
+        keys = category_keys(batch.categorical_values[k]) if batch.categorical_values else _EMPTY
+        vals = np.full(len(codes), np.nan)
+        known = codes >= 0
+        vals[known] = keys[codes[known]] if len(keys) else codes[known].astype(np.float64)
+    return j.version, vals, j.label_ts, np.arange(len(j))
+
+
 def _indicator(batch: MonitorBatch, name: str, value: str) -> F64:
     """1.0 where the categorical feature equals ``value``, 0.0 elsewhere, NaN if missing."""
     col = feature_column(batch, name, ())
@@ -111,6 +135,8 @@ def stream_values(
     VALUE, else 0.0). ``col:NAME`` is a feature with its missing values kept (as NaN), for the
     window checks.
     """
+    if stream.startswith("jcol:"):
+        return _joined_column(batch, stream[5:], numeric_names)
     if stream == "error":
         j = batch.joined
         if j is None or not len(j):
@@ -127,13 +153,16 @@ def stream_values(
         vals = p.score
     elif stream == "latency":
         vals = p.latency_ms
-    elif stream.startswith("col:"):
-        name = stream[4:]
-        vals = (
-            segment_keys(batch)[0]
-            if name == SEGMENT
-            else feature_column(batch, name, numeric_names)
-        )
+    elif stream.startswith(("col:", "pcol:")):
+        name = stream.partition(":")[2]
+        if name == SCORE:
+            vals = p.score
+        elif name == PREDICTION:
+            vals = p.prediction
+        elif name == SEGMENT:
+            vals = segment_keys(batch)[0]
+        else:
+            vals = feature_column(batch, name, numeric_names)
         return p.version, vals, p.ts, np.arange(len(p))
     else:
         name, eq, value = stream.removeprefix("feature:").partition("=")
@@ -198,11 +227,29 @@ class BucketSummary:
             np.concatenate([p[2] for p in parts]),
         )
 
+    def version_rows(self, version: str, streams: Sequence[str]) -> tuple[U32, F64, F64]:
+        """(id keys, times, values (rows, streams)) of one version's aligned ``streams`` (of
+        one row group: ``pcol:`` or ``jcol:``); empty when it has none."""
+        chunks = [self.values.get((version, s)) for s in streams]
+        if any(c is None for c in chunks) or not streams:
+            return np.empty(0, np.uint32), _EMPTY, np.empty((0, len(streams)))
+        first = chunks[0]
+        assert first is not None
+        ts = np.concatenate([c[0] for c in first])
+        keys = np.concatenate([c[1] for c in first])
+        vals = np.column_stack([np.concatenate([c[2] for c in ch or ()]) for ch in chunks])
+        return keys, ts, vals
+
+    def versions(self) -> list[str]:
+        """The versions with any values, sorted."""
+        return sorted({v for v, _ in self.values})
+
     def trim(self, cap: int) -> None:
-        """Keep at most ``cap`` rows of each version's ``col:`` streams: those with the
-        smallest (id key, event time), the same rows in every column."""
+        """Keep at most ``cap`` rows of each version's row-group streams (``col:``, ``pcol:``,
+        ``jcol:``): those with the smallest (id key, event time), the same rows in every
+        column of a group."""
         for key, chunks in self.values.items():
-            if not key[1].startswith("col:") or sum(len(c[0]) for c in chunks) <= cap:
+            if not key[1].startswith(ROW_GROUPS) or sum(len(c[0]) for c in chunks) <= cap:
                 continue
             ts, keys, vals = (np.concatenate([c[k] for c in chunks]) for k in range(3))
             keep = np.lexsort((ts, keys))[:cap]
@@ -275,7 +322,7 @@ class ModelSummarizer:
             if got is None or not len(got[1]):
                 continue
             codes, vals, ts, rows = got
-            joined = stream == "error"
+            joined = stream == "error" or stream.startswith("jcol:")
             if joined not in keys:
                 j = batch.joined
                 ids = j.ids if joined and j is not None else batch.predictions.ids

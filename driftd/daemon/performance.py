@@ -1,0 +1,223 @@
+"""Label-free performance estimation on the leader's merged stream, per model version.
+
+For each ``[[models.X.performance]]`` entry and version, the leader keeps the version's first
+``reference_s`` of joined rows (score, predicted value, label and, for regressors, the
+features; by label time) and samples of its prediction windows (by prediction time), both
+capped to ``sample_rows`` by event-id hash, so the answer is the same for any partitioning.
+When a window closes and the reference is complete, the version's estimator is fitted on the
+reference (``CBPE`` for binary classifiers, ``DLE`` for regressors; cached), the window's
+metric is estimated with its band, and a ``DriftDetected`` fires when the whole band lies on
+the bad side of the reference's realised value by more than ``tolerance``. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.stats import rankdata
+
+from driftd.config import ModelSettings, PerformanceSettings
+from driftd.config.checks import HIGHER_IS_BETTER
+from driftd.contracts.monitor import DriftDetected
+from driftd.daemon.checks import Sample
+from driftd.daemon.summaries import LABEL, PREDICTION, SCORE, BucketSummary
+from driftd.detectors.base import Detector
+from driftd.detectors.cbpe import CBPE, Estimate
+from driftd.detectors.dle import DLE
+
+F64 = npt.NDArray[np.float64]
+
+
+def realised(metric: str, score: F64, pred: F64, label: F64) -> float:
+    """The metric of labeled rows: classification from the 0/1 prediction (score >= 0.5 when
+    the prediction is not 0/1) and ROC AUC from the score; MAE or RMSE of the prediction."""
+    if metric in ("mae", "rmse"):
+        err = pred - label
+        return float(np.mean(np.abs(err))) if metric == "mae" else float(np.sqrt(np.mean(err**2)))
+    if metric == "roc_auc":
+        pos = label == 1
+        n1, n0 = int(pos.sum()), int((~pos).sum())
+        if not n1 or not n0:
+            return math.nan
+        ranks = rankdata(score)
+        return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    yhat = pred if np.isin(pred, (0.0, 1.0)).all() else (score >= 0.5).astype(np.float64)
+    tp = float(((yhat == 1) & (label == 1)).sum())
+    fp = float(((yhat == 1) & (label == 0)).sum())
+    fn = float(((yhat == 0) & (label == 1)).sum())
+    if metric == "accuracy":
+        return float((yhat == label).mean())
+    if metric == "precision":
+        return tp / (tp + fp) if tp + fp else 0.0
+    if metric == "recall":
+        return tp / (tp + fn) if tp + fn else 0.0
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0  # f1
+
+
+class PerformanceEstimator:
+    """One ``[[models.X.performance]]`` entry of one model: references and windows per version."""
+
+    def __init__(self, model: str, s: PerformanceSettings, settings: ModelSettings) -> None:
+        self.model, self.s = model, s
+        self.regression = settings.task == "regression"
+        self.features = list(settings.features) if self.regression else []
+        # joined rows: score, prediction, label, features; prediction rows: the same but label
+        self.joined_streams = [f"jcol:{c}" for c in (SCORE, PREDICTION, LABEL, *self.features)]
+        self.pred_streams = [f"pcol:{c}" for c in (SCORE, PREDICTION, *self.features)]
+        self.references: dict[str, tuple[float, Sample]] = {}  # version -> (start, rows)
+        self.open: dict[tuple[str, int], Sample] = {}  # (version, window index) -> rows
+        self._fitted: dict[str, tuple[Any, float]] = {}  # version -> (estimator, realised)
+
+    def streams(self) -> list[str]:
+        """The summary streams this estimator reads."""
+        return self.joined_streams + self.pred_streams
+
+    def add(self, summary: BucketSummary) -> None:
+        """One emitted bucket: joined rows into references still open, prediction rows into
+        their windows."""
+        s = self.s
+        for version in summary.versions():
+            keys, ts, vals = summary.version_rows(version, self.joined_streams)
+            if len(keys):
+                start, ref = self.references.get(version, (float(ts.min()), None))
+                inside = ts < start + s.reference_s
+                if inside.any():
+                    part = Sample(keys[inside], ts[inside], vals[inside])
+                    width = len(self.joined_streams)
+                    ref = (ref or Sample.empty(width)).add(part, s.sample_rows)
+                if ref is not None:
+                    self.references[version] = (start, ref)
+            keys, ts, vals = summary.version_rows(version, self.pred_streams)
+            if not len(keys):
+                continue
+            idx = np.floor(ts / s.window_s).astype(np.int64)
+            for w in np.unique(idx).tolist():
+                sel = idx == w
+                held = self.open.get((version, w)) or Sample.empty(len(self.pred_streams))
+                part = Sample(keys[sel], ts[sel], vals[sel])
+                self.open[(version, w)] = held.add(part, s.sample_rows)
+
+    def advance(self, clock: float) -> list[DriftDetected]:
+        """Estimate every window that ends at or before ``clock`` (in order)."""
+        out: list[DriftDetected] = []
+        for version, w in sorted(self.open, key=lambda k: (k[1], k[0])):
+            end = (w + 1) * self.s.window_s
+            if end > clock:
+                continue
+            window = self.open.pop((version, w))
+            got = self._estimate(version, window, end, clock)
+            if got is not None:
+                out.append(got)
+        return out
+
+    def _estimate(
+        self, version: str, window: Sample, end: float, clock: float
+    ) -> DriftDetected | None:
+        s = self.s
+        ref = self.references.get(version)
+        if ref is None or clock < ref[0] + s.reference_s or len(ref[1]) < s.min_rows:
+            return None  # no complete reference yet: the window is not judged
+        if len(window) < s.min_rows:
+            return None
+        estimator, truth = self._fit(version, ref[1])
+        est = self._window_estimate(estimator, window)
+        bad = (
+            est.upper < truth - s.tolerance
+            if s.metric in HIGHER_IS_BETTER
+            else est.lower > truth + s.tolerance
+        )
+        if not bad:
+            return None
+        start = ref[0]
+        return DriftDetected(
+            model=self.model,
+            version=version,
+            stream=f"performance:{s.metric}",
+            detector="DLE" if self.regression else "CBPE",
+            kind="drift",
+            ts=end,
+            statistic=est.value,
+            threshold=truth - s.tolerance if s.metric in HIGHER_IS_BETTER else truth + s.tolerance,
+            reference=f"labeled:[{start:g},{start + s.reference_s:g})",
+        )
+
+    def _fit(self, version: str, ref: Sample) -> tuple[Any, float]:
+        got = self._fitted.get(version)
+        if got is None:
+            v = ref.values
+            score, pred, label = v[:, 0], v[:, 1], v[:, 2]
+            truth = realised(self.s.metric, score, pred, label)
+            estimator: Detector | Any
+            if self.regression:
+                estimator = DLE(v[:, 3:], pred, label, confidence=self.s.confidence)
+            else:
+                ok = ~np.isnan(score)
+                estimator = CBPE(score[ok], label[ok], confidence=self.s.confidence)
+            got = self._fitted[version] = (estimator, truth)
+        return got
+
+    def _window_estimate(self, estimator: Any, window: Sample) -> Estimate:
+        v = window.values
+        if self.regression:
+            r = estimator.estimate(v[:, 2:], v[:, 1])
+            return r.mae if self.s.metric == "mae" else r.rmse  # type: ignore[no-any-return]
+        pred = v[:, 1]
+        binary = bool(np.isin(pred[~np.isnan(v[:, 0])], (0.0, 1.0)).all())
+        r = estimator.estimate(v[:, 0], pred if binary else None)
+        return getattr(r, self.s.metric)  # type: ignore[no-any-return]
+
+    # -- state ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.s.model_dump(mode="json"),
+            "references": [[v, st, x.state()] for v, (st, x) in sorted(self.references.items())],
+            "open": [[v, w, x.state()] for (v, w), x in sorted(self.open.items())],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore; an entry whose spec changed since the checkpoint starts over."""
+        if state["spec"] != self.s.model_dump(mode="json"):
+            return
+        jw, pw = len(self.joined_streams), len(self.pred_streams)
+        self.references = {
+            str(v): (float(st), Sample.from_state(x, jw)) for v, st, x in state["references"]
+        }
+        self.open = {(str(v), int(w)): Sample.from_state(x, pw) for v, w, x in state["open"]}
+        self._fitted = {}
+
+
+class ModelPerformance:
+    """Every performance entry of one model."""
+
+    def __init__(self, model: str, settings: ModelSettings) -> None:
+        self.entries = [PerformanceEstimator(model, p, settings) for p in settings.performance]
+        self.cap = max((p.sample_rows for p in settings.performance), default=0)
+
+    def streams(self) -> list[str]:
+        return sorted({s for e in self.entries for s in e.streams()})
+
+    def add(self, summary: BucketSummary) -> None:
+        for e in self.entries:
+            e.add(summary)
+
+    def advance(self, clock: float) -> list[DriftDetected]:
+        out: list[DriftDetected] = []
+        for e in self.entries:
+            out += e.advance(clock)
+        return sorted(out, key=lambda a: (a.ts, a.version))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"entries": [e.state_dict() for e in self.entries]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for e, st in zip(self.entries, state.get("entries", []), strict=False):
+            e.load_state_dict(st)
+
+
+def performance_streams(settings: ModelSettings) -> Sequence[str]:
+    """The summary streams a model's performance entries read (none without entries)."""
+    return ModelPerformance("", settings).streams() if settings.performance else []
