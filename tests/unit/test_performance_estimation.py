@@ -4,6 +4,7 @@ regressor, fitted on each version's first labeled traffic, the same for any part
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,9 +19,10 @@ from driftd.daemon.performance import performance_streams, realised
 from driftd.daemon.summaries import ModelSummarizer, encode
 
 LS = LeaderSettings(bucket_s=10.0, idle_s=30.0)
+World = dict[str, Any]
 
 
-def _world(n: int, seed: int, t0: float, hard: bool = False, labeled: bool = False) -> dict:
+def _world(n: int, seed: int, t0: float, hard: bool = False, labeled: bool = False) -> World:
     """A calibrated binary classifier: score p, label ~ Bernoulli(p), prediction p >= 0.5.
     ``hard`` traffic has scores near 0.5, where it is wrong more often."""
     rng = np.random.default_rng(seed)
@@ -36,7 +38,7 @@ def _world(n: int, seed: int, t0: float, hard: bool = False, labeled: bool = Fal
     }
 
 
-def _batch(w: dict, lo: int, hi: int) -> MonitorBatch:
+def _batch(w: World, lo: int, hi: int) -> MonitorBatch:
     n = hi - lo
     sl = slice(lo, hi)
     preds = PredictionColumns(
@@ -66,7 +68,9 @@ def _batch(w: dict, lo: int, hi: int) -> MonitorBatch:
     return MonitorBatch("m", ["1"], preds, joined, np.empty(0, np.int32), ("x",), ())
 
 
-def _run(model: ModelSettings, worlds: list[dict], partitions: int) -> tuple[list, Brain]:
+def _run(
+    model: ModelSettings, worlds: list[World], partitions: int
+) -> tuple[list[DriftDetected], Brain]:
     streams = list(performance_streams(model))
     parts = [
         ModelSummarizer(model.task, streams, ("x",), LS.bucket_s, sample_rows(model))
@@ -87,15 +91,15 @@ def _run(model: ModelSettings, worlds: list[dict], partitions: int) -> tuple[lis
                                     else _sub(w, rows))  # fmt: skip
             wm = float(w["ts"][hi - 1])
             reports = [Report(p, seq, wm, 0.0, encode({"m": parts[p]})) for p in range(partitions)]
-            for p in parts:
-                p.clear()
+            for part in parts:
+                part.clear()
             brain.absorb(reports)
             fired += brain.advance(wm)
     fired += brain.advance(math.inf)
     return fired, brain
 
 
-def _sub(w: dict, rows: list[int]) -> MonitorBatch:
+def _sub(w: World, rows: list[int]) -> MonitorBatch:
     idx = np.asarray(rows)
     sub = {k: (np.asarray(v)[idx] if isinstance(v, np.ndarray) else v) for k, v in w.items()}
     sub["ids"] = [w["ids"][i] for i in rows]
@@ -141,7 +145,7 @@ def test_a_window_before_the_reference_is_complete_is_not_judged() -> None:
 
 
 def test_dle_sees_the_error_grow_where_the_noise_is() -> None:
-    def regress(n: int, seed: int, t0: float, shift: float, labeled: bool) -> dict:
+    def regress(n: int, seed: int, t0: float, shift: float, labeled: bool) -> World:
         rng = np.random.default_rng(seed)
         x = rng.normal(shift, 1.0, n)
         pred = 2.0 * x
