@@ -79,6 +79,15 @@ class CUSUM:
     and ``scale`` given and 1.35 with them estimated from ``warm_start=100`` values (and 214
     against a predicted 213 with ``h=5``; ``tests/detectors/test_streaming_false_alarms.py``).
 
+    **After resets** the rate is higher than the long-run one, because every restart
+    re-estimates the scale from ``warm_start`` values (fresh streams, a new detector after
+    every drift; ``benchmarks/detectors_rates.py``): with the defaults 4.2, 2.6 and 1.3 per
+    100,000 on N(0, 1) at horizons of 20k, 200k and 2M values, 41 to 56 on Student-t(3) noise,
+    and tens on sparse 0/1 streams, where one error is a jump of ``sqrt((1-p)/p)`` standard
+    deviations: a Gaussian CUSUM is the wrong tool there (use HDDM_A or DDM). The daemon's
+    defaults (``threshold`` 42, or 63 on 0/1 errors) hold 1 per 100,000
+    (``benchmarks/daemon_rates.py``).
+
     Examples
     --------
     >>> import numpy as np

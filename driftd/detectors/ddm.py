@@ -61,6 +61,12 @@ class DDM:
     rate; the rate is empirical. On stationary Bernoulli(0.1) streams with the defaults, one
     drift in 4,000,000 values was measured (0.025 per 100,000; ``test_streaming_false_alarms.py``
     asserts at most 0.1 per 100,000).
+    That is a long-run figure. **After resets** (fresh streams, a new detector after every
+    drift; ``benchmarks/detectors_rates.py``) the start-up is what fires, because a warm-up of
+    30 values with no error makes the first error a drift: 14.8, 7.9 and 3.8 per 100,000 on
+    Bernoulli 0.02, 0.05 and 0.1 at a horizon of 20k values, 0.4 to 1.8 at 200k. No
+    ``drift_threshold`` fixes it; a longer ``warm_start`` does (the daemon uses 1,000 and 3.3:
+    at most 1 per 100,000, ``benchmarks/daemon_rates.py``).
 
     Examples
     --------
@@ -218,6 +224,10 @@ class EDDM:
     **False alarms.** No closed form: ``alpha`` and ``beta`` are ratios, not confidence levels.
     The rate is empirical: on stationary Bernoulli(0.1) streams with the defaults, 1.4 drifts
     per 100,000 values were measured (57 in 4,000,000; ``test_streaming_false_alarms.py``).
+    **After resets** (fresh streams, a new detector after every drift;
+    ``benchmarks/detectors_rates.py``) it is far higher: 42 to 131 per 100,000 on Bernoulli 0.02
+    to 0.1 at a horizon of 20k values, 21 to 27 at 200k, 2 to 3 at 2M. The daemon uses
+    ``warm_start=1000, beta=0.8``: at most 1 per 100,000 (``benchmarks/daemon_rates.py``).
 
     Examples
     --------
