@@ -75,8 +75,14 @@ def feature_column(batch: MonitorBatch, name: str, numeric_names: Sequence[str])
     p = batch.predictions
     if name in numeric_names:
         return p.numeric[:, list(numeric_names).index(name)]
+    return _keyed(batch, name, p.categorical)
+
+
+def _keyed(batch: MonitorBatch, name: str, categorical: npt.NDArray[np.int32]) -> F64:
+    """A categorical feature's codes (of predictions or joined rows) as stable category keys:
+    NaN where missing, ``OTHER_KEY`` beyond the vocabulary's cap."""
     j = list(batch.categorical_names).index(name)
-    codes = p.categorical[:, j]
+    codes = categorical[:, j]
     keys = category_keys(batch.categorical_values[j]) if batch.categorical_values else _EMPTY
     out = np.full(len(codes), np.nan)
     known = codes >= 0
@@ -107,12 +113,7 @@ def _joined_column(
     elif name in numeric_names:
         vals = j.numeric[:, list(numeric_names).index(name)]
     else:
-        k = list(batch.categorical_names).index(name)
-        codes = j.categorical[:, k]
-        keys = category_keys(batch.categorical_values[k]) if batch.categorical_values else _EMPTY
-        vals = np.full(len(codes), np.nan)
-        known = codes >= 0
-        vals[known] = keys[codes[known]] if len(keys) else codes[known].astype(np.float64)
+        vals = _keyed(batch, name, j.categorical)
     return j.version, vals, j.label_ts, np.arange(len(j))
 
 
