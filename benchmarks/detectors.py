@@ -4,9 +4,10 @@ Run ``python benchmarks/detectors.py`` (``--quick`` for a smoke run of a few sec
 row is measured in one process on streams generated here (fixed seeds), so compare the
 ratios, not the absolute figures: the project's machine is shared and noisy. The window,
 MMD and CBPE rows live in ``detectors_window.py``; per-value throughput vs River in
-``detectors_scalar.py``; the daemon's default configurations' false alarms on fresh streams in
-``daemon_rates.py``; CBPE and DLE vs NannyML in ``nannyml_compare.py`` (NannyML in its own
-venv: ``make bench-nannyml``).
+``detectors_scalar.py``; false alarms on fresh streams of the library defaults and of
+``calibrate()`` in ``detectors_rates.py``, of the daemon's default configurations in
+``daemon_rates.py``; the daemon's window checks in ``window_checks.py``; CBPE and DLE vs
+NannyML in ``nannyml_compare.py`` (NannyML in its own venv: ``make bench-nannyml``).
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ from driftd.detectors import ADWIN, CUSUM, DDM, EDDM, HDDM_A, HDDM_W, KSWIN, Pag
 
 try:
     from benchmarks.daemon_rates import daemon_rate_rows
+    from benchmarks.detectors_rates import rate_rows
     from benchmarks.detectors_scalar import scalar_rows
     from benchmarks.detectors_window import machine_info, print_quality, quality_json, window_rows
     from benchmarks.nannyml_compare import nannyml_rows
     from benchmarks.report import Row, print_rows
+    from benchmarks.window_checks import check_rows
 except ImportError:  # run as a script: python benchmarks/detectors.py
     from daemon_rates import daemon_rate_rows  # type: ignore[no-redef]
+    from detectors_rates import rate_rows  # type: ignore[no-redef]
     from detectors_scalar import scalar_rows  # type: ignore[no-redef]
     from detectors_window import (  # type: ignore[no-redef]
         machine_info,
@@ -47,6 +51,7 @@ except ImportError:  # run as a script: python benchmarks/detectors.py
     )
     from nannyml_compare import nannyml_rows  # type: ignore[no-redef]
     from report import Row, print_rows  # type: ignore[no-redef]
+    from window_checks import check_rows  # type: ignore[no-redef]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "detectors.json"
 CHANGE = 5_000  # index of the first changed value in every change stream
@@ -403,7 +408,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--skip",
         default="",
-        help="comma list: stream,window,big,mmd,online,cbpe,scalar,daemon,nannyml",
+        help="comma list: stream,window,big,mmd,online,cbpe,scalar,checks,rates,daemon,nannyml",
     )
     ap.add_argument("--big-seeds", type=int, default=10, help="seeds at 1,000,000 x 20")
     ap.add_argument("--mmd-n", type=int, default=5_000, help="rows per side of the MMD test")
@@ -447,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
     rows += window_rows(args, extra)
     if "scalar" not in args.skip:  # one value per update() call, vs River's per-value API
         rows += scalar_rows(args.quick)
+    if "checks" not in args.skip:  # the daemon's window checks: P(any FP) and power
+        rows += check_rows(args.quick)
+    if "rates" not in args.skip:  # library defaults and calibrate() at 1/100k, fresh streams
+        rows += rate_rows(args.quick, jobs=2)
     if "daemon" not in args.skip:  # what `detector = "X"` gives in the daemon, fresh streams
         rows += daemon_rate_rows(args.quick)
     if "nannyml" not in args.skip:  # CBPE and DLE vs NannyML (make bench-nannyml first)

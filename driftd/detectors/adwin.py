@@ -67,7 +67,7 @@ class ADWIN:
     **After resets** (fresh streams of 20k, 200k or 2M values, a new detector after every
     drift, as a monitor gets; ``benchmarks/detectors_rates.py``): at most 0.015 per 100,000
     on Bernoulli 0.02 to 0.1 and 0.04 to 0.09 on N(0, 1), but 2.1 to 2.4 on Student-t(3)
-    noise: heavy tails need a smaller ``delta`` (the daemon uses 1e-5 on standardised values).
+    noise: heavy tails need a smaller ``delta`` (the daemon uses 1e-6 on standardised values).
 
     Examples
     --------

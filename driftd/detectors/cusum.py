@@ -85,7 +85,7 @@ class CUSUM:
     100,000 on N(0, 1) at horizons of 20k, 200k and 2M values, 41 to 56 on Student-t(3) noise,
     and tens on sparse 0/1 streams, where one error is a jump of ``sqrt((1-p)/p)`` standard
     deviations: a Gaussian CUSUM is the wrong tool there (use HDDM_A or DDM). The daemon's
-    defaults (``threshold`` 42, or 63 on 0/1 errors) hold 1 per 100,000
+    defaults (``threshold`` 50, or 70 on 0/1 errors) hold 1 per 100,000
     (``benchmarks/daemon_rates.py``).
 
     Examples

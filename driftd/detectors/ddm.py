@@ -65,7 +65,7 @@ class DDM:
     drift; ``benchmarks/detectors_rates.py``) the start-up is what fires, because a warm-up of
     30 values with no error makes the first error a drift: 14.8, 7.9 and 3.8 per 100,000 on
     Bernoulli 0.02, 0.05 and 0.1 at a horizon of 20k values, 0.4 to 1.8 at 200k. No
-    ``drift_threshold`` fixes it; a longer ``warm_start`` does (the daemon uses 1,000 and 3.3:
+    ``drift_threshold`` fixes it; a longer ``warm_start`` does (the daemon uses 1,000 and 3.5:
     at most 1 per 100,000, ``benchmarks/daemon_rates.py``).
 
     Examples

@@ -70,7 +70,7 @@ class PageHinkley:
     drift; ``benchmarks/detectors_rates.py``): the defaults give 61 to 63 per 100,000 on N(0, 1)
     and 57 to 59 on Student-t(3), and on 0/1 streams 0 to 0.34 (p = 0.02) up to 1.1 to 3.2
     (p = 0.1), rising with the horizon. The daemon standardises values and uses
-    ``delta=0.25, threshold=45, alpha=1`` (``threshold=55, alpha=1`` on 0/1 errors): at most 1
+    ``delta=0.25, threshold=50, alpha=1`` (``threshold=55, alpha=1`` on 0/1 errors): at most 1
     per 100,000 (``benchmarks/daemon_rates.py``).
 
     Examples

@@ -174,7 +174,7 @@ def test_raw_unit_detectors_are_standardised_with_the_daemons_defaults_unless_to
 
     on_latency = make_detector(DetectorSettings(detector="PageHinkley", stream="latency"))
     assert isinstance(on_latency, Standardized) and isinstance(on_latency.inner, PageHinkley)
-    assert (on_latency.inner.delta, on_latency.inner.threshold) == (0.25, 45.0)
+    assert (on_latency.inner.delta, on_latency.inner.threshold) == (0.25, 50.0)
     mine = make_detector(
         DetectorSettings(detector="PageHinkley", stream="score", params={"threshold": 40.0})
     )
