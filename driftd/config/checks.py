@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 from driftd.config.errors import located
 from driftd.config.sections import Section
 
-CheckKind = Literal["drift", "missing", "out_of_range", "unseen", "multivariate"]
+CheckKind = Literal["drift", "missing", "out_of_range", "unseen", "multivariate", "type_errors"]
 NumericTest = Literal["ks", "ad", "psi", "js", "wasserstein"]
 CategoricalTest = Literal["chi2", "g", "psi", "js"]
 
@@ -34,6 +34,7 @@ CHECK_PARAMS: dict[str, dict[str, str]] = {
         "q_high": "the reference quantile above which a value is out of range (0.995)",
     },
     "unseen": {"tolerance": "the rate of unseen categories tolerated (0.001)"},
+    "type_errors": {"max_rate": "the least type-error rate assumed for the reference (0.001)"},
     "multivariate": {
         "max_rows": "rows a side in the MMD test (2,000; its cost grows with their square)",
         "n_permutations": "the MMD test's permutations (500)",
@@ -59,10 +60,12 @@ class WindowCheckSettings(Section):
     ``check``: ``drift`` (a two-sample test per feature: ``test`` for numeric features,
     ``categorical_test`` for categorical ones), ``missing`` (missing rate above the
     reference's), ``out_of_range`` (numeric values outside the reference's quantile range),
-    ``unseen`` (categories the reference never had) or ``multivariate`` (a kernel MMD test of
-    the window's numeric rows against the reference's). Per window, the features' p-values are
-    corrected (``holm``: P(any false alarm) <= ``alpha`` per window; ``bh``: false-discovery
-    rate <= ``alpha``), with segments over every feature of every segment and of the pool.
+    ``unseen`` (categories the reference never had), ``multivariate`` (a kernel MMD test of
+    the window's numeric rows against the reference's) or ``type_errors`` (the share of
+    predictions dead-lettered for a feature of the wrong type, above the reference's). Per
+    window, the features' p-values are corrected (``holm``: P(any false alarm) <= ``alpha``
+    per window; ``bh``: false-discovery rate <= ``alpha``), with segments over every feature
+    of every segment and of the pool.
     ``sample_rows`` caps the rows kept per window, as a uniform sample by a hash of the event
     id, the same for any partitioning.
     """
@@ -120,6 +123,11 @@ def check_features(
     kinds = {"out_of_range": "numeric", "multivariate": "numeric", "unseen": "categorical"}
     errors: list[tuple[tuple[str | int, ...], str, str]] = []
     for i, c in enumerate(checks):
+        if c.check == "type_errors":
+            if c.features:
+                expected = "no features: type errors are counted per prediction"
+                errors.append((("checks", i, "features"), ", ".join(c.features), expected))
+            continue
         want = kinds.get(c.check)
         valid = [n for n, k in features.items() if want is None or k == want]
         for j, name in enumerate(c.features):

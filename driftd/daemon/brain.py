@@ -40,6 +40,7 @@ STATE_KIND = "driftd.brain"
 STATE_VERSION = 1
 NEVER = -math.inf
 LABELED = FIELDS.index("labeled")
+REQUESTS = FIELDS.index("requests")
 
 
 @dataclass
@@ -172,6 +173,8 @@ class Brain:
                 if checks is not None:
                     keys, ts, rows = summary.rows(checks.columns)
                     checks.add(Sample(keys, ts, rows), summary.labels)
+                    accepted = sum(float(c[REQUESTS]) for c in summary.counts.counts.values())
+                    checks.add_counts(b * self.settings.bucket_s, summary.type_errors, accepted)
                 if perf is not None:
                     perf.add(summary)
                 closed = self._windows(model, float(b * self.settings.bucket_s))

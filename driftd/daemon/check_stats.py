@@ -23,6 +23,8 @@ most an ``alpha`` share of the alarms are false (BH):
   a permutation test (999 seeded relabellings of the pooled values: with many rare
   categories some are new by chance, 91 % of stationary windows alarmed under a plain
   binomial at 0.001) and a binomial test against ``tolerance``; an alarm needs both.
+- ``type_errors``: the window's predictions dead-lettered for a feature of the wrong type
+  against the reference's (the same two tests as ``missing``, with ``max_rate`` as floor).
 - ``multivariate``: a kernel MMD permutation test on the rows complete in every numeric
   feature (standardised by the reference; up to ``max_rows`` rows a side): one p-value for
   the whole row, which sees changes no marginal test sees (a correlation).
@@ -75,6 +77,23 @@ def _codes(ref: F64, cur: F64) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.in
     pos = np.searchsorted(seen, cur).clip(0, max(seen.size - 1, 0))
     known = seen[pos] == cur if seen.size else np.zeros(cur.size, bool)
     return np.searchsorted(seen, ref), np.where(known, pos, seen.size)
+
+
+def rate_test(k: int, n: int, k_ref: int, n_ref: int, min_rate: float) -> tuple[float, float]:
+    """(p-value, null rate) of ``k`` flagged of ``n`` against ``k_ref`` of ``n_ref`` in the
+    reference: Fisher's exact one-sided test (the reference rate is an estimate too) and a
+    binomial against ``min_rate``, the larger p-value (an alarm needs both)."""
+    fisher = float(stats.hypergeom.sf(k - 1, n_ref + n, k_ref + k, n)) if k else 1.0
+    return max(fisher, _binomial(k, n, min_rate)), max(k_ref / n_ref, min_rate)
+
+
+def counts_outcome(
+    s: WindowCheckSettings, counts: Sequence[float], ref: Sequence[float]
+) -> Outcome:
+    """A ``type_errors`` window: rejected and accepted predictions against the reference's."""
+    k, n = int(counts[0]), int(counts[0] + counts[1])
+    p, floor = rate_test(k, n, int(ref[0]), int(ref[0] + ref[1]), s.params.get("max_rate", 0.001))
+    return Outcome(ROW, p, p, k / n, floor, n, p <= s.alpha)
 
 
 def _out_of_range(s: WindowCheckSettings, ref: F64, cur: F64) -> tuple[float, float, float, int]:
@@ -151,11 +170,9 @@ def _one(
     if s.check == "missing":
         if cur.size < s.min_rows or ref.size < s.min_rows:
             return None
-        min_rate = s.params.get("min_rate", 0.001)
         k, k_ref = int(np.isnan(cur).sum()), int(np.isnan(ref).sum())
-        fisher = float(stats.hypergeom.sf(k - 1, ref.size + cur.size, k_ref + k, cur.size))
-        p = max(fisher, _binomial(k, cur.size, min_rate))
-        return p, k / cur.size, max(k_ref / ref.size, min_rate), cur.size
+        p, floor = rate_test(k, cur.size, k_ref, ref.size, s.params.get("min_rate", 0.001))
+        return p, k / cur.size, floor, cur.size
     ref, cur = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
     if cur.size < s.min_rows or ref.size < s.min_rows:
         return None

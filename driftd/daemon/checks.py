@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from driftd.config import ModelSettings, SegmentSettings, WindowCheckSettings
 from driftd.contracts.monitor import DriftDetected
-from driftd.daemon.check_stats import ROW, Outcome, decide, raw_outcomes
+from driftd.daemon.check_stats import ROW, Outcome, counts_outcome, decide, raw_outcomes
 from driftd.daemon.summaries import SEGMENT
 
 F64 = npt.NDArray[np.float64]
@@ -38,9 +38,21 @@ ALL_VERSIONS = "*"  # the version of a check's alarms: checks pool every version
 STATE_VERSION = 1
 
 
+def span(kind: str, start: float, end: float) -> str:
+    """A reference's label: its kind and event-time range, ``pinned:[1764547200,1764550800)``
+    (whole seconds as integers, so that epoch times stay exact)."""
+
+    def t(x: float) -> str:
+        return str(int(x)) if float(x).is_integer() else f"{x:.3f}"
+
+    return f"{kind}:[{t(start)},{t(end)})"
+
+
 def check_features(check: WindowCheckSettings, features: Mapping[str, str]) -> list[str]:
     """The features a check tests: those it names, or every feature of the kinds it applies
     to (out_of_range and multivariate: numeric; unseen: categorical; others: all)."""
+    if check.check == "type_errors":
+        return []  # counted per prediction, not per feature
     if check.features:
         return list(check.features)
     want = {"out_of_range": "numeric", "multivariate": "numeric", "unseen": "categorical"}
@@ -148,9 +160,13 @@ class WindowCheck:
         self.closed: dict[int, Populations] = {}  # recent closed windows (a rolling reference)
         self.reference: Populations | None = None
         self.reference_label = ""
+        # type_errors: [rejected, accepted] predictions per window, closed window, reference
+        self.counts: dict[int, list[float]] = {}
+        self.closed_counts: dict[int, list[float]] = {}
+        self.ref_counts: list[float] | None = None
         if check.reference_start is not None and check.reference_end is not None:
             self.reference = {}
-            self.reference_label = f"pinned:[{check.reference_start:g},{check.reference_end:g})"
+            self.reference_label = span("pinned", check.reference_start, check.reference_end)
 
     def _cap(self, label: str) -> int:
         return self.s.sample_rows if label == "" else self.segment_rows
@@ -188,9 +204,32 @@ class WindowCheck:
             for w in np.unique(idx[inside]).tolist():
                 self._add(self.open.setdefault(w, {}), *part_of(inside & (idx == w)))
 
+    def add_counts(self, ts: float, rejected: float, accepted: float) -> None:
+        """``type_errors``: one bucket's predictions rejected for a type error and accepted,
+        at the bucket's start time, into its windows and a pinned reference range."""
+        s = self.s
+        lo, hi = s.reference_start, s.reference_end
+        if lo is not None and hi is not None and lo <= ts < hi:
+            held = self.ref_counts or [0.0, 0.0]
+            self.ref_counts = [held[0] + rejected, held[1] + accepted]
+        last = math.floor(ts / self.slide)
+        for back in range(math.ceil(s.window_s / self.slide)):
+            w = last - back
+            if ts < w * self.slide + s.window_s:
+                c = self.counts.setdefault(w, [0.0, 0.0])
+                c[0] += rejected
+                c[1] += accepted
+
     def advance(self, clock: float) -> list[DriftDetected]:
         """Test every open window that ends at or before ``clock``, in start order."""
         out: list[DriftDetected] = []
+        if self.s.check == "type_errors":
+            for w in sorted(self.counts):
+                end = w * self.slide + self.s.window_s
+                if end > clock:
+                    break
+                out += self._close_counts(w, self.counts.pop(w), end)
+            return out
         for w in sorted(self.open):
             end = w * self.slide + self.s.window_s
             if end > clock:
@@ -216,7 +255,7 @@ class WindowCheck:
                 and len(pooled) >= s.min_rows
             ):
                 self.reference = pops  # the first window with data is the reference
-                self.reference_label = f"pinned:[{start:g},{end:g})"
+                self.reference_label = span("pinned", start, end)
             return []
         tested: list[tuple[str, Outcome]] = []
         for population in sorted(set(pops) & set(ref)):
@@ -241,6 +280,42 @@ class WindowCheck:
             if o.drift
         ]
 
+    def _close_counts(self, w: int, counts: list[float], end: float) -> list[DriftDetected]:
+        s = self.s
+        start = w * self.slide
+        back = w - math.ceil(s.window_s / self.slide)
+        if s.reference == "rolling":
+            ref, label = self.closed_counts.get(back), span("rolling", back * self.slide, start)
+            self.closed_counts[w] = counts
+            self.closed_counts = {k: v for k, v in self.closed_counts.items() if k >= back}
+        elif s.reference_end is not None and start < s.reference_end:
+            ref, label = None, self.reference_label
+        else:
+            ref, label = self.ref_counts, self.reference_label
+        if ref is None or sum(ref) < s.min_rows:
+            if s.reference == "pinned" and s.reference_end is None and sum(counts) >= s.min_rows:
+                self.ref_counts = counts  # the first window with data is the reference
+                self.reference_label = span("pinned", start, end)
+            return []
+        if sum(counts) < s.min_rows:
+            return []
+        o = counts_outcome(s, counts, ref)
+        if not o.drift:
+            return []
+        return [
+            DriftDetected(
+                model=self.model,
+                version=ALL_VERSIONS,
+                stream="features",
+                detector=self.detector,
+                kind="drift",
+                ts=end,
+                statistic=o.statistic,
+                threshold=o.threshold,
+                reference=label,
+            )
+        ]
+
     def set_reference(self, label: str, rows: Sample) -> bool:
         """Use ``rows`` (sampled down) as the reference from now on; False if ``label`` is
         the reference already."""
@@ -255,7 +330,7 @@ class WindowCheck:
         if s.reference == "rolling":
             back = w - math.ceil(s.window_s / self.slide)  # the window ending at this start
             ref = self.closed.get(back)
-            label = f"rolling:[{back * self.slide:g},{start:g})"
+            label = span("rolling", back * self.slide, start)
             return (ref, label) if ref is not None else (None, label)
         if s.reference_end is not None and start < s.reference_end:
             return None, self.reference_label  # the window overlaps the reference range
@@ -270,6 +345,9 @@ class WindowCheck:
             "closed": [[w, _pops_state(x)] for w, x in sorted(self.closed.items())],
             "reference": None if self.reference is None else _pops_state(self.reference),
             "reference_label": self.reference_label,
+            "counts": [[w, *c] for w, c in sorted(self.counts.items())],
+            "closed_counts": [[w, *c] for w, c in sorted(self.closed_counts.items())],
+            "ref_counts": self.ref_counts,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -283,6 +361,12 @@ class WindowCheck:
         ref = state["reference"]
         self.reference = None if ref is None else _pops_from(ref, k)
         self.reference_label = str(state["reference_label"])
+        self.counts = {int(w): [float(a), float(b)] for w, a, b in state.get("counts", [])}
+        self.closed_counts = {
+            int(w): [float(a), float(b)] for w, a, b in state.get("closed_counts", [])
+        }
+        rc = state.get("ref_counts")
+        self.ref_counts = None if rc is None else [float(rc[0]), float(rc[1])]
 
 
 def _stream(feature: str, population: str) -> str:
@@ -338,6 +422,12 @@ class ModelChecks:
                 label = ""
             out.append(label)
         return out
+
+    def add_counts(self, ts: float, rejected: float, accepted: float) -> None:
+        """One bucket's type-error counts (at its start time) for the ``type_errors`` checks."""
+        for check in self.checks:
+            if check.s.check == "type_errors":
+                check.add_counts(ts, rejected, accepted)
 
     def set_champion(self, label: str, rows: Sample) -> list[int]:
         """The champion's training rows (values in ``columns`` order) as the reference of

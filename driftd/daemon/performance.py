@@ -23,7 +23,7 @@ from scipy.stats import rankdata
 from driftd.config import ModelSettings, PerformanceSettings
 from driftd.config.checks import HIGHER_IS_BETTER
 from driftd.contracts.monitor import DriftDetected
-from driftd.daemon.checks import Sample
+from driftd.daemon.checks import Sample, span
 from driftd.daemon.summaries import LABEL, PREDICTION, SCORE, BucketSummary
 from driftd.detectors.base import Detector
 from driftd.detectors.cbpe import CBPE, Estimate
@@ -142,7 +142,7 @@ class PerformanceEstimator:
             ts=end,
             statistic=est.value,
             threshold=truth - s.tolerance if s.metric in HIGHER_IS_BETTER else truth + s.tolerance,
-            reference=f"labeled:[{start:g},{start + s.reference_s:g})",
+            reference=span("labeled", start, start + s.reference_s),
         )
 
     def _fit(self, version: str, ref: Sample) -> tuple[Any, float]:

@@ -49,6 +49,7 @@ from driftd.daemon.summary import summarize
 from driftd.daemon.validity import missing_counts
 
 ExtraMonitors = Callable[[str, ModelSchema], Sequence[Monitor]]
+TYPE_ERRORS = frozenset({"schema", "invalid_value"})  # a feature of the wrong type or range
 
 _MODEL = operator.attrgetter("model")
 _FEATURES = operator.attrgetter("features")
@@ -267,6 +268,9 @@ class Pipeline:
         )
         if not failures:
             return heads, feats
+        typed = [heads[k].ts for k, exc in failures if exc.reason in TYPE_ERRORS]
+        if typed and any(c.check == "type_errors" for c in schema.settings.checks):
+            model.summary.add_type_errors(np.asarray(typed, np.float64))
         for k, exc in failures:
             detail = exc.detail.replace("`$", "`$.features", 1)
             if exc.reason == "unknown_feature":

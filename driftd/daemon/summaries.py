@@ -180,6 +180,7 @@ class BucketSummary:
         # (version, stream) -> chunks of (event times, id keys, values), in arrival order
         self.values: dict[tuple[str, str], list[tuple[F64, U32, F64]]] = {}
         self.labels: dict[int, str] = {}  # segment key -> its label
+        self.type_errors = 0  # predictions dead-lettered for a feature of the wrong type
 
     def __len__(self) -> int:
         return sum(len(c[0]) for chunks in self.values.values() for c in chunks)
@@ -193,6 +194,7 @@ class BucketSummary:
         """Add another partition's (or report's) summary of the same bucket."""
         self.counts.merge(other.counts)
         self.labels.update(other.labels)
+        self.type_errors += other.type_errors
         for key, chunks in other.values.items():
             self.values.setdefault(key, []).extend(chunks)
 
@@ -210,7 +212,7 @@ class BucketSummary:
         """(id keys, event times, values (rows, features)) of the ``col:`` streams of
         ``names``, every version pooled: the columns of one version share their rows."""
         parts = []
-        for version in sorted({v for v, _ in self.values}):
+        for version in sorted({v for v, _ in self.values} if names else ()):
             chunks = [self.values.get((version, f"col:{n}")) for n in names]
             if any(c is None for c in chunks):
                 continue
@@ -268,7 +270,12 @@ class BucketSummary:
             ts, keys, vs = (np.concatenate([c[k] for c in chunks]) for k in range(3))
             vals.append([version, stream, ts, keys, vs])
         labels = [[k, v] for k, v in sorted(self.labels.items())]
-        return {"counts": self.counts.state_dict(), "values": vals, "labels": labels}
+        return {
+            "counts": self.counts.state_dict(),
+            "values": vals,
+            "labels": labels,
+            "type_errors": self.type_errors,
+        }
 
     @classmethod
     def from_state(cls, task: str, state: Mapping[str, Any]) -> BucketSummary:
@@ -276,6 +283,7 @@ class BucketSummary:
         b = cls(task)
         b.counts.load_state_dict(state["counts"])
         b.labels = {int(k): str(v) for k, v in state.get("labels", [])}
+        b.type_errors = int(state.get("type_errors", 0))
         for version, stream, ts, keys, vs in state["values"]:
             b.add(
                 str(version),
@@ -353,6 +361,11 @@ class ModelSummarizer:
                 expired_versions=np.empty(0, np.int32),
             )
             self._bucket(b).counts.update(sub)
+
+    def add_type_errors(self, ts: F64) -> None:
+        """Count predictions dead-lettered for a feature of the wrong type, by event time."""
+        for b, n in zip(*np.unique(self._index(ts), return_counts=True), strict=True):
+            self._bucket(int(b)).type_errors += int(n)
 
     def bucket_state(self, b: int) -> dict[str, Any]:
         """One bucket's state for a report, its window-check rows sampled down first."""

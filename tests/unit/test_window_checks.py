@@ -8,6 +8,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -331,3 +332,34 @@ def test_bh_over_features_and_segments_holds_alpha_per_window_on_stationary_data
 def test_a_window_check_on_its_own_tests_the_pool_only() -> None:
     wc = WindowCheck("m", ModelSettings(features=FEATURES, checks=[{}]).checks[0], FEATURES)
     assert wc.segment_rows == 0
+
+
+def test_type_errors_are_counted_from_dead_letters_and_tested_against_the_reference() -> None:
+    import json
+
+    from driftd.config import IngestSettings, JoinSettings
+    from driftd.daemon.abc import RawChunk
+    from driftd.daemon.pipeline import Pipeline
+
+    model = _model({"check": "type_errors", "window_s": 100.0})
+    T0 = 1_700_000_000
+    pipe = Pipeline({"m": model}, IngestSettings(), JoinSettings(), leader=LS)
+    lines = []
+    for i in range(6_000):  # 20 per second; in [200, 300) one in ten has x as a string
+        x: object = "12,5" if 4_000 <= i < 6_000 and i % 10 == 0 else float(i % 7)
+        feats = {"x": x, "y": 0.5, "c": "red"}
+        event = {"kind": "prediction", "id": f"p{i}", "model": "m", "version": "1",
+                 "ts": T0 + i / 20.0, "features": feats, "prediction": 0}  # fmt: skip
+        lines.append(json.dumps(event).encode())
+    out = pipe.process(RawChunk(0, "mixed", "f", lines, list(range(1, 6_001)), {"f": 6_000}))
+    assert {d.reason for d in out.dead_letters} == {"schema"}  # a string for a float
+    assert len(out.dead_letters) == 200
+    summary = pipe.partition(0).models["m"].summary
+    assert sum(b.type_errors for b in summary.buckets.values()) == 200
+    brain = Brain({"m": model}, LS)
+    brain.absorb([Report(0, 1, T0 + 299.95, 0.0, encode({"m": summary}))])
+    alarms = brain.advance(math.inf)
+    assert [(a.detector, a.stream, a.ts, a.reference) for a in alarms] == [
+        ("window:type_errors", "features", T0 + 300.0, f"pinned:[{T0},{T0 + 100})")
+    ]
+    assert alarms[0].statistic == pytest.approx(0.1)
