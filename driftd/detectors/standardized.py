@@ -33,11 +33,11 @@ class Standardized:
     --------
     >>> from driftd.detectors import PageHinkley
     >>> rng = np.random.default_rng(0)
-    >>> det = Standardized(PageHinkley(), warmup=1_000)
+    >>> det = Standardized(PageHinkley(delta=0.25, threshold=50.0, alpha=1.0), warmup=1_000)
     >>> det.update(rng.normal(5_000.0, 800.0, 50_000))  # milliseconds: no false alarm
     []
     >>> round(det.mean, -2), round(det.sd, -1)
-    (5000.0, 810.0)
+    (5000.0, 780.0)
     """
 
     def __init__(self, inner: Detector, warmup: int = 1_000, min_sd: float = 1e-12) -> None:
