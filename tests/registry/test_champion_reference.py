@@ -64,7 +64,11 @@ def _window(shift: float, t0: float, seed: int) -> Sample:
     n = 1_000
     colors = np.array([category_key(c) for c in ("red", "green", "blue")])
     values = np.column_stack([rng.normal(shift, 1.0, (n, 2)), colors[rng.integers(0, 3, n)]])
-    return Sample(rng.integers(0, 2**32, n, dtype=np.uint32), t0 + np.arange(n, dtype=np.float64) * 0.1, values)
+    return Sample(
+        rng.integers(0, 2**32, n, dtype=np.uint32),
+        t0 + np.arange(n, dtype=np.float64) * 0.1,
+        values,
+    )
 
 
 def test_snapshot_rows_key_categories_as_the_daemon_does(tmp_path: Path) -> None:
