@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,10 +27,10 @@ from driftd.daemon.detector_monitor import DAEMON_DEFAULTS, make_detector
 from driftd.detectors.rates import GENERATORS, StreamGenerator, fresh_rate
 
 try:
-    from benchmarks.report import Row, print_rows
+    from benchmarks.report import Row, report
 except ImportError:  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from report import Row, print_rows  # type: ignore[no-redef]
+    from report import Row, report  # type: ignore[no-redef]
 
 DETECTORS = ("ADWIN", "PageHinkley", "CUSUM", "DDM", "EDDM", "HDDM_A", "HDDM_W", "KSWIN")
 BINARY_ONLY = ("DDM", "EDDM", "HDDM_A", "HDDM_W")
@@ -88,13 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="benchmarks/results/daemon_rates.json")
     args = ap.parse_args(argv)
     rows = daemon_rate_rows(args.quick)
-    print_rows(rows, "daemon default detectors: false alarms per 100k on fresh streams")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"defaults": {f"{d}/{b}": p for (d, b), p in DAEMON_DEFAULTS.items()}}
-    payload["rows"] = [r.as_json() for r in rows]  # type: ignore[assignment]
-    out.write_text(json.dumps(payload, indent=2) + "\n")
-    return 0 if all(r.passed is not False for r in rows) else 1
+    title = "daemon default detectors: false alarms per 100k on fresh streams"
+    defaults = {f"{d}/{b}": p for (d, b), p in DAEMON_DEFAULTS.items()}
+    return report(rows, title, args.out, defaults=defaults)
 
 
 if __name__ == "__main__":

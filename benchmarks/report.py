@@ -91,3 +91,17 @@ def machine_info(**extra: Any) -> dict[str, Any]:
         "loadavg_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
         **extra,
     }
+
+
+def report(rows: list[Row], title: str, out: str | Path, **extra: Any) -> int:
+    """Print the rows' table, write them (with ``extra`` and the machine) as JSON to ``out``,
+    and return the exit status: 1 when a row missed its target, else 0."""
+    import json
+
+    print_rows(rows, title)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"machine": machine_info(commit=git_commit()), **extra}
+    doc["rows"] = [r.as_json() for r in rows]
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    return 0 if all(r.passed is not False for r in rows) else 1

@@ -16,7 +16,6 @@ Run: ``python benchmarks/window_checks.py [--quick]``; writes
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,10 +27,10 @@ from driftd.config import WindowCheckSettings
 from driftd.daemon.check_stats import evaluate
 
 try:
-    from benchmarks.report import Row, print_rows
+    from benchmarks.report import Row, report
 except ImportError:  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from report import Row, print_rows  # type: ignore[no-redef]
+    from report import Row, report  # type: ignore[no-redef]
 
 NUM, CAT = 6, 4
 NAMES = [f"x{j}" for j in range(NUM)] + [f"c{j}" for j in range(CAT)]
@@ -153,15 +152,13 @@ def check_rows(quick: bool) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="60 trials a row instead of 400")
+    ap.add_argument(
+        "--quick", action="store_true", help="60 trials a row (a smoke run: too few to judge 5 %%)"
+    )
     ap.add_argument("--out", default="benchmarks/results/window_checks.json")
     args = ap.parse_args(argv)
     rows = check_rows(args.quick)
-    print_rows(rows, "daemon window checks: false alarms per window and power")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": [r.as_json() for r in rows]}, indent=2) + "\n")
-    return 0 if all(r.passed is not False for r in rows) else 1
+    return report(rows, "daemon window checks: false alarms per window and power", args.out)
 
 
 if __name__ == "__main__":

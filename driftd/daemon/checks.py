@@ -222,19 +222,15 @@ class WindowCheck:
 
     def advance(self, clock: float) -> list[DriftDetected]:
         """Test every open window that ends at or before ``clock``, in start order."""
+        counts = self.s.check == "type_errors"
+        held: dict[int, Any] = self.counts if counts else self.open
+        close = self._close_counts if counts else self._close
         out: list[DriftDetected] = []
-        if self.s.check == "type_errors":
-            for w in sorted(self.counts):
-                end = w * self.slide + self.s.window_s
-                if end > clock:
-                    break
-                out += self._close_counts(w, self.counts.pop(w), end)
-            return out
-        for w in sorted(self.open):
+        for w in sorted(held):
             end = w * self.slide + self.s.window_s
             if end > clock:
                 break
-            out += self._close(w, self.open.pop(w), end)
+            out += close(w, held.pop(w), end)
         return out
 
     # -- closing -------------------------------------------------------------------------
