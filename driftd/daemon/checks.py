@@ -383,7 +383,6 @@ class ModelChecks:
             WindowCheck(model, c, settings.features, settings.segments) for c in settings.checks
         ]
         self._cols = [[self.columns.index(n) for n in c.names] for c in self.checks]
-        self.cap = max((c.sample_rows for c in settings.checks), default=0)  # rows per bucket
         self.tracked: dict[int, str] = {}  # segment key -> label, the first max_segments seen
         self.overflow_rows = 0  # rows of segments beyond the cap (tested in the pool only)
 

@@ -12,50 +12,41 @@ the bad side of the reference's realised value by more than ``tolerance``. Pure:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import rankdata
 
 from driftd.config import ModelSettings, PerformanceSettings
 from driftd.config.checks import HIGHER_IS_BETTER
 from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.checks import Sample, span
 from driftd.daemon.summaries import LABEL, PREDICTION, SCORE, BucketSummary
-from driftd.detectors.base import Detector
 from driftd.detectors.cbpe import CBPE, Estimate
 from driftd.detectors.dle import DLE
+from driftd.detectors.quality import ConfusionMatrix, RegressionErrors
+from driftd.detectors.quality_scores import ROCAUC
 
 F64 = npt.NDArray[np.float64]
 
 
 def realised(metric: str, score: F64, pred: F64, label: F64) -> float:
-    """The metric of labeled rows: classification from the 0/1 prediction (score >= 0.5 when
-    the prediction is not 0/1) and ROC AUC from the score; MAE or RMSE of the prediction."""
+    """The metric of labeled rows, from the library's quality metrics: classification from
+    the 0/1 prediction (score >= 0.5 when the prediction is not 0/1), ROC AUC from the score,
+    MAE or RMSE of the prediction."""
     if metric in ("mae", "rmse"):
-        err = pred - label
-        return float(np.mean(np.abs(err))) if metric == "mae" else float(np.sqrt(np.mean(err**2)))
+        errors = RegressionErrors()
+        errors.update(label, pred)
+        return float(getattr(errors.result(), metric))
     if metric == "roc_auc":
-        pos = label == 1
-        n1, n0 = int(pos.sum()), int((~pos).sum())
-        if not n1 or not n0:
-            return math.nan
-        ranks = rankdata(score)
-        return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+        auc = ROCAUC(mode="exact")
+        auc.update(label, score)
+        return auc.result()
     yhat = pred if np.isin(pred, (0.0, 1.0)).all() else (score >= 0.5).astype(np.float64)
-    tp = float(((yhat == 1) & (label == 1)).sum())
-    fp = float(((yhat == 1) & (label == 0)).sum())
-    fn = float(((yhat == 0) & (label == 1)).sum())
-    if metric == "accuracy":
-        return float((yhat == label).mean())
-    if metric == "precision":
-        return tp / (tp + fp) if tp + fp else 0.0
-    if metric == "recall":
-        return tp / (tp + fn) if tp + fn else 0.0
-    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0  # f1
+    cm = ConfusionMatrix(n_classes=2)
+    cm.update(label, yhat)
+    return float(getattr(cm.result(), metric))
 
 
 class PerformanceEstimator:
@@ -151,7 +142,7 @@ class PerformanceEstimator:
             v = ref.values
             score, pred, label = v[:, 0], v[:, 1], v[:, 2]
             truth = realised(self.s.metric, score, pred, label)
-            estimator: Detector | Any
+            estimator: CBPE | DLE
             if self.regression:
                 estimator = DLE(v[:, 3:], pred, label, confidence=self.s.confidence)
             else:
@@ -195,7 +186,6 @@ class ModelPerformance:
 
     def __init__(self, model: str, settings: ModelSettings) -> None:
         self.entries = [PerformanceEstimator(model, p, settings) for p in settings.performance]
-        self.cap = max((p.sample_rows for p in settings.performance), default=0)
 
     def streams(self) -> list[str]:
         return sorted({s for e in self.entries for s in e.streams()})
