@@ -6,6 +6,7 @@ labels) are int32 codes through bounded vocabularies that are part of the checkp
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,12 +25,21 @@ OTHER = -2  # code for a category beyond the vocabulary's cap
 class Vocab:
     """A bounded string -> int32 code table; codes are stable once given."""
 
-    __slots__ = ("_codes", "cap", "values")
+    __slots__ = ("_codes", "_keys", "cap", "values")
 
     def __init__(self, values: Sequence[str] = (), cap: int | None = None) -> None:
         self.values: list[str] = list(values)
         self._codes: dict[str, int] = {v: i for i, v in enumerate(self.values)}
+        self._keys: F64 = np.empty(0)
         self.cap = cap
+
+    def keys(self) -> F64:
+        """Each value's stable key (CRC-32 of its UTF-8, as float64), by code: the same in
+        every process, where the codes depend on arrival order. Extended as values are added."""
+        if len(self._keys) < len(self.values):
+            more = [zlib.crc32(v.encode()) for v in self.values[len(self._keys) :]]
+            self._keys = np.concatenate([self._keys, np.asarray(more, np.float64)])
+        return self._keys
 
     def code(self, value: str) -> int:
         """The code of one value, adding it when there is room."""

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from driftd.contracts.columns import I32, JoinedColumns, PredictionColumns
+from driftd.contracts.columns import F64, I32, JoinedColumns, PredictionColumns
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,8 +20,8 @@ class MonitorBatch:
     expired_versions: I32  # versions of predictions that expired without a label
     numeric_names: Sequence[str] = field(default=())
     categorical_names: Sequence[str] = field(default=())
-    # each categorical feature's vocabulary (code -> string), to key categories stably
-    categorical_values: Sequence[Sequence[str]] = field(default=())
+    # each categorical feature's stable category keys by code (``Vocab.keys``)
+    categorical_keys: Sequence[F64] = field(default=())
     # each prediction's segment label ("region=eu"; "" without one), when segments are on
     segments: Sequence[str] = field(default=())
 

@@ -354,7 +354,7 @@ class Pipeline:
             expired_versions=expired,
             numeric_names=schema.numeric_names,
             categorical_names=schema.categorical_names,
-            categorical_values=[v.values for v in model.categories],
+            categorical_keys=[v.keys() for v in model.categories],
             segments=segments,
         )
         for m in model.monitors:

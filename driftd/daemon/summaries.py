@@ -47,21 +47,11 @@ OTHER_KEY = -2.0  # a category beyond the vocabulary's cap: its string is not ke
 SEGMENT = "@segment"  # the column of segment keys (``col:@segment``) for the window checks
 SCORE, PREDICTION, LABEL = "@score", "@prediction", "@label"  # performance estimation columns
 ROW_GROUPS = ("col:", "pcol:", "jcol:")  # streams kept as aligned rows, sampled by id hash
-_vocab_keys: dict[int, tuple[Sequence[str], npt.NDArray[np.float64]]] = {}
 
 
 def category_keys(values: Sequence[str]) -> F64:
-    """Each vocabulary entry's stable key (CRC-32 of its UTF-8, as float64): the same in
-    every process, where the vocabulary's int codes depend on arrival order. Cached per
-    vocabulary list, which only grows."""
-    got = _vocab_keys.get(id(values))
-    if got is not None and got[0] is values and len(got[1]) == len(values):
-        return got[1]
-    done = got[1] if got is not None and got[0] is values else np.empty(0)
-    more = stable_keys(list(values[len(done) :])).astype(np.float64)
-    keys = np.concatenate([done, more])
-    _vocab_keys[id(values)] = (values, keys)
-    return keys
+    """Each category string's stable key (see ``Vocab.keys``), for a plain list."""
+    return stable_keys(list(values)).astype(np.float64)
 
 
 def category_key(value: str) -> float:
@@ -83,7 +73,7 @@ def _keyed(batch: MonitorBatch, name: str, categorical: npt.NDArray[np.int32]) -
     NaN where missing, ``OTHER_KEY`` beyond the vocabulary's cap."""
     j = list(batch.categorical_names).index(name)
     codes = categorical[:, j]
-    keys = category_keys(batch.categorical_values[j]) if batch.categorical_values else _EMPTY
+    keys = batch.categorical_keys[j] if batch.categorical_keys else _EMPTY
     out = np.full(len(codes), np.nan)
     known = codes >= 0
     out[known] = keys[codes[known]] if len(keys) else codes[known].astype(np.float64)
@@ -91,13 +81,16 @@ def _keyed(batch: MonitorBatch, name: str, categorical: npt.NDArray[np.int32]) -
     return out
 
 
-def segment_keys(batch: MonitorBatch) -> tuple[F64, dict[int, str]]:
-    """Each prediction's segment as a stable key (NaN without one), and the labels of the keys."""
-    labels = {int(category_key(v)): v for v in set(batch.segments) if v}
-    keys = np.array([category_key(v) if v else np.nan for v in batch.segments], np.float64)
-    if len(keys) != len(batch.predictions):
-        keys = np.full(len(batch.predictions), np.nan)
-    return keys, labels
+def segment_keys(batch: MonitorBatch) -> F64:
+    """Each prediction's segment as a stable key (NaN without one)."""
+    if len(batch.segments) != len(batch.predictions):
+        return np.full(len(batch.predictions), np.nan)
+    return np.array([category_key(v) if v else np.nan for v in batch.segments], np.float64)
+
+
+def segment_labels(batch: MonitorBatch) -> dict[int, str]:
+    """The batch's segment labels by their stable keys."""
+    return {int(category_key(v)): v for v in set(batch.segments) if v}
 
 
 def _joined_column(
@@ -161,7 +154,7 @@ def stream_values(
         elif name == PREDICTION:
             vals = p.prediction
         elif name == SEGMENT:
-            vals = segment_keys(batch)[0]
+            vals = segment_keys(batch)
         else:
             vals = feature_column(batch, name, numeric_names)
         return p.version, vals, p.ts, np.arange(len(p))
@@ -211,23 +204,12 @@ class BucketSummary:
     def rows(self, names: Sequence[str]) -> tuple[U32, F64, F64]:
         """(id keys, event times, values (rows, features)) of the ``col:`` streams of
         ``names``, every version pooled: the columns of one version share their rows."""
-        parts = []
-        for version in sorted({v for v, _ in self.values} if names else ()):
-            chunks = [self.values.get((version, f"col:{n}")) for n in names]
-            if any(c is None for c in chunks):
-                continue
-            first = chunks[0]
-            assert first is not None
-            ts = np.concatenate([c[0] for c in first])
-            keys = np.concatenate([c[1] for c in first])
-            vals = np.column_stack([np.concatenate([c[2] for c in ch or ()]) for ch in chunks])
-            parts.append((keys, ts, vals))
-        if not parts:
-            return np.empty(0, np.uint32), _EMPTY, np.empty((0, len(names)))
+        streams = [f"col:{n}" for n in names]
+        parts = [self.version_rows(v, streams) for v in self.versions()]
         return (
-            np.concatenate([p[0] for p in parts]),
-            np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]),
+            np.concatenate([np.empty(0, np.uint32), *(p[0] for p in parts)]),
+            np.concatenate([_EMPTY, *(p[1] for p in parts)]),
+            np.concatenate([np.empty((0, len(names))), *(p[2] for p in parts)]),
         )
 
     def version_rows(self, version: str, streams: Sequence[str]) -> tuple[U32, F64, F64]:
@@ -339,7 +321,7 @@ class ModelSummarizer:
             k = keys[joined][rows]
             idx = self._index(ts)
             if stream == f"col:{SEGMENT}":
-                labels = segment_keys(batch)[1]
+                labels = segment_labels(batch)
                 for b in np.unique(idx).tolist():
                     self._bucket(b).labels.update(labels)
             for b, code in sorted(set(zip(idx.tolist(), codes.tolist(), strict=True))):

@@ -68,7 +68,7 @@ def _batch(ev: dict[str, np.ndarray], rows: np.ndarray, vocab: Vocab) -> Monitor
         expired_versions=np.empty(0, np.int32),
         numeric_names=("x", "y"),
         categorical_names=("c",),
-        categorical_values=[vocab.values],
+        categorical_keys=[vocab.keys()],
         segments=[str(v) for v in ev["seg"][rows]] if "seg" in ev else (),
     )
 
