@@ -103,6 +103,13 @@ class WindowCheckSettings(Section):
             raise located(("reference_end",), pinned, "reference_start and reference_end both")
         if pinned[0] is not None and pinned[1] is not None and pinned[0] >= pinned[1]:
             raise located(("reference_end",), pinned[1], f"after reference_start ({pinned[0]})")
+        if self.check == "type_errors" and self.reference == "champion":
+            raise located(
+                ("reference",),
+                self.reference,
+                "pinned or rolling for a type_errors check (a training snapshot holds no "
+                "rejected predictions)",
+            )
         known = CHECK_PARAMS[self.check]
         for key in self.params:
             if key not in known:

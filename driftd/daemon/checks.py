@@ -133,12 +133,17 @@ def _pops_from(state: Sequence[Any], width: int) -> Populations:
     return {str(label): Sample.from_state(x, width) for label, x in state}
 
 
+Counts = list[float]  # type_errors: [rejected, accepted] predictions
+Content = Populations | Counts  # what a window (or reference) holds, by the check's kind
+
+
 class WindowCheck:
     """One configured check of one model: its open windows, its reference, its alarms.
 
-    Every window holds the pooled sample ("") and, when the check runs by segment, one
-    sample per tracked segment (capped at ``segment_rows``). A window's p-values are corrected
-    together over every feature of every population tested.
+    A window holds samples (``Populations``: the pooled sample "" and, when the check runs by
+    segment, one per tracked segment, capped at ``segment_rows``; its p-values are corrected
+    together over every feature of every population tested) or, for ``type_errors``, counts
+    of rejected and accepted predictions. References and windows are handled alike.
     """
 
     def __init__(
@@ -151,25 +156,29 @@ class WindowCheck:
         self.model, self.s = model, check
         self.names = check_features(check, features)
         self.categorical = [features[n] == "categorical" for n in self.names]
+        self.counted = check.check == "type_errors"
         self.slide = check.slide_s or check.window_s
         self.segment_rows = segments.segment_rows if segments and check.by_segment else 0
         self.detector = "window:" + (
             check.check if check.check != "drift" else f"drift:{check.test}"
         )
-        self.open: dict[int, Populations] = {}  # window index (start = index * slide)
-        self.closed: dict[int, Populations] = {}  # recent closed windows (a rolling reference)
-        self.reference: Populations | None = None
+        self.open: dict[int, Content] = {}  # window index (start = index * slide)
+        self.closed: dict[int, Content] = {}  # recent closed windows (a rolling reference)
+        self.reference: Content | None = None
         self.reference_label = ""
-        # type_errors: [rejected, accepted] predictions per window, closed window, reference
-        self.counts: dict[int, list[float]] = {}
-        self.closed_counts: dict[int, list[float]] = {}
-        self.ref_counts: list[float] | None = None
         if check.reference_start is not None and check.reference_end is not None:
-            self.reference = {}
+            self.reference = self._empty()
             self.reference_label = span("pinned", check.reference_start, check.reference_end)
 
-    def _cap(self, label: str) -> int:
-        return self.s.sample_rows if label == "" else self.segment_rows
+    def _empty(self) -> Content:
+        return [0.0, 0.0] if self.counted else {}
+
+    def _size(self, content: Content) -> float:
+        """Rows in the pooled sample, or predictions counted."""
+        if isinstance(content, list):
+            return sum(content)
+        pooled = content.get("")
+        return 0 if pooled is None else len(pooled)
 
     def _add(self, pops: Populations, rows: Sample, seg: Sequence[str] | None) -> None:
         pops[""] = _merge(pops.get(""), rows, self.s.sample_rows)
@@ -185,7 +194,7 @@ class WindowCheck:
         """Add rows (their values in the check's feature order; ``seg``: each row's tracked
         segment, "" for none) to every window they fall in, and to a pinned reference range."""
         s = self.s
-        if not len(rows):
+        if not len(rows) or self.counted:
             return
         segs = np.asarray(seg, dtype=object) if seg is not None else None
 
@@ -195,71 +204,58 @@ class WindowCheck:
         if s.reference_start is not None and s.reference_end is not None:
             inside = (rows.ts >= s.reference_start) & (rows.ts < s.reference_end)
             if inside.any():
-                assert self.reference is not None
+                assert isinstance(self.reference, dict)
                 self._add(self.reference, *part_of(inside))
         last = np.floor(rows.ts / self.slide).astype(np.int64)
         for back in range(math.ceil(s.window_s / self.slide)):
             idx = last - back
             inside = rows.ts < idx * self.slide + s.window_s
             for w in np.unique(idx[inside]).tolist():
-                self._add(self.open.setdefault(w, {}), *part_of(inside & (idx == w)))
+                pops = self.open.setdefault(w, {})
+                assert isinstance(pops, dict)
+                self._add(pops, *part_of(inside & (idx == w)))
 
     def add_counts(self, ts: float, rejected: float, accepted: float) -> None:
         """``type_errors``: one bucket's predictions rejected for a type error and accepted,
         at the bucket's start time, into its windows and a pinned reference range."""
         s = self.s
         lo, hi = s.reference_start, s.reference_end
-        if lo is not None and hi is not None and lo <= ts < hi:
-            held = self.ref_counts or [0.0, 0.0]
-            self.ref_counts = [held[0] + rejected, held[1] + accepted]
+        held = [self.reference] if lo is not None and hi is not None and lo <= ts < hi else []
         last = math.floor(ts / self.slide)
         for back in range(math.ceil(s.window_s / self.slide)):
             w = last - back
             if ts < w * self.slide + s.window_s:
-                c = self.counts.setdefault(w, [0.0, 0.0])
-                c[0] += rejected
-                c[1] += accepted
+                held.append(self.open.setdefault(w, [0.0, 0.0]))
+        for c in held:
+            assert isinstance(c, list)
+            c[0] += rejected
+            c[1] += accepted
 
     def advance(self, clock: float) -> list[DriftDetected]:
         """Test every open window that ends at or before ``clock``, in start order."""
-        counts = self.s.check == "type_errors"
-        held: dict[int, Any] = self.counts if counts else self.open
-        close = self._close_counts if counts else self._close
         out: list[DriftDetected] = []
-        for w in sorted(held):
+        for w in sorted(self.open):
             end = w * self.slide + self.s.window_s
             if end > clock:
                 break
-            out += close(w, held.pop(w), end)
+            out += self._close(w, self.open.pop(w), end)
         return out
 
     # -- closing -------------------------------------------------------------------------
-    def _close(self, w: int, pops: Populations, end: float) -> list[DriftDetected]:
+    def _close(self, w: int, content: Content, end: float) -> list[DriftDetected]:
         s = self.s
         start = w * self.slide
         ref, label = self._reference(w, start)
         if s.reference == "rolling":
-            self.closed[w] = pops
+            self.closed[w] = content
             horizon = w - math.ceil(s.window_s / self.slide)
             self.closed = {k: v for k, v in self.closed.items() if k >= horizon}
         if ref is None:
-            pooled = pops.get("")
-            if (
-                s.reference == "pinned"
-                and pooled is not None
-                and s.reference_end is None
-                and len(pooled) >= s.min_rows
-            ):
-                self.reference = pops  # the first window with data is the reference
+            first = s.reference == "pinned" and s.reference_end is None
+            if first and self._size(content) >= s.min_rows:
+                self.reference = content  # the first window with data is the reference
                 self.reference_label = span("pinned", start, end)
             return []
-        tested: list[tuple[str, Outcome]] = []
-        for population in sorted(set(pops) & set(ref)):
-            raw = raw_outcomes(
-                s, self.names, self.categorical, ref[population].values, pops[population].values
-            )
-            tested += [(population, o) for o in raw]
-        decided = decide(s, [o for _, o in tested])
         return [
             DriftDetected(
                 model=self.model,
@@ -272,45 +268,26 @@ class WindowCheck:
                 threshold=o.threshold,
                 reference=label,
             )
-            for (population, _), o in zip(tested, decided, strict=True)
+            for population, o in self._test(content, ref)
             if o.drift
         ]
 
-    def _close_counts(self, w: int, counts: list[float], end: float) -> list[DriftDetected]:
+    def _test(self, content: Content, ref: Content) -> list[tuple[str, Outcome]]:
+        """Each population's outcomes, decided together (counts: one, when both sides have
+        ``min_rows`` predictions)."""
         s = self.s
-        start = w * self.slide
-        back = w - math.ceil(s.window_s / self.slide)
-        if s.reference == "rolling":
-            ref, label = self.closed_counts.get(back), span("rolling", back * self.slide, start)
-            self.closed_counts[w] = counts
-            self.closed_counts = {k: v for k, v in self.closed_counts.items() if k >= back}
-        elif s.reference_end is not None and start < s.reference_end:
-            ref, label = None, self.reference_label
-        else:
-            ref, label = self.ref_counts, self.reference_label
-        if ref is None or sum(ref) < s.min_rows:
-            if s.reference == "pinned" and s.reference_end is None and sum(counts) >= s.min_rows:
-                self.ref_counts = counts  # the first window with data is the reference
-                self.reference_label = span("pinned", start, end)
-            return []
-        if sum(counts) < s.min_rows:
-            return []
-        o = counts_outcome(s, counts, ref)
-        if not o.drift:
-            return []
-        return [
-            DriftDetected(
-                model=self.model,
-                version=ALL_VERSIONS,
-                stream="features",
-                detector=self.detector,
-                kind="drift",
-                ts=end,
-                statistic=o.statistic,
-                threshold=o.threshold,
-                reference=label,
-            )
-        ]
+        if isinstance(content, list) or isinstance(ref, list):
+            assert isinstance(content, list) and isinstance(ref, list)
+            if sum(ref) < s.min_rows or sum(content) < s.min_rows:
+                return []
+            return [("", counts_outcome(s, content, ref))]
+        tested: list[tuple[str, Outcome]] = []
+        for population in sorted(set(content) & set(ref)):
+            cur, base = content[population].values, ref[population].values
+            raw = raw_outcomes(s, self.names, self.categorical, base, cur)
+            tested += [(population, o) for o in raw]
+        decided = decide(s, [o for _, o in tested])
+        return [(population, o) for (population, _), o in zip(tested, decided, strict=True)]
 
     def set_reference(self, label: str, rows: Sample) -> bool:
         """Use ``rows`` (sampled down) as the reference from now on; False if ``label`` is
@@ -321,29 +298,32 @@ class WindowCheck:
         self.reference_label = label
         return True
 
-    def _reference(self, w: int, start: float) -> tuple[Populations | None, str]:
+    def _reference(self, w: int, start: float) -> tuple[Content | None, str]:
         s = self.s
         if s.reference == "rolling":
             back = w - math.ceil(s.window_s / self.slide)  # the window ending at this start
-            ref = self.closed.get(back)
-            label = span("rolling", back * self.slide, start)
-            return (ref, label) if ref is not None else (None, label)
+            return self.closed.get(back), span("rolling", back * self.slide, start)
         if s.reference_end is not None and start < s.reference_end:
             return None, self.reference_label  # the window overlaps the reference range
         return self.reference, self.reference_label
 
     # -- state ---------------------------------------------------------------------------
+    def _dump(self, content: Content) -> Any:
+        return list(content) if isinstance(content, list) else _pops_state(content)
+
+    def _load(self, state: Any) -> Content:
+        if self.counted:
+            return [float(state[0]), float(state[1])]
+        return _pops_from(state, len(self.names))
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "spec": self.s.model_dump(mode="json"),
             "segment_rows": self.segment_rows,
-            "open": [[w, _pops_state(x)] for w, x in sorted(self.open.items())],
-            "closed": [[w, _pops_state(x)] for w, x in sorted(self.closed.items())],
-            "reference": None if self.reference is None else _pops_state(self.reference),
+            "open": [[w, self._dump(x)] for w, x in sorted(self.open.items())],
+            "closed": [[w, self._dump(x)] for w, x in sorted(self.closed.items())],
+            "reference": None if self.reference is None else self._dump(self.reference),
             "reference_label": self.reference_label,
-            "counts": [[w, *c] for w, c in sorted(self.counts.items())],
-            "closed_counts": [[w, *c] for w, c in sorted(self.closed_counts.items())],
-            "ref_counts": self.ref_counts,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -351,18 +331,11 @@ class WindowCheck:
         same = state.get("segment_rows") == self.segment_rows
         if state["spec"] != self.s.model_dump(mode="json") or not same:
             return
-        k = len(self.names)
-        self.open = {int(w): _pops_from(x, k) for w, x in state["open"]}
-        self.closed = {int(w): _pops_from(x, k) for w, x in state["closed"]}
+        self.open = {int(w): self._load(x) for w, x in state["open"]}
+        self.closed = {int(w): self._load(x) for w, x in state["closed"]}
         ref = state["reference"]
-        self.reference = None if ref is None else _pops_from(ref, k)
+        self.reference = None if ref is None else self._load(ref)
         self.reference_label = str(state["reference_label"])
-        self.counts = {int(w): [float(a), float(b)] for w, a, b in state.get("counts", [])}
-        self.closed_counts = {
-            int(w): [float(a), float(b)] for w, a, b in state.get("closed_counts", [])
-        }
-        rc = state.get("ref_counts")
-        self.ref_counts = None if rc is None else [float(rc[0]), float(rc[1])]
 
 
 def _stream(feature: str, population: str) -> str:

@@ -380,3 +380,9 @@ def test_a_secret_in_a_rejected_table_is_not_shown(tmp_path: Path) -> None:
     text += 'url = "https://x"\n[[registry.webhooks]]\nname = "a"\nurl = "https://y"\n'
     msg = error(tmp_path, text)
     assert "webhook names must be unique" in msg and "hunter2" not in msg
+
+
+def test_a_type_errors_check_cannot_use_the_champion_snapshot(tmp_path: Path) -> None:
+    text = MODEL + '[[models.fraud.checks]]\ncheck = "type_errors"\nreference = "champion"\n'
+    line = problem(error(tmp_path, text), "models.fraud.checks[0].reference")
+    assert "got 'champion'" in line and "pinned or rolling" in line

@@ -358,7 +358,10 @@ def test_type_errors_are_counted_from_dead_letters_and_tested_against_the_refere
     assert sum(b.type_errors for b in summary.buckets.values()) == 200
     brain = Brain({"m": model}, LS)
     brain.absorb([Report(0, 1, T0 + 299.95, 0.0, encode({"m": summary}))])
-    alarms = brain.advance(math.inf)
+    alarms = brain.advance(T0 + 250.0)  # the reference window closes; [200, 300) is open
+    again = Brain({"m": model}, LS)  # a failover with counts held
+    again.load_blob(brain.to_blob())
+    alarms += again.advance(math.inf)
     assert [(a.detector, a.stream, a.ts, a.reference) for a in alarms] == [
         ("window:type_errors", "features", T0 + 300.0, f"pinned:[{T0},{T0 + 100})")
     ]
