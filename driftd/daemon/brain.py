@@ -29,10 +29,11 @@ from driftd.contracts.monitor import DriftDetected
 from driftd.daemon import state_codec
 from driftd.daemon.abc import Report
 from driftd.daemon.alarm_log import AlarmLog, Alarms, merged
-from driftd.daemon.checks import ModelChecks, Sample, sample_rows
+from driftd.daemon.checks import ModelChecks, sample_rows
 from driftd.daemon.columns import ModelSchema
 from driftd.daemon.detector_monitor import DetectorMonitor
 from driftd.daemon.performance import ModelPerformance
+from driftd.daemon.sample import Sample
 from driftd.daemon.summaries import BucketSummary, decode
 from driftd.rollout.counts import FIELDS, Totals, VersionCounts, totals
 

@@ -1,9 +1,9 @@
 """Window checks on the leader's merged stream: event-time windows against a reference.
 
 The brain hands each emitted bucket's feature rows (every version pooled) to a model's
-checks. A check keeps a bounded uniform sample of each open window: the ``sample_rows``
-rows with the smallest (event-id hash, event time), which is the same sample whatever the
-partitioning (the smallest of a union is the smallest of the parts' smallest). When the
+checks. A check keeps a bounded uniform sample (``sample.Sample``) of each open window: the
+``sample_rows`` rows with the smallest (event-id hash, event time), the same sample whatever
+the partitioning. When the
 event clock passes a window's end, the window is tested against the reference
 (``check_stats``) and each feature that fails becomes a ``DriftDetected`` at the window's
 end, naming the reference it was measured against.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,10 +29,9 @@ import numpy.typing as npt
 from driftd.config import ModelSettings, SegmentSettings, WindowCheckSettings
 from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.check_stats import ROW, Outcome, counts_outcome, decide, raw_outcomes
-from driftd.daemon.summaries import SEGMENT
+from driftd.daemon.sample import Sample, merge
+from driftd.daemon.streams import SEGMENT
 
-F64 = npt.NDArray[np.float64]
-U32 = npt.NDArray[np.uint32]
 ALL_VERSIONS = "*"  # the version of a check's alarms: checks pool every version
 STATE_VERSION = 1
 
@@ -75,54 +73,7 @@ def sample_rows(model: ModelSettings) -> int:
     return max(caps, default=0)
 
 
-@dataclass
-class Sample:
-    """Rows of feature values with their event-id hashes and times, capped to a uniform
-    sample: the rows with the smallest (hash, time)."""
-
-    keys: U32
-    ts: F64
-    values: F64  # (rows, features)
-
-    @classmethod
-    def empty(cls, width: int) -> Sample:
-        return cls(np.empty(0, np.uint32), np.empty(0), np.empty((0, width)))
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def add(self, other: Sample, cap: int) -> Sample:
-        """The union with ``other``, capped to ``cap`` rows by (hash, time)."""
-        keys = np.concatenate([self.keys, other.keys])
-        ts = np.concatenate([self.ts, other.ts])
-        values = np.concatenate([self.values, other.values])
-        if len(keys) > cap:
-            keep = np.lexsort((ts, keys))[:cap]
-            keys, ts, values = keys[keep], ts[keep], values[keep]
-        return Sample(keys, ts, values)
-
-    def take(self, mask: npt.NDArray[np.bool_]) -> Sample:
-        return Sample(self.keys[mask], self.ts[mask], self.values[mask])
-
-    def state(self) -> list[Any]:
-        return [self.keys, self.ts, self.values]
-
-    @classmethod
-    def from_state(cls, s: Sequence[Any], width: int) -> Sample:
-        return cls(
-            np.asarray(s[0], np.uint32),
-            np.asarray(s[1], np.float64),
-            np.asarray(s[2], np.float64).reshape(-1, width),
-        )
-
-
 Populations = dict[str, Sample]  # "" (every row) and each tracked segment's label -> sample
-
-
-def _merge(held: Sample | None, part: Sample, cap: int) -> Sample:
-    return (
-        Sample.empty(part.values.shape[1]).add(part, cap) if held is None else held.add(part, cap)
-    )
 
 
 def _pops_state(pops: Populations) -> list[Any]:
@@ -181,13 +132,13 @@ class WindowCheck:
         return 0 if pooled is None else len(pooled)
 
     def _add(self, pops: Populations, rows: Sample, seg: Sequence[str] | None) -> None:
-        pops[""] = _merge(pops.get(""), rows, self.s.sample_rows)
+        pops[""] = merge(pops.get(""), rows, self.s.sample_rows)
         if seg is None or not self.segment_rows:
             return
         labels = np.asarray(seg, dtype=object)
         for label in sorted(set(seg) - {""}):
             part = rows.take(labels == label)
-            pops[label] = _merge(pops.get(label), part, self.segment_rows)
+            pops[label] = merge(pops.get(label), part, self.segment_rows)
 
     # -- feeding -------------------------------------------------------------------------
     def add(self, rows: Sample, seg: Sequence[str] | None = None) -> None:

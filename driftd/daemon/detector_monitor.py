@@ -32,7 +32,7 @@ from driftd.config import DetectorSettings, ModelSettings
 from driftd.contracts.monitor import DriftDetected, MonitorBatch
 from driftd.contracts.versioning import require_state_version
 from driftd.daemon.columns import ModelSchema
-from driftd.daemon.summaries import stream_values
+from driftd.daemon.streams import stream_values
 from driftd.detectors.base import Alarm, Detector
 from driftd.detectors.standardized import Standardized
 from driftd.errors import ConfigError

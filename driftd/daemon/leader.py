@@ -30,8 +30,8 @@ from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.abc import CheckpointStore
 from driftd.daemon.alarm_log import Alarms
 from driftd.daemon.brain import Brain
-from driftd.daemon.checks import Sample
 from driftd.daemon.lease import FencedOut, Lease
+from driftd.daemon.sample import Sample
 from driftd.errors import CheckpointError
 from driftd.rollout.counts import Totals
 

@@ -21,8 +21,10 @@ import numpy.typing as npt
 from driftd.config import ModelSettings, PerformanceSettings
 from driftd.config.checks import HIGHER_IS_BETTER
 from driftd.contracts.monitor import DriftDetected
-from driftd.daemon.checks import Sample, span
-from driftd.daemon.summaries import LABEL, PREDICTION, SCORE, BucketSummary
+from driftd.daemon.checks import span
+from driftd.daemon.sample import Sample
+from driftd.daemon.streams import LABEL, PREDICTION, SCORE
+from driftd.daemon.summaries import BucketSummary
 from driftd.detectors.cbpe import CBPE, Estimate
 from driftd.detectors.dle import DLE
 from driftd.detectors.quality import ConfusionMatrix, RegressionErrors

@@ -21,8 +21,9 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from driftd.config import ModelSettings
-from driftd.daemon.checks import ModelChecks, Sample
-from driftd.daemon.summaries import SEGMENT, category_keys
+from driftd.daemon.checks import ModelChecks
+from driftd.daemon.sample import Sample
+from driftd.daemon.streams import SEGMENT, category_keys
 from driftd.errors import DriftdError
 from driftd.registry.registry import Registry
 from driftd.retrain.snapshot import TrainingArrays, load_snapshot

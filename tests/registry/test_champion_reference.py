@@ -9,9 +9,9 @@ import numpy as np
 
 from driftd.config import LeaderSettings, ModelSettings
 from driftd.daemon.brain import Brain
-from driftd.daemon.checks import Sample
 from driftd.daemon.references import ChampionReferences, snapshot_rows
-from driftd.daemon.summaries import category_key
+from driftd.daemon.sample import Sample
+from driftd.daemon.streams import category_key
 from driftd.registry import Registry
 from driftd.retrain.snapshot import Snapshot, SnapshotSpec, TimeRange, make_snapshot
 from driftd.retrain.store import LabeledRows, LabeledStore

@@ -18,8 +18,10 @@ from driftd.contracts.columns import MISSING, PredictionColumns, Vocab
 from driftd.contracts.monitor import DriftDetected, MonitorBatch
 from driftd.daemon.abc import Report
 from driftd.daemon.brain import Brain
-from driftd.daemon.checks import ModelChecks, Sample, WindowCheck, check_columns
-from driftd.daemon.summaries import ModelSummarizer, category_key, encode, feature_column
+from driftd.daemon.checks import ModelChecks, WindowCheck, check_columns
+from driftd.daemon.sample import Sample
+from driftd.daemon.streams import category_key, feature_column
+from driftd.daemon.summaries import ModelSummarizer, encode
 
 LS = LeaderSettings(bucket_s=10.0, idle_s=30.0)
 FEATURES = {"x": "numeric", "y": "numeric", "c": "categorical"}
