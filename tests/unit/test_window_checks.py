@@ -4,6 +4,7 @@ answer does not depend on how the events were partitioned."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Sequence
 
@@ -13,12 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from driftd.config import LeaderSettings, ModelSettings
+from driftd.config import IngestSettings, JoinSettings, LeaderSettings, ModelSettings
 from driftd.contracts.columns import MISSING, PredictionColumns, Vocab
 from driftd.contracts.monitor import DriftDetected, MonitorBatch
-from driftd.daemon.abc import Report
+from driftd.daemon.abc import RawChunk, Report
 from driftd.daemon.brain import Brain
 from driftd.daemon.checks import ModelChecks, WindowCheck, check_columns
+from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.sample import Sample
 from driftd.daemon.streams import category_key, feature_column
 from driftd.daemon.summaries import ModelSummarizer, encode
@@ -337,12 +339,6 @@ def test_a_window_check_on_its_own_tests_the_pool_only() -> None:
 
 
 def test_type_errors_are_counted_from_dead_letters_and_tested_against_the_reference() -> None:
-    import json
-
-    from driftd.config import IngestSettings, JoinSettings
-    from driftd.daemon.abc import RawChunk
-    from driftd.daemon.pipeline import Pipeline
-
     model = _model({"check": "type_errors", "window_s": 100.0})
     T0 = 1_700_000_000
     pipe = Pipeline({"m": model}, IngestSettings(), JoinSettings(), leader=LS)
