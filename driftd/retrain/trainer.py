@@ -147,13 +147,19 @@ def to_tensors(arrays: TrainingArrays, device: torch.device, *, pin: bool = Fals
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` means CUDA when available, else CPU; an unavailable CUDA device is an error."""
+    """``"auto"`` means CUDA when available, else CPU; an unavailable CUDA device is an error.
+
+    A CUDA device always carries its index (``cuda`` becomes ``cuda:0``), because tensors report
+    theirs and ``torch.device("cuda") != torch.device("cuda:0")``.
+    """
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
+    if dev.type != "cuda":
+        return dev
+    if not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was requested but CUDA is not available")
-    return dev
+    return dev if dev.index is not None else torch.device("cuda", torch.cuda.current_device())
 
 
 def load_entry_point(spec: str) -> Trainer:

@@ -108,6 +108,9 @@ def test_device_resolution() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+    else:  # tensors report their index: an index-less device would never compare equal
+        assert resolve_device("cuda") == torch.zeros(1, device="cuda").device
+        assert resolve_device("auto") == resolve_device("cuda")
 
 
 def test_tensors_shift_codes_so_zero_is_missing(tmp_path: Path) -> None:
