@@ -10,7 +10,8 @@ are imported from their module, so that importing this package stays light; ``On
 from driftd.detectors.adwin import ADWIN
 from driftd.detectors.base import Alarm, Detector
 from driftd.detectors.calibrate import THRESHOLDS, Calibration, ThresholdSpec, calibrate
-from driftd.detectors.cbpe import CBPE, Estimate, MulticlassCBPE, PerformanceEstimate
+from driftd.detectors.cbpe import CBPE, Estimate, PerformanceEstimate
+from driftd.detectors.cbpe_multiclass import MulticlassCBPE
 from driftd.detectors.cusum import CUSUM
 from driftd.detectors.data_quality import MissingRate, OutOfRange, TypeErrorRate, UnseenCategories
 from driftd.detectors.ddm import DDM, EDDM
