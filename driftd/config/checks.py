@@ -10,8 +10,8 @@ See ``driftd.daemon.checks`` for the windows and ``driftd.daemon.check_stats`` f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -160,8 +160,10 @@ HIGHER_IS_BETTER = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc"
 class PerformanceSettings(Section):
     """Label-free performance estimation per model version, on event-time windows of
     predictions: CBPE from the score (binary classifiers; accuracy, precision, recall and F1
-    from the predicted 0/1 class when the server sends it, else score >= 0.5) or DLE from the
-    features and prediction (regressors). Each version's estimator is fitted on its first
+    from the predicted 0/1 class when the server sends it, else score >= 0.5), multiclass CBPE
+    from the ``scores`` of the model's ``classes`` (accuracy, macro precision, recall and F1,
+    one-vs-rest macro ROC AUC; from the predicted class) or DLE from the features and
+    prediction (regressors). Each version's estimator is fitted on its first
     ``reference_s`` of labeled traffic (by label time); a window alarms when its estimate's
     ``confidence`` band lies wholly on the bad side of the reference's realised value by more
     than ``tolerance``, so a window whose true value is within the tolerance alarms with
@@ -177,18 +179,23 @@ class PerformanceSettings(Section):
 
 
 def check_performance(
-    performance: list[PerformanceSettings], task: str
-) -> list[tuple[tuple[str | int, ...], str, str]]:
-    """Errors as (path, value, expected) for metrics the model's task has no estimator for."""
-    errors: list[tuple[tuple[str | int, ...], str, str]] = []
+    performance: list[PerformanceSettings], task: str, classes: Sequence[str] = ()
+) -> list[tuple[tuple[str | int, ...], Any, str]]:
+    """Errors as (path, value, expected): metrics the model's task has no estimator for, and
+    ``classes`` that cannot name a multiclass model's score columns."""
+    errors: list[tuple[tuple[str | int, ...], Any, str]] = []
+    if classes and task != "multiclass":
+        errors.append((("classes",), list(classes), f"no classes for a {task} model"))
+    elif len(set(classes)) != len(classes):
+        errors.append((("classes",), list(classes), "distinct class names"))
     for i, p in enumerate(performance):
-        if task == "multiclass":
+        if task == "multiclass" and len(classes) < 2:
             errors.append(
                 (
-                    ("performance", i, "metric"),
-                    p.metric,
-                    "a binary or regression model (multiclass estimation needs every class's "
-                    "score, which predictions do not carry yet)",
+                    ("classes",),
+                    list(classes),
+                    f"the model's class names (2 or more, in any order) for performance[{i}]: "
+                    "multiclass estimation reads each prediction's scores for every class",
                 )
             )
         elif (task == "regression") != (p.metric in ("mae", "rmse")):

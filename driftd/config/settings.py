@@ -304,6 +304,9 @@ class ModelSettings(Section):
     window_s: Annotated[float, Field(gt=0)] = 300.0
     windows_kept: Annotated[int, Field(ge=1, le=10_000)] = 12
     max_categories: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    # A multiclass model's class names, in the order of its ``scores``: a prediction's
+    # ``scores`` dict is read for these classes (needed by multiclass performance estimation).
+    classes: list[Annotated[str, Field(min_length=1, max_length=256)]] = []
     detectors: list[DetectorSettings] = []
     checks: list[WindowCheckSettings] = []
     segments: SegmentSettings | None = None  # None: checks test the pooled stream only
@@ -337,7 +340,7 @@ class ModelSettings(Section):
                     f"{', '.join(categorical) or 'none'})",
                 )
         errors = check_features(self.checks, self.features)
-        errors += check_performance(self.performance, self.task)
+        errors += check_performance(self.performance, self.task, self.classes)
         if errors:
             raise located(*errors[0])
         return self

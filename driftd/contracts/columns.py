@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,16 @@ Bool = npt.NDArray[np.bool_]
 
 MISSING = -1  # code for an absent categorical value
 OTHER = -2  # code for a category beyond the vocabulary's cap
+
+
+def no_scores() -> F64:
+    """The ``scores`` of a batch whose model declares no classes: a (0, 0) matrix."""
+    return np.empty((0, 0))
+
+
+def take_scores(scores: F64, idx: npt.NDArray[np.intp]) -> F64:
+    """Rows ``idx`` of a ``scores`` matrix (none stay none)."""
+    return scores[idx] if scores.shape[1] else scores
 
 
 class Vocab:
@@ -81,6 +91,9 @@ class PredictionColumns:
     score: F64  # NaN when absent
     latency_ms: F64  # NaN when absent
     error: Bool
+    # (n, K) probabilities of the model's configured classes, NaN where absent; (0, 0) when
+    # the model declares no classes
+    scores: F64 = field(default_factory=no_scores)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -98,6 +111,7 @@ class PredictionColumns:
             score=self.score[idx],
             latency_ms=self.latency_ms[idx],
             error=self.error[idx],
+            scores=take_scores(self.scores, idx),
         )
 
 
@@ -131,6 +145,7 @@ class JoinedColumns:
     score: F64
     label: F64
     ids: list[str]  # the prediction ids, for the labeled event store
+    scores: F64 = field(default_factory=no_scores)  # as PredictionColumns.scores
 
     def __len__(self) -> int:
         return len(self.version)
@@ -147,4 +162,5 @@ class JoinedColumns:
             score=self.score[idx],
             label=self.label[idx],
             ids=[self.ids[i] for i in idx.tolist()],
+            scores=take_scores(self.scores, idx),
         )

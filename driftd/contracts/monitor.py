@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from driftd.contracts.columns import F64, I32, JoinedColumns, PredictionColumns
 
 
@@ -24,6 +26,10 @@ class MonitorBatch:
     categorical_keys: Sequence[F64] = field(default=())
     # each prediction's segment label ("region=eu"; "" without one), when segments are on
     segments: Sequence[str] = field(default=())
+    # a multiclass model's declared classes (the columns of ``scores``), and the stable key
+    # (CRC-32 of the name) of each target class code, for predictions and labels alike
+    class_names: Sequence[str] = field(default=())
+    target_keys: F64 = field(default_factory=lambda: np.empty(0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from driftd.contracts.columns import (
     LabelColumns,
     PredictionColumns,
     Vocab,
+    no_scores,
 )
 from driftd.contracts.events import LabelHead, PredictionHead
 
@@ -61,6 +62,7 @@ class ModelSchema:
         self.settings = settings
         kinds = list(settings.features.values())
         names = list(settings.features)
+        self.class_names = tuple(settings.classes)  # the columns of ``scores``; () for none
         self.numeric_names = tuple(n for n, k in zip(names, kinds, strict=True) if k == "numeric")
         self.categorical_names = tuple(
             n for n, k in zip(names, kinds, strict=True) if k == "categorical"
@@ -98,8 +100,20 @@ class ModelSchema:
         return out
 
 
-def target_column(values: Sequence[float | str], classes: Vocab) -> F64:
-    """Numeric targets as they are; string targets as class codes."""
+def class_name(value: float | str) -> str:
+    """A target's class name: a string as it is, a whole number as its digits (``2.0`` is
+    ``"2"``)."""
+    if isinstance(value, str):
+        return value
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def target_column(values: Sequence[float | str], classes: Vocab, named: bool = False) -> F64:
+    """Numeric targets as they are; string targets as class codes. ``named`` (a model that
+    declares its classes): every target as the code of its class name, numbers included, so
+    the column always holds codes whose names ``classes`` knows."""
+    if named:
+        return np.array([classes.code(class_name(v)) for v in values], dtype=np.float64)
     try:
         return np.array(values, dtype=np.float64)
     except (ValueError, TypeError):
@@ -107,6 +121,17 @@ def target_column(values: Sequence[float | str], classes: Vocab) -> F64:
             [v if type(v) is float else float(classes.code(str(v))) for v in values],
             dtype=np.float64,
         )
+
+
+def scores_matrix(heads: Sequence[PredictionHead], class_names: Sequence[str]) -> F64:
+    """Each prediction's ``scores`` of the model's classes as an (n, K) matrix, NaN where a
+    class's score is absent; (0, 0) when the model declares no classes."""
+    if not class_names:
+        return no_scores()
+    nan = float("nan")
+    return np.array(
+        [[(h.scores or {}).get(c, nan) for c in class_names] for h in heads], dtype=np.float64
+    ).reshape(len(heads), len(class_names))
 
 
 _TS = operator.attrgetter("ts")
@@ -131,10 +156,11 @@ def prediction_columns(
         ts=np.fromiter(map(_TS, heads), dtype=np.float64, count=len(heads)),
         numeric=schema.numeric_matrix(features),
         categorical=schema.categorical_matrix(features, categories),
-        prediction=target_column([h.prediction for h in heads], classes),
+        prediction=target_column([h.prediction for h in heads], classes, bool(schema.class_names)),
         score=np.array([h.score for h in heads], dtype=np.float64),  # None becomes NaN
         latency_ms=np.array([h.latency_ms for h in heads], dtype=np.float64),
         error=np.array([h.error is not None for h in heads], dtype=np.bool_),
+        scores=scores_matrix(heads, schema.class_names),
     )
 
 
@@ -146,12 +172,12 @@ def segment_label(segment: dict[str, str] | None, keys: Sequence[str]) -> str:
     return ",".join(f"{k}={segment[k]}" for k in keys if k in segment)
 
 
-def label_columns(heads: Sequence[LabelHead], classes: Vocab) -> LabelColumns:
-    """Columns for label heads of one model."""
+def label_columns(heads: Sequence[LabelHead], classes: Vocab, named: bool = False) -> LabelColumns:
+    """Columns for label heads of one model (``named``: as in ``target_column``)."""
     return LabelColumns(
         ids=[h.id for h in heads],
         ts=np.fromiter(map(_TS, heads), dtype=np.float64, count=len(heads)),
-        label=target_column([h.label for h in heads], classes),
+        label=target_column([h.label for h in heads], classes, named),
     )
 
 
@@ -168,6 +194,7 @@ def empty_predictions(schema: ModelSchema) -> PredictionColumns:
         score=e,
         latency_ms=e,
         error=np.empty(0, dtype=np.bool_),
+        scores=np.empty((0, len(schema.class_names))) if schema.class_names else no_scores(),
     )
 
 

@@ -33,7 +33,14 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from driftd.contracts.columns import F64, I32, JoinedColumns, LabelColumns, PredictionColumns
+from driftd.contracts.columns import (
+    F64,
+    I32,
+    JoinedColumns,
+    LabelColumns,
+    PredictionColumns,
+    no_scores,
+)
 from driftd.daemon.idindex import I64, IdIndex, hashes
 from driftd.daemon.timeguard import Rejection, TimeGuard
 from driftd.daemon.waiting import WaitingLabels
@@ -68,8 +75,10 @@ class JoinStore:
         initial_capacity: int = 1024,
         max_stream_skew_s: float = 3600.0,
         guard: TimeGuard | None = None,
+        n_classes: int = 0,
     ) -> None:
         self.k, self.m = n_numeric, n_categorical
+        self.n_classes = n_classes  # width of each prediction's ``scores`` (0: none kept)
         self.max_delay = max_label_delay_s
         self.lateness = allowed_lateness_s
         self.max_pending = max_pending
@@ -97,6 +106,7 @@ class JoinStore:
         self._categorical = np.zeros((cap, self.m), dtype=np.int32)
         self._prediction = np.zeros(cap, dtype=np.float64)
         self._score = np.zeros(cap, dtype=np.float64)
+        self._scores = np.zeros((cap, self.n_classes), dtype=np.float64)
         self._joined = np.zeros(cap, dtype=np.bool_)
 
     def _columns(self) -> tuple[np.ndarray[Any, Any], ...]:
@@ -108,6 +118,7 @@ class JoinStore:
             self._categorical,
             self._prediction,
             self._score,
+            self._scores,
             self._joined,
         )
 
@@ -226,6 +237,8 @@ class JoinStore:
             self._categorical[pos] = cols.categorical[stored]
             self._prediction[pos] = cols.prediction[stored]
             self._score[pos] = cols.score[stored]
+            if self.n_classes:
+                self._scores[pos] = cols.scores[stored]
             self._joined[pos] = False
             self._size += n
         else:
@@ -296,6 +309,7 @@ class JoinStore:
             score=self._score[pos],
             label=np.asarray(label, dtype=np.float64),
             ids=ids,
+            scores=self._scores[pos] if self.n_classes else no_scores(),
         )
 
     # -- expiry --------------------------------------------------------------------------
@@ -344,6 +358,7 @@ class JoinStore:
             "categorical": self._categorical[order],
             "prediction": self._prediction[order],
             "score": self._score[order],
+            **({"scores": self._scores[order]} if self.n_classes else {}),
             "joined": self._joined[order],
             **self._labels.state_dict(),
             "wm_predictions": float(self.wm_predictions),
@@ -370,6 +385,10 @@ class JoinStore:
         self._categorical[:n] = np.asarray(state["categorical"]).reshape(n, self.m)
         self._prediction[:n] = state["prediction"]
         self._score[:n] = state["score"]
+        if self.n_classes:  # a checkpoint from before the classes were declared has none
+            got = np.asarray(state.get("scores", np.full((n, 0), np.nan)))
+            ok = got.size == n * self.n_classes
+            self._scores[:n] = got.reshape(n, self.n_classes) if ok else np.nan
         self._joined[:n] = state["joined"]
         self._joined_held = int(np.count_nonzero(self._joined[:n]))
         self._reindex()

@@ -5,7 +5,8 @@ For each ``[[models.X.performance]]`` entry and version, the leader keeps the ve
 features; by label time) and samples of its prediction windows (by prediction time), both
 capped to ``sample_rows`` by event-id hash, so the answer is the same for any partitioning.
 When a window closes and the reference is complete, the version's estimator is fitted on the
-reference (``CBPE`` for binary classifiers, ``DLE`` for regressors; cached), the window's
+reference (``CBPE`` for binary classifiers, ``MulticlassCBPE`` on the ``scores`` of the
+declared ``classes``, ``DLE`` for regressors; cached), the window's
 metric is estimated with its band, and a ``DriftDetected`` fires when the whole band lies on
 the bad side of the reference's realised value by more than ``tolerance``. Pure: no I/O.
 """
@@ -23,14 +24,36 @@ from driftd.config.checks import HIGHER_IS_BETTER
 from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.checks import span
 from driftd.daemon.sample import Sample
-from driftd.daemon.streams import LABEL, PREDICTION, SCORE
+from driftd.daemon.streams import CLASS_SCORE, LABEL, PREDICTION, SCORE, class_index
 from driftd.daemon.summaries import BucketSummary
-from driftd.detectors.cbpe import CBPE, Estimate
+from driftd.detectors.cbpe import CBPE, Estimate, MulticlassCBPE
 from driftd.detectors.dle import DLE
 from driftd.detectors.quality import ConfusionMatrix, RegressionErrors
 from driftd.detectors.quality_scores import ROCAUC
 
 F64 = npt.NDArray[np.float64]
+IDX = npt.NDArray[np.intp]
+
+
+def realised_multiclass(metric: str, scores: F64, pred: IDX, label: IDX) -> float:
+    """The metric of labeled multiclass rows (class indices; rows of other classes dropped):
+    accuracy and macro precision, recall and F1 from the predicted class, one-vs-rest macro
+    ROC AUC from the ``(n, K)`` scores, as ``MulticlassCBPE`` estimates them."""
+    ok = (pred >= 0) & (label >= 0)
+    k = scores.shape[1]
+    if metric == "roc_auc":
+        aucs = []
+        for j in range(k):
+            got = ok & np.isfinite(scores[:, j])
+            y = (label[got] == j).astype(np.float64)
+            if 0 < y.sum() < len(y):
+                auc = ROCAUC(mode="exact")
+                auc.update(y, scores[got, j])
+                aucs.append(auc.result())
+        return float(np.mean(aucs)) if aucs else float("nan")
+    cm = ConfusionMatrix(n_classes=k, average="macro")
+    cm.update(label[ok], pred[ok])
+    return float(getattr(cm.result(), metric))
 
 
 def realised(metric: str, score: F64, pred: F64, label: F64) -> float:
@@ -57,10 +80,17 @@ class PerformanceEstimator:
     def __init__(self, model: str, s: PerformanceSettings, settings: ModelSettings) -> None:
         self.model, self.s = model, s
         self.regression = settings.task == "regression"
-        self.features = list(settings.features) if self.regression else []
-        # joined rows: score, prediction, label, features; prediction rows: the same but label
-        self.joined_streams = [f"jcol:{c}" for c in (SCORE, PREDICTION, LABEL, *self.features)]
-        self.pred_streams = [f"pcol:{c}" for c in (SCORE, PREDICTION, *self.features)]
+        self.classes = list(settings.classes) if settings.task == "multiclass" else []
+        # the columns after score, prediction (and label): a regressor's features, or each
+        # declared class's score
+        extra = (
+            list(settings.features)
+            if self.regression
+            else [f"{CLASS_SCORE}{c}" for c in self.classes]
+        )
+        # joined rows: score, prediction, label, extra; prediction rows: the same but label
+        self.joined_streams = [f"jcol:{c}" for c in (SCORE, PREDICTION, LABEL, *extra)]
+        self.pred_streams = [f"pcol:{c}" for c in (SCORE, PREDICTION, *extra)]
         self.references: dict[str, tuple[float, Sample]] = {}  # version -> (start, rows)
         self.open: dict[tuple[str, int], Sample] = {}  # (version, window index) -> rows
         self._fitted: dict[str, tuple[Any, float]] = {}  # version -> (estimator, realised)
@@ -116,8 +146,8 @@ class PerformanceEstimator:
             return None  # no complete reference yet: the window is not judged
         if len(window) < s.min_rows:
             return None
-        estimator, truth = self._fit(version, ref[1])
-        est = self._window_estimate(estimator, window)
+        estimator, truth = self._fit(version, ref[1].ordered())
+        est = self._window_estimate(estimator, window.ordered())
         bad = (
             est.upper < truth - s.tolerance
             if s.metric in HIGHER_IS_BETTER
@@ -143,11 +173,22 @@ class PerformanceEstimator:
         if got is None:
             v = ref.values
             score, pred, label = v[:, 0], v[:, 1], v[:, 2]
-            truth = realised(self.s.metric, score, pred, label)
-            estimator: CBPE | DLE
-            if self.regression:
+            estimator: CBPE | MulticlassCBPE | DLE
+            if self.classes:
+                yhat, y = class_index(pred, self.classes), class_index(label, self.classes)
+                truth = realised_multiclass(self.s.metric, v[:, 3:], yhat, y)
+                known = y >= 0
+                estimator = MulticlassCBPE(
+                    v[known, 3:],
+                    y[known],
+                    classes=list(range(len(self.classes))),
+                    confidence=self.s.confidence,
+                )
+            elif self.regression:
+                truth = realised(self.s.metric, score, pred, label)
                 estimator = DLE(v[:, 3:], pred, label, confidence=self.s.confidence)
             else:
+                truth = realised(self.s.metric, score, pred, label)
                 ok = ~np.isnan(score)
                 estimator = CBPE(score[ok], label[ok], confidence=self.s.confidence)
             got = self._fitted[version] = (estimator, truth)
@@ -155,6 +196,12 @@ class PerformanceEstimator:
 
     def _window_estimate(self, estimator: Any, window: Sample) -> Estimate:
         v = window.values
+        if self.classes:
+            scores, yhat = v[:, 2:], class_index(v[:, 1], self.classes)
+            ok = np.isfinite(scores).all(axis=1)
+            # the served class when every scored row names a declared one, else the top score
+            r = estimator.estimate(scores, yhat if (yhat[ok] >= 0).all() else None)
+            return getattr(r, self.s.metric)  # type: ignore[no-any-return]
         if self.regression:
             r = estimator.estimate(v[:, 2:], v[:, 1])
             return r.mae if self.s.metric == "mae" else r.rmse  # type: ignore[no-any-return]

@@ -313,7 +313,9 @@ class Pipeline:
                 if joined is not None:
                     joins.append(joined)
         if lheads:
-            lcols: LabelColumns = label_columns(lheads, model.classes)
+            lcols: LabelColumns = label_columns(
+                lheads, model.classes, bool(model.schema.class_names)
+            )
             joined = model.store.add_labels(lcols)
             if joined is not None:
                 joins.append(joined)
@@ -356,6 +358,8 @@ class Pipeline:
             categorical_names=schema.categorical_names,
             categorical_keys=[v.keys() for v in model.categories],
             segments=segments,
+            class_names=schema.class_names,
+            target_keys=model.classes.keys() if schema.class_names else np.empty(0),
         )
         for m in model.monitors:
             fired = m.update(batch)

@@ -45,6 +45,12 @@ class Sample:
             keys, ts, values = keys[keep], ts[keep], values[keep]
         return Sample(keys, ts, values)
 
+    def ordered(self) -> Sample:
+        """The rows in (hash, time) order: the same order for any partitioning, so that an
+        estimator whose resampling is positional gives the same answer."""
+        order = np.lexsort((self.ts, self.keys))
+        return Sample(self.keys[order], self.ts[order], self.values[order])
+
     def take(self, mask: npt.NDArray[np.bool_]) -> Sample:
         return Sample(self.keys[mask], self.ts[mask], self.values[mask])
 

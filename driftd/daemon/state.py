@@ -72,7 +72,8 @@ class ModelState:
         self.schema = schema
         self.versions = Vocab(cap=MAX_VERSIONS)
         self.categories = [Vocab(cap=s.max_categories) for _ in schema.categorical_names]
-        self.classes = Vocab(cap=MAX_CLASSES)
+        # declared classes first: their codes are their index, the same in every partition
+        self.classes = Vocab(schema.class_names, cap=MAX_CLASSES)
         self.store = JoinStore(
             len(schema.numeric_names),
             len(schema.categorical_names),
@@ -82,6 +83,7 @@ class ModelState:
             join.overflow,
             max_stream_skew_s=join.max_stream_skew_s,
             guard=TimeGuard(join.max_future_s, join.min_ts),
+            n_classes=len(schema.class_names),
         )
         self.operational = OperationalMonitor(s.window_s, s.windows_kept)
         self.version_counts = VersionCounts(s.task)  # SLIs and canary evidence

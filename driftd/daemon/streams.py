@@ -3,7 +3,8 @@
 A stream names one scalar per event: ``error``, ``score``, ``latency``, ``feature:NAME``
 (categorical features as stable category keys), ``feature:NAME=VALUE``; a column of a row
 group keeps missing values as NaN: ``col:NAME`` and ``pcol:NAME`` of predictions (features,
-``@score``, ``@prediction``, ``@segment``), ``jcol:NAME`` of joined rows (``@label`` too).
+``@score``, ``@score:CLASS``, ``@prediction``, ``@segment``), ``jcol:NAME`` of joined rows
+(``@label`` too; a model that declares its classes has its targets as stable class keys).
 Categories and segments are keyed by the CRC-32 of their string, the same in every process.
 Pure: no I/O, no clock.
 """
@@ -31,6 +32,7 @@ def stable_keys(ids: Sequence[str]) -> U32:
 OTHER_KEY = -2.0  # a category beyond the vocabulary's cap: its string is not kept
 SEGMENT = "@segment"  # the column of segment keys (``col:@segment``) for the window checks
 SCORE, PREDICTION, LABEL = "@score", "@prediction", "@label"  # performance estimation columns
+CLASS_SCORE = "@score:"  # ``@score:CLASS``: a multiclass prediction's score of one class
 ROW_GROUPS = ("col:", "pcol:", "jcol:")  # streams kept as aligned rows, sampled by id hash
 
 
@@ -87,12 +89,40 @@ def _joined_column(
     if j is None or not len(j):
         return None
     if name in (SCORE, PREDICTION, LABEL):
-        vals = {SCORE: j.score, PREDICTION: j.prediction, LABEL: j.label}[name]
+        raw = {SCORE: j.score, PREDICTION: j.prediction, LABEL: j.label}[name]
+        vals = raw if name == SCORE else _target(batch, raw)
+    elif name.startswith(CLASS_SCORE):
+        vals = _class_score(batch, j.scores, name)
     elif name in numeric_names:
         vals = j.numeric[:, list(numeric_names).index(name)]
     else:
         vals = _keyed(batch, name, j.categorical)
     return j.version, vals, j.label_ts, np.arange(len(j))
+
+
+def _target(batch: MonitorBatch, values: F64) -> F64:
+    """Targets as they are, or for a model that declares its classes the stable key of each
+    class code (CRC-32 of its name, as category keys are): codes depend on arrival order."""
+    keys = batch.target_keys
+    if not batch.class_names or not len(keys):
+        return values
+    codes = values.astype(np.int64)
+    known = (codes >= 0) & (codes < len(keys))
+    return np.where(known, keys[np.clip(codes, 0, len(keys) - 1)], np.nan)
+
+
+def class_index(values: F64, class_names: Sequence[str]) -> npt.NDArray[np.intp]:
+    """Each stable class key's position among ``class_names``; -1 for another class or NaN."""
+    lookup = {category_key(c): i for i, c in enumerate(class_names)}
+    return np.array([lookup.get(v, -1) for v in values.tolist()], dtype=np.intp)
+
+
+def _class_score(batch: MonitorBatch, scores: F64, name: str) -> F64:
+    """The ``@score:CLASS`` column of a scores matrix (NaN when the model has no such class)."""
+    cls = name.removeprefix(CLASS_SCORE)
+    if cls not in batch.class_names or not scores.shape[1]:
+        return np.full(len(scores), np.nan)
+    return scores[:, list(batch.class_names).index(cls)]
 
 
 def _indicator(batch: MonitorBatch, name: str, value: str) -> F64:
@@ -137,7 +167,9 @@ def stream_values(
         if name == SCORE:
             vals = p.score
         elif name == PREDICTION:
-            vals = p.prediction
+            vals = _target(batch, p.prediction)
+        elif name.startswith(CLASS_SCORE):
+            vals = _class_score(batch, p.scores, name)
         elif name == SEGMENT:
             vals = segment_keys(batch)
         else:

@@ -31,3 +31,9 @@ def test_the_readme_examples_validate(marker: str) -> None:
     assert threshold_warnings(models) == []  # the examples hold their stated rates
     fraud = models["fraud"]
     assert fraud.detectors or fraud.checks
+
+
+def test_the_readme_multiclass_example_validates() -> None:
+    (block,) = _blocks("[[models.triage.performance]]")
+    triage = ModelSettings(**tomllib.loads(block)["models"]["triage"])
+    assert triage.classes == ["low", "medium", "high"] and triage.performance[0].metric == "f1"
