@@ -73,17 +73,20 @@ class PerformanceEstimate:
 
 
 def _isotonic(unique: F64, count: F64, total: F64) -> tuple[F64, F64]:
-    """Centred isotonic regression of labels on distinct scores (with counts and label sums).
+    """Isotonic regression of labels on distinct scores (with counts and label sums).
 
-    Each block of pooled adjacent violators becomes one knot at its mean score, linear in
-    between: less biased than the staircase, which matters when a window moves to the tails.
+    The least-squares monotone fit (as scikit-learn's ``IsotonicRegression`` and NannyML): each
+    block of pooled adjacent violators holds its mean label from its first to its last distinct
+    score, linear between blocks. It keeps every block's label sum, so the sum of the fitted
+    probabilities over any run of blocks is the labels' sum there; the estimates are such sums.
     """
     keep = count > 0
     unique, count, total = unique[keep], count[keep], total[keep]
     fit = isotonic_regression(total / count, weights=count)
-    block = np.repeat(np.arange(fit.blocks.size - 1), np.diff(fit.blocks))
-    knots = np.bincount(block, weights=count * unique) / np.bincount(block, weights=count)
-    return knots, np.asarray(fit.x, dtype=np.float64)[fit.blocks[:-1]]
+    start, value = fit.blocks, np.asarray(fit.x, dtype=np.float64)[fit.blocks[:-1]]
+    knots = np.column_stack([unique[start[:-1]], unique[start[1:] - 1]]).ravel()
+    single = np.r_[True, np.diff(knots) > 0]  # a one-score block needs one knot
+    return knots[single], np.repeat(value, 2)[single]
 
 
 def _bin(edges: F64, s: F64) -> npt.NDArray[np.intp]:
@@ -223,7 +226,8 @@ class CBPE:
         The model predicts class 1 when its score is at least this (unless ``estimate`` gets
         the predicted classes as ``y_pred``).
     calibration
-        ``"isotonic"`` (monotone, linear between knots) or ``"histogram"`` (``n_bins``
+        ``"isotonic"`` (the least-squares monotone fit, as scikit-learn's and NannyML's: flat
+        over each pooled block, linear between blocks) or ``"histogram"`` (``n_bins``
         equal-frequency bins, the mean label per bin).
     confidence
         Probability that the band covers the realised value, when the calibration holds.

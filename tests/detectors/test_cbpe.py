@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest
 from sklearn import metrics as skm
+from sklearn.isotonic import IsotonicRegression
 
 from driftd.detectors import cbpe as cbpe_mod
 from driftd.detectors.cbpe import CBPE, METRICS, MulticlassCBPE, _metrics, _ranks
@@ -100,6 +101,23 @@ def test_calibrator_recovers_p_of_y_given_score() -> None:
     truth = 1.0 / (1.0 + np.exp(-(np.log(s / (1 - s)) - 0.4) / 0.6))
     assert np.abs(est.calibrated(s) - truth).mean() < 0.02
     assert np.all(np.diff(est.calibrated(s)) >= 0)  # isotonic
+
+
+@pytest.mark.parametrize("decimals", [None, 2])  # continuous scores, and scores with ties
+def test_isotonic_calibrator_is_sklearns_and_keeps_the_label_sum(decimals: int | None) -> None:
+    rng = np.random.default_rng(2)
+    s, y = _draw(rng, 5_000, np.zeros(3))
+    s = s if decimals is None else s.round(decimals)
+    q = np.r_[rng.random(2_000), s[:200], -0.5, 1.5]  # unseen, seen and out-of-range scores
+    want = IsotonicRegression(out_of_bounds="clip").fit(s, y).predict(q)
+    assert CBPE(s, y, n_boot=0).calibrated(q) == pytest.approx(want, abs=1e-12)
+    # The least-squares monotone fit keeps the label sum: what the estimates add up.
+    assert CBPE(s, y, n_boot=0).calibrated(s).sum() == pytest.approx(y.sum(), rel=1e-12)
+    k = rng.integers(0, 3, 5_000)
+    p = rng.dirichlet(np.ones(3), 5_000)
+    raw = MulticlassCBPE(p, k, n_boot=0)._curves[0](p[:, 0])
+    want = IsotonicRegression(out_of_bounds="clip").fit(p[:, 0], k == 0).predict(p[:, 0])
+    assert raw == pytest.approx(want, abs=1e-12)  # per class, before renormalising
 
 
 def test_simulated_metrics_equal_sklearn_for_one_labelling() -> None:
