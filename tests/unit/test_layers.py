@@ -1,7 +1,7 @@
 """The package reads top-down: each layer imports only the layers below it, imports inside
 functions included, and no module imports itself back through another.
 
-    contracts < config < db, detectors, logs < registry, incidents < retrain, rollout
+    contracts < config < db, detectors, logs < registry < retrain, rollout, incidents
     < daemon < api < sim < cli
 
 ``driftd.errors`` and ``driftd.textsafe`` (pure helpers with no driftd imports) sit under all.
@@ -29,7 +29,7 @@ TIERS: dict[str, int] = {
     "driftd.detectors": 3,
     "driftd.logs": 3,
     "driftd.registry": 4,
-    "driftd.incidents": 4,
+    "driftd.incidents": 5,
     "driftd.migrations": 4,
     "driftd.retrain": 5,
     "driftd.rollout": 5,
