@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from driftd.detectors.base import envelope, open_envelope
-from driftd.detectors.cbpe import (
+from driftd.detectors._cbpe import (
     _CELLS,
     EXACT_BELOW,
     F64,
@@ -30,6 +29,7 @@ from driftd.detectors.cbpe import (
     _normal_draws,
     _ranks,
 )
+from driftd.detectors.base import envelope, open_envelope
 
 __all__ = ["MulticlassCBPE"]
 
