@@ -226,6 +226,7 @@ class Chart:
         elif self.time_x:
             times, step = time_ticks(self.x_lo, self.x_hi)
             ticks = [(t, utc_label(t, step)) for t in times]
+            out.append(f'<text x="{x1}" y="{y0 + 30}" text-anchor="end">UTC</text>')
         else:
             ticks = [(t, fmt(t)) for t in nice_ticks(self.x_lo, self.x_hi, 6)]
         for t, text in ticks:
