@@ -6,7 +6,8 @@ way driftd runs detectors: it resamples the reference into fresh stationary stre
 ``horizon`` values, runs a fresh detector over each in large batches, counts every drift alarm
 (warnings do not count; after a drift the detector restarts fresh and the stream goes on) and
 bisects the threshold until the rate per value over all the streams is at most the target
-(:mod:`driftd.detectors.rates`). Fresh streams matter: several detectors alarm mostly soon
+(:mod:`driftd.detectors.rates`; the search is in :mod:`driftd.detectors._calibrate_search`).
+Fresh streams matter: several detectors alarm mostly soon
 after a start or a reset, so one long simulated stream understates what users get after each
 reset (issue 14).
 
@@ -28,12 +29,13 @@ seed. Everything here is pure: numpy and scipy, no clock, no I/O.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from driftd.detectors._calibrate_search import Simulation, block_bootstrap, near, search
 from driftd.detectors.adwin import ADWIN
 from driftd.detectors.base import Detector, as_float_array
 from driftd.detectors.cusum import CUSUM
@@ -41,13 +43,7 @@ from driftd.detectors.ddm import DDM, EDDM
 from driftd.detectors.hddm import HDDM_A, HDDM_W
 from driftd.detectors.kswin import KSWIN
 from driftd.detectors.page_hinkley import PageHinkley
-from driftd.detectors.rates import (
-    count_alarms,
-    dispersion,
-    poisson_interval,
-    stream_rng,
-    stream_sizes,
-)
+from driftd.detectors.rates import dispersion, poisson_interval
 
 __all__ = [
     "THRESHOLDS",
@@ -64,9 +60,9 @@ _PER = 100_000
 _BATCH = 100_000
 _EXPECTED = 50  # alarms expected at the target in the default simulation
 _MIN_SAMPLES = 2_000_000  # values simulated at least, by default
-_CACHE = 5_000_000  # simulated values kept in memory across thresholds (else redrawn)
 _MAX_SCALE = 4.0  # the most the default simulation grows for clustered alarms
-_MAX_GROWN = 20_000_000  # ... and not beyond this many values (unless it starts above)
+_MAX_GROWN = 20_000_000  # ... and not beyond this many values ...
+_MAX_GROWN_STREAMS = 40  # ... or this many streams, whichever is more
 _MIN_STREAMS = 10  # fresh streams simulated at least, by default
 
 
@@ -154,16 +150,6 @@ def _check(name: str, value: object, ok: bool, valid: str) -> None:
         raise ValueError(f"{name}={value!r} is invalid; valid: {valid}")
 
 
-def block_bootstrap(
-    reference: npt.NDArray[np.float64], n: int, block: int, rng: np.random.Generator
-) -> npt.NDArray[np.float64]:
-    """``n`` values made of blocks of ``block`` consecutive reference values at random starts."""
-    starts = rng.integers(0, reference.size - block + 1, size=-(-n // block))
-    idx = (starts[:, None] + np.arange(block)[None, :]).reshape(-1)[:n]
-    out: npt.NDArray[np.float64] = reference[idx]
-    return out
-
-
 def count_drifts(
     detector: Detector, stream: npt.NDArray[np.float64], segments: int = 1
 ) -> npt.NDArray[np.int64]:
@@ -231,9 +217,11 @@ def calibrate(
         :func:`default_n_samples` (50 alarms expected at the target, at least 10 streams and
         2,000,000 values), then, when the alarms found cluster (``dispersion`` ``D`` above
         1.5), the search is run again on ``min(D, 4)`` times more values (as many effective
-        alarms), up to 20,000,000. The count at the
-        target is about ``target * n_samples / 100,000``; its relative error is about
-        ``sqrt(D / count)``.
+        alarms), up to 20,000,000 values or 40 streams, whichever is more (so that long
+        horizons get more streams too: at a 2M horizon the default is already 20M values, 10
+        streams, whose alarm counts vary several times more than Poisson ones), starting from
+        the bracket the first search measured. The count at the target is about
+        ``target * n_samples / 100,000``; its relative error is about ``sqrt(D / count)``.
     horizon
         Values per fresh stream (the last stream is shorter when it does not divide
         ``n_samples``). Use about the number of values a detector sees between resets in
@@ -244,7 +232,9 @@ def calibrate(
     seed
         Seed of the bootstrap; the result is deterministic for a seed.
     rtol
-        Relative width of the final bracket around the threshold.
+        Relative width of the final bracket around the threshold; narrower (down to
+        ``rtol / 1000``) while the count at its quiet end is more than 2 Poisson standard
+        deviations below the target count (a rate steep in the threshold).
     confidence
         Level of the rate's Poisson interval.
 
@@ -267,15 +257,20 @@ def calibrate(
     x, target, n, allowed = _checked_run(
         reference, target_false_alarms_per_100k, block, n_samples, horizon, seed, rtol, confidence
     )
-    sim = _Simulation(x, n, horizon, block, seed)
-    best, counts = _search(build, sim, allowed, bounds, rate_rises, rtol, target)
+    sim = Simulation(x, n, horizon, block, seed)
+    tried: list[tuple[float, float]] = []
+    best, counts = search(build, sim, allowed, bounds, rate_rises, rtol, target, tried=tried)
     if n_samples is None:  # clustered alarms: as many effective alarms, up to 4x the values
         scale = dispersion(counts, sim.sizes)
-        if scale > 1.5 and n < _MAX_GROWN:
-            n = min(round(n * min(scale, _MAX_SCALE)), _MAX_GROWN)
+        grown = min(
+            round(n * min(scale, _MAX_SCALE)), max(_MAX_GROWN, _MAX_GROWN_STREAMS * horizon)
+        )
+        if scale > 1.5 and grown > n:
+            n = grown
             allowed = math.floor(target * n / _PER + 1e-9)
-            sim = _Simulation(x, n, horizon, block, seed)
-            best, counts = _search(build, sim, allowed, bounds, rate_rises, rtol, target)
+            sim = Simulation(x, n, horizon, block, seed)
+            start = near(tried, target, rate_rises)
+            best, counts = search(build, sim, allowed, bounds, rate_rises, rtol, target, start)
     count = int(counts.sum())
     return Calibration(
         parameter=parameter,
@@ -292,29 +287,6 @@ def calibrate(
         n_streams=len(sim.sizes),
         block=block,
     )
-
-
-class _Simulation:
-    """The bootstrapped fresh streams, the same on every pass (kept in memory up to 5M values)."""
-
-    def __init__(
-        self, reference: npt.NDArray[np.float64], n: int, horizon: int, block: int, seed: int
-    ) -> None:
-        self.reference, self.block, self.seed = reference, block, seed
-        self.sizes = stream_sizes(n, horizon)
-        self._kept: list[npt.NDArray[np.float64]] | None = (
-            [self._draw(i, s) for i, s in enumerate(self.sizes)] if n <= _CACHE else None
-        )
-
-    def _draw(self, i: int, size: int) -> npt.NDArray[np.float64]:
-        return block_bootstrap(self.reference, size, self.block, stream_rng(self.seed, i))
-
-    def streams(self) -> Iterator[npt.NDArray[np.float64]]:
-        if self._kept is not None:
-            yield from self._kept
-        else:
-            for i, size in enumerate(self.sizes):
-                yield self._draw(i, size)
 
 
 def _builder(
@@ -388,44 +360,3 @@ def _checked_run(
     _check("rtol", rtol, 0 < rtol < 1, "a number in (0, 1)")
     _check("confidence", confidence, 0 < confidence < 1, "a number in (0, 1)")
     return x, target, n, allowed
-
-
-def _search(
-    build: Callable[[float], Detector],
-    sim: _Simulation,
-    allowed: int,
-    bounds: tuple[float, float],
-    rate_rises: bool,
-    rtol: float,
-    target: float,
-) -> tuple[float, npt.NDArray[np.int64]]:
-    """The most sensitive threshold in ``bounds`` with at most ``allowed`` drifts, and its counts.
-
-    Bisects geometrically between the quietest and the loudest end until the bracket is
-    ``rtol`` wide; every value runs on the same streams. The counts are per stream.
-    """
-
-    def drifts(value: float) -> npt.NDArray[np.int64]:
-        """Drifts per stream, stopping after the stream that takes them above ``allowed``."""
-        return count_alarms(lambda: build(value), sim.streams(), stop_above=allowed)
-
-    lo, hi = float(bounds[0]), float(bounds[1])
-    quiet, loud = (lo, hi) if rate_rises else (hi, lo)  # fewest / most false alarms
-    best, best_counts = quiet, drifts(quiet)
-    if best_counts.sum() > allowed:
-        raise ValueError(
-            f"bounds={bounds!r} is invalid; valid: a range whose quietest end ({quiet}) has at "
-            f"most {target} false alarms per 100k on the simulated streams (it has more)"
-        )
-    loud_counts = drifts(loud)
-    loud_over = bool(loud_counts.sum() > allowed)
-    if not loud_over:
-        best, best_counts = loud, loud_counts
-    while loud_over and abs(math.log(loud / quiet)) > math.log1p(rtol):
-        mid = math.sqrt(quiet * loud)
-        counts = drifts(mid)
-        if counts.sum() <= allowed:
-            quiet, best, best_counts = mid, mid, counts
-        else:
-            loud = mid
-    return best, best_counts

@@ -13,6 +13,7 @@ above that band around the target.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from driftd.detectors.base import Detector
+from driftd.detectors.base import Alarm, Detector
 from driftd.detectors.calibrate import (
     THRESHOLDS,
     Calibration,
@@ -35,6 +36,7 @@ from driftd.detectors.page_hinkley import PageHinkley
 from driftd.detectors.rates import GENERATORS, fresh_rate
 
 Z = 3.29  # 0.1% two-sided
+calibrate_module = importlib.import_module("driftd.detectors.calibrate")  # not the function
 
 
 def _gaussian(seed: int, n: int) -> np.ndarray:
@@ -127,6 +129,61 @@ def test_clustered_alarms_get_more_values() -> None:
     cal = calibrate("DDM", ref, 100.0, rtol=1e-2)  # DDM's alarms cluster after a start
     assert cal.n_values > default_n_samples(100.0)
     assert cal.n_values <= 4 * default_n_samples(100.0)
+
+
+def test_long_horizons_get_more_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a long horizon the default is already at the value cap with 10 streams (2M: 20M
+    values); clustered alarms still get more streams, and the rate holds on fresh streams.
+
+    Scaled down: with the value floor and cap set to 1M, a 100k horizon starts at the cap with
+    10 streams, as 2M does with the real 20M cap. Before the cap counted streams too, DDM stayed
+    on those 10 streams, whose counts vary several times more than Poisson ones (dispersion),
+    and seed 5 landed above 1.5x the target on fresh streams. benchmarks/detectors_rates.py F2
+    at 2M is the full-size case.
+    """
+    monkeypatch.setattr(calibrate_module, "_MIN_SAMPLES", 1_000_000)
+    monkeypatch.setattr(calibrate_module, "_MAX_GROWN", 1_000_000)
+    ref = GENERATORS["bernoulli-0.1"](np.random.default_rng(6), 50_000)
+    cal = calibrate("DDM", ref, 10.0, horizon=100_000, rtol=1e-2, seed=5)
+    assert 10 < cal.n_streams <= 40 and cal.n_values == cal.n_streams * 100_000
+    assert cal.rate_per_100k <= 10.0 and cal.false_alarms >= 0.5 * 10.0 * cal.n_values / 1e5
+    c = _holds(cal, THRESHOLDS["DDM"].build, "bernoulli-0.1", 10_000_000)
+    assert 0.5 <= c / (10.0 * 100) <= 1.5  # within the benchmark's band of the target
+
+
+class _Above:
+    """A drift on every value above ``level``: a rate ``P(X > level)`` per value, steep in it."""
+
+    def __init__(self, level: float) -> None:
+        self.level = level
+
+    def update(self, values: Any) -> list[Alarm]:
+        x = np.asarray(values, dtype=np.float64)
+        return [
+            Alarm("above", int(i), float(x[i]), self.level) for i in np.flatnonzero(x > self.level)
+        ]
+
+    def reset(self) -> None:
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Any) -> None:
+        return None
+
+
+def test_a_steep_rate_is_bisected_past_rtol() -> None:
+    """Where 1% of the threshold spans the whole tail (1000 + Exp(1)), a bracket rtol wide can
+    hold any rate below the target; the search goes on until the count is within 2 Poisson
+    standard deviations of the target count (before: 1% wide, whatever the count)."""
+    ref = 1000.0 + np.random.default_rng(8).exponential(1.0, 50_000)
+    cal = calibrate(_Above, ref, 100.0, threshold="level", rate_rises=False,
+                    bounds=(1000.0, 1100.0), n_samples=1_000_000, rtol=1e-2)  # fmt: skip
+    allowed = 1_000  # 100 per 100k on 1M values
+    assert allowed - 2 * math.sqrt(allowed) <= cal.false_alarms <= allowed
+    exact = float(np.mean(ref > cal.threshold)) * 100_000  # the bootstrap's expected rate
+    assert abs(exact - cal.rate_per_100k) <= Z * math.sqrt(exact * 10) / 10  # Poisson, 1M values
 
 
 def test_dispersion_flags_clustered_alarms(reference: np.ndarray) -> None:
