@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from driftd.incidents import svg
 from driftd.incidents.types import FeatureShift, Histogram, IncidentEvidence
+from driftd.textsafe import safe
 
 TOP_FEATURES = 5  # reference-vs-current plots drawn; the table lists every ranked feature
 _FEATURE_WIDTH, _SERIES_WIDTH = 520, 1040  # two feature plots a row; series span the page
@@ -46,6 +47,11 @@ footer { margin-top: 32px; color: #888; font-size: 12px; }
 """
 
 
+def _e(text: str) -> str:
+    """Text for the page: controls and bidi overrides shown as escapes, then HTML-escaped."""
+    return escape(safe(text))
+
+
 def _utc(ts: float) -> str:
     if not math.isfinite(ts):
         return "\u2014"
@@ -60,48 +66,48 @@ def _num(v: float) -> str:
 
 
 def _note(text: str) -> str:
-    return f'<p class="note">{escape(text)}</p>'
+    return f'<p class="note">{_e(text)}</p>'
 
 
 def _link(label: str, url: str) -> str:
     """An <a> for http(s) and relative URLs; any other scheme (javascript:, data:) as text."""
     scheme = urlsplit(url.strip()).scheme.lower()
     if scheme in ("", "http", "https"):
-        return f'<a href="{escape(url)}">{escape(label)}</a>'
-    return f"{escape(label)} ({escape(url)})"
+        return f'<a href="{_e(url)}">{_e(label)}</a>'
+    return f"{_e(label)} ({_e(url)})"
 
 
 def _header(ev: IncidentEvidence) -> str:
     colour = _STATE_COLOURS.get(ev.state, "#6b6b6b")
     rows = [
-        ("Incident", escape(ev.incident_id)),
-        ("Model", f"{escape(ev.model)} version {escape(ev.version)}"),
-        ("Stream", escape(ev.stream)),
+        ("Incident", _e(ev.incident_id)),
+        ("Model", f"{_e(ev.model)} version {_e(ev.version)}"),
+        ("Stream", _e(ev.stream)),
         ("Opened", _utc(ev.opened_ts)),
         ("Last alarm", _utc(ev.last_alarm_ts)),
         ("Alarms", str(ev.alarms)),
-        ("Reference", escape(ev.reference)),
-        ("Detectors", escape(", ".join(ev.detectors)) or "\u2014"),
+        ("Reference", _e(ev.reference)),
+        ("Detectors", _e(", ".join(ev.detectors)) or "\u2014"),
     ]
     if ev.links:
         rows.append(("Links", " \u00b7 ".join(_link(label, url) for label, url in ev.links)))
     meta = "\n".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
     return (
-        f'<header>\n<h1>{escape(ev.title)} <span class="badge" style="background:{colour}">'
-        f'{escape(ev.state)}</span></h1>\n<dl class="meta">\n{meta}\n</dl>\n</header>'
+        f'<header>\n<h1>{_e(ev.title)} <span class="badge" style="background:{colour}">'
+        f'{_e(ev.state)}</span></h1>\n<dl class="meta">\n{meta}\n</dl>\n</header>'
     )
 
 
 def _shift_row(s: FeatureShift) -> str:
     cells = [
-        f"<td>{escape(s.feature)}</td>",
-        f"<td>{escape(s.kind)}</td>",
+        f"<td>{_e(s.feature)}</td>",
+        f"<td>{_e(s.kind)}</td>",
         f'<td class="num">{_num(s.effect)}</td>',
         f'<td class="num">[{_num(s.lower)}, {_num(s.upper)}] ({_num(100 * s.confidence)} %)</td>',
-        f"<td>{escape(s.effect_name)}</td>",
+        f"<td>{_e(s.effect_name)}</td>",
         f'<td class="num">{_num(s.p_value)}</td>',
         f'<td class="num">{s.n_reference} / {s.n_current}</td>',
-        f"<td>{escape(s.summary)}</td>",
+        f"<td>{_e(s.summary)}</td>",
     ]
     return "<tr>" + "".join(cells) + "</tr>"
 
@@ -113,7 +119,7 @@ def _histogram_svg(name: str, h: Histogram) -> str | None:
         bins = [
             (lo, hi, r, c)
             for lo, hi, r, c in zip(h.edges, h.edges[1:], h.reference, h.current, strict=False)
-            if math.isfinite(lo) and math.isfinite(hi)  # open-ended outer bins are not drawn
+            if svg.plottable(lo) and svg.plottable(hi)  # open-ended outer bins are not drawn
         ]
         if not bins:
             return None
@@ -153,14 +159,14 @@ def _what_moved(ev: IncidentEvidence) -> str:
     figures = []
     for s in ev.shifts[:TOP_FEATURES]:
         plot = _histogram_svg(s.feature, s.histogram) if s.histogram is not None else None
-        caption = f"<figcaption>{escape(s.feature)}: {escape(s.summary)}</figcaption>"
+        caption = f"<figcaption>{_e(s.feature)}: {_e(s.summary)}</figcaption>"
         body = plot if plot is not None else _note(f"No distribution to plot for {s.feature}.")
         figures.append(f"<figure>\n{body}\n{caption}\n</figure>")
     return f'{table}\n<div class="figures">\n' + "\n".join(figures) + "\n</div>"
 
 
 def _statistic(ev: IncidentEvidence) -> str:
-    pts = [p for p in ev.statistic if math.isfinite(p.ts) and math.isfinite(p.value)]
+    pts = [p for p in ev.statistic if svg.plottable(p.ts) and svg.plottable(p.value)]
     if not pts:
         return _note("No statistic series was recorded for this incident.")
     thresholds = [(p.ts, p.threshold) for p in pts if p.threshold is not None]
@@ -176,7 +182,7 @@ def _statistic(ev: IncidentEvidence) -> str:
     alarms = [
         (p.ts, p.value)
         for p in pts
-        if p.threshold is not None and math.isfinite(p.threshold) and p.value > p.threshold
+        if p.threshold is not None and svg.plottable(p.threshold) and p.value > p.threshold
     ]
     if alarms:
         chart.markers(alarms, colour=svg.ALARM, label="above threshold", css_class="alarm")
@@ -185,7 +191,7 @@ def _statistic(ev: IncidentEvidence) -> str:
 
 
 def _performance(ev: IncidentEvidence) -> str:
-    pts = [p for p in ev.performance if math.isfinite(p.ts) and math.isfinite(p.estimated)]
+    pts = [p for p in ev.performance if svg.plottable(p.ts) and svg.plottable(p.estimated)]
     if not pts:
         return _note("No performance estimate is available for this incident.")
     realised = [(p.ts, p.realised) for p in pts if p.realised is not None]
@@ -215,13 +221,13 @@ def render(evidence: IncidentEvidence, *, generated_at: float | None = None) -> 
     """The incident as one HTML5 document; ``generated_at`` (epoch seconds) goes in the footer."""
     ev = evidence
     footer = f"Generated {_utc(generated_at)} by driftd." if generated_at is not None else ""
-    metric = escape(ev.performance_metric) if ev.performance_metric else "Performance"
+    metric = _e(ev.performance_metric) if ev.performance_metric else "Performance"
     parts: Sequence[str] = (
         "<!DOCTYPE html>",
         '<html lang="en">\n<head>\n<meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(ev.title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>",
+        f"<title>{_e(ev.title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>",
         _header(ev),
         '<section id="what-moved">\n<h2>What moved</h2>',
         _what_moved(ev),

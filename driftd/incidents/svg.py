@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from html import escape
 
+from driftd.textsafe import safe
+
 Point = tuple[float, float]
 
 REFERENCE = "#4c78a8"  # blue
@@ -20,6 +22,8 @@ MUTED = "#6b6b6b"
 
 _TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
 _DAY = 86400
+LIMIT = 1e300
+_TINY = 1e-290
 
 
 def fmt(v: float) -> str:
@@ -46,29 +50,43 @@ def utc_label(ts: float, step: float) -> str:
     return t.strftime("%Y-%m-%d")
 
 
+def _e(text: str) -> str:
+    return escape(safe(text))
+
+
+def plottable(v: float) -> bool:
+    """Finite and at most 1e300 in size, so that spans and paddings stay finite."""
+    return math.isfinite(v) and abs(v) <= LIMIT
+
+
 def finite(points: Iterable[Point]) -> list[Point]:
-    return [(x, y) for x, y in points if math.isfinite(x) and math.isfinite(y)]
+    """The points that can be drawn."""
+    return [(x, y) for x, y in points if plottable(x) and plottable(y)]
 
 
-def _span(lo: float, hi: float) -> tuple[float, float]:
-    """Widen an empty or single-valued range so that it can be drawn."""
-    if hi > lo:
+def _span(values: Iterable[float], pad: float | None = None) -> tuple[float, float]:
+    """The range of the plottable values, widened around its middle when it is empty or too
+    narrow for floating point to tell its ends apart (one value, or 1e12 and 1e12 + 1e-6)."""
+    vals = [v for v in values if plottable(v)]
+    lo, hi = min(vals, default=0.0), max(vals, default=1.0)
+    if hi - lo > max(1e-9 * max(abs(lo), abs(hi)), _TINY):
         return lo, hi
-    pad = abs(lo) * 0.1 if lo != 0 else 1.0
-    return lo - pad, hi + pad
+    mid = lo / 2 + hi / 2
+    wide = max(pad or 0.0, abs(mid) * (0.1 if pad is None else 1e-6))
+    return mid - (wide if wide > _TINY else 1.0), mid + (wide if wide > _TINY else 1.0)
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     """About n round tick values covering [lo, hi] (1, 2 or 5 times a power of ten apart)."""
-    span = hi / 2 - lo / 2  # halved so that +-1e308 does not overflow
-    if not span > 0 or not math.isfinite(span):
+    if not (plottable(lo) and plottable(hi) and hi - lo > _TINY):
         return [lo]
-    raw = span / n * 2
+    raw = (hi - lo) / n
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
     first = math.ceil(lo / step)
-    ticks = [k * step for k in range(first, first + n + 3) if k * step <= hi * (1 + 1e-12)]
-    return [t for t in ticks if math.isfinite(t)] or [lo]
+    slack = step * 1e-9  # k * step may miss an end by a rounding error
+    ticks = [k * step for k in range(first, first + n + 3)]
+    return [t for t in ticks if lo - slack <= t <= hi + slack] or [lo]
 
 
 def time_ticks(lo: float, hi: float, n: int = 6) -> tuple[list[float], float]:
@@ -79,7 +97,7 @@ def time_ticks(lo: float, hi: float, n: int = 6) -> tuple[list[float], float]:
         days = nice_ticks(0.0, raw * n / _DAY, n)
         step = max(days[1] - days[0], 1.0) * _DAY if len(days) > 1 else float(_DAY)
     first = math.ceil(lo / step)
-    count = int((hi - first * step) // step) + 1 if math.isfinite(hi - lo) else 0
+    count = int((hi - first * step) // step) + 1 if plottable(hi - first * step) else 0
     return [(first + k) * step for k in range(max(min(count, 50), 0))], step
 
 
@@ -97,25 +115,25 @@ class Chart:
         y_from_zero: bool = False,
         x_categories: Sequence[str] = (),
     ) -> None:
-        fx = [x for x in xs if math.isfinite(x)]
-        fy = [y for y in ys if math.isfinite(y)] + ([0.0] if y_from_zero else [])
+        fy = [*ys, *([0.0] if y_from_zero else [])]
         self.width, self.height = width, height
         self.left, self.right, self.top, self.bottom = 64, 16, 12, 40
-        self.x_lo, self.x_hi = _span(min(fx, default=0.0), max(fx, default=1.0))
-        y_lo, y_hi = _span(min(fy, default=0.0), max(fy, default=1.0))
-        pad = (y_hi / 2 - y_lo / 2) * 0.16  # 8 % headroom above the highest value
-        self.y_lo, self.y_hi = y_lo, (y_hi + pad if math.isfinite(y_hi + pad) else y_hi)
+        # One moment in time gets ten minutes around it, not +-10 % of the epoch.
+        x_pad = 300.0 if time_x else None
+        self.x_lo, self.x_hi = _span(xs, x_pad)
+        y_lo, y_hi = _span(fy)
+        self.y_lo, self.y_hi = y_lo, y_hi + (y_hi - y_lo) * 0.08  # headroom above the top
         self.time_x = time_x
         self.x_categories = list(x_categories)
         self._layers: list[str] = []
         self._legend: list[tuple[str, str, str]] = []  # (label, colour, shape)
 
     def x(self, v: float) -> float:
-        t = (v / 2 - self.x_lo / 2) / (self.x_hi / 2 - self.x_lo / 2)
+        t = (v - self.x_lo) / (self.x_hi - self.x_lo)
         return round(self.left + t * (self.width - self.left - self.right), 2)
 
     def y(self, v: float) -> float:
-        t = (v / 2 - self.y_lo / 2) / (self.y_hi / 2 - self.y_lo / 2)
+        t = (v - self.y_lo) / (self.y_hi - self.y_lo)
         return round(self.height - self.bottom - t * (self.height - self.top - self.bottom), 2)
 
     def _legend_entry(self, label: str | None, colour: str, shape: str) -> None:
@@ -128,7 +146,7 @@ class Chart:
         """A polyline, broken where a value is missing (non-finite)."""
         segments: list[list[Point]] = [[]]
         for x, y in points:
-            if math.isfinite(x) and math.isfinite(y):
+            if plottable(x) and plottable(y):
                 segments[-1].append((x, y))
             elif segments[-1]:
                 segments.append([])
@@ -153,7 +171,7 @@ class Chart:
         radius: float = 4.0,
         css_class: str = "",
     ) -> None:
-        cls = f' class="{escape(css_class)}"' if css_class else ""
+        cls = f' class="{_e(css_class)}"' if css_class else ""
         for x, y in finite(points):
             self._layers.append(
                 f'<circle{cls} cx="{self.x(x)}" cy="{self.y(y)}" r="{radius}" fill="{colour}"/>'
@@ -171,7 +189,7 @@ class Chart:
         """Bars from y=0 (or the bottom of the axis) up to y, between x0 and x1."""
         base = self.y(max(self.y_lo, 0.0))
         for x0, x1, y in bars:
-            if not (math.isfinite(x0) and math.isfinite(x1) and math.isfinite(y)):
+            if not (plottable(x0) and plottable(x1) and plottable(y)):
                 continue
             top = self.y(y)
             left, right = self.x(min(x0, x1)), self.x(max(x0, x1))
@@ -193,7 +211,7 @@ class Chart:
         """A shaded polygon between lower and upper; broken where a value is missing."""
         runs: list[list[tuple[float, float, float]]] = [[]]
         for x, lo, hi in zip(xs, lower, upper, strict=True):
-            if math.isfinite(x) and math.isfinite(lo) and math.isfinite(hi):
+            if plottable(x) and plottable(lo) and plottable(hi):
                 runs[-1].append((x, lo, hi))
             elif runs[-1]:
                 runs.append([])
@@ -216,6 +234,8 @@ class Chart:
         ]
         for t in nice_ticks(self.y_lo, self.y_hi):
             yy = self.y(t)
+            if not y1 - 0.5 <= yy <= y0 + 0.5:
+                continue
             out.append(f'<line x1="{x0 - 4}" y1="{yy}" x2="{x1}" y2="{yy}" stroke="#e5e5e5"/>')
             out.append(f'<text x="{x0 - 6}" y="{yy + 4}" text-anchor="end">{fmt(t)}</text>')
         ticks: list[tuple[float, str]]
@@ -231,8 +251,10 @@ class Chart:
             ticks = [(t, fmt(t)) for t in nice_ticks(self.x_lo, self.x_hi, 6)]
         for t, text in ticks:
             xx = self.x(t)
+            if not x0 - 0.5 <= xx <= x1 + 0.5:
+                continue
             out.append(f'<line x1="{xx}" y1="{y0}" x2="{xx}" y2="{y0 + 4}" stroke="{MUTED}"/>')
-            out.append(f'<text x="{xx}" y="{y0 + 16}" text-anchor="middle">{escape(text)}</text>')
+            out.append(f'<text x="{xx}" y="{y0 + 16}" text-anchor="middle">{_e(text)}</text>')
         return out
 
     def _legend_svg(self, y: float) -> list[str]:
@@ -251,7 +273,7 @@ class Chart:
                     f'<line x1="{x}" y1="{y - 4}" x2="{x + 12}" y2="{y - 4}" stroke="{colour}" '
                     f'stroke-width="2"{dash}/>'
                 )
-            out.append(f'<text x="{x + 16}" y="{y}">{escape(label)}</text>')
+            out.append(f'<text x="{x + 16}" y="{y}">{_e(label)}</text>')
             x += 28 + 7 * len(label)
         return out
 
@@ -261,9 +283,9 @@ class Chart:
         legend = self._legend_svg(height - 6)
         body = "\n".join([*self._axes(), *self._layers, *legend])
         return (
-            f'<svg xmlns="http://www.w3.org/2000/svg" role="img" data-plot="{escape(plot)}" '
+            f'<svg xmlns="http://www.w3.org/2000/svg" role="img" data-plot="{_e(plot)}" '
             f'width="{self.width}" height="{height}" viewBox="0 0 {self.width} {height}" '
-            f'font-family="sans-serif" font-size="11">\n<title>{escape(title)}</title>\n'
+            f'font-family="sans-serif" font-size="11">\n<title>{_e(title)}</title>\n'
             f"{body}\n</svg>"
         )
 

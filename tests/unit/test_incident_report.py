@@ -13,6 +13,8 @@ from dataclasses import replace
 from html.parser import HTMLParser
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from driftd.incidents import svg
 from driftd.incidents.report import TOP_FEATURES, render
@@ -233,6 +235,15 @@ def test_hostile_text_cannot_inject_markup() -> None:
         assert not any(k.startswith("on") for k in attrs)
 
 
+def test_control_and_bidi_characters_are_shown_as_escapes() -> None:
+    name = "amount\u202e\x00\x1b[2J"
+    html = render(evidence(shifts=[numeric_shift(name, 1.0)], model="m\u202eodel"))
+    assert "\u202e" not in html and "\x00" not in html and "\x1b" not in html
+    page = Page(html)
+    assert "feature:amount\\u202e\\x00\\x1b[2J" in page.plots()
+    assert "m\\u202eodel" in "".join(page.text)
+
+
 def test_no_remote_assets_and_no_script() -> None:
     html = render(evidence())
     page = Page(html)
@@ -293,9 +304,8 @@ def test_nan_inf_single_point_and_huge_values() -> None:
     assert len(alarms) == 2
     # A single performance point: drawn as a dot, no band (its bounds are not finite).
     assert plots["performance"].findall(f"{SVG_NS}polygon") == []
-    for el in plots["statistic"].iter():
-        for key in ("x", "y", "cx", "cy", "points", "width", "height"):
-            assert "nan" not in (el.get(key) or "").lower()
+    for plot in plots.values():
+        assert_inside(plot)
 
 
 def test_one_point_series_and_degenerate_ranges() -> None:
@@ -324,3 +334,73 @@ def test_ticks_are_round_and_inside_the_range(lo: float, hi: float) -> None:
     ticks = svg.nice_ticks(lo, hi)
     assert 1 <= len(ticks) <= 8 and all(lo <= t <= hi * (1 + 1e-12) for t in ticks)
     assert ticks == sorted(ticks)
+
+
+def test_a_single_moment_gets_a_time_axis_around_it() -> None:
+    plot = Page(render(evidence(statistic=[SeriesPoint(T0, 1.0, 2.0)]))).plots()["statistic"]
+    labels = [t.text for t in plot.iter(f"{SVG_NS}text")]
+    assert "00:00" in labels and "UTC" in labels  # minutes around T0, not years
+    assert not any(lab and lab.startswith("20") for lab in labels)
+
+
+def test_a_year_of_points_and_many_categories() -> None:
+    year = [SeriesPoint(T0 + 86400 * d, float(d % 7), 5.0) for d in range(365)]
+    labels = [f"category-with-a-long-name-{i}" for i in range(200)]
+    cats = Histogram((), labels, [1 / 200] * 200, [1 / 200] * 200)
+    ev = evidence(statistic=year, shifts=[replace(categorical_shift("c", 0.1), histogram=cats)])
+    plots = Page(render(ev)).plots()
+    texts = [t.text or "" for t in plots["feature:c"].iter(f"{SVG_NS}text")]
+    assert 10 <= sum(t.startswith("category") for t in texts) <= 12  # thinned, not overlapping
+    assert all(len(t) <= 14 for t in texts)  # long names are cut with an ellipsis
+    days = [t.text or "" for t in plots["statistic"].iter(f"{SVG_NS}text")]
+    assert any(re.fullmatch(r"\d{4}-\d{2}-\d{2}", d) for d in days), days
+    alarms = [c for c in plots["statistic"].iter(f"{SVG_NS}circle") if c.get("class") == "alarm"]
+    assert len(alarms) == sum(1 for d in range(365) if d % 7 > 5)
+
+
+floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
+texts = st.text(max_size=20)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=texts,
+    title=texts,
+    values=st.lists(st.tuples(floats, floats, st.none() | floats), max_size=12),
+    perf=st.lists(st.tuples(floats, floats, floats, floats, st.none() | floats), max_size=6),
+    bins=st.lists(st.tuples(floats, floats), min_size=1, max_size=6),
+)
+def test_any_evidence_renders_to_well_formed_svg_without_nan(
+    name: str,
+    title: str,
+    values: list[tuple[float, float, float | None]],
+    perf: list[tuple[float, float, float, float, float | None]],
+    bins: list[tuple[float, float]],
+) -> None:
+    hist = Histogram(
+        [float(i) for i in range(len(bins) + 1)], (), [r for r, _ in bins], [c for _, c in bins]
+    )
+    ev = evidence(
+        title=title,
+        shifts=[replace(numeric_shift(name, 1.0), histogram=hist), categorical_shift(name, 0.1)],
+        statistic=[SeriesPoint(T0 + 60 * i, v, t) for i, (_, v, t) in enumerate(values)],
+        performance=[PerformancePoint(*p) for p in perf],
+    )
+    page = Page(render(ev))  # every <svg> parses as XML
+    for plot in page.svgs:
+        assert_inside(plot)
+
+
+def assert_inside(plot: ET.Element) -> None:
+    """Every coordinate of every shape is a number inside the plot's own box."""
+    width, height = float(plot.get("width", "0")), float(plot.get("height", "0"))
+    for el in plot.iter():
+        coords = [(k, el.get(k)) for k in ("x", "x1", "x2", "cx", "width")]
+        coords += [(k, el.get(k)) for k in ("y", "y1", "y2", "cy", "height")]
+        pairs = [p.split(",") for p in (el.get("points") or "").split()]
+        coords += [("x", x) for x, _ in pairs] + [("y", y) for _, y in pairs]
+        for key, value in coords:
+            if value is None or el is plot:
+                continue
+            limit = width if key.startswith(("x", "cx", "w")) else height
+            assert 0 <= float(value) <= limit, (el.tag, key, value)
