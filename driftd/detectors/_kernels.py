@@ -28,6 +28,13 @@ def _jit(fn: _Fn) -> _Fn:
     return cast(_Fn, njit(cache=True)(fn))
 
 
+def _jit_unchecked(fn: _Fn) -> _Fn:
+    """``_jit`` without numba's zero-division checks (numpy's error model), for kernels whose
+    every divisor is nonzero by construction: same results, and the checks' branches cost
+    ADWIN about 60 ns per call."""
+    return cast(_Fn, njit(cache=True, error_model="numpy")(fn))
+
+
 # An advance step consumes a prefix of the chunk: (values consumed, alarms at local indices).
 Hit = tuple[int, float, float, Literal["drift", "warning"]]
 Advance = Callable[[F64], tuple[int, list[Hit]]]
@@ -72,118 +79,171 @@ def last_true_index(mask: npt.NDArray[np.bool_]) -> I64:
 
 ADWIN_LEVELS = 64  # bucket rows of 2**i values; 64 rows hold more values than any stream has
 
+# The whole state lives in two flat blocks, so that a test on single values costs one compiled
+# call with two arguments (numba's dispatch is paid per argument). Each row of b =
+# max_buckets + 1 slots is a ring: its k-th oldest bucket sits in slot (start + k) mod b, so
+# merging the two oldest moves ``start`` instead of shifting the row (the shifts took half of
+# the insert time). With H = ADWIN_LEVELS * b:
+# floats: totals [0, H) (row r's slots from r*b), variances [H, 2H), then from 2H: total,
+# variance (sum of squares), width, delta, min_window_length, grace_period, the last alarm's
+# statistic and threshold, and ``clock`` slots for single values waiting for their test;
+# ints: bucket counts per row [0, L), ring starts per row [L, 2L), then tick modulo clock,
+# rows in use, clock, max_buckets (L = ADWIN_LEVELS).
+ADWIN_FS, ADWIN_PARAMS, ADWIN_OUT, ADWIN_PENDING = 0, 3, 6, 8  # float offsets after 2H
+ADWIN_START = ADWIN_LEVELS
+ADWIN_TICK, ADWIN_ROWS, ADWIN_CLOCK, ADWIN_MAX_BUCKETS = range(
+    2 * ADWIN_LEVELS, 2 * ADWIN_LEVELS + 4
+)
+ADWIN_INTS = 2 * ADWIN_LEVELS + 4  # length of the int block
 
-@_jit
-def adwin_reset(totals: F64, variances: F64, counts: I64, fs: F64, ints: I64) -> None:
-    totals[:] = 0.0
-    variances[:] = 0.0
-    counts[:] = 0
-    fs[:] = 0.0  # total, variance, width
-    ints[0] = 0  # tick modulo clock
-    ints[1] = 1  # rows in use
 
-
-@_jit
-def adwin_kernel(
-    x: F64,
-    totals: F64,
-    variances: F64,
-    counts: I64,
-    fs: F64,
-    ints: I64,
-    delta: float,
-    clock: int,
-    max_buckets: int,
-    min_len: float,
-    grace: float,
-    out_i: I64,
-    out_s: F64,
-    out_t: F64,
-) -> tuple[int, int]:
-    """River's AdaptiveWindowing, resetting completely after a drift as River 0.26 does.
+@_jit_unchecked
+def adwin_step(x: F64, lo: int, hi: int, f: F64, i: I64) -> tuple[int, bool, float, float]:
+    """River's AdaptiveWindowing over ``x[lo:hi]`` up to its first drift, after which it resets
+    completely as River 0.26 does; returns where it stopped (``hi``, or just after the drift),
+    whether a drift fired, its statistic and its threshold.
 
     One compiled loop on purpose: insert, bucket compression and cut search share the state per
     value; split, the hot path would gain calls and River's operation order would be harder to see.
+    The window's total, variance, width and the tick stay in locals between values (the same
+    operations in the same order as River's, so the same bits) and go back to ``f``/``i`` at
+    the end. Slots outside a row's buckets hold stale values: only ``adwin_buckets`` reads a
+    row whole.
     """
-    n_out = 0
-    for t in range(x.size):
+    mb = i[ADWIN_MAX_BUCKETS]
+    b = mb + 1
+    h = ADWIN_LEVELS * b
+    s = 2 * h  # the scalars
+    p = s + ADWIN_PARAMS
+    delta, min_len, grace = f[p], f[p + 1], f[p + 2]
+    clock = i[ADWIN_CLOCK]
+    total, var, width = f[s], f[s + 1], f[s + 2]
+    tick = i[ADWIN_TICK]
+    for t in range(lo, hi):
         v = x[t]
         # insert into row 0 with the same operation order as River
-        totals[0, counts[0]] = v
-        variances[0, counts[0]] = 0.0
-        counts[0] += 1
-        fs[2] += 1.0
+        c = i[0]
+        q = i[ADWIN_START] + c
+        q = q - b if q >= b else q
+        f[q] = v
+        f[h + q] = 0.0
+        i[0] = c + 1
+        width += 1.0
         inc = 0.0
-        if fs[2] > 1.0:
-            dv = v - fs[0] / (fs[2] - 1.0)
-            inc = (fs[2] - 1.0) * dv * dv / fs[2]
-        fs[1] += inc
-        fs[0] += v
-        idx = 0
-        while counts[idx] == max_buckets + 1:
-            n1 = float(1 << idx)
-            t0, t1 = totals[idx, 0], totals[idx, 1]
+        if width > 1.0:
+            dv = v - total / (width - 1.0)
+            inc = (width - 1.0) * dv * dv / width
+        var += inc
+        total += v
+        row = 0
+        while i[row] == b:  # a full row: merge its two oldest buckets into the next row
+            n1 = float(1 << row)
+            r0 = row * b
+            q = i[ADWIN_START + row]
+            q1 = q + 1 if q + 1 < b else 0
+            t0, t1 = f[r0 + q], f[r0 + q1]
             mu1, mu2 = t0 / n1, t1 / n1
-            v12 = variances[idx, 0] + variances[idx, 1] + n1 * 0.5 * (mu1 - mu2) * (mu1 - mu2)
-            if idx + 1 >= ints[1]:
-                ints[1] = idx + 2
-            totals[idx + 1, counts[idx + 1]] = t0 + t1
-            variances[idx + 1, counts[idx + 1]] = v12
-            counts[idx + 1] += 1
-            for k in range(counts[idx] - 2):
-                totals[idx, k] = totals[idx, k + 2]
-                variances[idx, k] = variances[idx, k + 2]
-            for k in range(counts[idx] - 2, counts[idx]):
-                totals[idx, k] = 0.0
-                variances[idx, k] = 0.0
-            counts[idx] -= 2
-            if counts[idx + 1] <= max_buckets:
+            v12 = f[h + r0 + q] + f[h + r0 + q1] + n1 * 0.5 * (mu1 - mu2) * (mu1 - mu2)
+            q = q + 2 - b if q + 2 >= b else q + 2
+            i[ADWIN_START + row] = q
+            i[row] = b - 2
+            if row + 1 >= i[ADWIN_ROWS]:
+                i[ADWIN_ROWS] = row + 2
+            c = i[row + 1]
+            q = i[ADWIN_START + row + 1] + c
+            q = r0 + b + (q - b if q >= b else q)
+            f[q] = t0 + t1
+            f[h + q] = v12
+            i[row + 1] = c + 1
+            if c + 1 <= mb:
                 break
-            idx += 1
-        ints[0] += 1  # River's tick, kept modulo clock (a division per value is dear)
-        if ints[0] < clock:
+            row += 1
+        tick += 1  # River's tick, kept modulo clock (a division per value is dear)
+        if tick < clock:
             continue
-        ints[0] = 0
-        if fs[2] <= grace:
+        tick = 0
+        if width <= grace:
             continue
-        width, total = fs[2], fs[0]
         n0, n1w, u0, u1 = 0.0, width, 0.0, total
         found = False
         dp = math.log(2.0 * math.log(width) / delta)  # River recomputes it per split; same value
-        var_w = fs[1] / width
-        for row in range(ints[1] - 1, -1, -1):
+        var_w = var / width
+        bound = 0.999 * (2.0 / 3.0 * dp)
+        for row in range(i[ADWIN_ROWS] - 1, -1, -1):
             size = float(1 << row)
-            for k in range(counts[row]):
+            r0 = row * b
+            q = i[ADWIN_START + row]
+            n = i[row] if row > 0 else i[0] - 1  # the newest bucket is never a split
+            for _ in range(n):
+                tot = f[r0 + q]
+                q = q + 1 if q + 1 < b else 0
                 n0 += size
                 n1w -= size
-                u0 += totals[row, k]
-                u1 -= totals[row, k]
-                if row == 0 and k == counts[row] - 1:
-                    break
+                u0 += tot
+                u1 -= tot
                 if n1w >= min_len and n0 >= min_len:
                     # a division-free necessary condition for |dm| > ε >= 2/3·dp·m, with a
                     # margin far above rounding, so the exact test below decides every case
                     ra, rb = n0 - min_len + 1.0, n1w - min_len + 1.0
                     lhs = abs(u0 * n1w - u1 * n0) * ra * rb
-                    if lhs < 0.999 * (2.0 / 3.0 * dp) * (ra + rb) * n0 * n1w:
+                    if lhs < bound * (ra + rb) * n0 * n1w:
                         continue
                     dm = abs((u0 / n0) - (u1 / n1w))
                     m = 1.0 / ra + 1.0 / rb
                     eps = math.sqrt(2.0 * m * var_w * dp) + 2.0 / 3.0 * dp * m
                     if dm > eps:
-                        out_i[n_out] = t
-                        out_s[n_out] = dm
-                        out_t[n_out] = eps
                         found = True
                         break
             if found:
                 break
         if found:
+            f[:s] = 0.0
+            i[:ADWIN_TICK] = 0
+            i[ADWIN_ROWS] = 1
+            f[s], f[s + 1], f[s + 2], i[ADWIN_TICK] = 0.0, 0.0, 0.0, 0
+            return t + 1, True, dm, eps
+    f[s], f[s + 1], f[s + 2], i[ADWIN_TICK] = total, var, width, tick
+    return hi, False, 0.0, 0.0
+
+
+@_jit_unchecked
+def adwin_run(
+    x: F64, lo: int, hi: int, f: F64, i: I64, out_i: I64, out_s: F64, out_t: F64
+) -> tuple[int, int]:
+    """``adwin_step`` until ``hi`` or until ``out_i`` is full; returns where it stopped and the
+    drifts written to ``out_i`` (indices into ``x``), ``out_s`` and ``out_t``."""
+    n_out = 0
+    while lo < hi and n_out < out_i.size:
+        lo, fired, stat, threshold = adwin_step(x, lo, hi, f, i)
+        if fired:
+            out_i[n_out], out_s[n_out], out_t[n_out] = lo - 1, stat, threshold
             n_out += 1
-            adwin_reset(totals, variances, counts, fs, ints)
-            if n_out == out_i.size:
-                return t + 1, n_out
-    return x.size, n_out
+    return lo, n_out
+
+
+@_jit_unchecked
+def adwin_tick(f: F64, i: I64) -> bool:
+    """Run the single values that complete the next test (``clock`` minus the tick of them,
+    in the slots from ``ADWIN_PENDING``) through ``adwin_step``; True if the test fired, its
+    statistic and threshold then in the slots from ``ADWIN_OUT``."""
+    s = 2 * ADWIN_LEVELS * (i[ADWIN_MAX_BUCKETS] + 1)
+    start = s + ADWIN_PENDING
+    fired, stat, threshold = adwin_step(f, start, start + i[ADWIN_CLOCK] - i[ADWIN_TICK], f, i)[1:]
+    if fired:
+        f[s + ADWIN_OUT], f[s + ADWIN_OUT + 1] = stat, threshold
+    return fired
+
+
+def adwin_buckets(f: F64, i: I64) -> tuple[F64, F64]:
+    """Totals and variances as River lays them out: row by row, oldest bucket first, zeros
+    after the last (the rings unrolled; the state_dict's form)."""
+    b = int(i[ADWIN_MAX_BUCKETS]) + 1
+    h = ADWIN_LEVELS * b
+    k = np.arange(b)
+    slot = (i[ADWIN_START : ADWIN_START + ADWIN_LEVELS, None] + k) % b
+    slot += b * np.arange(ADWIN_LEVELS)[:, None]
+    used = k < i[:ADWIN_LEVELS, None]
+    return np.where(used, f[:h][slot], 0.0), np.where(used, f[h : 2 * h][slot], 0.0)
 
 
 # -------------------------------------------------------------------------------------- HDDM_W

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,10 +28,11 @@ class ADWIN:
     ``ε = sqrt(2 m v δ') + 2/3 δ' m``, ``m = 1/(n₀ - L + 1) + 1/(n₁ - L + 1)``,
     ``v`` the window variance and ``δ' = ln(2 ln(n) / delta)``. After a drift the detector
     resets completely, as River 0.26 does. The loop is sequential, so a batch runs through a
-    compiled numba kernel over the detector's plain arrays. One value at a time (a Python
-    number or a size-1 array) is appended to a list until the next test is due, and the list
-    then goes through the kernel: a drift can only fire on a test, so the alarms are the same,
-    and ``state_dict()``/``width`` first feed the pending values to the kernel.
+    compiled numba kernel over the detector's state, two flat arrays. One value at a time (a
+    Python number or a size-1 array) is written into a slot of that state until the next test
+    is due, and the values that complete it then go through the kernel in one call: a drift
+    can only fire on a test, so the alarms are the same, and ``state_dict()``/``width`` first
+    feed the pending values to the kernel.
 
     Parameters
     ----------
@@ -99,22 +99,36 @@ class ADWIN:
         self.max_buckets = int(max_buckets)
         self.min_window_length = int(min_window_length)
         self.grace_period = int(grace_period)
-        self._args = (  # the scalar path's parameters and (reused) alarm buffers
-            self.delta, self.clock, self.max_buckets, float(self.min_window_length),
-            float(self.grace_period), np.empty(2, dtype=np.int64), np.empty(2), np.empty(2),
-        )  # fmt: skip
         self.reset()
 
     def reset(self) -> None:
         """Forget everything seen (parameters stay)."""
-        shape = (k.ADWIN_LEVELS, self.max_buckets + 1)
-        self._totals = np.zeros(shape)
-        self._variances = np.zeros(shape)
-        self._counts = np.zeros(k.ADWIN_LEVELS, dtype=np.int64)
-        self._fs = np.zeros(3)  # total, variance (sum of squares), width
-        self._ints = np.array([0, 1], dtype=np.int64)  # tick modulo clock, rows in use
-        self._pending = array("d")  # single values not yet fed to the kernel
-        self._due = self.clock  # pending values that complete the next test
+        levels, width = k.ADWIN_LEVELS, self.max_buckets + 1
+        size = levels * width
+        base = 2 * size
+        f = np.zeros(base + k.ADWIN_PENDING + self.clock)
+        f[base + k.ADWIN_PARAMS : base + k.ADWIN_OUT] = (
+            self.delta,
+            self.min_window_length,
+            self.grace_period,
+        )
+        i = np.zeros(k.ADWIN_INTS, dtype=np.int64)
+        i[k.ADWIN_ROWS], i[k.ADWIN_CLOCK], i[k.ADWIN_MAX_BUCKETS] = 1, self.clock, width - 1
+        self._f, self._i = f, i  # the whole state; the arrays below are views of it
+        self._totals = f[:size].reshape(levels, width)  # rows of buckets, each a ring
+        self._variances = f[size:base].reshape(levels, width)
+        self._fs = f[base : base + 3]  # total, variance (sum of squares), width
+        self._counts = i[:levels]
+        self._starts = i[k.ADWIN_START : k.ADWIN_START + levels]  # each ring's oldest slot
+        self._ints = i[k.ADWIN_TICK : k.ADWIN_ROWS + 1]  # tick modulo clock, rows in use
+        self._out = base + k.ADWIN_OUT  # the alarm's statistic and threshold
+        self._first = base + k.ADWIN_PENDING  # where the pending values start in ``f``
+        # a memoryview of those slots: item assignment without numpy's cost, and slot numbers
+        # below 257 for the usual clocks, which CPython does not allocate
+        self._slots = f.data[self._first :]
+        self._next = 0  # slot of the next pending value
+        self._full = self.clock - 1  # slot of a test's last value, from tick 0
+        self._last = self._full  # slot of the value that completes the next test
 
     @property
     def width(self) -> int:
@@ -122,38 +136,41 @@ class ADWIN:
         self._feed_pending()
         return int(self._fs[2])
 
+    @property
+    def _pending(self) -> npt.NDArray[np.float64]:
+        """Single values not yet fed to the kernel (a copy)."""
+        return self._f[self._first : self._first + self._next].copy()
+
     def update(self, values: npt.ArrayLike) -> list[Alarm]:
         """Consume a batch in order; return its drift alarms (index = position in the batch)."""
         if type(values) is float:
-            pending = self._pending
-            pending.append(values)
-            if len(pending) < self._due:
+            j = self._next
+            self._slots[j] = values
+            if j < self._last:
+                self._next = j + 1
                 return []
-            return self._feed_pending(True)
+            # the pending values complete a test: one compiled call on the two blocks
+            self._next, self._last = 0, self._full
+            if not k.adwin_tick(self._f, self._i):
+                return []
+            stat, threshold = self._f[self._out : self._out + 2].tolist()
+            return [Alarm("ADWIN", 0, stat, threshold)]
         x1 = as_scalar(values)
         if x1 is not None:
             return self.update(x1)
         self._feed_pending()
-        return self._batch(values)
+        alarms = self._batch(values)
+        self._last = self._full - int(self._ints[0])
+        return alarms
 
-    def _feed_pending(self, tick: bool = False) -> list[Alarm]:
-        """Run the pending single values through the kernel; its alarm is the last value's.
-
-        ``tick``: they complete a test, after which the clock is at 0 (a drift resets it too).
-        """
-        pending = self._pending
-        if not pending:
-            return []
-        x = np.frombuffer(pending, dtype=np.float64)  # no copy; released before the clear
-        n_out = k.adwin_kernel(
-            x, self._totals, self._variances, self._counts, self._fs, self._ints, *self._args
-        )[1]
-        del x
-        del pending[:]
-        self._due = self.clock if tick else self.clock - int(self._ints[0])
-        if n_out == 0:
-            return []
-        return [Alarm("ADWIN", 0, float(self._args[-2][0]), float(self._args[-1][0]))]
+    def _feed_pending(self) -> None:
+        """Run the pending single values, fewer than complete a test, through the kernel."""
+        if self._next == 0:
+            return
+        x = self._f[self._first : self._first + self._next].copy()
+        self._next = 0
+        self._batch(x)  # no alarm: a drift fires only on a test, and no test was due
+        self._last = self._full - int(self._ints[0])
 
     def _batch(self, values: npt.ArrayLike) -> list[Alarm]:
         x = np.ascontiguousarray(as_float_array(values).reshape(-1))
@@ -164,25 +181,30 @@ class ADWIN:
         alarms: list[Alarm] = []
         pos = 0
         while pos < x.size:
-            used, n_out = k.adwin_kernel(
-                x[pos:], self._totals, self._variances, self._counts, self._fs, self._ints,
-                self.delta, self.clock, self.max_buckets, float(self.min_window_length),
-                float(self.grace_period), out_i, out_s, out_t,
-            )  # fmt: skip
+            pos, n_out = k.adwin_run(x, pos, x.size, self._f, self._i, out_i, out_s, out_t)
             alarms += [
-                Alarm("ADWIN", pos + int(out_i[j]), float(out_s[j]), float(out_t[j]))
+                Alarm("ADWIN", int(out_i[j]), float(out_s[j]), float(out_t[j]))
                 for j in range(n_out)
             ]
-            pos += used
-        self._due = self.clock - int(self._ints[0])
         return alarms
+
+    def __getstate__(self) -> dict[str, Any]:
+        """For copy and pickle: the parameters and ``state_dict()`` (copied as they are, the
+        views into the state would no longer share it)."""
+        names = ("delta", "clock", "max_buckets", "min_window_length", "grace_period")
+        return {"params": {n: getattr(self, n) for n in names}, "state": self.state_dict()}
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        ADWIN.__init__(self, **state["params"])
+        self.load_state_dict(state["state"])
 
     def state_dict(self) -> dict[str, Any]:
         """Plain arrays in a versioned envelope."""
         self._feed_pending()
+        totals, variances = k.adwin_buckets(self._f, self._i)
         state = {
-            "totals": self._totals.copy(),
-            "variances": self._variances.copy(),
+            "totals": totals,
+            "variances": variances,
             "counts": self._counts.copy(),
             "fs": self._fs.copy(),
             "ints": self._ints.copy(),
@@ -197,10 +219,13 @@ class ADWIN:
             raise ValueError(
                 f"ADWIN state has buckets of shape {np.shape(s['totals'])}, not {shape}"
             )
-        self._totals = np.array(s["totals"], dtype=np.float64)
-        self._variances = np.array(s["variances"], dtype=np.float64)
-        self._counts = np.array(s["counts"], dtype=np.int64)
-        self._fs = np.array(s["fs"], dtype=np.float64)
-        self._ints = np.array(s["ints"], dtype=np.int64)
-        self._pending = array("d")
-        self._due = self.clock - int(self._ints[0])
+        views = {"counts": self._counts, "fs": self._fs, "ints": self._ints}
+        for key, view in views.items():
+            if np.shape(s[key]) != view.shape:
+                raise ValueError(f"ADWIN state has {key} of shape {np.shape(s[key])}")
+        views |= {"totals": self._totals, "variances": self._variances}
+        for key, view in views.items():
+            view[...] = s[key]
+        self._starts[:] = 0  # the state's rows start with their oldest bucket
+        self._next = 0  # pending values belonged to the state replaced
+        self._last = self._full - int(self._ints[0])
