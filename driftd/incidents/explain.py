@@ -8,6 +8,11 @@ covers numeric and categorical features alike:
   and no IQR, so the pooled sd stands in, then 1). A mean shift of ``d`` sd gives ``d``;
 * categorical: the total variation distance, half the sum of the absolute differences of the
   category fractions (the largest difference in probability of any set of categories).
+  Categories seen fewer than 5 times in both samples together share one cell, for the
+  distance and the test alike: with ID-like features (about as many categories as rows)
+  every category's fraction is noise, and the plug-in distance of two samples of one
+  distribution would be large (the test prints it with and without pooling).
+  Pooling can only lower the distance, and shifts large enough to matter fill their cells.
 
 Plug-in distances are biased upward: with no shift at all they are still positive, of the
 order of ``sqrt(1/n + 1/m)``. ``effect`` is therefore the bootstrap bias-corrected estimate
@@ -56,6 +61,7 @@ IntArray = npt.NDArray[np.int64]
 _MISSING_NOTE = 0.05  # a missing-rate change this large (absolute) is worth a word
 _CELLS = 2_000_000  # bootstrap chunk: resamples x pooled values held at once (~16 MB / array)
 _MOVERS = 3  # categories named in a categorical summary
+_RARE = 5  # categories seen fewer times (both samples) share one cell for TV and chi-square
 
 
 def explain(
@@ -221,7 +227,7 @@ def _wasserstein_bootstrap(
     n, m = x.size, y.size
     pooled = np.concatenate((x, y))
     order = np.argsort(pooled, kind="stable")
-    widths = np.diff(pooled[order])
+    widths = np.append(np.diff(pooled[order]), 0.0)  # the CDFs meet at the last value
     centred = x - x.mean()
     plug_in = float(_w1(np.ones((1, n)), np.ones((1, m)), order, widths)[0]) / scale
     out = np.empty(n_boot)
@@ -247,7 +253,7 @@ def _resample_counts(n: int, b: int, rng: np.random.Generator) -> FloatArray:
 
 def _w1(wx: FloatArray, wy: FloatArray, order: IntArray, widths: FloatArray) -> FloatArray:
     """Row-wise W1 = integral |F - G| between the weighted samples ``x`` (weights ``wx``) and
-    ``y`` (``wy``); ``order`` sorts the pooled ``(x, y)``, ``widths`` are its gaps."""
+    ``y`` (``wy``); ``order`` sorts the pooled ``(x, y)``, ``widths`` are its gaps (and 0)."""
     n = wx.shape[1]
     signed = np.empty((wx.shape[0], n + wy.shape[1]))
     np.divide(wx, wx.sum(axis=1, keepdims=True), out=signed[:, :n])
@@ -255,7 +261,7 @@ def _w1(wx: FloatArray, wy: FloatArray, order: IntArray, widths: FloatArray) -> 
     cdf = np.take(signed, order, axis=1)
     np.cumsum(cdf, axis=1, out=cdf)
     np.abs(cdf, out=cdf)
-    result: FloatArray = cdf[:, :-1] @ widths
+    result: FloatArray = cdf @ widths
     return result
 
 
@@ -308,11 +314,10 @@ def _categorical(
     ref_counts = np.bincount(codes[:n], minlength=k)
     cur_counts = np.bincount(codes[n:], minlength=k)
     p, q = ref_counts / n, cur_counts / cur_vals.size
-    plug_in = 0.5 * float(np.abs(p - q).sum())
-    boot_p = rng.multinomial(n, p, size=n_boot) / n
-    boot_q = rng.multinomial(cur_vals.size, q, size=n_boot) / cur_vals.size
-    effect, lower, upper = _interval(plug_in, 0.5 * np.abs(boot_p - boot_q).sum(axis=1), confidence)
-    drift = WindowDrift(None, categorical=codes[:n], categorical_names=[feature], correction="none")
+    cells = _pool_rare(ref_counts + cur_counts)[codes]
+    plug_in, boot = _tv_bootstrap(cells[:n], cells[n:], n_boot, rng)
+    effect, lower, upper = _interval(plug_in, boot, confidence)
+    drift = WindowDrift(None, categorical=cells[:n], categorical_names=[feature], correction="none")
     labels = [_label(key, names) for key in keys]
     moved = np.lexsort((np.arange(k), -(p + q), -np.abs(q - p)))  # largest move first
     summary = ", ".join(
@@ -326,12 +331,32 @@ def _categorical(
         upper=upper,
         confidence=confidence,
         effect_name="total variation",
-        p_value=drift.test(None, codes[n:])[feature].p_value,
+        p_value=drift.test(None, cells[n:])[feature].p_value,
         n_reference=int(n),
         n_current=int(cur_vals.size),
         summary=summary + _missing_note(ref_missing, cur_missing),
         histogram=_categorical_histogram(moved, labels, p, q, max_categories),
     )
+
+
+def _pool_rare(counts: IntArray) -> IntArray:
+    """Category -> cell: categories seen fewer than ``_RARE`` times in both samples together
+    share one cell (when two or more are), the others keep their own."""
+    rare = counts < _RARE
+    if rare.sum() < 2:
+        return np.arange(counts.size)
+    return np.where(rare, int((~rare).sum()), np.cumsum(~rare) - 1)
+
+
+def _tv_bootstrap(
+    ref: IntArray, cur: IntArray, n_boot: int, rng: np.random.Generator
+) -> tuple[float, FloatArray]:
+    """TV between the cell fractions of two samples and its bootstrap replicates."""
+    k = int(max(ref.max(), cur.max())) + 1
+    p, q = np.bincount(ref, minlength=k) / ref.size, np.bincount(cur, minlength=k) / cur.size
+    boot_p = rng.multinomial(ref.size, p, size=n_boot) / ref.size
+    boot_q = rng.multinomial(cur.size, q, size=n_boot) / cur.size
+    return 0.5 * float(np.abs(p - q).sum()), 0.5 * np.abs(boot_p - boot_q).sum(axis=1)
 
 
 def _present(feature: str, side: str, raw: npt.ArrayLike) -> tuple[npt.NDArray[np.generic], float]:
