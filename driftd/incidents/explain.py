@@ -1,4 +1,4 @@
-"""Which features moved between a reference and a current sample, by how much, largest first.
+"""Which features moved between a reference and a current sample, by how much, surest first.
 
 Each feature gets an effect size that is comparable across features, so that one ranking
 covers numeric and categorical features alike:
@@ -21,13 +21,15 @@ bootstrap interval ``[2 * plug_in - q_hi, 2 * plug_in - q_lo]``, both clipped at
 effect clipped into its interval). Away from 0 this is the usual bootstrap; near 0 the
 correction removes only part of the bias (the bootstrap distance adds fresh noise to a
 distance that is itself noise), so for small effects ``lower`` is the number to trust: a
-feature whose ``lower`` is 0 has not demonstrably moved. Reference and current are resampled
-independently, ``n_boot`` times, vectorised as multinomial weights over the sorted pooled
-values (numeric) or category counts (categorical), so no resample is ever sorted.
+feature whose ``lower`` is 0 has not demonstrably moved. The tests measure the coverage at
+nominal 0.95: about 0.95 for W1/sd = 0.3 and TV = 0.2 (thousands of rows), below it within
+about two standard errors of 0 (W1/sd = 0.1 with 1,000 rows a side). Reference and current
+are resampled independently, ``n_boot`` times, vectorised as multinomial weights over the
+sorted pooled values (numeric) or category counts (categorical): no resample is sorted.
 
 Features are ranked by ``lower``, not ``effect``: the noise of a plug-in distance differs
 between features (heavy tails, many categories), and on the ranking test's data (two numeric
-shifts and a TV 0.1 categorical one among seven unshifted features, three of them skewed)
+shifts and a TV 0.1 categorical one among seven unshifted features, five of them skewed)
 ``lower`` puts the shifted features first in more seeds than ``effect`` does (the test prints
 both fractions).
 
