@@ -20,10 +20,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 import driftd
-from driftd.api import reads, writes
+from driftd.api import incidents, reads, writes
 from driftd.api.errors import DATABASE_DOWN, error_response
 from driftd.api.limits import DEFAULT_MAX_BODY_BYTES, BodyGate
 from driftd.api.schemas import Health
+from driftd.config import IncidentSettings
+from driftd.incidents.lifecycle import Policy
+from driftd.incidents.store import IncidentStore
 from driftd.registry import Registry, RegistryError
 
 log = logging.getLogger("driftd.api")
@@ -83,18 +86,27 @@ async def _on_bug(request: Request, exc: Exception) -> Any:
     return error_response(500, "internal error; see the driftd log", error="InternalError")
 
 
-def create_app(registry: Registry, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+def create_app(
+    registry: Registry,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    incident_settings: IncidentSettings | None = None,
+) -> FastAPI:
     """The API app serving ``registry``; request bodies are read after authentication and up
-    to ``max_body_bytes`` (``registry.api_max_body_bytes``)."""
+    to ``max_body_bytes`` (``registry.api_max_body_bytes``); incident links start with
+    ``incident_settings.base_url``."""
     app = FastAPI(
         title="driftd registry",
         version=driftd.__version__,
         description=(
             "driftd's model registry: versions, stages, aliases, approvals, lineage and an "
-            "audit log. Send an API token from `driftd token create` as a bearer token."
+            "audit log, and incidents. Send an API token from `driftd token create` as a "
+            "bearer token."
         ),
     )
     app.state.registry = registry
+    s = incident_settings or IncidentSettings()
+    policy = Policy(s.cooldown_s, s.group_window_s, s.resolve_after_s)
+    app.state.incidents = IncidentStore(registry, policy, s.base_url)
     app.state.max_body_bytes = max_body_bytes
     app.add_middleware(BodyGate, registry=registry, max_body_bytes=max_body_bytes)
     app.add_exception_handler(RegistryError, _on_registry_error)
@@ -104,6 +116,7 @@ def create_app(registry: Registry, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES)
     app.add_exception_handler(Exception, _on_bug)
     app.include_router(reads.router, prefix="/api/v1")
     app.include_router(writes.router, prefix="/api/v1")
+    app.include_router(incidents.router, prefix="/api/v1")
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     def healthz() -> Health:

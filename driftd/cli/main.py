@@ -54,6 +54,15 @@ COMMANDS: dict[str, Lazy] = {
         help="Deliver registry events to webhooks and the Kafka control topic.",
     ),
     "api": Lazy("driftd.cli.ops:api", help="The registry's HTTP API."),
+    "incidents": Lazy(
+        "driftd.cli.incidents:incidents",
+        help="Incidents: alarms grouped per model, version and stream; acknowledge and resolve "
+        "them.",
+    ),
+    "report": Lazy(
+        "driftd.cli.incidents:report",
+        short_help="Write an incident's self-contained HTML report.",
+    ),
     "rollout": Lazy(
         "driftd.cli.ops:rollout",
         help="Canary rollouts: where each model's stands, and the evidence behind its last "

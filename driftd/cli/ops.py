@@ -284,11 +284,13 @@ def api_serve(config: Path, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from driftd.api import create_app
+    from driftd.config import load_settings
 
     settings, url = registry_settings(config, None)
+    incidents = load_settings(config).incidents if config is not None else None
     with opened_registry(settings, url, apply_gates=True) as reg:
         uvicorn.run(
-            create_app(reg, max_body_bytes=settings.api_max_body_bytes),
+            create_app(reg, settings.api_max_body_bytes, incidents),
             host=host or settings.api_host,
             port=settings.api_port if port is None else port,
             log_level="warning",

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from driftd.cli.output import echo_json, when
+from driftd.textsafe import markup_safe as esc
 
 
 @click.command(short_help="Write a synthetic stream with a known drift point.")
@@ -158,6 +159,10 @@ def demo(out: Path, seed: int, metrics_port: int, as_json: bool) -> None:
         )
         console.print(f"closed loop (event time): {speeds}")
         console.print(lineage_tree(result["lineage"], "champion"))
+        for line in result["incidents"]:
+            console.print(f"incident {esc(line)}")
+        if result["report"]:
+            console.print(f"incident report (open it in a browser): {esc(result['report'])}")
         console.print(
             f"{result['wall_s']:.0f} s of wall time; registry, events and metrics.prom in {out}"
         )

@@ -2,6 +2,7 @@
 environment variables, validated once at start-up. Below everything but the contracts."""
 
 from driftd.config.checks import PerformanceSettings, SegmentSettings, WindowCheckSettings
+from driftd.config.incidents import IncidentSettings
 from driftd.config.settings import (
     DetectorSettings,
     FileSourceSettings,
@@ -24,6 +25,7 @@ from driftd.config.settings import (
 __all__ = [
     "DetectorSettings",
     "FileSourceSettings",
+    "IncidentSettings",
     "IngestSettings",
     "JoinSettings",
     "KafkaSettings",

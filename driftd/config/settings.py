@@ -52,6 +52,7 @@ from driftd.config.dburl import check_url
 from driftd.config.envsource import env_source, environ_given
 from driftd.config.errors import env_error, located, read_toml
 from driftd.config.errors import format_errors as _format_errors
+from driftd.config.incidents import IncidentSettings
 from driftd.config.retrain import ModelRetrainSettings, RetrainSettings
 from driftd.config.rollout import RolloutSettings
 from driftd.config.sections import Section
@@ -377,6 +378,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     registry: RegistrySettings = RegistrySettings()
     retrain: RetrainSettings = RetrainSettings()
+    incidents: IncidentSettings = IncidentSettings()
     models: Annotated[dict[str, ModelSettings], Field(min_length=1)]
 
     @model_validator(mode="after")

@@ -22,8 +22,9 @@ class MonitorBatch:
     expired_versions: I32  # versions of predictions that expired without a label
     numeric_names: Sequence[str] = field(default=())
     categorical_names: Sequence[str] = field(default=())
-    # each categorical feature's stable category keys by code (``Vocab.keys``)
+    # each categorical feature's stable category keys by code (``Vocab.keys``), and strings
     categorical_keys: Sequence[F64] = field(default=())
+    categorical_values: Sequence[Sequence[str]] = field(default=())
     # each prediction's segment label ("region=eu"; "" without one), when segments are on
     segments: Sequence[str] = field(default=())
     # a multiclass model's declared classes (the columns of ``scores``), and the stable key

@@ -164,6 +164,16 @@ def build(
     idle_ms = int(max(1.0, ls.lease_s / 3) * 1000)
     for engine in (store.engine, decisions.engine):
         set_session_timeouts(engine, idle_ms)
+    if settings.incidents.enabled:
+        from driftd.daemon.incidents import IncidentCollector, IncidentHook
+        from driftd.incidents.lifecycle import Policy
+        from driftd.incidents.store import IncidentStore
+
+        s = settings.incidents
+        policy = Policy(s.cooldown_s, s.group_window_s, s.resolve_after_s)
+        incidents = IncidentStore(decisions, policy, s.base_url)
+        leader.on_incidents = IncidentHook(incidents, leader.event_clock)
+        registry.register(IncidentCollector(model_registry.engine))
     hooks, retrain = build_retrain(settings, config_path, model_registry, decisions)
     tick = build_rollout(settings.models, leader, registry, decisions)
     leader.on_bucket = tick

@@ -207,6 +207,16 @@ class Brain:
         out, self.new_labeled = self.new_labeled, {}
         return out
 
+    def drain_evidence(self) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """The explanations of the window checks' alarms since the last call, by (model,
+        version, stream), the latest per stream: what the leader stores with incidents."""
+        out: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for model, checks in sorted(self.checks.items()):
+            got = checks.drain_evidence()
+            for version, stream, _ts in sorted(got, key=lambda k: k[2]):
+                out[(model, version, stream)] = got[(version, stream, _ts)]
+        return out
+
     def clock(self) -> float:
         """The event clock: the end of the last emitted bucket (0.0 before any)."""
         if self.next_bucket is None:

@@ -20,8 +20,8 @@ window length for tumbling windows) in event time. Pure: no I/O, no clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,8 @@ from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.check_stats import ROW, Outcome, counts_outcome, decide, raw_outcomes
 from driftd.daemon.sample import Sample, merge
 from driftd.daemon.streams import SEGMENT
+from driftd.incidents.evidence import to_json as evidence_json
+from driftd.incidents.explain import Kind, explain
 
 ALL_VERSIONS = "*"  # the version of a check's alarms: checks pool every version
 STATE_VERSION = 1
@@ -84,6 +86,7 @@ def _pops_from(state: Sequence[Any], width: int) -> Populations:
     return {str(label): Sample.from_state(x, width) for label, x in state}
 
 
+MAX_NAMES = 10_000  # category and segment names the leader keeps for explanations
 Counts = list[float]  # type_errors: [rejected, accepted] predictions
 Content = Populations | Counts  # what a window (or reference) holds, by the check's kind
 
@@ -117,6 +120,10 @@ class WindowCheck:
         self.closed: dict[int, Content] = {}  # recent closed windows (a rolling reference)
         self.reference: Content | None = None
         self.reference_label = ""
+        # explanations of the alarms raised since the brain last drained them (not state: a
+        # replayed merge raises them again)
+        self.evidence: dict[tuple[str, str, float], dict[str, Any]] = {}
+        self.category_names: Mapping[int, str] = {}  # category key -> name, for explanations
         if check.reference_start is not None and check.reference_end is not None:
             self.reference = self._empty()
             self.reference_label = span("pinned", check.reference_start, check.reference_end)
@@ -207,6 +214,13 @@ class WindowCheck:
                 self.reference = content  # the first window with data is the reference
                 self.reference_label = span("pinned", start, end)
             return []
+        fired = [(population, o) for population, o in self._test(content, ref) if o.drift]
+        if fired and not isinstance(content, list) and not isinstance(ref, list):
+            for population in sorted({p for p, _ in fired}):
+                got = self._explain(content[population], ref[population])
+                for p, o in fired:
+                    if p == population and got is not None:
+                        self.evidence[(ALL_VERSIONS, _stream(o.feature, p), end)] = got
         return [
             DriftDetected(
                 model=self.model,
@@ -219,9 +233,34 @@ class WindowCheck:
                 threshold=o.threshold,
                 reference=label,
             )
-            for population, o in self._test(content, ref)
-            if o.drift
+            for population, o in fired
         ]
+
+    def _explain(self, current: Sample, reference: Sample) -> dict[str, Any] | None:
+        """Which of the check's features moved in a window that alarmed, ranked, as stored
+        evidence; None when the samples cannot be compared (the alarm stands without it)."""
+        kinds: dict[str, Kind] = {
+            n: "categorical" if cat else "numeric"
+            for n, cat in zip(self.names, self.categorical, strict=True)
+        }
+        cols = range(len(self.names))
+        by_key = cast(Mapping[Hashable, str], self.category_names)
+        names = {n: by_key for n, k in kinds.items() if k == "categorical"}
+        try:
+            shifts = explain(
+                {self.names[i]: reference.values[:, i] for i in cols},
+                {self.names[i]: current.values[:, i] for i in cols},
+                kinds,
+                names=names,
+            )
+        except ValueError:
+            return None
+        return evidence_json(shifts)
+
+    def drain_evidence(self) -> dict[tuple[str, str, float], dict[str, Any]]:
+        """The explanations of alarms since the last drain, by (version, stream, time)."""
+        out, self.evidence = self.evidence, {}
+        return out
 
     def _test(self, content: Content, ref: Content) -> list[tuple[str, Outcome]]:
         """Each population's outcomes, decided together (counts: one, when both sides have
@@ -309,10 +348,17 @@ class ModelChecks:
         self._cols = [[self.columns.index(n) for n in c.names] for c in self.checks]
         self.tracked: dict[int, str] = {}  # segment key -> label, the first max_segments seen
         self.overflow_rows = 0  # rows of segments beyond the cap (tested in the pool only)
+        self.category_names: dict[int, str] = {}  # the first MAX_NAMES category names seen
+        for c in self.checks:
+            c.category_names = self.category_names
 
     def add(self, rows: Sample, labels: Mapping[int, str] | None = None) -> None:
         """Rows with values in ``columns`` order (the segment keys last, when segments are
         on); ``labels`` name the segment keys."""
+        for key, name in (labels or {}).items():
+            if len(self.category_names) >= MAX_NAMES:
+                break
+            self.category_names.setdefault(key, name)
         seg: list[str] | None = None
         if self.segments is not None:
             seg = self._segments(rows, labels or {})
@@ -366,12 +412,20 @@ class ModelChecks:
         out.sort(key=lambda a: a.ts)
         return out
 
+    def drain_evidence(self) -> dict[tuple[str, str, float], dict[str, Any]]:
+        """Every check's explanations since the last drain (see ``WindowCheck``)."""
+        out: dict[tuple[str, str, float], dict[str, Any]] = {}
+        for c in self.checks:
+            out.update(c.drain_evidence())
+        return out
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "v": STATE_VERSION,
             "checks": [c.state_dict() for c in self.checks],
             "tracked": [[k, v] for k, v in sorted(self.tracked.items())],
             "overflow_rows": self.overflow_rows,
+            "names": [[k, v] for k, v in sorted(self.category_names.items())],
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -379,3 +433,5 @@ class ModelChecks:
             c.load_state_dict(st)
         self.tracked = {int(k): str(v) for k, v in state.get("tracked", [])}
         self.overflow_rows = int(state.get("overflow_rows", 0))
+        self.category_names.clear()  # the same dict the checks hold
+        self.category_names.update({int(k): str(v) for k, v in state.get("names", [])})

@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -34,6 +34,9 @@ from driftd.daemon.lease import FencedOut, Lease
 from driftd.daemon.sample import Sample
 from driftd.errors import CheckpointError
 from driftd.rollout.counts import Totals
+
+# the window checks' explanations of a merge's alarms, by (model, version, stream)
+Evidence = Mapping[tuple[str, str, str], Mapping[str, Any]]
 
 if TYPE_CHECKING:
     from driftd.config import LeaderSettings
@@ -55,6 +58,7 @@ class Leader:
         on_bucket: Callable[[], object] | None = None,
         on_alarms: Callable[[list[DriftDetected]], object] | None = None,
         on_labeled: Callable[[str, int], object] | None = None,
+        on_incidents: Callable[[list[DriftDetected], Evidence], object] | None = None,
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -67,6 +71,8 @@ class Leader:
         self.on_bucket = on_bucket
         self.on_alarms = on_alarms
         self.on_labeled = on_labeled
+        # the alarms again with the window checks' explanations: incidents (after on_alarms)
+        self.on_incidents = on_incidents
         self.wall = wall
         self.clock = clock
         self.brain: Brain | None = None
@@ -172,11 +178,14 @@ class Leader:
                 expected = () if waited else self.expected()  # only while it waits for them
                 watermark = brain.watermark(self.wall(), expected, waited)
             alarms = brain.advance(watermark, self._bucket)
+            evidence = brain.drain_evidence()
             for model, n in brain.drain_labeled().items():
                 if self.on_labeled is not None:
                     self.on_labeled(model, n)
             if alarms and self.on_alarms is not None:
                 self.on_alarms(alarms)  # before the save: a crash repeats, never loses them
+            if self.on_incidents is not None:  # every merge: quiet incidents resolve too
+                self.on_incidents(alarms, evidence)
             merged = {p: v.seq for p, v in brain.partitions.items()}
             fence = self.lease.fence if self.lease is not None else None
             self.store.save_leader(self.pipeline, brain.to_blob(), merged, fence)

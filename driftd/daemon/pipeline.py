@@ -357,6 +357,7 @@ class Pipeline:
             numeric_names=schema.numeric_names,
             categorical_names=schema.categorical_names,
             categorical_keys=[v.keys() for v in model.categories],
+            categorical_values=[v.values for v in model.categories],
             segments=segments,
             class_names=schema.class_names,
             target_keys=model.classes.keys() if schema.class_names else np.empty(0),

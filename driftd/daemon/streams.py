@@ -75,6 +75,25 @@ def segment_keys(batch: MonitorBatch) -> F64:
     return np.array([category_key(v) if v else np.nan for v in batch.segments], np.float64)
 
 
+MAX_LABELS = 256  # category names a batch reports per feature: the most frequent
+
+
+def category_labels(batch: MonitorBatch, name: str) -> dict[int, str]:
+    """The names of a categorical feature's categories in the batch's predictions, by stable
+    key (the ``MAX_LABELS`` most frequent), so that the leader can show names, not keys."""
+    if name not in batch.categorical_names or not batch.categorical_values:
+        return {}
+    j = list(batch.categorical_names).index(name)
+    codes = batch.predictions.categorical[:, j]
+    codes = codes[codes >= 0]
+    if not len(codes):
+        return {}
+    uniq, counts = np.unique(codes, return_counts=True)
+    top = uniq[np.argsort(-counts, kind="stable")[:MAX_LABELS]]
+    keys, values = batch.categorical_keys[j], batch.categorical_values[j]
+    return {int(keys[c]): values[c] for c in top.tolist() if c < len(keys) and c < len(values)}
+
+
 def segment_labels(batch: MonitorBatch) -> dict[int, str]:
     """The batch's segment labels by their stable keys."""
     return {int(category_key(v)): v for v in set(batch.segments) if v}

@@ -32,6 +32,7 @@ from driftd.daemon.streams import (
     ROW_GROUPS,
     SEGMENT,
     U32,
+    category_labels,
     segment_labels,
     stable_keys,
     stream_values,
@@ -50,7 +51,7 @@ class BucketSummary:
         self.counts = VersionCounts(task)
         # (version, stream) -> chunks of (event times, id keys, values), in arrival order
         self.values: dict[tuple[str, str], list[tuple[F64, U32, F64]]] = {}
-        self.labels: dict[int, str] = {}  # segment key -> its label
+        self.labels: dict[int, str] = {}  # segment or category key -> its name
         self.type_errors = 0  # predictions dead-lettered for a feature of the wrong type
 
     def __len__(self) -> int:
@@ -198,9 +199,10 @@ class ModelSummarizer:
                 keys[joined] = stable_keys(ids)
             k = keys[joined][rows]
             idx = self._index(ts)
-            if stream == f"col:{SEGMENT}":
-                labels = segment_labels(batch)
-                for b in np.unique(idx).tolist():
+            if stream.startswith("col:"):  # names of segments and categories, by key
+                name = stream[4:]
+                labels = segment_labels(batch) if name == SEGMENT else category_labels(batch, name)
+                for b in np.unique(idx).tolist() if labels else ():
                     self._bucket(b).labels.update(labels)
             for b, code in sorted(set(zip(idx.tolist(), codes.tolist(), strict=True))):
                 sel = (idx == b) & (codes == code)

@@ -116,10 +116,12 @@ def _histogram_svg(name: str, h: Histogram) -> str | None:
     """Reference vs current: overlaid bars over numeric bins, paired bars for categories."""
     plot, title = f"feature:{name}", f"{name}: reference vs current distribution"
     if len(h.edges) >= 2 and len(h.edges) == len(h.reference) + 1 == len(h.current) + 1:
+        # densities (fraction / bin width): quantile bins are of unequal width, and a wide
+        # tail bin's fraction drawn as its height would look like a mode
         bins = [
-            (lo, hi, r, c)
+            (lo, hi, r / (hi - lo), c / (hi - lo))
             for lo, hi, r, c in zip(h.edges, h.edges[1:], h.reference, h.current, strict=False)
-            if svg.plottable(lo) and svg.plottable(hi)  # open-ended outer bins are not drawn
+            if svg.plottable(lo) and svg.plottable(hi) and hi > lo  # open-ended bins: not drawn
         ]
         if not bins:
             return None
@@ -221,7 +223,7 @@ def render(evidence: IncidentEvidence, *, generated_at: float | None = None) -> 
     """The incident as one HTML5 document; ``generated_at`` (epoch seconds) goes in the footer."""
     ev = evidence
     footer = f"Generated {_utc(generated_at)} by driftd." if generated_at is not None else ""
-    metric = _e(ev.performance_metric) if ev.performance_metric else "Performance"
+    metric = f"Performance: {_e(ev.performance_metric)}" if ev.performance_metric else "Performance"
     parts: Sequence[str] = (
         "<!DOCTYPE html>",
         '<html lang="en">\n<head>\n<meta charset="utf-8">',
@@ -233,7 +235,7 @@ def render(evidence: IncidentEvidence, *, generated_at: float | None = None) -> 
         _what_moved(ev),
         '</section>\n<section id="statistic">\n<h2>Statistic over time</h2>',
         _statistic(ev),
-        f'</section>\n<section id="performance">\n<h2>Performance: {metric}</h2>',
+        f'</section>\n<section id="performance">\n<h2>{metric}</h2>',
         _performance(ev),
         f"</section>\n<footer>{footer}</footer>\n</body>\n</html>\n",
     )

@@ -5,8 +5,10 @@ a known time. The real daemon (file source, pipeline, detectors, labeled store, 
 triggers, rollout controller, metrics) consumes the stream; the retrain job runs in the real
 subprocess worker. Expected course: drift → alarm → retrain → the challenger beats the
 champion with confidence intervals → canary → promoted; then a hand-registered challenger with
-a latency regression → canary → rolled back automatically. Event time runs as fast as the
-machine allows, so an hour of traffic takes well under a minute.
+a latency regression → canary → rolled back automatically. The inputs shift too: the window
+drift check's alarms open incidents, and the first one's HTML report is written to the output
+directory. Event time runs as fast as the machine allows, so an hour of traffic takes well
+under a minute.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from prometheus_client import generate_latest
 from driftd.config import Settings, load_settings
 from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.app import App, build
+from driftd.incidents.evidence import build as evidence_of
+from driftd.incidents.lifecycle import Policy
+from driftd.incidents.report import render
+from driftd.incidents.store import IncidentStore
 from driftd.registry.configure import open_registry
 from driftd.registry.registry import Registry
 from driftd.retrain.jobs import JobQueue
@@ -81,6 +87,12 @@ features = {{ {features} }}
 [[models.fraud.detectors]]
 detector = "HDDM_A"
 stream = "error"
+
+# Every feature's distribution, window by window, against the first window: a drift alarm
+# opens an incident that says which features moved and by how much.
+[[models.fraud.checks]]
+check = "drift"
+window_s = 300
 
 [models.fraud.retrain]
 params = {{ epochs = 8, batch_size = 1024, hidden = [64, 64] }}
@@ -190,10 +202,13 @@ def run_demo(out: Path, seed: int = 7, rate: float = 100.0, metrics_port: int | 
     sink = JsonlSink(out / "events.jsonl")
     try:
         ok = _simulate(app, registry, worker, server, sink, v1, tl, rate, max_event_s)
+        report = write_report(registry, settings, out)
         ends = {
             "champion": registry.resolve(f"{MODEL}@champion").version,
             "lineage": registry.lineage(f"{MODEL}@champion", depth=1),
-            "ok": ok,
+            "incidents": _incident_lines(registry, settings),
+            "report": None if report is None else str(report),
+            "ok": ok and report is not None,
         }
     finally:
         _stop_daemon(app, sink, out)
@@ -207,6 +222,35 @@ def run_demo(out: Path, seed: int = 7, rate: float = 100.0, metrics_port: int | 
     }
     (out / "demo.json").write_text(json.dumps(result, indent=2, default=str))
     return result
+
+
+def _incident_store(registry: Registry, settings: Settings) -> IncidentStore:
+    s = settings.incidents
+    return IncidentStore(registry, Policy(s.cooldown_s, s.group_window_s, s.resolve_after_s),
+                         s.base_url)  # fmt: skip
+
+
+def _incident_lines(registry: Registry, settings: Settings) -> list[str]:
+    """One line per incident of the run, the first opened first."""
+    found = sorted(_incident_store(registry, settings).list(model=MODEL), key=lambda i: i.opened_ts)
+    return [
+        f"{i.id} {i.state}: {i.stream} ({i.alarms} alarms from {i.opened_ts - T0:.0f} s)"
+        for i in found
+    ]
+
+
+def write_report(registry: Registry, settings: Settings, out: Path) -> Path | None:
+    """The HTML report of the run's first drift incident that has an explanation (the window
+    check's), in ``out``; None when there is none."""
+    store = _incident_store(registry, settings)
+    for inc in sorted(store.list(model=MODEL), key=lambda i: (i.opened_ts, i.id)):
+        stored = store.evidence(inc.id)
+        if stored and stored.get("shifts"):
+            page = render(evidence_of(inc, stored, [("API", store.url(inc.id))]))
+            path = out / f"incident-{inc.id}.html"
+            path.write_text(page, encoding="utf-8")
+            return path
+    return None
 
 
 def _start_daemon(

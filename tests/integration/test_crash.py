@@ -140,3 +140,23 @@ def test_kill9_file(tmp_path):
     # The dead-letter file is exactly-once too: cut back to its checkpointed size on restart.
     dlq = (tmp_path / "state" / "events.dlq.jsonl").read_text().splitlines()
     assert len(dlq) == stream.truth["dead_lettered"]["total"]
+    # Incidents too: the same incidents, each alarm counted once, as a run never killed.
+    clean = tmp_path / "clean.toml"
+    clean.write_text(cfg.read_text().replace(str(tmp_path / "state"), str(tmp_path / "clean")))
+    assert driftd("run", "--config", str(clean)).wait(300) == 0
+    killed, calm = (_incidents(f"sqlite:///{tmp_path}/{d}/state.db") for d in ("state", "clean"))
+    assert killed == calm and sum(n for *_, n in calm) >= 2, (killed, calm)
+
+
+def _incidents(url: str) -> list[tuple[str, str, str, int]]:
+    """(id, stream, state, alarms) of every incident in the database at ``url``."""
+    from driftd.incidents.lifecycle import Policy
+    from driftd.incidents.store import IncidentStore
+    from driftd.registry import Registry
+
+    engine = make_engine(url)
+    try:
+        found = IncidentStore(Registry(engine), Policy()).list(limit=10_000)
+        return sorted((i.id, i.stream, i.state, i.alarms) for i in found)
+    finally:
+        engine.dispose()

@@ -1,0 +1,108 @@
+"""The leader's incidents: each merge's alarms folded into the incident store, quiet incidents
+resolved by the event clock, every change logged with its link; and the incidents as
+Prometheus metrics, read from the database at scrape time (the same from every process)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+
+import sqlalchemy as sa
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from driftd.contracts.monitor import DriftDetected
+from driftd.daemon.leader import Evidence
+from driftd.incidents import schema as t
+from driftd.incidents.lifecycle import STATES, Change, Incident
+from driftd.incidents.store import IncidentStore
+
+log = logging.getLogger("driftd.incidents")
+
+
+class IncidentHook:
+    """``Leader.on_incidents``: record a merge's alarms, resolve quiet incidents, log changes.
+
+    A failure (the database away) propagates: the leader's merge fails and is retried from its
+    last saved state, and the alarms' request id makes the retry count nothing twice."""
+
+    def __init__(self, store: IncidentStore, event_clock: Callable[[], float]) -> None:
+        self.store = store
+        self.event_clock = event_clock
+
+    def __call__(self, alarms: Sequence[DriftDetected], evidence: Evidence) -> None:
+        drifts = [a for a in alarms if a.kind == "drift"]  # a warning pages nobody
+        for inc, what in self.store.record(drifts, evidence):
+            self._log(inc, what)
+        for inc in self.store.resolve_quiet(self.event_clock()):
+            self._log(inc, "resolved")
+
+    def _log(self, inc: Incident, what: Change) -> None:
+        if what == "extended":
+            return
+        level = logging.WARNING if what in ("opened", "reopened") else logging.INFO
+        log.log(
+            level,
+            f"incident {what}",
+            extra={
+                "incident": inc.id,
+                "group": inc.group,
+                "model": inc.model,
+                "version": inc.version,
+                "stream": inc.stream,
+                "state": inc.state,
+                "alarms": inc.alarms,
+                "url": self.store.url(inc.id),
+            },
+        )
+
+
+class IncidentCollector(Collector):
+    """``driftd_incidents{model,state}`` and the oldest unresolved incident's age."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "driftd_incidents",
+                "Incidents by model and state (open, acknowledged, resolved).",
+                labels=["model", "state"],
+            ),
+            GaugeMetricFamily(
+                "driftd_incident_open_since_timestamp_seconds",
+                "Event time of the first alarm of the oldest unresolved incident, per model.",
+                labels=["model"],
+            ),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        """Read the incidents; a database error is logged and yields nothing."""
+        counts, since = self._families()
+        c = t.incidents.c
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(c.model, c.state, sa.func.count()).group_by(c.model, c.state)
+                ).all()
+                oldest = conn.execute(
+                    sa.select(c.model, sa.func.min(c.opened_ts))
+                    .where(c.state != "resolved")
+                    .group_by(c.model)
+                ).all()
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("incident metrics unavailable", extra={"error": str(exc)})
+            return
+        found = {(m, s): n for m, s, n in rows}
+        for model in sorted({m for m, _ in found}):
+            for state in STATES:
+                counts.add_metric([model, state], float(found.get((model, state), 0)))
+        for model, ts in sorted(oldest):
+            since.add_metric([model], float(ts))
+        yield counts
+        yield since
