@@ -122,21 +122,22 @@ def explain(
             f" {sorted(features - set(current))}, without a kind:"
             f" {sorted((set(reference) | set(current)) - features)}"
         )
+    unknown = sorted(f for f in features if kinds[f] not in _KINDS)
+    if unknown:
+        raise ValueError(
+            f"feature {unknown[0]!r}: kind must be one of {', '.join(_KINDS)};"
+            f" got {kinds[unknown[0]]!r}"
+        )
     shifts = []
     for feature in sorted(features):
-        kind = kinds[feature]
         # Per-feature stream: a feature's result does not depend on which others are present.
         rng = np.random.default_rng([seed, zlib.crc32(feature.encode())])
         args = (feature, reference[feature], current[feature], confidence, n_boot, rng)
-        if kind == "numeric":
+        if kinds[feature] == "numeric":
             shifts.append(_numeric(*args, bins))
-        elif kind == "categorical":
+        else:
             labels = (names or {}).get(feature, {})
             shifts.append(_categorical(*args, max_categories, labels))
-        else:
-            raise ValueError(
-                f"feature {feature!r}: kind must be one of {', '.join(_KINDS)}; got {kind!r}"
-            )
     return sorted(shifts, key=lambda s: (-s.lower, -s.effect, s.p_value, s.feature))
 
 
@@ -155,9 +156,10 @@ def _numeric(
     scale = _scale(x, y)
     plug_in, boot = _wasserstein_bootstrap(x, y, scale, n_boot, rng)
     effect, lower, upper = _interval(plug_in, boot, confidence)
-    mx, my = float(x.mean()), float(y.mean())
-    change = f" ({(my - mx) / abs(mx):+.1%})" if mx != 0.0 else ""
-    summary = f"mean {mx:.3g} -> {my:.3g}{change}, sd {x.std():.3g} -> {y.std():.3g}"
+    mx, my, sx = float(x.mean()), float(y.mean()), float(x.std())
+    # A mean within an sd of 0 makes a percentage noise: say the change in sds instead.
+    change = f"{(my - mx) / abs(mx):+.1%}" if abs(mx) > sx else f"{(my - mx) / scale:+.2f} sd"
+    summary = f"mean {mx:.3g} -> {my:.3g} ({change}), sd {sx:.3g} -> {y.std():.3g}"
     return FeatureShift(
         feature=feature,
         kind="numeric",

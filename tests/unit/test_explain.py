@@ -237,6 +237,8 @@ def test_summaries_names_missing_rate_and_histograms() -> None:
     assert sum(num.histogram.reference) == pytest.approx(1.0)
     assert sum(num.histogram.current) == pytest.approx(1.0)
     assert num.n_current == int(np.isfinite(y).sum())
+    centred = _one(rng.normal(0, 2, 4000), rng.normal(1, 2, 4000))  # a % of ~0 is noise
+    assert re.fullmatch(r"mean 0\.0401 -> 1\.01 \(\+0\.47 sd\), sd 2\.04 -> 1\.97", centred.summary)
 
     keys = np.arange(30) * 1.0
     cx, cy = rng.choice(keys, 3000), rng.choice(keys[:10], 3000)
