@@ -239,8 +239,8 @@ def _wasserstein_bootstrap(
     for start in range(0, n_boot, step):
         b = min(step, n_boot - start)
         wx, wy = _resample_counts(n, b, rng), _resample_counts(m, b, rng)
-        mean = wx @ centred / n
-        sd = np.sqrt(np.maximum(wx @ (centred * centred) / n - mean * mean, 0.0))
+        mean = np.einsum("bi,i->b", wx, centred) / n
+        sd = np.sqrt(np.maximum(np.einsum("bi,i->b", wx, centred * centred) / n - mean**2, 0.0))
         # A resample of a near-constant reference can be constant: keep the full sample's scale.
         sd = np.where(sd > 1e-12 * scale, sd, scale)
         out[start : start + b] = _w1(wx, wy, order, widths) / sd
@@ -265,7 +265,7 @@ def _w1(wx: FloatArray, wy: FloatArray, order: IntArray, widths: FloatArray) -> 
     cdf = np.take(signed, order, axis=1)
     np.cumsum(cdf, axis=1, out=cdf)
     np.abs(cdf, out=cdf)
-    result: FloatArray = cdf @ widths
+    result: FloatArray = np.einsum("bi,i->b", cdf, widths)  # not BLAS: no thread pool
     return result
 
 
