@@ -360,6 +360,40 @@ def release_annotations(sel: str = "") -> list[Builder[AnnotationModel]]:
     return out
 
 
+INCIDENT_LABELS = "model, stream, incident, url"
+# What Grafana shows on an incident's marker: its link is the report, one click away.
+INCIDENT_FORMAT = {
+    "titleFormat": "incident {{incident}}: {{model}} {{stream}}",
+    "textFormat": '<a href="{{url}}/report">report</a> · <a href="{{url}}">{{url}}</a>',
+    "tagKeys": "model,stream",
+}
+
+
+def incident_annotations(sel: str = "") -> list[Builder[AnnotationModel]]:
+    """A marker where each incident opens (its series appears), linking to its report."""
+    info = f"driftd_incident_info{sel}"
+    expr = (
+        f"max by ({INCIDENT_LABELS}) ({info}) unless max by ({INCIDENT_LABELS}) ({info} offset 1m)"
+    )
+    return [
+        AnnotationQuery()
+        .name("Incidents")
+        .datasource(DS)
+        .enable(True)
+        .hide(False)
+        .icon_color("orange")
+        .expr(expr)
+    ]
+
+
+def with_incident_format(dash: dict[str, Any]) -> dict[str, Any]:
+    """The builder has no text formats for annotations: add them to the encoded JSON."""
+    for a in (dash.get("annotations") or {}).get("list") or []:
+        if a.get("name") == "Incidents":
+            a.update(INCIDENT_FORMAT)
+    return dash
+
+
 def model_variable(*, include_all: bool) -> QueryVariable:
     v = (
         QueryVariable("model")
@@ -402,7 +436,7 @@ def _base(uid: str, title: str, description: str) -> Dashboard:
         .time("now-1h", "now")
         .timezone("browser")
         .tooltip(DashboardCursorSync.CROSSHAIR)
-        .annotations(release_annotations())
+        .annotations([*release_annotations(), *incident_annotations()])
     )
 
 
@@ -575,7 +609,54 @@ def overview() -> Dashboard:
             description="The leader's last decision (driftd:leader:canary_verdict).",
         )
     )
+    d = incidents_row(d, ids, m)
     return leadership(d, ids)
+
+
+def incidents_row(d: Dashboard, ids: Ids, m: str) -> Dashboard:
+    """Incidents by state and the unresolved ones with their links (from the registry's
+    database: the same on every instance, hence ``max``)."""
+    d = d.with_row(Row("Incidents").id(ids()))
+    d = d.with_panel(
+        ts(
+            ids,
+            "Incidents by state",
+            query(f"max by (model, state) (driftd_incidents{m})", "{{model}} {{state}}"),
+            w=8,
+            description="Alarms grouped per model, version and stream (driftd incidents ls). "
+            "Each marker on the time axis opens one; its link is the incident's report.",
+        )
+    )
+    d = d.with_panel(
+        stat_panel(
+            ids,
+            "Oldest unresolved incident: first alarm",
+            query(
+                f"min by (model) (driftd_incident_open_since_timestamp_seconds{m}) * 1000",
+                "{{model}}",
+            ),
+            unit="dateTimeAsIso",
+            w=4,
+            h=8,
+            description="Event time of the first alarm of each model's oldest open incident.",
+        )
+    )
+    return d.with_panel(
+        table_panel(
+            ids,
+            "Unresolved incidents",
+            query(
+                f"max by (model, version, stream, state, incident, url) (driftd_incident_info{m})",
+                ref="A",
+                instant=True,
+            ),
+            hide=["Time", "Value"],
+            order=["model", "version", "stream", "state", "incident", "url"],
+            w=12,
+            description="Open and acknowledged incidents; url is the incident in the API "
+            "(add /report for its HTML report).",
+        )
+    )
 
 
 def leadership(d: Dashboard, ids: Ids) -> Dashboard:
@@ -724,7 +805,9 @@ def model_page() -> Dashboard:
         "driftd / Model",
         "One model: drift per feature and detector, quality, latency, errors and versions.",
     )
-    d = d.annotations(release_annotations('{model=~"$model"}'))
+    d = d.annotations(
+        [*release_annotations('{model=~"$model"}'), *incident_annotations('{model=~"$model"}')]
+    )
     d = d.with_variable(model_variable(include_all=False)).with_variable(version_variable())
     d = d.with_row(Row("Drift").id(ids()))
     d = d.with_panel(
@@ -873,7 +956,7 @@ def canary_page() -> Dashboard:
         "driftd / Canary",
         "Canary rollout: traffic weights, the always-valid evidence per SLO, the verdict.",
     )
-    d = d.annotations(release_annotations(m))
+    d = d.annotations([*release_annotations(m), *incident_annotations(m)])
     d = d.with_variable(model_variable(include_all=False))
     d = d.with_panel(
         stat_panel(
@@ -1133,7 +1216,7 @@ def collect_queries(dashboards: dict[str, dict[str, Any]]) -> list[dict[str, Any
 
 def render() -> dict[str, str]:
     """File name (relative to dashboards/) -> content."""
-    dashboards = {name: encode(fn()) for name, fn in DASHBOARDS.items()}
+    dashboards = {name: with_incident_format(encode(fn())) for name, fn in DASHBOARDS.items()}
     files = {f"grafana/{name}": dump(data) for name, data in dashboards.items()}
     files["queries.json"] = dump(
         {

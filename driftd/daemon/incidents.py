@@ -15,7 +15,7 @@ from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.leader import Evidence
 from driftd.incidents import schema as t
 from driftd.incidents.lifecycle import STATES, Change, Incident
-from driftd.incidents.store import IncidentStore
+from driftd.incidents.store import IncidentStore, incident_url
 
 log = logging.getLogger("driftd.incidents")
 
@@ -57,14 +57,20 @@ class IncidentHook:
         )
 
 
-class IncidentCollector(Collector):
-    """``driftd_incidents{model,state}`` and the oldest unresolved incident's age."""
+MAX_INFO = 500  # unresolved incidents exported one series each (the latest alarms first)
 
-    def __init__(self, engine: sa.Engine) -> None:
+
+class IncidentCollector(Collector):
+    """``driftd_incidents{model,state}``, the oldest unresolved incident's first alarm, and
+    one ``driftd_incident_info`` series per unresolved incident, its link as a label (what
+    Grafana's incident annotations show)."""
+
+    def __init__(self, engine: sa.Engine, base_url: str = "") -> None:
         self.engine = engine
+        self.base_url = base_url
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         return (
             GaugeMetricFamily(
                 "driftd_incidents",
@@ -76,6 +82,11 @@ class IncidentCollector(Collector):
                 "Event time of the first alarm of the oldest unresolved incident, per model.",
                 labels=["model"],
             ),
+            GaugeMetricFamily(
+                "driftd_incident_info",
+                "One series per unresolved incident (value 1), with its state and address.",
+                labels=["model", "version", "stream", "incident", "state", "url"],
+            ),
         )
 
     def describe(self) -> Iterator[Metric]:
@@ -83,7 +94,7 @@ class IncidentCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Read the incidents; a database error is logged and yields nothing."""
-        counts, since = self._families()
+        counts, since, info = self._families()
         c = t.incidents.c
         try:
             with self.engine.connect() as conn:
@@ -95,6 +106,12 @@ class IncidentCollector(Collector):
                     .where(c.state != "resolved")
                     .group_by(c.model)
                 ).all()
+                unresolved = conn.execute(
+                    sa.select(c.model, c.version, c.stream, c.id, c.state)
+                    .where(c.state != "resolved")
+                    .order_by(c.last_alarm_ts.desc(), c.id)
+                    .limit(MAX_INFO)
+                ).all()
         except sa.exc.SQLAlchemyError as exc:
             log.warning("incident metrics unavailable", extra={"error": str(exc)})
             return
@@ -104,5 +121,9 @@ class IncidentCollector(Collector):
                 counts.add_metric([model, state], float(found.get((model, state), 0)))
         for model, ts in sorted(oldest):
             since.add_metric([model], float(ts))
+        for model, version, stream, iid, state in unresolved:
+            url = incident_url(self.base_url, iid)
+            info.add_metric([model, version, stream, iid, state, url], 1.0)
         yield counts
         yield since
+        yield info

@@ -57,6 +57,10 @@ COUNTERS_AND_GAUGES = {
     "driftd_canary_verdict",
     "driftd_rollbacks_total",
     "driftd_promotions_total",
+    # driftd/daemon/incidents.py
+    "driftd_incidents",
+    "driftd_incident_open_since_timestamp_seconds",
+    "driftd_incident_info",
     # driftd/daemon/metrics/leader.py
     "driftd_leader",
     "driftd_leader_epoch",
@@ -366,6 +370,12 @@ _REGISTRY: list[tuple[str, dict[str, str], str]] = [
     ("driftd_canary_weight", {"model": "m", "version": "2"}, "0.1x60"),
     ("driftd_promotions_total", {"model": "m"}, "1x29 2x30"),
     ("driftd_rollbacks_total", {"model": "m"}, "0x29 1x30"),
+    ("driftd_incidents", {"model": "m", "state": "open"}, "1x60"),
+    ("driftd_incidents", {"model": "m", "state": "resolved"}, "2x60"),
+    ("driftd_incident_open_since_timestamp_seconds", {"model": "m"}, "1767225600x60"),
+    ("driftd_incident_info", {"model": "m", "version": "1", "stream": "error",
+     "incident": "inc-0123456789abcdef", "state": "open",
+     "url": "http://127.0.0.1:8765/api/v1/incidents/inc-0123456789abcdef"}, "1x60"),
     ("driftd_retrain_jobs", {"model": "m", "state": "succeeded"}, "2x60"),
     ("driftd_retrain_jobs", {"model": "m", "state": "queued"}, "1x60"),
     *[

@@ -96,3 +96,20 @@ def test_a_quiet_stream_is_resolved_by_the_event_clock(store: IncidentStore) -> 
     assert (done.stream, done.resolution, done.resolved_at) == ("error", "quiet", 1_010.0)
     assert store.resolve_quiet(1_010.0) == []  # already resolved
     assert [i.state for i in store.list(model="fraud")] == ["open", "resolved"]
+
+
+def test_incidents_are_metrics_with_their_links(store: IncidentStore, registry: Any) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from driftd.daemon.incidents import IncidentCollector
+
+    ((a, _), (b, _)) = store.record([alarm(10.0), alarm(12.0, "feature:amount")])
+    store.resolve(a.id, "alice")
+    reg = CollectorRegistry()
+    reg.register(IncidentCollector(registry.engine, "https://driftd.example"))
+    text = generate_latest(reg).decode()
+    assert 'driftd_incidents{model="fraud",state="open"} 1.0' in text
+    assert 'driftd_incidents{model="fraud",state="resolved"} 1.0' in text
+    assert f'incident="{b.id}"' in text and f'incident="{a.id}"' not in text
+    assert f'url="https://driftd.example/api/v1/incidents/{b.id}"' in text
+    assert 'driftd_incident_open_since_timestamp_seconds{model="fraud"} 12.0' in text
