@@ -35,6 +35,12 @@ def _jit_unchecked(fn: _Fn) -> _Fn:
     return cast(_Fn, njit(cache=True, error_model="numpy")(fn))
 
 
+def _jit_unchecked_inline(fn: _Fn) -> _Fn:
+    """``_jit_unchecked``, inlined into the compiled functions that call it (no call, and no
+    reference counting of the arrays passed)."""
+    return cast(_Fn, njit(cache=True, error_model="numpy", inline="always")(fn))
+
+
 # An advance step consumes a prefix of the chunk: (values consumed, alarms at local indices).
 Hit = tuple[int, float, float, Literal["drift", "warning"]]
 Advance = Callable[[F64], tuple[int, list[Hit]]]
@@ -97,7 +103,7 @@ ADWIN_TICK, ADWIN_ROWS, ADWIN_CLOCK, ADWIN_MAX_BUCKETS = range(
 ADWIN_INTS = 2 * ADWIN_LEVELS + 4  # length of the int block
 
 
-@_jit_unchecked
+@_jit_unchecked_inline
 def adwin_step(x: F64, lo: int, hi: int, f: F64, i: I64) -> tuple[int, bool, float, float]:
     """River's AdaptiveWindowing over ``x[lo:hi]`` up to its first drift, after which it resets
     completely as River 0.26 does; returns where it stopped (``hi``, or just after the drift),
@@ -119,15 +125,15 @@ def adwin_step(x: F64, lo: int, hi: int, f: F64, i: I64) -> tuple[int, bool, flo
     clock = i[ADWIN_CLOCK]
     total, var, width = f[s], f[s + 1], f[s + 2]
     tick = i[ADWIN_TICK]
+    c0, st0 = i[0], i[ADWIN_START]  # row 0's count and ring start
     for t in range(lo, hi):
         v = x[t]
         # insert into row 0 with the same operation order as River
-        c = i[0]
-        q = i[ADWIN_START] + c
+        q = st0 + c0
         q = q - b if q >= b else q
         f[q] = v
         f[h + q] = 0.0
-        i[0] = c + 1
+        c0 += 1
         width += 1.0
         inc = 0.0
         if width > 1.0:
@@ -135,40 +141,49 @@ def adwin_step(x: F64, lo: int, hi: int, f: F64, i: I64) -> tuple[int, bool, flo
             inc = (width - 1.0) * dv * dv / width
         var += inc
         total += v
-        row = 0
-        while i[row] == b:  # a full row: merge its two oldest buckets into the next row
-            n1 = float(1 << row)
-            r0 = row * b
-            q = i[ADWIN_START + row]
-            q1 = q + 1 if q + 1 < b else 0
-            t0, t1 = f[r0 + q], f[r0 + q1]
-            mu1, mu2 = t0 / n1, t1 / n1
-            v12 = f[h + r0 + q] + f[h + r0 + q1] + n1 * 0.5 * (mu1 - mu2) * (mu1 - mu2)
-            q = q + 2 - b if q + 2 >= b else q + 2
-            i[ADWIN_START + row] = q
-            i[row] = b - 2
-            if row + 1 >= i[ADWIN_ROWS]:
-                i[ADWIN_ROWS] = row + 2
-            c = i[row + 1]
-            q = i[ADWIN_START + row + 1] + c
-            q = r0 + b + (q - b if q >= b else q)
-            f[q] = t0 + t1
-            f[h + q] = v12
-            i[row + 1] = c + 1
-            if c + 1 <= mb:
-                break
-            row += 1
+        if c0 == b:  # row 0 is full: merge its two oldest buckets into row 1
+            q1 = st0 + 1 if st0 + 1 < b else 0
+            t0, t1 = f[st0], f[q1]
+            mu1, mu2 = t0 / 1.0, t1 / 1.0
+            v12 = f[h + st0] + f[h + q1] + 1.0 * 0.5 * (mu1 - mu2) * (mu1 - mu2)
+            st0 = st0 + 2 - b if st0 + 2 >= b else st0 + 2
+            c0 = b - 2
+            row = 1
+            while True:  # put the merged bucket into ``row``; merge further while rows fill
+                if row >= i[ADWIN_ROWS]:
+                    i[ADWIN_ROWS] = row + 1
+                r0 = row * b
+                c = i[row]
+                q = i[ADWIN_START + row] + c
+                q = r0 + (q - b if q >= b else q)
+                f[q] = t0 + t1
+                f[h + q] = v12
+                c += 1
+                if c <= mb:
+                    i[row] = c
+                    break
+                n1 = float(1 << row)
+                q = i[ADWIN_START + row]
+                q1 = q + 1 if q + 1 < b else 0
+                t0, t1 = f[r0 + q], f[r0 + q1]
+                mu1, mu2 = t0 / n1, t1 / n1
+                v12 = f[h + r0 + q] + f[h + r0 + q1] + n1 * 0.5 * (mu1 - mu2) * (mu1 - mu2)
+                i[ADWIN_START + row] = q + 2 - b if q + 2 >= b else q + 2
+                i[row] = b - 2
+                row += 1
         tick += 1  # River's tick, kept modulo clock (a division per value is dear)
         if tick < clock:
             continue
         tick = 0
         if width <= grace:
             continue
+        i[0], i[ADWIN_START] = c0, st0
         n0, n1w, u0, u1 = 0.0, width, 0.0, total
         found = False
         dp = math.log(2.0 * math.log(width) / delta)  # River recomputes it per split; same value
         var_w = var / width
         bound = 0.999 * (2.0 / 3.0 * dp)
+        bound2 = 0.998 * 2.0 * var_w * dp
         for row in range(i[ADWIN_ROWS] - 1, -1, -1):
             size = float(1 << row)
             r0 = row * b
@@ -186,7 +201,11 @@ def adwin_step(x: F64, lo: int, hi: int, f: F64, i: I64) -> tuple[int, bool, flo
                     # margin far above rounding, so the exact test below decides every case
                     ra, rb = n0 - min_len + 1.0, n1w - min_len + 1.0
                     lhs = abs(u0 * n1w - u1 * n0) * ra * rb
-                    if lhs < bound * (ra + rb) * n0 * n1w:
+                    rhs = bound * (ra + rb) * n0 * n1w
+                    if lhs < rhs:
+                        continue
+                    pp = n0 * n1w
+                    if (lhs - rhs) * (lhs - rhs) < bound2 * (ra + rb) * ra * rb * pp * pp:
                         continue
                     dm = abs((u0 / n0) - (u1 / n1w))
                     m = 1.0 / ra + 1.0 / rb
@@ -203,6 +222,7 @@ def adwin_step(x: F64, lo: int, hi: int, f: F64, i: I64) -> tuple[int, bool, flo
             f[s], f[s + 1], f[s + 2], i[ADWIN_TICK] = 0.0, 0.0, 0.0, 0
             return t + 1, True, dm, eps
     f[s], f[s + 1], f[s + 2], i[ADWIN_TICK] = total, var, width, tick
+    i[0], i[ADWIN_START] = c0, st0
     return hi, False, 0.0, 0.0
 
 
@@ -224,11 +244,12 @@ def adwin_run(
 @_jit_unchecked
 def adwin_tick(f: F64, i: I64) -> bool:
     """Run the single values that complete the next test (``clock`` minus the tick of them,
-    in the slots from ``ADWIN_PENDING``) through ``adwin_step``; True if the test fired, its
-    statistic and threshold then in the slots from ``ADWIN_OUT``."""
+    in the slots from ``ADWIN_PENDING``, the newest first) through ``adwin_step``; True if the
+    test fired, its statistic and threshold then in the slots from ``ADWIN_OUT``."""
     s = 2 * ADWIN_LEVELS * (i[ADWIN_MAX_BUCKETS] + 1)
     start = s + ADWIN_PENDING
-    fired, stat, threshold = adwin_step(f, start, start + i[ADWIN_CLOCK] - i[ADWIN_TICK], f, i)[1:]
+    x = f[start : start + i[ADWIN_CLOCK] - i[ADWIN_TICK]][::-1]  # filled from the end
+    fired, stat, threshold = adwin_step(x, 0, x.size, f, i)[1:]
     if fired:
         f[s + ADWIN_OUT], f[s + ADWIN_OUT + 1] = stat, threshold
     return fired

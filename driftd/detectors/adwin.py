@@ -126,9 +126,9 @@ class ADWIN:
         # a memoryview of those slots: item assignment without numpy's cost, and slot numbers
         # below 257 for the usual clocks, which CPython does not allocate
         self._slots = f.data[self._first :]
-        self._next = 0  # slot of the next pending value
-        self._full = self.clock - 1  # slot of a test's last value, from tick 0
-        self._last = self._full  # slot of the value that completes the next test
+        # pending values fill the slots from the one before ``_left`` down to slot 0, whose
+        # value completes the next test: one count, tested against zero
+        self._left = self.clock
 
     @property
     def width(self) -> int:
@@ -139,18 +139,19 @@ class ADWIN:
     @property
     def _pending(self) -> npt.NDArray[np.float64]:
         """Single values not yet fed to the kernel (a copy)."""
-        return self._f[self._first : self._first + self._next].copy()
+        due = self._first + self.clock - int(self._ints[0])
+        return self._f[self._first + self._left : due][::-1].copy()
 
     def update(self, values: npt.ArrayLike) -> list[Alarm]:
         """Consume a batch in order; return its drift alarms (index = position in the batch)."""
         if type(values) is float:
-            j = self._next
-            self._slots[j] = values
-            if j < self._last:
-                self._next = j + 1
+            left = self._left - 1
+            self._slots[left] = values
+            if left:
+                self._left = left
                 return []
             # the pending values complete a test: one compiled call on the two blocks
-            self._next, self._last = 0, self._full
+            self._left = self.clock
             if not k.adwin_tick(self._f, self._i):
                 return []
             stat, threshold = self._f[self._out : self._out + 2].tolist()
@@ -160,17 +161,16 @@ class ADWIN:
             return self.update(x1)
         self._feed_pending()
         alarms = self._batch(values)
-        self._last = self._full - int(self._ints[0])
+        self._left = self.clock - int(self._ints[0])
         return alarms
 
     def _feed_pending(self) -> None:
         """Run the pending single values, fewer than complete a test, through the kernel."""
-        if self._next == 0:
+        x = self._pending
+        if x.size == 0:
             return
-        x = self._f[self._first : self._first + self._next].copy()
-        self._next = 0
         self._batch(x)  # no alarm: a drift fires only on a test, and no test was due
-        self._last = self._full - int(self._ints[0])
+        self._left = self.clock - int(self._ints[0])
 
     def _batch(self, values: npt.ArrayLike) -> list[Alarm]:
         x = np.ascontiguousarray(as_float_array(values).reshape(-1))
@@ -227,5 +227,4 @@ class ADWIN:
         for key, view in views.items():
             view[...] = s[key]
         self._starts[:] = 0  # the state's rows start with their oldest bucket
-        self._next = 0  # pending values belonged to the state replaced
-        self._last = self._full - int(self._ints[0])
+        self._left = self.clock - int(self._ints[0])  # pending values belonged to the state
