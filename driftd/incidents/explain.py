@@ -390,10 +390,17 @@ def _factorize(values: npt.NDArray[np.generic]) -> tuple[list[Hashable], IntArra
     try:
         keys, codes = np.unique(values, return_inverse=True)
         return keys.tolist(), codes.astype(np.int64).ravel()
-    except TypeError:  # mixed types (floats and strings): order by type name, then text
-        distinct = sorted(set(values.tolist()), key=lambda v: (type(v).__name__, str(v)))
+    except TypeError:  # mixed types (numbers and strings): numbers by value, then the rest
+        distinct = sorted(set(values.tolist()), key=_mixed_order)
         index = {v: i for i, v in enumerate(distinct)}
         return distinct, np.fromiter((index[v] for v in values.tolist()), np.int64, values.size)
+
+
+def _mixed_order(key: Hashable) -> tuple[int, float, str, str]:
+    # 0 == 0.0 == False are one category whichever was seen first: order them by value.
+    if isinstance(key, int | float):
+        return (0, float(key), "", "")
+    return (1, 0.0, type(key).__name__, str(key))
 
 
 def _label(key: Hashable, names: Mapping[Hashable, str]) -> str:

@@ -223,6 +223,9 @@ def test_string_and_float_keys_agree() -> None:
     # Mixed keys (a float and a string) are distinct categories, never merged as text.
     mixed = _one(np.array([1.0, "1.0"] * 10, dtype=object), np.array([1.0] * 10), "categorical")
     assert mixed.effect > 0.3
+    # 0 == 0.0 is one category, labelled alike whichever representative comes first.
+    keys = np.array(["a", 0, "a", 0.0, 1.0], dtype=object)
+    assert _one(keys, keys[:2], "categorical") == _one(keys[::-1], keys[:2], "categorical")
 
 
 def test_summaries_names_missing_rate_and_histograms() -> None:
