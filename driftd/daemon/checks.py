@@ -243,7 +243,13 @@ class WindowCheck:
             n: "categorical" if cat else "numeric"
             for n, cat in zip(self.names, self.categorical, strict=True)
         }
-        cols = range(len(self.names))
+        # a feature missing from either side has no distribution to compare: left out
+        cols = [
+            i
+            for i in range(len(self.names))
+            if np.isfinite(reference.values[:, i]).any() and np.isfinite(current.values[:, i]).any()
+        ]
+        kinds = {self.names[i]: kinds[self.names[i]] for i in cols}
         by_key = cast(Mapping[Hashable, str], self.category_names)
         names = {n: by_key for n, k in kinds.items() if k == "categorical"}
         try:

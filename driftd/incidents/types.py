@@ -80,7 +80,7 @@ class IncidentEvidence:
     alarms: int
     reference: str  # what the current window was compared against
     detectors: Sequence[str] = ()
-    shifts: Sequence[FeatureShift] = ()  # ranked, largest effect first
+    shifts: Sequence[FeatureShift] = ()  # ranked by the interval's lower bound, largest first
     statistic: Sequence[SeriesPoint] = ()
     performance: Sequence[PerformancePoint] = ()
     performance_metric: str = ""

@@ -87,3 +87,18 @@ def test_stored_evidence_round_trips_into_the_report() -> None:
     page = render(ev)
     assert "amount &lt;b&gt;" in page and 'data-plot="statistic"' in page
     assert 'data-plot="performance"' in page
+
+
+def test_a_feature_missing_from_the_window_is_left_out_of_the_explanation() -> None:
+    from driftd.daemon.checks import WindowCheck
+    from driftd.daemon.sample import Sample
+
+    check = WindowCheck("m", MODEL.checks[0], MODEL.features)
+    rng = np.random.default_rng(1)
+    n = 400
+    ref = np.column_stack([rng.normal(size=n), rng.normal(size=n), rng.integers(0, 3, n)])
+    cur = np.column_stack([rng.normal(2.0, size=n), np.full(n, np.nan), rng.integers(0, 3, n)])
+    keys = np.arange(n, dtype=np.uint32)
+    got = check._explain(Sample(keys, np.zeros(n), cur), Sample(keys, np.zeros(n), ref))
+    assert got is not None
+    assert [s["feature"] for s in got["shifts"]] == ["x", "color"]  # y: no values in the window
