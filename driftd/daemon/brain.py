@@ -208,11 +208,16 @@ class Brain:
         return out
 
     def drain_evidence(self) -> dict[tuple[str, str, str], dict[str, Any]]:
-        """The explanations of the window checks' alarms since the last call, by (model,
-        version, stream), the latest per stream: what the leader stores with incidents."""
+        """The evidence of the window checks' and performance estimators' alarms since the
+        last call, by (model, version, stream), the latest per stream: what the leader stores
+        with incidents."""
         out: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for model, checks in sorted(self.checks.items()):
-            got = checks.drain_evidence()
+        sources: list[tuple[str, ModelChecks | ModelPerformance]] = [
+            *self.checks.items(),
+            *self.performance.items(),
+        ]
+        for model, source in sorted(sources, key=lambda kv: kv[0]):
+            got = source.drain_evidence()
             for version, stream, _ts in sorted(got, key=lambda k: k[2]):
                 out[(model, version, stream)] = got[(version, stream, _ts)]
         return out

@@ -30,8 +30,11 @@ from driftd.detectors.cbpe import CBPE, Estimate, MulticlassCBPE
 from driftd.detectors.dle import DLE
 from driftd.detectors.quality import ConfusionMatrix, RegressionErrors
 from driftd.detectors.quality_scores import ROCAUC
+from driftd.incidents.evidence import to_json as evidence_json
+from driftd.incidents.types import PerformancePoint
 
 F64 = npt.NDArray[np.float64]
+HISTORY = 200  # windows of estimates kept per version, for an alarm's evidence
 IDX = npt.NDArray[np.intp]
 
 
@@ -94,6 +97,9 @@ class PerformanceEstimator:
         self.references: dict[str, tuple[float, Sample]] = {}  # version -> (start, rows)
         self.open: dict[tuple[str, int], Sample] = {}  # (version, window index) -> rows
         self._fitted: dict[str, tuple[Any, float]] = {}  # version -> (estimator, realised)
+        # version -> the last HISTORY windows' (end, estimate, lower, upper): an alarm's evidence
+        self.history: dict[str, list[list[float]]] = {}
+        self.evidence: dict[tuple[str, str, float], dict[str, Any]] = {}  # drained by the brain
 
     def streams(self) -> list[str]:
         """The summary streams this estimator reads."""
@@ -148,6 +154,9 @@ class PerformanceEstimator:
             return None
         estimator, truth = self._fit(version, ref[1].ordered())
         est = self._window_estimate(estimator, window.ordered())
+        past = self.history.setdefault(version, [])
+        past.append([end, est.value, est.lower, est.upper])
+        del past[:-HISTORY]
         bad = (
             est.upper < truth - s.tolerance
             if s.metric in HIGHER_IS_BETTER
@@ -156,10 +165,15 @@ class PerformanceEstimator:
         if not bad:
             return None
         start = ref[0]
+        stream = f"performance:{s.metric}"
+        # the reference's realised value at its end, then each window's estimate and band
+        points = [PerformancePoint(start + s.reference_s, truth, truth, truth, truth)]
+        points += [PerformancePoint(*p) for p in past]
+        self.evidence[(version, stream, end)] = evidence_json(performance=points, metric=s.metric)
         return DriftDetected(
             model=self.model,
             version=version,
-            stream=f"performance:{s.metric}",
+            stream=stream,
             detector="DLE" if self.regression else "CBPE",
             kind="drift",
             ts=end,
@@ -216,6 +230,7 @@ class PerformanceEstimator:
             "spec": self.s.model_dump(mode="json"),
             "references": [[v, st, x.state()] for v, (st, x) in sorted(self.references.items())],
             "open": [[v, w, x.state()] for (v, w), x in sorted(self.open.items())],
+            "history": [[v, h] for v, h in sorted(self.history.items())],
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -228,6 +243,9 @@ class PerformanceEstimator:
         }
         self.open = {(str(v), int(w)): Sample.from_state(x, pw) for v, w, x in state["open"]}
         self._fitted = {}
+        self.history = {
+            str(v): [list(map(float, p)) for p in h] for v, h in state.get("history", [])
+        }
 
 
 class ModelPerformance:
@@ -248,6 +266,14 @@ class ModelPerformance:
         for e in self.entries:
             out += e.advance(clock)
         return sorted(out, key=lambda a: (a.ts, a.version))
+
+    def drain_evidence(self) -> dict[tuple[str, str, float], dict[str, Any]]:
+        """Every entry's alarm evidence since the last drain, by (version, stream, time)."""
+        out: dict[tuple[str, str, float], dict[str, Any]] = {}
+        for e in self.entries:
+            out.update(e.evidence)
+            e.evidence = {}
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {"entries": [e.state_dict() for e in self.entries]}

@@ -192,3 +192,19 @@ def test_realised_metrics_are_scikit_learns(metric: str) -> None:
         "mae": lambda: sk.mean_absolute_error(label, pred),
     }[metric]()
     assert got == pytest.approx(want)
+
+
+def test_a_performance_alarm_carries_the_estimates_leading_to_it() -> None:
+    worlds = [
+        _world(3_000, 1, 0.0, labeled=True),
+        _world(3_000, 2, 300.0),
+        _world(2_000, 3, 600.0, hard=True),
+    ]
+    (alarm,), brain = _run(BINARY, worlds, 1)
+    evidence = brain.drain_evidence()[("m", "1", "performance:accuracy")]
+    assert evidence["metric"] == "accuracy"
+    ref, *windows = evidence["performance"]
+    assert ref[0] == 301.0 and ref[1] == ref[4] == alarm.threshold  # realised on the reference
+    assert [w[0] for w in windows] == [400.0, 600.0, 800.0]  # each judged window's end
+    assert windows[-1][1] == alarm.statistic and windows[-1][2] < windows[-1][1] < windows[-1][3]
+    assert brain.drain_evidence() == {}
