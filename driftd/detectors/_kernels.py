@@ -148,7 +148,7 @@ def adwin_step(x: F64, lo: int, hi: int, f: F64, i: I64) -> tuple[int, bool, flo
             v12 = f[h + st0] + f[h + q1] + 1.0 * 0.5 * (mu1 - mu2) * (mu1 - mu2)
             st0 = st0 + 2 - b if st0 + 2 >= b else st0 + 2
             c0 = b - 2
-            row = 1
+            row, n1, inv = 1, 2.0, 0.5  # 2**row and its inverse, exact
             while True:  # put the merged bucket into ``row``; merge further while rows fill
                 if row >= i[ADWIN_ROWS]:
                     i[ADWIN_ROWS] = row + 1
@@ -162,15 +162,14 @@ def adwin_step(x: F64, lo: int, hi: int, f: F64, i: I64) -> tuple[int, bool, flo
                 if c <= mb:
                     i[row] = c
                     break
-                n1 = float(1 << row)
                 q = i[ADWIN_START + row]
                 q1 = q + 1 if q + 1 < b else 0
                 t0, t1 = f[r0 + q], f[r0 + q1]
-                mu1, mu2 = t0 / n1, t1 / n1
+                mu1, mu2 = t0 * inv, t1 * inv  # the quotients by n1: one exact real, rounded
                 v12 = f[h + r0 + q] + f[h + r0 + q1] + n1 * 0.5 * (mu1 - mu2) * (mu1 - mu2)
                 i[ADWIN_START + row] = q + 2 - b if q + 2 >= b else q + 2
                 i[row] = b - 2
-                row += 1
+                row, n1, inv = row + 1, n1 * 2.0, inv * 0.5
         tick += 1  # River's tick, kept modulo clock (a division per value is dear)
         if tick < clock:
             continue
@@ -197,8 +196,10 @@ def adwin_step(x: F64, lo: int, hi: int, f: F64, i: I64) -> tuple[int, bool, flo
                 u0 += tot
                 u1 -= tot
                 if n1w >= min_len and n0 >= min_len:
-                    # a division-free necessary condition for |dm| > ε >= 2/3·dp·m, with a
-                    # margin far above rounding, so the exact test below decides every case
+                    # division-free necessary conditions for |dm| > ε = sqrt(2·m·v·dp) + 2/3·dp·m,
+                    # all multiplied by n0·n1·ra·rb: |dm| exceeds the second term, and by more
+                    # than the first (squared); with margins far above rounding, so the exact
+                    # test below decides every case that can fire
                     ra, rb = n0 - min_len + 1.0, n1w - min_len + 1.0
                     lhs = abs(u0 * n1w - u1 * n0) * ra * rb
                     rhs = bound * (ra + rb) * n0 * n1w
