@@ -98,6 +98,8 @@ LEADER_RULES = {
     "driftd:leader:drift_alarms_total": "driftd_drift_alarms_total",
     "driftd:leader:drift_statistic": "driftd_drift_statistic",
     "driftd:leader:drift_threshold": "driftd_drift_threshold",
+    "driftd:leader:detector_statistic": "driftd_detector_statistic",
+    "driftd:leader:detector_threshold": "driftd_detector_threshold",
     "driftd:leader:canary_verdict": "driftd_canary_verdict",
     "driftd:leader:canary_evidence": "driftd_canary_evidence",
     "driftd:leader:epoch": "driftd_leader_epoch",
@@ -815,19 +817,30 @@ def model_page() -> Dashboard:
             ids,
             "Drift statistic vs threshold",
             query(
-                leader("driftd:leader:drift_statistic", mvm),
+                leader("driftd:leader:detector_statistic", mvm),
                 "{{version}} {{stream}} {{detector}}",
                 "A",
             ),
             query(
-                leader("driftd:leader:drift_threshold", mvm),
+                leader("driftd:leader:detector_threshold", mvm),
                 "threshold {{version}} {{stream}} {{detector}}",
                 "B",
             ),
+            query(
+                leader("driftd:leader:drift_statistic", mvm),
+                "at last alarm {{version}} {{stream}} {{detector}}",
+                "C",
+            ),
+            query(
+                leader("driftd:leader:drift_threshold", mvm),
+                "threshold at last alarm {{version}} {{stream}} {{detector}}",
+                "D",
+            ),
             w=16,
             min_val=None,
-            description="Each detector's current statistic per stream (feature:NAME, error, "
-            "score, latency) and the threshold it alarms at.",
+            description="Each streaming detector's live statistic per stream (feature:NAME, "
+            "error, score, latency), the threshold it alarms at, and its value at the last "
+            "alarm.",
         )
     )
     d = d.with_panel(

@@ -208,13 +208,14 @@ class Brain:
         return out
 
     def drain_evidence(self) -> dict[tuple[str, str, str], dict[str, Any]]:
-        """The evidence of the window checks' and performance estimators' alarms since the
-        last call, by (model, version, stream), the latest per stream: what the leader stores
-        with incidents."""
+        """The evidence of the window checks', performance estimators' and detectors' drift
+        alarms since the last call, by (model, version, stream), the latest per stream: what
+        the leader stores with incidents."""
         out: dict[tuple[str, str, str], dict[str, Any]] = {}
-        sources: list[tuple[str, ModelChecks | ModelPerformance]] = [
+        sources: list[tuple[str, ModelChecks | ModelPerformance | DetectorMonitor]] = [
             *self.checks.items(),
             *self.performance.items(),
+            *self.detectors.items(),
         ]
         for model, source in sorted(sources, key=lambda kv: kv[0]):
             got = source.drain_evidence()

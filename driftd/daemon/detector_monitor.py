@@ -21,6 +21,7 @@ fired it. Pure: no I/O, no clock; state is the detectors' own versioned state.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,18 @@ from driftd.daemon.streams import stream_values
 from driftd.detectors.base import Alarm, Detector
 from driftd.detectors.standardized import Standardized
 from driftd.errors import ConfigError
+from driftd.incidents.evidence import to_json as evidence_json
+from driftd.incidents.types import SeriesPoint
+
+SERIES = 500  # points of each detector's statistic kept for an alarm's evidence
+MAX_EVIDENCE = 64
+
+
+def live(detector: Detector) -> tuple[float, float]:
+    """A detector's statistic and threshold now (NaN where it has none yet)."""
+    nan = float("nan")
+    return float(getattr(detector, "statistic", nan)), float(getattr(detector, "threshold", nan))
+
 
 STATE_KIND = "driftd.detector_monitor"
 STATE_VERSION = 1
@@ -168,6 +181,12 @@ class DetectorMonitor:
         self.factory = factory or (lambda spec: make_detector(spec, settings.task))
         # (version name, spec index) -> detector
         self._detectors: dict[tuple[str, int], Detector] = {}
+        # (version, spec index) -> the statistic over event time: (ts, statistic, threshold)
+        # after each fed batch and at each alarm, the last SERIES points
+        self.series: dict[tuple[str, int], deque[tuple[float, float, float]]] = {}
+        # (version, stream, ts) -> a drift alarm's evidence (its statistic series), drained by
+        # the brain; at most MAX_EVIDENCE kept where nobody drains (a partition's monitor)
+        self.evidence: dict[tuple[str, str, float], dict[str, Any]] = {}
 
     def _detector(self, version: str, i: int) -> Detector:
         key = (version, i)
@@ -195,8 +214,9 @@ class DetectorMonitor:
         """Feed detector ``i`` of ``version`` these values in order; return what fired, each
         alarm at the event time of the value that fired it."""
         spec = self.specs[i]
-        alarms: list[Alarm] = self._detector(version, i).update(vals)
-        return [
+        detector = self._detector(version, i)
+        alarms: list[Alarm] = detector.update(vals)
+        out = [
             DriftDetected(
                 model=self.model,
                 version=version,
@@ -209,6 +229,28 @@ class DetectorMonitor:
             )
             for a in alarms
         ]
+        trace = self.series.get((version, i))
+        if trace is None:
+            trace = self.series[(version, i)] = deque(maxlen=SERIES)
+        trace.extend((a.ts, a.statistic, a.threshold) for a in out)
+        if len(ts):
+            trace.append((float(ts[-1]), *live(detector)))
+        for a in out:
+            if a.kind == "drift":
+                points = [SeriesPoint(*p) for p in trace]
+                self.evidence[(version, spec.stream, a.ts)] = evidence_json(statistic=points)
+        while len(self.evidence) > MAX_EVIDENCE:
+            del self.evidence[next(iter(self.evidence))]
+        return out
+
+    def live(self) -> list[tuple[str, DetectorSettings, float, float]]:
+        """(version, spec, statistic, threshold) of every detector now."""
+        return [(v, self.specs[i], *live(d)) for (v, i), d in sorted(self._detectors.items())]
+
+    def drain_evidence(self) -> dict[tuple[str, str, float], dict[str, Any]]:
+        """Drift alarms' statistic series since the last drain, by (version, stream, time)."""
+        out, self.evidence = self.evidence, {}
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         """Each detector's state, keyed by version and spec index."""
@@ -220,6 +262,7 @@ class DetectorMonitor:
                 {"version": v, "spec": i, "state": d.state_dict()}
                 for (v, i), d in sorted(self._detectors.items())
             ],
+            "series": [[v, i, list(map(list, t))] for (v, i), t in sorted(self.series.items())],
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -233,3 +276,11 @@ class DetectorMonitor:
                 d = self.factory(self.specs[i])
                 d.load_state_dict(entry["state"])
                 self._detectors[(str(entry["version"]), i)] = d
+        self.series = {
+            (str(v), int(i)): deque(
+                ((float(p[0]), float(p[1]), float(p[2])) for p in t), maxlen=SERIES
+            )
+            for v, i, t in state.get("series", [])
+            if int(i) < len(self.specs)
+            and saved[int(i)] == self.specs[int(i)].model_dump(mode="json")
+        }

@@ -50,6 +50,8 @@ COUNTERS_AND_GAUGES = {
     "driftd_model_quality",
     "driftd_drift_statistic",
     "driftd_drift_threshold",
+    "driftd_detector_statistic",
+    "driftd_detector_threshold",
     "driftd_retrain_jobs",
     "driftd_model_version_info",
     "driftd_canary_weight",
@@ -85,6 +87,8 @@ BUILTIN = {"up"}
 # Exported by the leader only: dashboards and alerts read them through driftd:leader:* rules.
 DECISION = {
     "driftd_drift_alarms_total",
+    "driftd_detector_statistic",
+    "driftd_detector_threshold",
     "driftd_drift_statistic",
     "driftd_drift_threshold",
     "driftd_canary_verdict",
@@ -395,6 +399,10 @@ _DECISION: list[tuple[str, dict[str, str], str, str]] = [  # (name, labels, lead
      "detector": "DDM"}, "0.3x60", "9x60"),
     ("driftd_drift_threshold", {"model": "m", "version": "1", "stream": "error",
      "detector": "DDM"}, "0.2x60", "9x60"),
+    ("driftd_detector_statistic", {"pipeline": "p", "model": "m", "version": "1",
+     "stream": "error", "detector": "DDM"}, "0.1x60", "9x60"),
+    ("driftd_detector_threshold", {"pipeline": "p", "model": "m", "version": "1",
+     "stream": "error", "detector": "DDM"}, "0.2x60", "9x60"),
     ("driftd_canary_verdict", {"model": "m"}, "0x60", "2x60"),
     *[
         ("driftd_canary_evidence", {"model": "m", "slo": slo, "bound": bound}, "1.5x60", "9x60")

@@ -37,6 +37,14 @@ class Above:
     def reset(self) -> None:
         self.total = 0.0
 
+    @property
+    def statistic(self) -> float:
+        return self.total
+
+    @property
+    def threshold(self) -> float:
+        return self.limit
+
     def state_dict(self) -> dict[str, Any]:
         return envelope("test.above", 1, {"total": self.total})
 
@@ -187,3 +195,21 @@ def test_raw_unit_detectors_are_standardised_with_the_daemons_defaults_unless_to
     assert isinstance(errors, PageHinkley)  # a classifier's 0/1 errors are left as they are
     regression = make_detector(DetectorSettings(detector="ADWIN", stream="error"), "regression")
     assert isinstance(regression, Standardized)  # absolute errors are in the target's units
+
+
+def test_the_live_statistic_and_an_alarms_series_are_kept_for_metrics_and_incidents() -> None:
+    m = monitor("feature:x")
+    m.update(batch([1, 0, 0, 1, 1], [1, 2, 2, 1, 1]))  # v1: 2, 2 (fires at 102), then 0 left
+    live = {(v, s.stream): (stat, thr) for v, s, stat, thr in m.live()}
+    assert live == {("v1", "feature:x"): (0.0, 3.0), ("v2", "feature:x"): (3.0, 3.0)}
+    evidence = m.drain_evidence()
+    assert list(evidence) == [("v1", "feature:x", 102.0)]
+    # the alarm's own point (4 > 3), then the detector after the batch (reset to 0)
+    assert evidence[("v1", "feature:x", 102.0)]["statistic"] == [
+        [102.0, 4.0, 3.0],
+        [102.0, 0.0, 3.0],
+    ]
+    assert m.drain_evidence() == {}
+    again = monitor("feature:x")
+    again.load_state_dict(m.state_dict())
+    assert again.series == m.series and again.live() == m.live()

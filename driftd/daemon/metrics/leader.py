@@ -51,6 +51,17 @@ def _families() -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:
             "the pooled stream only (leader only)." + RESTORED,
             labels=["pipeline", "model"],
         ),
+        GaugeMetricFamily(
+            "driftd_detector_statistic",
+            "Each streaming detector's test statistic now, on the merged stream (leader only; "
+            "NaN while it warms up).",
+            labels=["pipeline", "model", "version", "stream", "detector"],
+        ),
+        GaugeMetricFamily(
+            "driftd_detector_threshold",
+            "The threshold that statistic alarms at now (leader only).",
+            labels=["pipeline", "model", "version", "stream", "detector"],
+        ),
         CounterMetricFamily(
             "driftd_leader_merges",
             f"Merges of the partitions' reports by this instance, {PROCESS_LOCAL}.",
@@ -89,7 +100,9 @@ class LeaderCollector(Collector):
         ld = self.leader
         name = [ld.pipeline]
         fams = _families()
-        leader, epoch, clock, held, late, overflow, merges, seconds, fenced, failures = fams
+        leader, epoch, clock, held, late, overflow, stat, thr, merges, seconds, fenced, failures = (
+            fams
+        )
         brain = ld.brain if ld.leading else None
         leader.add_metric(name, 1.0 if brain is not None else 0.0)
         epoch.add_metric(name, float(ld.epoch or 0) if brain is not None else 0.0)
@@ -104,5 +117,10 @@ class LeaderCollector(Collector):
             late.add_metric(name, brain.late_values)
             for model, checks in sorted(brain.checks.items()):
                 overflow.add_metric([ld.pipeline, model], checks.overflow_rows)
-            out += [clock, held, late, overflow]
+            for model, det in sorted(brain.detectors.items()):
+                for version, spec, statistic, threshold in det.live():
+                    labels = [ld.pipeline, model, version, spec.stream, spec.detector]
+                    stat.add_metric(labels, statistic)
+                    thr.add_metric(labels, threshold)
+            out += [clock, held, late, overflow, stat, thr]
         yield from out
