@@ -33,6 +33,7 @@ from driftd.detectors import ADWIN, CUSUM, DDM, EDDM, HDDM_A, HDDM_W, KSWIN, Pag
 
 try:
     from benchmarks.daemon_rates import daemon_rate_rows
+    from benchmarks.detectors_delay import delay_rows
     from benchmarks.detectors_rates import rate_rows
     from benchmarks.detectors_scalar import scalar_rows
     from benchmarks.detectors_window import machine_info, print_quality, quality_json, window_rows
@@ -41,6 +42,7 @@ try:
     from benchmarks.window_checks import check_rows
 except ImportError:  # run as a script: python benchmarks/detectors.py
     from daemon_rates import daemon_rate_rows  # type: ignore[no-redef]
+    from detectors_delay import delay_rows  # type: ignore[no-redef]
     from detectors_rates import rate_rows  # type: ignore[no-redef]
     from detectors_scalar import scalar_rows  # type: ignore[no-redef]
     from detectors_window import (  # type: ignore[no-redef]
@@ -408,7 +410,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--skip",
         default="",
-        help="comma list: stream,window,big,mmd,online,cbpe,scalar,checks,rates,daemon,nannyml",
+        help="comma list: stream,window,big,mmd,online,cbpe,scalar,checks,rates,daemon,delay,"
+        "nannyml",
     )
     ap.add_argument("--big-seeds", type=int, default=10, help="seeds at 1,000,000 x 20")
     ap.add_argument("--mmd-n", type=int, default=5_000, help="rows per side of the MMD test")
@@ -458,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += rate_rows(args.quick, jobs=2)
     if "daemon" not in args.skip:  # what `detector = "X"` gives in the daemon, fresh streams
         rows += daemon_rate_rows(args.quick)
+    if "delay" not in args.skip:  # detection delay at one fresh-stream rate, vs River's
+        rows += delay_rows(args.quick)
     if "nannyml" not in args.skip:  # CBPE and DLE vs NannyML (make bench-nannyml first)
         rows += nannyml_rows(args.quick)
     for r in rows:
