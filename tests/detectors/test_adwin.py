@@ -95,3 +95,20 @@ def test_a_copy_with_pending_values_carries_on_identically(clone: Callable[[ADWI
     assert a and a == b
     sa, sb = det.state_dict()["state"], twin.state_dict()["state"]
     assert all(np.array_equal(sa[key], sb[key]) for key in sa)
+
+
+def test_a_state_saved_under_a_longer_clock_tests_on_the_next_value() -> None:
+    """Its tick may be past the new clock: the next value tests (as in the batch kernel, whose
+    tick only has to reach the clock), one value at a time and in batches alike."""
+    x = np.random.default_rng(2).normal(np.repeat([0.0, 1.5, 0.0], 1_500), 1.0)
+    saved = ADWIN(clock=32)
+    saved.update(x[:1_020])  # tick 1020 % 32 = 28
+    assert saved.state_dict()["state"]["ints"][0] == 28
+    single, batched = ADWIN(clock=5), ADWIN(clock=5)
+    single.load_state_dict(saved.state_dict())
+    batched.load_state_dict(saved.state_dict())
+    a = [(t, al.statistic) for t, v in enumerate(x[1_020:].tolist()) for al in single.update(v)]
+    b = [(al.index, al.statistic) for al in batched.update(x[1_020:])]
+    assert a and a == b
+    sa, sb = single.state_dict()["state"], batched.state_dict()["state"]
+    assert all(np.array_equal(sa[key], sb[key]) for key in sa)
