@@ -30,6 +30,7 @@ LIVE = (
     "driftd_checkpoint_duration",
     "driftd_checkpoint_age",
     "driftd_leader",  # who leads, and its merges: this process's
+    "driftd_detector_",  # the live statistics: exported while this process leads
 )
 
 
