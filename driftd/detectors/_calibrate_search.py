@@ -21,6 +21,7 @@ __all__ = ["Simulation", "block_bootstrap", "near", "search"]
 
 _PER = 100_000
 _CACHE = 5_000_000  # simulated values kept in memory across thresholds (else redrawn)
+_STALL = 4  # halvings past rtol without a higher count before the search stops
 _NEAR = 2.0  # the rerun's first bracket: values the first search measured within this factor
 
 
@@ -73,7 +74,8 @@ def search(
 
     Bisects geometrically between a quiet and a loud end until the bracket is ``rtol`` wide
     and the count at its quiet end is within 2 Poisson standard deviations (``2 sqrt(allowed)``)
-    below ``allowed``, or, where the rate is that steep in the threshold, ``rtol / 1000`` wide;
+    below ``allowed``, or, where the rate is that steep in the threshold, ``rtol / 100`` wide
+    or 4 halvings past ``rtol`` found no higher count (a step in the rate);
     every value runs on the same streams. The counts are per stream. ``start`` is a first
     bracket (quiet, loud) to try; an end that turns out on the wrong side is replaced by its
     bound. ``tried`` collects (value, rate per 100k) of each value run (estimated from the
@@ -106,18 +108,24 @@ def search(
     if not loud_over:
         best, best_counts = loud, loud_counts
     # Past rtol, go on while the count at the best value is more than 2 Poisson standard
-    # deviations below ``allowed`` (a rate that is steep in the threshold), down to rtol / 1000.
-    short = 2 * math.sqrt(allowed)
-    while loud_over and (
-        abs(math.log(loud / quiet)) > math.log1p(rtol)
-        or (allowed - best_counts.sum() > short and abs(math.log(loud / quiet)) > rtol / 1e3)
-    ):
+    # deviations below ``allowed`` (a rate that is steep in the threshold), down to rtol / 100,
+    # unless 4 halvings in a row found no higher count (a step: a discrete statistic).
+    short, stalled = 2 * math.sqrt(allowed), 0
+    while loud_over and stalled < _STALL:
+        width = abs(math.log(loud / quiet))
+        steep = allowed - best_counts.sum() > short and width > math.log1p(rtol / 100)
+        if width <= math.log1p(rtol) and not steep:
+            break
         mid = math.sqrt(quiet * loud)
         counts = drifts(mid)
+        higher = counts.sum() > best_counts.sum()
         if counts.sum() <= allowed:
             quiet, best, best_counts = mid, mid, counts
         else:
             loud = mid
+        stalled = (
+            0 if width > math.log1p(rtol) or (higher and counts.sum() <= allowed) else stalled + 1
+        )
     return best, best_counts
 
 

@@ -19,7 +19,11 @@ consecutive reference values at uniform random starts: dependence up to about ``
 kept, longer dependence is lost. The simulated values are the reference's own values, so ties
 are as frequent as in the reference (which matters to rank tests such as KSWIN) and the rate is
 conditional on this reference: its confidence interval covers the Poisson noise of the
-simulation, not the sampling error of the reference itself.
+simulation, not the sampling error of the reference itself. No value beyond the reference's
+extremes is ever simulated: where single extreme values raise the alarms (CUSUM on heavy-tailed
+values at a long horizon, where its threshold is lowest), a target of one alarm per ``m`` values
+needs a reference of many times ``m`` values (``benchmarks/detectors_rates.py``, F2 CUSUM
+student-t3 2M with a 50k reference for a target of 1 per 100k).
 
 Every threshold tried runs on the same simulated streams (common random numbers), so the
 measured count is (nearly) monotone in the threshold and the bisection is deterministic for a
@@ -233,8 +237,9 @@ def calibrate(
         Seed of the bootstrap; the result is deterministic for a seed.
     rtol
         Relative width of the final bracket around the threshold; narrower (down to
-        ``rtol / 1000``) while the count at its quiet end is more than 2 Poisson standard
-        deviations below the target count (a rate steep in the threshold).
+        ``rtol / 100``) while the count at its quiet end is more than 2 Poisson standard
+        deviations below the target count (a rate steep in the threshold), unless 4 halvings
+        in a row find no higher count (a step in the rate: a discrete statistic).
     confidence
         Level of the rate's Poisson interval.
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -166,20 +166,29 @@ class _Above:
     def reset(self) -> None:
         return None
 
+    @property
+    def statistic(self) -> float:
+        return math.nan
+
+    @property
+    def threshold(self) -> float:
+        return self.level
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
-    def load_state_dict(self, state: Any) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         return None
 
 
 def test_a_steep_rate_is_bisected_past_rtol() -> None:
-    """Where 1% of the threshold spans the whole tail (1000 + Exp(1)), a bracket rtol wide can
-    hold any rate below the target; the search goes on until the count is within 2 Poisson
-    standard deviations of the target count (before: 1% wide, whatever the count)."""
-    ref = 1000.0 + np.random.default_rng(8).exponential(1.0, 50_000)
+    """Where 1% of the threshold spans a factor of about e in the rate (exceedances of
+    100 + Exp(1) near 107), a bracket rtol wide can end well below the target; the search goes
+    on until the count is within 2 Poisson standard deviations of the target count (before:
+    1% wide, whatever the count)."""
+    ref = 100.0 + np.random.default_rng(8).exponential(1.0, 50_000)
     cal = calibrate(_Above, ref, 100.0, threshold="level", rate_rises=False,
-                    bounds=(1000.0, 1100.0), n_samples=1_000_000, rtol=1e-2)  # fmt: skip
+                    bounds=(100.0, 200.0), n_samples=1_000_000, rtol=1e-2)  # fmt: skip
     allowed = 1_000  # 100 per 100k on 1M values
     assert allowed - 2 * math.sqrt(allowed) <= cal.false_alarms <= allowed
     exact = float(np.mean(ref > cal.threshold)) * 100_000  # the bootstrap's expected rate
