@@ -45,6 +45,24 @@ class Detector(Protocol):
         """Forget everything seen (parameters stay)."""
         ...
 
+    @property
+    def statistic(self) -> float:
+        """The live test statistic: what the drift rule compares with ``threshold`` now.
+
+        Computed lazily from the state (nothing per update); NaN while the detector has too
+        little data for its test (warm-up, and again right after each reset).
+        A drift Alarm's statistic/threshold are these properties on the state holding the
+        alarming value, just before the reset; after the alarm they describe the fresh state.
+        """
+        ...
+
+    @property
+    def threshold(self) -> float:
+        """The drift threshold ``statistic`` is compared with now (it may move with the state,
+        e.g. DDM's ``p_min + d·s_min``); NaN while undefined. Read-only (a parameter where it
+        is constant, e.g. PageHinkley's and CUSUM's ``threshold``)."""
+        ...
+
     def state_dict(self) -> dict[str, Any]:
         """Plain numbers and arrays, in a versioned envelope."""
         ...

@@ -165,14 +165,24 @@ class CUSUM:
         a = sp if self._up else 0.0
         b = sm if self._down else 0.0
         stat = a if a >= b else b
-        if stat > self.threshold:
-            self.reset()
-            self._fresh = False
-            return [Alarm("CUSUM", 0, stat, self.threshold, "drift")]
         self._sp, self._sm = sp, sm
         self._ap += ip
         self._am += im
+        if stat > self.threshold:
+            self.reset()  # ``statistic`` read just before this equals ``stat``
+            self._fresh = False
+            return [Alarm("CUSUM", 0, stat, self.threshold, "drift")]
         return []
+
+    @property
+    def statistic(self) -> float:
+        """The larger of the enabled one-sided sums ``S⁺``, ``S⁻`` now, in units of sigma,
+        compared with ``threshold`` (a drift when above); NaN during the warm-up."""
+        if self._mu is None or self._sd is None:
+            return math.nan
+        a = self._sp if self._up else 0.0
+        b = self._sm if self._down else 0.0
+        return a if a >= b else b
 
     def _end_warm_up(self) -> None:
         """Estimate μ₀ and sigma (floored, see Notes) from the warm-up sums."""

@@ -138,6 +138,23 @@ class DDM:
         self._warning = False
         return []
 
+    @property
+    def statistic(self) -> float:
+        """``pₜ + sₜ`` of the values since the last reset, compared with ``threshold`` (a drift
+        when above); NaN until more than ``warm_start`` values."""
+        n = self._n
+        if n <= self.warm_start or n == 0:
+            return math.nan
+        p = self._errors / n
+        return p + _sqrt(p * (1 - p) / n)
+
+    @property
+    def threshold(self) -> float:
+        """The drift level ``p_min + d·s_min`` now; NaN until more than ``warm_start`` values."""
+        if self._n <= self.warm_start:
+            return math.nan
+        return self._p_min + self.drift_threshold * self._s_min
+
     def _advance(self, x: F64) -> tuple[int, list[Hit]]:
         n = self._n + 1.0 + np.arange(x.size, dtype=np.float64)
         errors = np.cumsum(np.concatenate(([self._errors], x)))[1:]
@@ -289,6 +306,24 @@ class EDDM:
             return [Alarm("EDDM", 0, level, self.alpha, "warning")]
         self._warning = False
         return []
+
+    @property
+    def statistic(self) -> float:
+        """The level ``(p' + 2s') / max`` at the last error, compared with ``threshold``
+        (``beta``; a drift when below); 1 when that error set a new maximum, NaN until more
+        than ``warm_start`` errors since the last reset. Only errors move it."""
+        k = self._k
+        if k <= self.warm_start or self._max <= 0.0:
+            return math.nan
+        s1 = self._s1
+        mean = s1 / k
+        var = (self._s2 - s1 * mean) / (k - 1) if k > 1 else 0.0
+        return (mean + 2 * _sqrt(var if var > 0.0 else 0.0)) / self._max
+
+    @property
+    def threshold(self) -> float:
+        """``beta``: the drift level the statistic falls below."""
+        return self.beta
 
     def _advance(self, x: F64) -> tuple[int, list[Hit]]:
         pos = np.flatnonzero(x == 1)

@@ -30,6 +30,22 @@ def _check_confidences(drift: float, warning: float) -> None:
     check("warning_confidence", warning, drift <= warning < 1, f"in [drift_confidence={drift}, 1)")
 
 
+def _pick(sides: list[tuple[float, float] | None], strict: bool) -> tuple[float, float]:
+    """The (statistic, bound) an HDDM reports: the first side that fires (above its bound, or
+    ``strict=False`` at or above it), as the alarm takes it, else the defined side nearest
+    its bound (the first of equals); NaNs when no side is defined."""
+    best: tuple[float, float] | None = None
+    for side in sides:
+        if side is None:
+            continue
+        fires = side[0] > side[1] or (not strict and side[0] == side[1])
+        if fires and side[1] > 0.0:  # a bound of 0: nothing after the cut point, no test
+            return side
+        if best is None or side[0] - side[1] > best[0] - best[1]:
+            best = side
+    return best if best is not None else (math.nan, math.nan)
+
+
 class HDDM_A:
     """Drift detection with Hoeffding's bound on averages (Frías-Blanco et al., 2015).
 
@@ -137,10 +153,10 @@ class HDDM_A:
                 stat, thr = down, thr2
                 drift = d2
             warn = warn or (not d2 and cn != n and down >= _sqrt(m / 2 * self._log2_w))
-        if drift:
-            self.reset()
-            return [Alarm("HDDM_A", 0, stat, thr, "drift")]
         self._zn, self._zs = n, sums
+        if drift:
+            self.reset()  # ``statistic``/``threshold`` read just before this equal these
+            return [Alarm("HDDM_A", 0, stat, thr, "drift")]
         if not warn:
             self._warning = False
             return []
@@ -148,6 +164,40 @@ class HDDM_A:
             return []
         self._warning = True
         return [Alarm("HDDM_A", 0, stat, thr, "warning")]
+
+    def _side(self, cn: float, cs: float, up: bool) -> tuple[float, float] | None:
+        """One side's compared difference and drift bound now (both 0 while the cut point is
+        the newest value: no drift then); None before any value."""
+        n = self._zn
+        if n == 0.0:
+            return None
+        if cn == n:
+            return 0.0, 0.0
+        mean = self._zs / n
+        diff = mean - cs / cn if up else cs / cn - mean
+        m = (n - cn) / cn * (1.0 / n)
+        return diff, _sqrt(m / 2 * self._log2_d)
+
+    @property
+    def statistic(self) -> float:
+        """The mean's difference from the cut point's, compared with ``threshold`` (a drift when
+        at or above, with a value after the cut point): the upward side, or with
+        ``two_sided_test`` the side that fires (upward first, as the alarm), else the one
+        nearer its bound. 0 (and ``threshold`` 0) while the cut point is the newest value, when
+        no drift can fire; NaN before any value."""
+        return _pick(self._sides(), strict=False)[0]
+
+    @property
+    def threshold(self) -> float:
+        """Hoeffding's bound for the two sample sizes at ``drift_confidence``, for the side
+        ``statistic`` reports; NaN where that is."""
+        return _pick(self._sides(), strict=False)[1]
+
+    def _sides(self) -> list[tuple[float, float] | None]:
+        up = self._side(self._lo_n, self._lo_s, up=True)
+        if not self.two_sided_test:
+            return [up]
+        return [up, self._side(self._hi_n, self._hi_s, up=False)]
 
     def _cut(self, g: F64, n: F64, sums: F64, c: F64, low: bool) -> tuple[F64, F64, F64]:
         """Count and sum of the cut point in force at each position, and its running extreme."""
@@ -342,6 +392,33 @@ class HDDM_W:
         if warn and was == 0.0:
             return [Alarm("HDDM_W", 0, wst, wth, "warning")]
         return []
+
+    @property
+    def statistic(self) -> float:
+        """The weighted mean's difference from the cut point's, compared with ``threshold`` (a
+        drift when above): the upward side, or with ``two_sided_test`` the side that fires
+        (upward first, as the alarm), else the one nearer its bound. 0 (and ``threshold`` 0)
+        while no value follows the cut point, when no drift can fire; NaN before any value."""
+        return _pick(self._sides(), strict=True)[0]
+
+    @property
+    def threshold(self) -> float:
+        """McDiarmid's bound at ``drift_confidence`` for the side ``statistic`` reports; NaN
+        where that is."""
+        return _pick(self._sides(), strict=True)[1]
+
+    def _sides(self) -> list[tuple[float, float] | None]:
+        out: list[tuple[float, float] | None] = []
+        for a, b in ((1, 2), (4, 3)) if self.two_sided_test else ((1, 2),):
+            s = self._s
+            if s[1] == 0.0:
+                out.append(None)
+            elif s[3 * a + 1] == 0.0 or s[3 * b + 1] == 0.0:
+                out.append((0.0, 0.0))  # as the test: nothing after the cut point, no drift
+            else:
+                bound = _sqrt((s[3 * a + 2] + s[3 * b + 2]) * self._log_d / 2.0)
+                out.append((s[3 * b] - s[3 * a], bound))
+        return out
 
     def _changed(self, a: int, b: int, log_inv_conf: float) -> tuple[bool, float, float]:
         s = self._s

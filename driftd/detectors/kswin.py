@@ -129,6 +129,12 @@ class KSWIN:
         self._ints = np.zeros(2, dtype=np.int64)  # values in the window, next slot
         self._mt = self._mt0.copy()
         self._pos = np.array([624], dtype=np.int64)
+        self._pos_mv = self._pos.data  # cheaper reads than numpy's
+        # for ``statistic``: the generator's position before the last test, and the state of
+        # the generation that test started in if it drew past a twist (``_gen[1]``)
+        self._p0 = 624
+        self._gen = [self._mt0.copy(), self._mt0.copy()]
+        self._restored = math.nan  # ``statistic`` of a restored state, until the next value
 
     def update(self, values: npt.ArrayLike) -> list[Alarm]:
         """Consume a batch in order; return its drift alarms (index = position in the batch)."""
@@ -136,15 +142,72 @@ class KSWIN:
         if x1 is not None:
             one = self._one
             one[0] = x1
+            self._p0 = p0 = self._pos_mv[0]
             _, n_out = k.kswin_kernel(
                 one, self._window, self._ints, self._mt, self._pos, self._mt0,
                 self.stat_size, self._k_crit, self._use_pool, self._one_i, self._one_s,
             )  # fmt: skip
+            if self._pos_mv[0] <= p0:  # the generator twisted: keep the generation it left
+                gen = self._gen
+                gen.reverse()
+                np.copyto(gen[0], self._mt)
             if n_out == 0:
                 return []
             thr = self._k_crit / self.stat_size
             return [Alarm("KSWIN", 0, float(self._one_s[0]), thr)]
         x = np.ascontiguousarray(as_float_array(values).reshape(-1))
+        if x.size == 0:
+            return []
+        alarms = self._batch(x[:-1])
+        # the last value alone, so that ``statistic`` can replay its test
+        np.copyto(self._gen[0], self._mt)
+        alarms += [
+            Alarm(a.detector, x.size - 1, a.statistic, a.threshold, a.kind)
+            for a in self.update(float(x[-1]))
+        ]
+        return alarms
+
+    @property
+    def statistic(self) -> float:
+        """The KS statistic ``D`` of the last test (newest ``stat_size`` values against the
+        sample of older ones), compared with ``threshold`` (a drift when at or above); NaN
+        until the window is full. Replayed on demand from the window and the generator's
+        state before that test: a value costs a position kept, a twist of the generator (every
+        ~600 draws) a copy of its state."""
+        if self._ints[0] < self.window_size:
+            return math.nan
+        if self._p0 < 0:
+            return self._restored
+        p0 = self._p0
+        mt = self._gen[1] if self._pos_mv[0] <= p0 else self._mt
+        w = self.window_size
+        last = (int(self._ints[1]) - 1) % w
+        ints = np.array([w - 1, last], dtype=np.int64)
+        one = self._window[last : last + 1].copy()
+        out_i, out_s = np.empty(1, dtype=np.int64), np.empty(1)
+        # twice from the same start: with a critical count above stat_size (never fires) the
+        # copies end where the test left the generator, or the test spanned two twists and
+        # one kept generation cannot replay it (unknown then); with 0, D is reported
+        gen, pos = mt.copy(), np.array([p0], dtype=np.int64)
+        k.kswin_kernel(
+            one, self._window.copy(), ints.copy(), gen, pos, self._mt0, self.stat_size,
+            self.stat_size + 1, self._use_pool, out_i, out_s,
+        )  # fmt: skip
+        if pos[0] != self._pos_mv[0] or not np.array_equal(gen, self._mt):
+            return math.nan
+        k.kswin_kernel(
+            one, self._window.copy(), ints, mt.copy(), np.array([p0], dtype=np.int64),
+            self._mt0, self.stat_size, 0, self._use_pool, out_i, out_s,
+        )  # fmt: skip
+        return float(out_s[0])
+
+    @property
+    def threshold(self) -> float:
+        """``k_crit / stat_size``: the smallest ``D`` at which a test fires (River's verdict
+        ``p <= alpha and D > 0.1``, exact for two samples of ``stat_size``)."""
+        return self._k_crit / self.stat_size
+
+    def _batch(self, x: npt.NDArray[np.float64]) -> list[Alarm]:
         if not x.flags.writeable:  # one compiled signature: read-only arrays would need another
             x = x.copy()
         out_i = np.empty(min(_BUFFER, x.size + 1), dtype=np.int64)
@@ -164,12 +227,13 @@ class KSWIN:
         return alarms
 
     def state_dict(self) -> dict[str, Any]:
-        """Plain arrays in a versioned envelope."""
+        """Plain arrays in a versioned envelope (with the last test's ``statistic``)."""
         state = {
             "window": self._window.copy(),
             "ints": self._ints.copy(),
             "mt": self._mt.copy(),
             "pos": self._pos.copy(),
+            "statistic": self.statistic,
         }
         return envelope(self.KIND, 1, state)
 
@@ -182,3 +246,7 @@ class KSWIN:
         self._ints = np.array(s["ints"], dtype=np.int64)
         self._mt = np.array(s["mt"], dtype=np.int64)
         self._pos = np.array(s["pos"], dtype=np.int64)
+        self._pos_mv = self._pos.data
+        np.copyto(self._gen[0], self._mt)  # the generation in force
+        self._p0 = -1  # no test replayable: the restored statistic until the next value
+        self._restored = float(s.get("statistic", math.nan))

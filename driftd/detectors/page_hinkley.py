@@ -135,12 +135,27 @@ class PageHinkley:
                 stat = down if down > stat else stat
         else:
             stat = max_dec - s_dec
-        if stat > self.threshold and n >= self.min_instances:
-            self.reset()
-            return [Alarm("PageHinkley", 0, stat, self.threshold, "drift")]
         self._n, self._total = n, total
         self._s_inc, self._s_dec, self._min_inc, self._max_dec = s_inc, s_dec, min_inc, max_dec
+        if stat > self.threshold and n >= self.min_instances:
+            self.reset()  # ``statistic`` read just before this equals ``stat``
+            return [Alarm("PageHinkley", 0, stat, self.threshold, "drift")]
         return []
+
+    @property
+    def statistic(self) -> float:
+        """The tested deviation now: ``S⁺ - min S⁺`` (``"up"``), ``max S⁻ - S⁻`` (``"down"``) or
+        the larger (``"both"``), compared with ``threshold`` (a drift when above); NaN before
+        ``min_instances`` values since the last reset."""
+        if self._n < self.min_instances:
+            return math.nan
+        if self._up:
+            stat = self._s_inc - self._min_inc
+            if self._down:
+                down = self._max_dec - self._s_dec
+                stat = down if down > stat else stat
+            return stat
+        return self._max_dec - self._s_dec
 
     def _advance(self, x: F64) -> tuple[int, list[Hit]]:
         n = self._n + 1.0 + np.arange(x.size, dtype=np.float64)

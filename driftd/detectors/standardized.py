@@ -55,6 +55,16 @@ class Standardized:
         """Whether the warm-up is over and values reach the inner detector."""
         return not math.isnan(self.sd)
 
+    @property
+    def statistic(self) -> float:
+        """The inner detector's statistic (on z-scores); NaN during the warm-up."""
+        return self.inner.statistic if self.ready else math.nan
+
+    @property
+    def threshold(self) -> float:
+        """The inner detector's threshold (in standard deviations where it is in units)."""
+        return self.inner.threshold
+
     def update(self, values: npt.ArrayLike) -> list[Alarm]:
         """Consume values in order; alarms carry indices into this batch."""
         x = as_float_array(values).reshape(-1)
