@@ -177,13 +177,12 @@ def test_nan_before_any_value(name: str) -> None:
         assert math.isnan(det.statistic)
 
 
-@pytest.mark.parametrize("name", ["PageHinkley", "CUSUM", "DDM", "HDDM_A", "HDDM_W"])
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_batch_and_scalar_paths_leave_the_same_properties(name: str) -> None:
     make, stream, _, _ = CASES[name]
     a, b = make(), make()
-    x = stream(4)
-    for v in x.tolist():
-        a.update(v)
-    for chunk in np.array_split(x, 7):
-        b.update(chunk)
-    assert (a.statistic, a.threshold) == (b.statistic, b.threshold)
+    for chunk in np.array_split(stream(4), 7):  # a batch's end: the same state, same values
+        one = [(i, al.kind) for i, v in enumerate(chunk.tolist()) for al in a.update(v)]
+        assert [(al.index, al.kind) for al in b.update(chunk)] == one
+        got, want = (b.statistic, b.threshold), (a.statistic, a.threshold)
+        assert np.array_equal(got, want, equal_nan=True), (got, want)
