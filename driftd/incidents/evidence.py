@@ -73,6 +73,11 @@ def _shift(d: Mapping[str, Any]) -> FeatureShift:
     )
 
 
+def _version(version: str) -> str:
+    """``v3``; ``all versions`` for a window check's pooled stream (version ``*``)."""
+    return "all versions" if version == "*" else f"v{version}"
+
+
 def build(
     inc: Incident, stored: Mapping[str, Any] | None, links: Sequence[tuple[str, str]] = ()
 ) -> IncidentEvidence:
@@ -80,7 +85,7 @@ def build(
     stored = stored or {}
     return IncidentEvidence(
         incident_id=inc.id,
-        title=f"{inc.model} v{inc.version}: {inc.stream}",
+        title=f"{inc.model} {_version(inc.version)}: {inc.stream}",
         model=inc.model,
         version=inc.version,
         stream=inc.stream,
