@@ -362,11 +362,11 @@ def release_annotations(sel: str = "") -> list[Builder[AnnotationModel]]:
     return out
 
 
-INCIDENT_LABELS = "model, stream, incident, url"
+INCIDENT_LABELS = "model, stream, incident, url, report_url"
 # What Grafana shows on an incident's marker: its link is the report, one click away.
 INCIDENT_FORMAT = {
     "titleFormat": "incident {{incident}}: {{model}} {{stream}}",
-    "textFormat": '<a href="{{url}}/report">report</a> · <a href="{{url}}">{{url}}</a>',
+    "textFormat": '<a href="{{report_url}}">report</a> · <a href="{{url}}">{{url}}</a>',
     "tagKeys": "model,stream",
 }
 
@@ -648,15 +648,16 @@ def incidents_row(d: Dashboard, ids: Ids, m: str) -> Dashboard:
             ids,
             "Unresolved incidents",
             query(
-                f"max by (model, version, stream, state, incident, url) (driftd_incident_info{m})",
+                "max by (model, version, stream, state, incident, url, report_url) "
+                f"(driftd_incident_info{m})",
                 ref="A",
                 instant=True,
             ),
             hide=["Time", "Value"],
-            order=["model", "version", "stream", "state", "incident", "url"],
+            order=["model", "version", "stream", "state", "incident", "report_url", "url"],
             w=12,
-            description="Open and acknowledged incidents; url is the incident in the API "
-            "(add /report for its HTML report).",
+            description="Open and acknowledged incidents: report_url opens the HTML report "
+            "(signed: no token needed), url is the incident in the API.",
         )
     )
 

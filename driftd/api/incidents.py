@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
-from driftd.api.auth import approver, viewer
+from driftd.api.auth import approver, bearer, principal, viewer
 from driftd.api.reads import ERRORS
 from driftd.api.schemas import MODEL_PATTERN, ErrorOut, LongText, _Body
 from driftd.api.writes import IdempotencyKey
@@ -50,7 +51,7 @@ class IncidentOut(BaseModel):
     note: str
     revision: int
     url: str
-    report_url: str
+    report_url: str  # signed when the registry has a secret: opens without a token
 
 
 class NoteBody(_Body):
@@ -75,7 +76,7 @@ def incident_out(store: IncidentStore, inc: Incident) -> IncidentOut:
     for k in ("statistic", "threshold"):  # JSON has no NaN or infinity
         if row[k] != row[k] or abs(row[k]) == float("inf"):
             row[k] = None
-    return IncidentOut(**row, url=url, report_url=f"{url}/report")
+    return IncidentOut(**row, url=url, report_url=store.report_url(inc.id))
 
 
 @router.get("", dependencies=[Depends(viewer)], summary="List incidents, latest alarm first")
@@ -95,13 +96,28 @@ def get_incident(store: Store, incident_id: IncidentId) -> IncidentOut:
 
 @router.get(
     "/{incident_id}/report",
-    dependencies=[Depends(viewer)],
     summary="The incident's self-contained HTML report",
     response_class=HTMLResponse,
 )
-def incident_report(store: Store, incident_id: IncidentId) -> HTMLResponse:
+def incident_report(
+    request: Request,
+    store: Store,
+    incident_id: IncidentId,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    sig: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9a-f]{64}$",
+            description="the link's signature (report_url): opens this report without a token",
+        ),
+    ] = None,
+) -> HTMLResponse:
+    """The report, for a viewer token or the signed link that webhooks, log lines, metrics
+    and Grafana carry (one click from a page to the evidence)."""
     from driftd.incidents.report import render
 
+    if sig is None or not store.signed(incident_id, sig):
+        viewer(principal(request, credentials))  # 401 without a token, 403 below viewer
     inc = store.get(incident_id)
     links = [("API", store.url(inc.id))]
     return HTMLResponse(render(build(inc, store.evidence(incident_id), links)))

@@ -88,7 +88,7 @@ def show(incident_id: str, config: Path | None, db: str | None, as_json: bool) -
     with incident_store(config, db) as store:
         inc = store.get(incident_id)
         evidence = store.evidence(incident_id) or {}
-        url = store.url(inc.id)
+        url, report = store.url(inc.id), store.report_url(inc.id)
     if as_json:
         echo_json({**_row(inc, url), "evidence": evidence})
         return
@@ -113,6 +113,7 @@ def show(incident_id: str, config: Path | None, db: str | None, as_json: bool) -
             f"[{_g(sh['lower'])}, {_g(sh['upper'])}]: {sh['summary']}"
         )
     lines.append(f"  {url}")
+    lines.append(f"  report: {report}")
     for line in lines:
         say(line)
 

@@ -173,7 +173,8 @@ def build(
         policy = Policy(s.cooldown_s, s.group_window_s, s.resolve_after_s)
         incidents = IncidentStore(decisions, policy, s.base_url)
         leader.on_incidents = IncidentHook(incidents, leader.event_clock)
-        registry.register(IncidentCollector(model_registry.engine, s.base_url))
+        collector = IncidentCollector(model_registry.engine, s.base_url, model_registry.secret)
+        registry.register(collector)
     hooks, retrain = build_retrain(settings, config_path, model_registry, decisions)
     tick = build_rollout(settings.models, leader, registry, decisions)
     leader.on_bucket = tick

@@ -15,7 +15,7 @@ from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.leader import Evidence
 from driftd.incidents import schema as t
 from driftd.incidents.lifecycle import STATES, Change, Incident
-from driftd.incidents.store import IncidentStore, incident_url
+from driftd.incidents.store import IncidentStore, incident_url, report_url
 
 log = logging.getLogger("driftd.incidents")
 
@@ -53,6 +53,7 @@ class IncidentHook:
                 "state": inc.state,
                 "alarms": inc.alarms,
                 "url": self.store.url(inc.id),
+                "report_url": self.store.report_url(inc.id),
             },
         )
 
@@ -65,9 +66,10 @@ class IncidentCollector(Collector):
     one ``driftd_incident_info`` series per unresolved incident, its link as a label (what
     Grafana's incident annotations show)."""
 
-    def __init__(self, engine: sa.Engine, base_url: str = "") -> None:
+    def __init__(self, engine: sa.Engine, base_url: str = "", secret: bytes | None = None) -> None:
         self.engine = engine
         self.base_url = base_url
+        self.secret = secret  # signs the report links (see ``store.report_url``)
 
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
@@ -85,7 +87,7 @@ class IncidentCollector(Collector):
             GaugeMetricFamily(
                 "driftd_incident_info",
                 "One series per unresolved incident (value 1), with its state and address.",
-                labels=["model", "version", "stream", "incident", "state", "url"],
+                labels=["model", "version", "stream", "incident", "state", "url", "report_url"],
             ),
         )
 
@@ -123,7 +125,8 @@ class IncidentCollector(Collector):
             since.add_metric([model], float(ts))
         for model, version, stream, iid, state in unresolved:
             url = incident_url(self.base_url, iid)
-            info.add_metric([model, version, stream, iid, state, url], 1.0)
+            report = report_url(self.base_url, iid, self.secret)
+            info.add_metric([model, version, stream, iid, state, url, report], 1.0)
         yield counts
         yield since
         yield info

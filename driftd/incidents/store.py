@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -61,6 +62,19 @@ def from_row(data: Mapping[str, Any]) -> Incident:
 def incident_url(base_url: str, incident_id: str) -> str:
     """The incident's stable API address (``/api/v1/incidents/ID`` under ``base_url``)."""
     return f"{base_url.rstrip('/')}{API_PATH}{incident_id}"
+
+
+def report_signature(secret: bytes, incident_id: str) -> str:
+    """What lets a link open one incident's report without a token: HMAC-SHA256 of the id
+    under the registry's secret (the report is read-only, and only that incident's)."""
+    return hmac.new(secret, f"incident-report:{incident_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def report_url(base_url: str, incident_id: str, secret: bytes | None) -> str:
+    """The report's address; signed (``?sig=``) when the registry has a secret, so that a click
+    in Grafana, a webhook or a log line opens it in a browser (else it needs a viewer token)."""
+    url = f"{incident_url(base_url, incident_id)}/report"
+    return f"{url}?sig={report_signature(secret, incident_id)}" if secret else url
 
 
 def batch_request_id(alarms: Sequence[DriftDetected]) -> str:
@@ -206,6 +220,16 @@ class IncidentStore:
     def url(self, incident_id: str) -> str:
         return incident_url(self.base_url, incident_id)
 
+    def report_url(self, incident_id: str) -> str:
+        return report_url(self.base_url, incident_id, self.registry.secret)
+
+    def signed(self, incident_id: str, sig: str) -> bool:
+        """Whether ``sig`` is the incident's report signature (never without a secret)."""
+        secret = self.registry.secret
+        return bool(secret) and hmac.compare_digest(
+            report_signature(secret or b"", incident_id), sig
+        )
+
     # -- rows ------------------------------------------------------------------------------
     def _get(self, conn: sa.Connection, incident_id: str) -> Incident:
         c = t.incidents.c
@@ -258,6 +282,7 @@ class IncidentStore:
     def _announce(self, w: Writer, inc: Incident, what: Change) -> None:
         event = EVENTS.get(what)
         if event is not None:
-            w.event(event, inc.model, {"incident": to_row(inc), "url": self.url(inc.id)})
+            links = {"url": self.url(inc.id), "report_url": self.report_url(inc.id)}
+            w.event(event, inc.model, {"incident": to_row(inc), **links})
             if what in ("opened", "reopened"):
                 w.audit(event, inc.id, None, inc.state, inc.stream)

@@ -18,13 +18,13 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def opened(registry: Registry) -> str:
+def opened(registry: Registry, stream: str = "feature:amount") -> str:
     store = IncidentStore(registry, Policy(), base_url="http://127.0.0.1:8765")
     shift = FeatureShift(
         "amount", "numeric", 0.6, 0.5, 0.7, 0.95, "wasserstein / sd", 1e-9, 1000, 800,
         "mean 10.0 -> 13.0 (+30%)", Histogram([0.0, 1.0, 2.0], [], [0.5, 0.5], [0.2, 0.8]),
     )  # fmt: skip
-    alarm = DriftDetected("fraud", "*", "feature:amount", "window:drift:ks", "drift", 600.0,
+    alarm = DriftDetected("fraud", "*", stream, "window:drift:ks", "drift", 600.0,
                           0.4, 0.01, "pinned:[0,300)")  # fmt: skip
     ((inc, _),) = store.record([alarm], {alarm_key(alarm): to_json([shift])})
     return inc.id
@@ -42,10 +42,20 @@ def test_viewers_read_incidents_and_their_reports(
     assert got.status_code == 200 and [i["id"] for i in got.json()] == [iid]
     one = client.get(f"/api/v1/incidents/{iid}", headers=bearer(tokens.viewer)).json()
     assert one["url"] == f"http://127.0.0.1:8765/api/v1/incidents/{iid}"
-    assert one["report_url"] == one["url"] + "/report" and one["stream"] == "feature:amount"
+    assert one["report_url"].startswith(one["url"] + "/report?sig=")
+    assert one["stream"] == "feature:amount"
     page = client.get(f"/api/v1/incidents/{iid}/report", headers=bearer(tokens.viewer))
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'data-plot="feature:amount"' in page.text and "wasserstein / sd" in page.text
+    # one click: the signed link opens the report without a token, for this incident only
+    signed = one["report_url"].removeprefix("http://127.0.0.1:8765")
+    assert client.get(signed).text == page.text
+    assert client.get(f"/api/v1/incidents/{iid}/report").status_code == 401
+    forged = signed[:-1] + ("0" if signed[-1] != "0" else "1")
+    assert client.get(forged).status_code == 401
+    other = opened(registry, stream="feature:age")
+    assert client.get(signed.replace(iid, other)).status_code == 401
+    assert client.get(f"/api/v1/incidents/{iid}/report?sig=nothex").status_code == 422
 
 
 def test_approvers_acknowledge_and_resolve_with_clear_4xx(

@@ -379,7 +379,9 @@ _REGISTRY: list[tuple[str, dict[str, str], str]] = [
     ("driftd_incident_open_since_timestamp_seconds", {"model": "m"}, "1767225600x60"),
     ("driftd_incident_info", {"model": "m", "version": "1", "stream": "error",
      "incident": "inc-0123456789abcdef", "state": "open",
-     "url": "http://127.0.0.1:8765/api/v1/incidents/inc-0123456789abcdef"}, "1x60"),
+     "url": "http://127.0.0.1:8765/api/v1/incidents/inc-0123456789abcdef",
+     "report_url": "http://127.0.0.1:8765/api/v1/incidents/inc-0123456789abcdef/report"},
+     "1x60"),
     ("driftd_retrain_jobs", {"model": "m", "state": "succeeded"}, "2x60"),
     ("driftd_retrain_jobs", {"model": "m", "state": "queued"}, "1x60"),
     *[

@@ -46,6 +46,9 @@ def test_alarms_become_one_incident_per_stream_grouped_and_announced(
     assert [e["event"] for e in sent] == ["incident.opened", "incident.opened"]
     assert sent[0]["url"] == f"https://driftd.example/api/v1/incidents/{err.id}"
     assert store.url(err.id) == sent[0]["url"]
+    assert sent[0]["report_url"].startswith(sent[0]["url"] + "/report?sig=")
+    sig = sent[0]["report_url"].rpartition("=")[2]
+    assert store.signed(err.id, sig) and not store.signed(amount.id, sig)
 
 
 def test_a_replayed_merge_counts_nothing_twice(store: IncidentStore, registry: Any) -> None:
@@ -106,10 +109,11 @@ def test_incidents_are_metrics_with_their_links(store: IncidentStore, registry: 
     ((a, _), (b, _)) = store.record([alarm(10.0), alarm(12.0, "feature:amount")])
     store.resolve(a.id, "alice")
     reg = CollectorRegistry()
-    reg.register(IncidentCollector(registry.engine, "https://driftd.example"))
+    reg.register(IncidentCollector(registry.engine, "https://driftd.example", registry.secret))
     text = generate_latest(reg).decode()
     assert 'driftd_incidents{model="fraud",state="open"} 1.0' in text
     assert 'driftd_incidents{model="fraud",state="resolved"} 1.0' in text
     assert f'incident="{b.id}"' in text and f'incident="{a.id}"' not in text
     assert f'url="https://driftd.example/api/v1/incidents/{b.id}"' in text
+    assert f'report_url="{store.report_url(b.id)}"' in text and "?sig=" in text
     assert 'driftd_incident_open_since_timestamp_seconds{model="fraud"} 12.0' in text
