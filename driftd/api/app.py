@@ -28,6 +28,7 @@ from driftd.config import IncidentSettings
 from driftd.incidents.lifecycle import Policy
 from driftd.incidents.store import IncidentStore
 from driftd.registry import Registry, RegistryError
+from driftd.retrain.store import LabeledStore
 
 log = logging.getLogger("driftd.api")
 
@@ -90,10 +91,12 @@ def create_app(
     registry: Registry,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     incident_settings: IncidentSettings | None = None,
+    labeled: LabeledStore | None = None,
 ) -> FastAPI:
     """The API app serving ``registry``; request bodies are read after authentication and up
     to ``max_body_bytes`` (``registry.api_max_body_bytes``); incident links start with
-    ``incident_settings.base_url``."""
+    ``incident_settings.base_url``; ``labeled`` (the labeled event store) fills in the
+    realised performance of a report's windows."""
     app = FastAPI(
         title="driftd registry",
         version=driftd.__version__,
@@ -107,6 +110,7 @@ def create_app(
     s = incident_settings or IncidentSettings()
     policy = Policy(s.cooldown_s, s.group_window_s, s.resolve_after_s)
     app.state.incidents = IncidentStore(registry, policy, s.base_url)
+    app.state.labeled = labeled  # realised performance in incident reports, when given
     app.state.max_body_bytes = max_body_bytes
     app.add_middleware(BodyGate, registry=registry, max_body_bytes=max_body_bytes)
     app.add_exception_handler(RegistryError, _on_registry_error)

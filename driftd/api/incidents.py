@@ -15,7 +15,6 @@ from driftd.api.auth import approver, bearer, principal, viewer
 from driftd.api.reads import ERRORS
 from driftd.api.schemas import MODEL_PATTERN, ErrorOut, LongText, _Body
 from driftd.api.writes import IdempotencyKey
-from driftd.incidents.evidence import build
 from driftd.incidents.lifecycle import Incident
 from driftd.incidents.store import IncidentStore, to_row
 from driftd.registry.tokens import Principal
@@ -114,13 +113,11 @@ def incident_report(
 ) -> HTMLResponse:
     """The report, for a viewer token or the signed link that webhooks, log lines, metrics
     and Grafana carry (one click from a page to the evidence)."""
-    from driftd.incidents.report import render
+    from driftd.daemon.incidents import report_page
 
     if sig is None or not store.signed(incident_id, sig):
         viewer(principal(request, credentials))  # 401 without a token, 403 below viewer
-    inc = store.get(incident_id)
-    links = [("API", store.url(inc.id))]
-    return HTMLResponse(render(build(inc, store.evidence(incident_id), links)))
+    return HTMLResponse(report_page(store, incident_id, request.app.state.labeled))
 
 
 @router.post(

@@ -164,12 +164,14 @@ incidents.add_command(_act("resolve"))
 )
 def report(incident_id: str, config: Path | None, db: str | None, out: Path | None) -> None:
     """Write INCIDENT's self-contained HTML report (no network needed to open it)."""
-    from driftd.incidents.evidence import build
-    from driftd.incidents.report import render
+    from driftd.config import load_settings
+    from driftd.daemon.incidents import report_page
+    from driftd.retrain.store import LabeledStore
 
+    # with a config, performance windows get their realised values from the labeled store
+    labeled = LabeledStore(load_settings(config).retrain.store_dir) if config else None
     with incident_store(config, db) as store:
-        inc = store.get(incident_id)
-        page = render(build(inc, store.evidence(incident_id), [("API", store.url(inc.id))]))
-    path = out or Path(f"incident-{inc.id}.html")
+        page = report_page(store, incident_id, labeled)
+    path = out or Path(f"incident-{incident_id}.html")
     path.write_text(page, encoding="utf-8")
     say(str(path.resolve()))

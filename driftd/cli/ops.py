@@ -287,10 +287,14 @@ def api_serve(config: Path, host: str | None, port: int | None) -> None:
     from driftd.config import load_settings
 
     settings, url = registry_settings(config, None)
-    incidents = load_settings(config).incidents if config is not None else None
+    from driftd.retrain.store import LabeledStore
+
+    full = load_settings(config) if config is not None else None
+    incidents = full.incidents if full is not None else None
+    labeled = LabeledStore(full.retrain.store_dir) if full is not None else None
     with opened_registry(settings, url, apply_gates=True) as reg:
         uvicorn.run(
-            create_app(reg, settings.api_max_body_bytes, incidents),
+            create_app(reg, settings.api_max_body_bytes, incidents, labeled),
             host=host or settings.api_host,
             port=settings.api_port if port is None else port,
             log_level="warning",

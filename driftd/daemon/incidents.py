@@ -13,9 +13,11 @@ from prometheus_client.registry import Collector
 
 from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.leader import Evidence
+from driftd.daemon.performance import fill_realised
 from driftd.incidents import schema as t
 from driftd.incidents.lifecycle import STATES, Change, Incident
 from driftd.incidents.store import IncidentStore, incident_url, report_url
+from driftd.retrain.store import LabeledStore
 
 log = logging.getLogger("driftd.incidents")
 
@@ -130,3 +132,17 @@ class IncidentCollector(Collector):
         yield counts
         yield since
         yield info
+
+
+def report_page(store: IncidentStore, incident_id: str, labeled: LabeledStore | None = None) -> str:
+    """An incident's HTML report; a performance incident's windows get their realised values
+    from ``labeled`` (the labeled event store) where their labels have arrived since."""
+    from driftd.incidents.evidence import build
+    from driftd.incidents.report import render
+
+    inc = store.get(incident_id)
+    stored = store.evidence(incident_id)
+    if stored and stored.get("performance") and labeled is not None:
+        stored = fill_realised(stored, labeled, inc.model, inc.version)
+    links = [("API", store.url(inc.id)), ("report", store.report_url(inc.id))]
+    return render(build(inc, stored, links))

@@ -32,6 +32,7 @@ from driftd.detectors.quality import ConfusionMatrix, RegressionErrors
 from driftd.detectors.quality_scores import ROCAUC
 from driftd.incidents.evidence import to_json as evidence_json
 from driftd.incidents.types import PerformancePoint
+from driftd.retrain.store import LabeledStore
 
 F64 = npt.NDArray[np.float64]
 HISTORY = 200  # windows of estimates kept per version, for an alarm's evidence
@@ -83,6 +84,7 @@ class PerformanceEstimator:
     def __init__(self, model: str, s: PerformanceSettings, settings: ModelSettings) -> None:
         self.model, self.s = model, s
         self.regression = settings.task == "regression"
+        self.task = settings.task
         self.classes = list(settings.classes) if settings.task == "multiclass" else []
         # the columns after score, prediction (and label): a regressor's features, or each
         # declared class's score
@@ -169,7 +171,9 @@ class PerformanceEstimator:
         # the reference's realised value at its end, then each window's estimate and band
         points = [PerformancePoint(start + s.reference_s, truth, truth, truth, truth)]
         points += [PerformancePoint(*p) for p in past]
-        self.evidence[(version, stream, end)] = evidence_json(performance=points, metric=s.metric)
+        ev = evidence_json(performance=points, metric=s.metric)
+        ev["window_s"], ev["task"] = s.window_s, self.task  # to fill in the realised values later
+        self.evidence[(version, stream, end)] = ev
         return DriftDetected(
             model=self.model,
             version=version,
@@ -286,3 +290,38 @@ class ModelPerformance:
 def performance_streams(settings: ModelSettings) -> Sequence[str]:
     """The summary streams a model's performance entries read (none without entries)."""
     return ModelPerformance("", settings).streams() if settings.performance else []
+
+
+MIN_REALISED = 30  # labeled rows a window needs before its realised value is shown
+
+
+def fill_realised(
+    evidence: Mapping[str, Any], store: LabeledStore, model: str, version: str
+) -> dict[str, Any]:
+    """A performance alarm's evidence with the realised value of each window whose labels
+    have arrived since (from the labeled store, by prediction time; binary and regression
+    models), so that a report shows estimated against realised performance."""
+    out = dict(evidence)
+    points = [list(p) for p in evidence.get("performance", [])]
+    window_s, metric = evidence.get("window_s"), str(evidence.get("metric", ""))
+    if len(points) < 2 or not window_s or evidence.get("task") == "multiclass" or not metric:
+        return out
+    lo, hi = min(p[0] for p in points[1:]) - float(window_s), max(p[0] for p in points[1:])
+    table = store.scan(model, lo, hi)
+    if not table.num_rows:
+        return out
+    cols = {c: table.column(c).to_numpy(zero_copy_only=False) for c in ("ts", "label")}
+    cols |= {c: table.column(c).to_numpy(zero_copy_only=False) for c in ("prediction", "score")}
+    versions = np.asarray(table.column("version").cast("string").to_pylist(), dtype=object)
+    mine = versions == version
+    for p in points[1:]:
+        sel = mine & (cols["ts"] >= p[0] - float(window_s)) & (cols["ts"] < p[0])
+        if sel.sum() >= MIN_REALISED:
+            p[4] = realised(
+                metric,
+                cols["score"][sel].astype(np.float64),
+                cols["prediction"][sel].astype(np.float64),
+                cols["label"][sel].astype(np.float64),
+            )
+    out["performance"] = points
+    return out

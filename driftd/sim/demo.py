@@ -27,9 +27,8 @@ from prometheus_client import generate_latest
 from driftd.config import Settings, load_settings
 from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.app import App, build
-from driftd.incidents.evidence import build as evidence_of
+from driftd.daemon.incidents import report_page
 from driftd.incidents.lifecycle import Policy
-from driftd.incidents.report import render
 from driftd.incidents.store import IncidentStore
 from driftd.registry.configure import open_registry
 from driftd.registry.registry import Registry
@@ -246,7 +245,7 @@ def write_report(registry: Registry, settings: Settings, out: Path) -> Path | No
     for inc in sorted(store.list(model=MODEL), key=lambda i: (i.opened_ts, i.id)):
         stored = store.evidence(inc.id)
         if stored and stored.get("shifts"):
-            page = render(evidence_of(inc, stored, [("API", store.url(inc.id))]))
+            page = report_page(store, inc.id, LabeledStore(settings.retrain.store_dir))
             path = out / f"incident-{inc.id}.html"
             path.write_text(page, encoding="utf-8")
             return path

@@ -208,3 +208,32 @@ def test_a_performance_alarm_carries_the_estimates_leading_to_it() -> None:
     assert [w[0] for w in windows] == [400.0, 600.0, 800.0]  # each judged window's end
     assert windows[-1][1] == alarm.statistic and windows[-1][2] < windows[-1][1] < windows[-1][3]
     assert brain.drain_evidence() == {}
+
+
+def test_a_report_fills_in_realised_performance_once_the_labels_are_in(tmp_path: Any) -> None:
+    from driftd.daemon.performance import fill_realised
+    from driftd.retrain.store import LabeledRows, LabeledStore
+
+    w = _world(4_000, 11, 1_000.0, hard=True, labeled=True)  # predictions in [1000, 1400)
+    n = len(w["ids"])
+    store = LabeledStore(tmp_path / "labeled")
+    store.append("m", LabeledRows(
+        ids=w["ids"], ts=w["ts"], label_ts=w["ts"] + 1.0, version=np.zeros(n, np.int32),
+        version_names=["1"], numeric=w["x"][:, None], numeric_names=["x"],
+        categorical=np.empty((n, 0), np.int32), categorical_names=[], categorical_vocabs=[],
+        prediction=w["prediction"], score=w["score"], label=w["label"],
+    ))  # fmt: skip
+    store.flush()
+    evidence = {
+        "metric": "accuracy", "window_s": 200.0, "task": "binary",
+        # the reference's realised value, then windows ending at 1200, 1400 and 1600
+        "performance": [[300.0, 0.8, 0.8, 0.8, 0.8], [1200.0, 0.55, 0.5, 0.6, None],
+                        [1400.0, 0.56, 0.5, 0.6, None], [1600.0, 0.57, 0.5, 0.6, None]],
+    }  # fmt: skip
+    got = fill_realised(evidence, store, "m", "1")["performance"]
+    first = slice(0, 2_000)  # 10 predictions a second: [1000, 1200)
+    want = realised("accuracy", w["score"][first], w["prediction"][first], w["label"][first])
+    assert got[1][4] == pytest.approx(want) and 0.45 < want < 0.65
+    assert got[2][4] is not None and got[3][4] is None  # no labeled rows in [1400, 1600)
+    assert got[0] == evidence["performance"][0]  # the reference point as it was
+    assert fill_realised(evidence, store, "m", "2")["performance"][1][4] is None  # other version
