@@ -95,6 +95,11 @@ class Leader:
         return self.lease is None or self.lease.held
 
     @property
+    def renewing(self) -> bool:
+        """Whether the lease's own thread renews (and acquires) it."""
+        return self._renewer is not None and self._renewer.is_alive()
+
+    @property
     def epoch(self) -> int | None:
         """The lease epoch held (0 without a lease), or None when not leading."""
         if self.lease is None:

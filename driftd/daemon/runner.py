@@ -211,9 +211,31 @@ class Runner:
         and give the lease up."""
         if self.pipeline.partitions:
             self.checkpoint()
+        if exhausted and not self.leader.leading:
+            self._await_lease()
         if exhausted or self.leader.leading:
             self.leader.merge(final=exhausted)
         self.leader.close()
+
+    def _await_lease(self) -> None:
+        """At a finite source's end the decisions are due, but a previous process killed
+        while leading holds the lease until it runs out: wait for it (at most one lease
+        period and two renewals; a stop ends the wait), so that a run ends with its
+        decisions taken rather than left to the next start."""
+        lease = self.leader.lease
+        if lease is None:
+            return
+        s = self.leader.settings
+        deadline = time.monotonic() + s.lease_s + 2 * s.renew_s
+        log.info("waiting for the leader lease to take the final decisions")
+        while not self.leader.leading and time.monotonic() < deadline:
+            if self.leader.renewing:
+                self.stop_event.wait(0.05)  # the renewal thread takes the lease when free
+            else:
+                lease.tick()
+                self.stop_event.wait(min(0.25, s.renew_s))
+            if self.stop_event.is_set():
+                return
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, checkpoint and return (signal-safe)."""

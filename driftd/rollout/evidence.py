@@ -325,7 +325,10 @@ class Verdict:
 
 def json_safe(x: Any) -> Any:
     """``x`` with every non-finite float replaced by None, in dicts, lists and tuples too
-    (PostgreSQL's json type refuses Infinity and NaN)."""
+    (PostgreSQL's json type refuses Infinity and NaN), and numpy scalars as Python ones (json
+    refuses numpy's bool and ints)."""
+    if isinstance(x, np.generic):
+        x = x.item()
     if isinstance(x, float):
         return x if math.isfinite(x) else None
     if isinstance(x, dict):

@@ -67,7 +67,8 @@ class SeqTest:
 
     @property
     def reject(self) -> bool:
-        return self.log_e >= self.log_bound
+        # a Python bool: numpy's would not serialise into the rollout's JSON evidence
+        return bool(self.log_e >= self.log_bound)
 
 
 def odds_shift(p: float, ratio: float) -> float:
