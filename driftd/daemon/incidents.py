@@ -25,19 +25,28 @@ log = logging.getLogger("driftd.incidents")
 class IncidentHook:
     """``Leader.on_incidents``: record a merge's alarms, resolve quiet incidents, log changes.
 
-    A failure (the database away) propagates: the leader's merge fails and is retried from its
-    last saved state, and the alarms' request id makes the retry count nothing twice."""
+    A database error propagates: the leader's merge fails and is retried from its last saved
+    state, and the alarms' request id makes the retry count nothing twice. Any other error (a
+    bug) is logged and counted, and the merge goes on: incidents must not stall decisions."""
 
     def __init__(self, store: IncidentStore, event_clock: Callable[[], float]) -> None:
         self.store = store
         self.event_clock = event_clock
+        self.failures = 0  # merges whose incidents could not be recorded (not the database)
 
     def __call__(self, alarms: Sequence[DriftDetected], evidence: Evidence) -> None:
         drifts = [a for a in alarms if a.kind == "drift"]  # a warning pages nobody
-        for inc, what in self.store.record(drifts, evidence):
-            self._log(inc, what)
-        for inc in self.store.resolve_quiet(self.event_clock()):
-            self._log(inc, "resolved")
+        try:
+            for inc, what in self.store.record(drifts, evidence):
+                self._log(inc, what)
+            for inc in self.store.resolve_quiet(self.event_clock()):
+                self._log(inc, "resolved")
+        except sa.exc.SQLAlchemyError:
+            raise  # the database is away: the merge fails and is retried, nothing is lost
+        except Exception:
+            # a bug here must not stall every decision behind it: counted, logged, skipped
+            self.failures += 1
+            log.exception("incidents not recorded", extra={"alarms": len(drifts)})
 
     def _log(self, inc: Incident, what: Change) -> None:
         if what == "extended":

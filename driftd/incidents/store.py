@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,14 +50,18 @@ API_PATH = "/api/v1/incidents/"
 
 
 def to_row(inc: Incident) -> dict[str, Any]:
-    """The incident as plain JSON data."""
+    """The incident as plain JSON data (a non-finite statistic or threshold as null: strict
+    JSON, and PostgreSQL's json type, have no NaN or infinity)."""
     data = dataclasses.asdict(inc)
     data["detectors"] = list(inc.detectors)
+    for k in ("statistic", "threshold"):
+        data[k] = float(data[k]) if math.isfinite(data[k]) else None
     return data
 
 
 def from_row(data: Mapping[str, Any]) -> Incident:
-    return Incident(**{**data, "detectors": tuple(data["detectors"])})
+    nums = {k: math.nan if data[k] is None else data[k] for k in ("statistic", "threshold")}
+    return Incident(**{**data, **nums, "detectors": tuple(data["detectors"])})
 
 
 def incident_url(base_url: str, incident_id: str) -> str:
@@ -131,11 +136,12 @@ class IncidentStore:
         c = t.incidents.c
         with self.registry.engine.connect() as conn:
             stale = conn.execute(
-                sa.select(c.id).where((c.state != "resolved") & (c.last_alarm_ts <= cut))
-            ).scalars()
-            ids = list(stale)
+                sa.select(c.id, c.revision).where(
+                    (c.state != "resolved") & (c.last_alarm_ts <= cut)
+                )
+            ).all()
         done = []
-        for incident_id in ids:
+        for incident_id, revision in stale:
 
             def change(w: Writer, incident_id: str = incident_id) -> dict[str, Any]:
                 inc = self._get(w.conn, incident_id)
@@ -145,8 +151,13 @@ class IncidentStore:
                     self._announce(w, after, "resolved")
                 return to_row(after or inc)
 
+            # one request per revision: a reopened incident can go quiet again
             row = self.registry.write(
-                ACTOR, "incident.quiet", {"id": incident_id}, f"quiet:{incident_id}", change
+                ACTOR,
+                "incident.quiet",
+                {"id": incident_id, "revision": revision},
+                f"quiet:{incident_id}:{revision}",
+                change,
             )
             done.append(from_row(row))
         return [i for i in done if i.state == "resolved"]

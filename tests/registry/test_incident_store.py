@@ -117,3 +117,21 @@ def test_incidents_are_metrics_with_their_links(store: IncidentStore, registry: 
     assert f'url="https://driftd.example/api/v1/incidents/{b.id}"' in text
     assert f'report_url="{store.report_url(b.id)}"' in text and "?sig=" in text
     assert 'driftd_incident_open_since_timestamp_seconds{model="fraud"} 12.0' in text
+
+
+def test_a_reopened_incident_goes_quiet_again_and_a_nan_statistic_is_stored(
+    store: IncidentStore,
+) -> None:
+    import math
+
+    ((inc, _),) = store.record([alarm(10.0)])
+    assert [i.id for i in store.resolve_quiet(1_010.0)] == [inc.id]
+    ((again, what),) = store.record([alarm(1_050.0)])  # within the cooldown of the resolve
+    assert (again.id, what) == (inc.id, "reopened")
+    (second,) = store.resolve_quiet(2_050.0)  # quiet again: resolved again, not replayed
+    assert second.id == inc.id and second.resolved_at == 2_050.0
+    assert store.get(inc.id).state == "resolved"
+    odd = DriftDetected("fraud", "3", "score", "KSWIN", "drift", 5.0, math.nan, math.inf, "")
+    ((got, _),) = store.record([odd])
+    back = store.get(got.id)
+    assert math.isnan(back.statistic) and math.isnan(back.threshold)  # stored as null
