@@ -25,7 +25,6 @@ from driftd.api.errors import DATABASE_DOWN, error_response
 from driftd.api.limits import DEFAULT_MAX_BODY_BYTES, BodyGate
 from driftd.api.schemas import Health
 from driftd.config import IncidentSettings
-from driftd.incidents.lifecycle import Policy
 from driftd.incidents.store import IncidentStore
 from driftd.registry import Registry, RegistryError
 from driftd.retrain.store import LabeledStore
@@ -107,9 +106,9 @@ def create_app(
         ),
     )
     app.state.registry = registry
-    s = incident_settings or IncidentSettings()
-    policy = Policy(s.cooldown_s, s.group_window_s, s.resolve_after_s)
-    app.state.incidents = IncidentStore(registry, policy, s.base_url)
+    app.state.incidents = IncidentStore.configured(
+        registry, incident_settings or IncidentSettings()
+    )
     app.state.labeled = labeled  # realised performance in incident reports, when given
     app.state.max_body_bytes = max_body_bytes
     app.add_middleware(BodyGate, registry=registry, max_body_bytes=max_body_bytes)

@@ -25,13 +25,11 @@ def incident_store(config: Path | None, db: str | None) -> Iterator[IncidentStor
     """The incidents of the registry the options name, with the config's [incidents] policy
     and links (the defaults without a config)."""
     from driftd.config import IncidentSettings, load_settings
-    from driftd.incidents.lifecycle import Policy
     from driftd.incidents.store import IncidentStore
 
     s = load_settings(config).incidents if config is not None else IncidentSettings()
     with registry_from_options(config, db) as registry:
-        policy = Policy(s.cooldown_s, s.group_window_s, s.resolve_after_s)
-        yield IncidentStore(registry, policy, s.base_url)
+        yield IncidentStore.configured(registry, s)
 
 
 def _row(inc: Incident, url: str) -> dict[str, object]:

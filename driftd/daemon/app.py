@@ -166,15 +166,12 @@ def build(
         set_session_timeouts(engine, idle_ms)
     if settings.incidents.enabled:
         from driftd.daemon.incidents import IncidentCollector, IncidentHook
-        from driftd.incidents.lifecycle import Policy
         from driftd.incidents.store import IncidentStore
 
-        s = settings.incidents
-        policy = Policy(s.cooldown_s, s.group_window_s, s.resolve_after_s)
-        incidents = IncidentStore(decisions, policy, s.base_url)
+        incidents = IncidentStore.configured(decisions, settings.incidents)  # fenced writes
         leader.on_incidents = IncidentHook(incidents, leader.event_clock)
-        collector = IncidentCollector(model_registry.engine, s.base_url, model_registry.secret)
-        registry.register(collector)
+        reads = IncidentStore.configured(model_registry, settings.incidents)
+        registry.register(IncidentCollector(reads))
     hooks, retrain = build_retrain(settings, config_path, model_registry, decisions)
     tick = build_rollout(settings.models, leader, registry, decisions)
     leader.on_bucket = tick

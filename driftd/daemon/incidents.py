@@ -16,7 +16,7 @@ from driftd.daemon.leader import Evidence
 from driftd.daemon.performance import fill_realised
 from driftd.incidents import schema as t
 from driftd.incidents.lifecycle import STATES, Change, Incident
-from driftd.incidents.store import IncidentStore, incident_url, report_url
+from driftd.incidents.store import IncidentStore
 from driftd.retrain.store import LabeledStore
 
 log = logging.getLogger("driftd.incidents")
@@ -77,10 +77,8 @@ class IncidentCollector(Collector):
     one ``driftd_incident_info`` series per unresolved incident, its link as a label (what
     Grafana's incident annotations show)."""
 
-    def __init__(self, engine: sa.Engine, base_url: str = "", secret: bytes | None = None) -> None:
-        self.engine = engine
-        self.base_url = base_url
-        self.secret = secret  # signs the report links (see ``store.report_url``)
+    def __init__(self, store: IncidentStore) -> None:
+        self.store = store  # read only: its engine and its links
 
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
@@ -110,7 +108,7 @@ class IncidentCollector(Collector):
         counts, since, info = self._families()
         c = t.incidents.c
         try:
-            with self.engine.connect() as conn:
+            with self.store.registry.engine.connect() as conn:
                 rows = conn.execute(
                     sa.select(c.model, c.state, sa.func.count()).group_by(c.model, c.state)
                 ).all()
@@ -135,9 +133,8 @@ class IncidentCollector(Collector):
         for model, ts in sorted(oldest):
             since.add_metric([model], float(ts))
         for model, version, stream, iid, state in unresolved:
-            url = incident_url(self.base_url, iid)
-            report = report_url(self.base_url, iid, self.secret)
-            info.add_metric([model, version, stream, iid, state, url, report], 1.0)
+            links = [self.store.url(iid), self.store.report_url(iid)]
+            info.add_metric([model, version, stream, iid, state, *links], 1.0)
         yield counts
         yield since
         yield info

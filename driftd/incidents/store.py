@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from driftd.config import IncidentSettings
 from driftd.contracts.monitor import DriftDetected
 from driftd.incidents import schema as t
 from driftd.incidents.lifecycle import (
@@ -97,6 +98,11 @@ class IncidentStore:
         self.registry = registry
         self.policy = policy
         self.base_url = base_url
+
+    @classmethod
+    def configured(cls, registry: RegistryCore, s: IncidentSettings) -> IncidentStore:
+        """The store with the ``[incidents]`` policy and links."""
+        return cls(registry, Policy(s.cooldown_s, s.group_window_s, s.resolve_after_s), s.base_url)
 
     # -- the leader ------------------------------------------------------------------------
     def record(

@@ -28,7 +28,6 @@ from driftd.config import Settings, load_settings
 from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.app import App, build
 from driftd.daemon.incidents import report_page
-from driftd.incidents.lifecycle import Policy
 from driftd.incidents.store import IncidentStore
 from driftd.registry.configure import open_registry
 from driftd.registry.registry import Registry
@@ -223,15 +222,12 @@ def run_demo(out: Path, seed: int = 7, rate: float = 100.0, metrics_port: int | 
     return result
 
 
-def _incident_store(registry: Registry, settings: Settings) -> IncidentStore:
-    s = settings.incidents
-    return IncidentStore(registry, Policy(s.cooldown_s, s.group_window_s, s.resolve_after_s),
-                         s.base_url)  # fmt: skip
-
-
 def _incident_lines(registry: Registry, settings: Settings) -> list[str]:
     """One line per incident of the run, the first opened first."""
-    found = sorted(_incident_store(registry, settings).list(model=MODEL), key=lambda i: i.opened_ts)
+    found = sorted(
+        IncidentStore.configured(registry, settings.incidents).list(model=MODEL),
+        key=lambda i: i.opened_ts,
+    )
     return [
         f"{i.id} {i.state}: {i.stream} ({i.alarms} alarms from {i.opened_ts - T0:.0f} s)"
         for i in found
@@ -241,7 +237,7 @@ def _incident_lines(registry: Registry, settings: Settings) -> list[str]:
 def write_report(registry: Registry, settings: Settings, out: Path) -> Path | None:
     """The HTML report of the run's first drift incident that has an explanation (the window
     check's), in ``out``; None when there is none."""
-    store = _incident_store(registry, settings)
+    store = IncidentStore.configured(registry, settings.incidents)
     for inc in sorted(store.list(model=MODEL), key=lambda i: (i.opened_ts, i.id)):
         stored = store.evidence(inc.id)
         if stored and stored.get("shifts"):

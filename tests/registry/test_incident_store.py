@@ -109,7 +109,7 @@ def test_incidents_are_metrics_with_their_links(store: IncidentStore, registry: 
     ((a, _), (b, _)) = store.record([alarm(10.0), alarm(12.0, "feature:amount")])
     store.resolve(a.id, "alice")
     reg = CollectorRegistry()
-    reg.register(IncidentCollector(registry.engine, "https://driftd.example", registry.secret))
+    reg.register(IncidentCollector(store))
     text = generate_latest(reg).decode()
     assert 'driftd_incidents{model="fraud",state="open"} 1.0' in text
     assert 'driftd_incidents{model="fraud",state="resolved"} 1.0' in text
