@@ -70,12 +70,8 @@ router = APIRouter(prefix="/incidents", tags=["incidents"], responses=ERRORS)
 
 
 def incident_out(store: IncidentStore, inc: Incident) -> IncidentOut:
-    url = store.url(inc.id)
-    row: dict[str, Any] = to_row(inc)
-    for k in ("statistic", "threshold"):  # JSON has no NaN or infinity
-        if row[k] != row[k] or abs(row[k]) == float("inf"):
-            row[k] = None
-    return IncidentOut(**row, url=url, report_url=store.report_url(inc.id))
+    row: dict[str, Any] = to_row(inc)  # a non-finite statistic or threshold is None there
+    return IncidentOut(**row, url=store.url(inc.id), report_url=store.report_url(inc.id))
 
 
 @router.get("", dependencies=[Depends(viewer)], summary="List incidents, latest alarm first")

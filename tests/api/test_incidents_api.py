@@ -78,3 +78,14 @@ def test_approvers_acknowledge_and_resolve_with_clear_4xx(
     extra = client.post(f"{url}/resolve", json={"nope": 1}, headers=bearer(tokens.approver))
     assert extra.status_code == 422 and "nope" in extra.json()["detail"]
     assert client.get("/api/v1/incidents").status_code == 401
+
+
+def test_an_incident_whose_statistic_is_not_finite_reads_as_null(
+    client: TestClient, registry: Registry, tokens: Tokens
+) -> None:
+    store = IncidentStore(registry, Policy())
+    odd = DriftDetected("fraud", "1", "score", "KSWIN", "drift", 5.0, float("nan"), float("inf"))
+    ((inc, _),) = store.record([odd])
+    got = client.get(f"/api/v1/incidents/{inc.id}", headers=bearer(tokens.viewer))
+    assert got.status_code == 200
+    assert (got.json()["statistic"], got.json()["threshold"]) == (None, None)
