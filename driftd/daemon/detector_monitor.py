@@ -44,7 +44,7 @@ SERIES = 500  # points of each detector's statistic kept for an alarm's evidence
 MAX_EVIDENCE = 64
 
 
-def live(detector: Detector) -> tuple[float, float]:
+def statistic_now(detector: Detector) -> tuple[float, float]:
     """A detector's statistic and threshold now (NaN where it has none yet)."""
     nan = float("nan")
     return float(getattr(detector, "statistic", nan)), float(getattr(detector, "threshold", nan))
@@ -234,7 +234,7 @@ class DetectorMonitor:
             trace = self.series[(version, i)] = deque(maxlen=SERIES)
         trace.extend((a.ts, a.statistic, a.threshold) for a in out)
         if len(ts):
-            trace.append((float(ts[-1]), *live(detector)))
+            trace.append((float(ts[-1]), *statistic_now(detector)))
         for a in out:
             if a.kind == "drift":
                 points = [SeriesPoint(*p) for p in trace]
@@ -245,7 +245,9 @@ class DetectorMonitor:
 
     def live(self) -> list[tuple[str, DetectorSettings, float, float]]:
         """(version, spec, statistic, threshold) of every detector now."""
-        return [(v, self.specs[i], *live(d)) for (v, i), d in sorted(self._detectors.items())]
+        return [
+            (v, self.specs[i], *statistic_now(d)) for (v, i), d in sorted(self._detectors.items())
+        ]
 
     def drain_evidence(self) -> dict[tuple[str, str, float], dict[str, Any]]:
         """Drift alarms' statistic series since the last drain, by (version, stream, time)."""

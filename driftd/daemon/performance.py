@@ -310,8 +310,10 @@ def fill_realised(
     table = store.scan(model, lo, hi)
     if not table.num_rows:
         return out
-    cols = {c: table.column(c).to_numpy(zero_copy_only=False) for c in ("ts", "label")}
-    cols |= {c: table.column(c).to_numpy(zero_copy_only=False) for c in ("prediction", "score")}
+    cols = {
+        c: table.column(c).to_numpy(zero_copy_only=False)
+        for c in ("ts", "label", "prediction", "score")
+    }
     versions = np.asarray(table.column("version").cast("string").to_pylist(), dtype=object)
     mine = versions == version
     for p in points[1:]:
