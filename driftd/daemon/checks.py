@@ -239,17 +239,15 @@ class WindowCheck:
     def _explain(self, current: Sample, reference: Sample) -> dict[str, Any] | None:
         """Which of the check's features moved in a window that alarmed, ranked, as stored
         evidence; None when the samples cannot be compared (the alarm stands without it)."""
-        kinds: dict[str, Kind] = {
-            n: "categorical" if cat else "numeric"
-            for n, cat in zip(self.names, self.categorical, strict=True)
-        }
         # a feature missing from either side has no distribution to compare: left out
         cols = [
             i
             for i in range(len(self.names))
             if np.isfinite(reference.values[:, i]).any() and np.isfinite(current.values[:, i]).any()
         ]
-        kinds = {self.names[i]: kinds[self.names[i]] for i in cols}
+        kinds: dict[str, Kind] = {
+            self.names[i]: "categorical" if self.categorical[i] else "numeric" for i in cols
+        }
         by_key = cast(Mapping[Hashable, str], self.category_names)
         names = {n: by_key for n, k in kinds.items() if k == "categorical"}
         try:
