@@ -15,7 +15,9 @@ from driftd.contracts.monitor import DriftDetected
 from driftd.daemon.leader import Evidence
 from driftd.daemon.performance import fill_realised
 from driftd.incidents import schema as t
+from driftd.incidents.evidence import build
 from driftd.incidents.lifecycle import STATES, Change, Incident
+from driftd.incidents.report import render
 from driftd.incidents.store import IncidentStore
 from driftd.retrain.store import LabeledStore
 
@@ -143,9 +145,6 @@ class IncidentCollector(Collector):
 def report_page(store: IncidentStore, incident_id: str, labeled: LabeledStore | None = None) -> str:
     """An incident's HTML report; a performance incident's windows get their realised values
     from ``labeled`` (the labeled event store) where their labels have arrived since."""
-    from driftd.incidents.evidence import build
-    from driftd.incidents.report import render
-
     inc = store.get(incident_id)
     stored = store.evidence(incident_id)
     if stored and stored.get("performance") and labeled is not None:
