@@ -102,7 +102,9 @@ class Server(threading.Thread):
                 self.producer.send(self.topic, value=enc.encode(p), key=p.id.encode())
             self.producer.flush()
             self.t += 1.0
-            time.sleep(0.03)
+            # ~15 event seconds per wall second: the canary (~500 event s) outlasts the
+            # KILLS leader kills (0.5-3 s apart, plus restarts) even on a loaded machine
+            time.sleep(0.06)
         self.producer.close()
 
 
