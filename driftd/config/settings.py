@@ -41,6 +41,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from driftd.config.alerts import AlertSettings
 from driftd.config.checks import (
     PerformanceSettings,
     SegmentSettings,
@@ -56,6 +57,7 @@ from driftd.config.incidents import IncidentSettings
 from driftd.config.retrain import ModelRetrainSettings, RetrainSettings
 from driftd.config.rollout import RolloutSettings
 from driftd.config.sections import Section
+from driftd.config.slo import ServiceSLOSettings
 from driftd.errors import ConfigError
 
 ENV_PREFIX = "DRIFTD_"
@@ -314,6 +316,7 @@ class ModelSettings(Section):
     performance: list[PerformanceSettings] = []
     retrain: ModelRetrainSettings | None = None  # None: this model is never retrained
     rollout: RolloutSettings | None = None  # None: challengers are promoted by hand
+    slo: ServiceSLOSettings = ServiceSLOSettings()  # its Prometheus alerts' targets
 
     @field_validator("features")
     @classmethod
@@ -379,6 +382,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     retrain: RetrainSettings = RetrainSettings()
     incidents: IncidentSettings = IncidentSettings()
+    alerts: AlertSettings = AlertSettings()
     models: Annotated[dict[str, ModelSettings], Field(min_length=1)]
 
     @model_validator(mode="after")
