@@ -1,4 +1,6 @@
-"""Logging set-up: JSON lines when not on a terminal, rich console lines when on one."""
+"""Logging set-up: JSON lines when not on a terminal, rich console lines when on one; always
+on stderr, so that a command's stdout holds only its output (one JSON document with
+``--json``). Libraries that keep a handler of their own (Optuna) are routed through it too."""
 
 from __future__ import annotations
 
@@ -58,11 +60,24 @@ def install(fmt: str, level: str) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
     else:
+        from rich.console import Console
         from rich.logging import RichHandler
 
-        handler = RichHandler(show_path=False, rich_tracebacks=True)
+        handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=True)
+    # On the handler too: records a library's logger propagates (Optuna's INFO) obey it.
+    handler.setLevel(level)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+
+
+def adopt_library_logs() -> None:
+    """Route Optuna's records through the root handler (stderr, JSON lines off a terminal, at
+    the configured level) instead of the plain stderr handler it installs for itself. Called
+    by the commands that tune, before they do; it imports Optuna."""
+    import optuna.logging
+
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 import click
 from pydantic import ValidationError
 
-from driftd.cli.errors import ConfigFailure
+from driftd.cli.errors import failure
 from driftd.config import RegistrySettings, format_errors, load_settings
-from driftd.errors import ConfigError, DriftdError
-from driftd.textsafe import safe, safe_lines
+from driftd.errors import DriftdError
 
 if TYPE_CHECKING:
     from driftd.registry.registry import Registry
@@ -51,13 +50,12 @@ def registry_settings(config: Path | None, db: str | None) -> tuple[RegistrySett
 
 @contextmanager
 def _setup_errors() -> Iterator[None]:
-    """A bad configuration exits 2 like every bad config; other driftd errors one clean line."""
+    """A bad configuration exits 2 like every bad config; other driftd errors one clean line
+    with the exit code of their kind (``driftd.cli.errors.failure``)."""
     try:
         yield
-    except ConfigError as exc:
-        raise ConfigFailure(str(exc)) from None
     except DriftdError as exc:
-        raise click.ClickException(safe_lines(str(exc))) from None
+        raise failure(exc) from None
 
 
 @contextmanager
@@ -73,7 +71,7 @@ def opened_registry(
     try:
         yield registry
     except DriftdError as exc:
-        raise click.ClickException(safe(str(exc))) from None
+        raise failure(exc) from None
     finally:
         registry.engine.dispose()
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from driftd import __version__
-from driftd.cli.options import config_option
+from driftd.cli.errors import failure
+from driftd.cli.options import JSON_HELP, config_option, json_option
 from driftd.cli.output import echo_json
 from driftd.config import Settings, effective_config, load_settings
 from driftd.errors import DriftdError
@@ -36,21 +38,24 @@ def _daemon_settings(config: Path | None) -> Settings:
 
 @click.command()
 @config_option(envvar=True)
-def run(config: Path) -> None:
+@json_option
+def run(config: Path, as_json: bool) -> None:
     """Run the daemon until SIGTERM or SIGINT.
 
     Restores the last checkpoint, seeks every source to its saved offsets, then consumes,
-    joins and monitors, checkpointing state and offsets together.
+    joins and monitors, checkpointing state and offsets together. What it does is logged (on
+    stderr); with --json it prints one summary when it stops.
     """
     from driftd.daemon import app as app_mod
     from driftd.logs import configure
 
     settings = _daemon_settings(config)
     configure(settings.log)
+    started = time.time()
     try:
         application = _build(settings, config)
     except DriftdError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise failure(exc) from None
     log.info(
         "driftd starting",
         extra={
@@ -64,6 +69,9 @@ def run(config: Path) -> None:
     finally:
         application.close()
     log.info("driftd stopped")
+    if as_json:
+        summary = {"command": "run", "pipeline": settings.pipeline.name, "version": __version__}
+        echo_json({**summary, "started_at": started, "stopped_at": time.time()})
 
 
 def _build(settings: Settings, config: Path) -> App:
@@ -85,7 +93,7 @@ def _build(settings: Settings, config: Path) -> App:
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False)
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help=f"The summary as JSON. {JSON_HELP}")
 @click.option(
     "--dlq",
     type=click.Path(path_type=Path),
@@ -102,7 +110,7 @@ def replay(config: Path, files: tuple[Path, ...], as_json: bool, dlq: Path | Non
     try:
         summary = replay_files(settings, list(files), dlq, progress=not as_json)
     except DriftdError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise failure(exc) from None
     if as_json:
         echo_json(summary, strict=True)
     else:
@@ -113,7 +121,7 @@ def replay(config: Path, files: tuple[Path, ...], as_json: bool, dlq: Path | Non
 
 @click.command(short_help="Show the counts and offsets held in the checkpoints.")
 @config_option(envvar=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 def status(config: Path, as_json: bool) -> None:
     """Show what the daemon's checkpoints hold: counts per model and offsets."""
     from driftd.daemon.replay import checkpoint_status, print_summary
@@ -133,12 +141,15 @@ def config() -> None:
 
 @config.command("check")
 @click.argument("file", type=click.Path(path_type=Path))
-def config_check(file: Path) -> None:
-    """Validate FILE (with DRIFTD_* overrides) and print the effective configuration."""
+@json_option
+def config_check(file: Path, as_json: bool) -> None:
+    """Validate FILE (with DRIFTD_* overrides) and print the effective configuration (JSON,
+    with or without --json; warnings on stderr)."""
     from driftd.daemon.detector_monitor import threshold_warnings
 
     settings = _daemon_settings(file)
-    echo_json(effective_config(settings), strict=True)
+    # As the configuration takes them: a time stays Unix seconds, so the output reads back.
+    echo_json(effective_config(settings), strict=True, times=False)
     for warning in threshold_warnings(settings.models):
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"{file}: OK", err=True)
@@ -157,7 +168,8 @@ def db() -> None:
 )
 @click.option("--db", "db", metavar="URL", help="Upgrade this database URL instead.")
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
-def db_upgrade(config: Path | None, db: str | None, revision: str) -> None:
+@json_option
+def db_upgrade(config: Path | None, db: str | None, revision: str, as_json: bool) -> None:
     """Apply every pending migration (the checkpoint and registry databases)."""
     from driftd.db import current_revision, make_engine, upgrade
 
@@ -168,6 +180,7 @@ def db_upgrade(config: Path | None, db: str | None, revision: str) -> None:
         urls = list(dict.fromkeys([settings.checkpoint.url, settings.registry_url]))
     else:
         raise click.UsageError("say which database: --config FILE or --db URL")
+    done = []
     for url in urls:
         engine = make_engine(url)
         before = current_revision(engine)
@@ -175,7 +188,10 @@ def db_upgrade(config: Path | None, db: str | None, revision: str) -> None:
         after = current_revision(engine)
         engine.dispose()
         shown = sa_url(url)
+        done.append({"database": shown, "from": before, "to": after})
         click.echo(f"{shown}: {before or 'empty'} → {after}", err=True)
+    if as_json:
+        echo_json({"upgraded": done})
 
 
 def sa_url(url: str) -> str:

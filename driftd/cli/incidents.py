@@ -160,7 +160,10 @@ incidents.add_command(_act("resolve"))
     type=click.Path(path_type=Path, dir_okay=False),
     help="Where to write the HTML (default: ./incident-ID.html).",
 )
-def report(incident_id: str, config: Path | None, db: str | None, out: Path | None) -> None:
+@json_option
+def report(
+    incident_id: str, config: Path | None, db: str | None, out: Path | None, as_json: bool
+) -> None:
     """Write INCIDENT's self-contained HTML report (no network needed to open it)."""
     from driftd.config import load_settings
     from driftd.daemon.incidents import report_page
@@ -172,4 +175,7 @@ def report(incident_id: str, config: Path | None, db: str | None, out: Path | No
         page = report_page(store, incident_id, labeled)
     path = out or Path(f"incident-{incident_id}.html")
     path.write_text(page, encoding="utf-8")
-    say(str(path.resolve()))
+    if as_json:
+        echo_json({"incident": incident_id, "path": str(path.resolve()), "bytes": len(page)})
+    else:
+        say(str(path.resolve()))

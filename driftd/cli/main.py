@@ -13,7 +13,8 @@ import sys
 import click
 
 from driftd import __version__
-from driftd.cli.errors import DriftdGroup
+from driftd.cli.errors import JSON_ERRORS, DriftdGroup
+from driftd.cli.exitcodes import EPILOG
 from driftd.cli.lazy import Lazy, LazyGroup
 
 COMMANDS: dict[str, Lazy] = {
@@ -86,6 +87,7 @@ class RootGroup(DriftdGroup, LazyGroup):
 @click.group(
     cls=RootGroup,
     lazy=COMMANDS,
+    epilog=f"{EPILOG}\n\n{JSON_ERRORS}",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="driftd")

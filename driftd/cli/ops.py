@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from driftd.cli.access import opened_registry, registry_from_options, registry_settings
+from driftd.cli.exitcodes import Exit
 from driftd.cli.options import actor_option, config_option, db_options, json_option
-from driftd.cli.output import console, echo_json, say, when
+from driftd.cli.output import clip, console, echo_json, say, when
 from driftd.config import RegistrySettings
 from driftd.textsafe import markup_safe as esc
 
@@ -31,19 +32,19 @@ def lineage_tree(node: dict[str, Any], label: str) -> Tree:
     # Every stored string goes through esc(): escaped controls, and no rich markup.
     head = esc(f"{node['uri']}  stage={v['stage']}  aliases={v['aliases']}")
     root = Tree(f"[bold]{esc(label)}[/] {head}")
-    root.add(esc(f"artifact {v['artifact_uri']}  sha256={v['artifact_sha256'][:12]}…"))
+    root.add(esc(f"artifact {v['artifact_uri']}  sha256={clip(v['artifact_sha256'], 13)}"))
     run = node.get("run")
     if run:
         r = root.add(esc(f"run {run['id']}  status={run['status']}"))
         for key in ("params", "metrics", "seeds", "code", "environment"):
-            r.add(esc(f"{key}: {json.dumps(run[key], default=str)[:200]}"))
+            r.add(esc(f"{key}: {clip(json.dumps(run[key], default=str), 200)}"))
     ds = node.get("dataset")
     if ds:
         root.add(
             esc(
                 f"dataset {ds['short']}  rows={ds['row_count']}  "
                 f"window={when(ds['window_start'])} → {when(ds['window_end'])}  "
-                f"offsets={json.dumps(ds['source_offsets'])[:120]}"
+                f"offsets={clip(json.dumps(ds['source_offsets']), 120)}"
             )
         )
     if node.get("trigger"):
@@ -111,7 +112,7 @@ def audit_verify(
     expect_head: Witness | None, config: Path | None, db: str | None, as_json: bool
 ) -> None:
     """Walk the audit chain; name the first altered, removed or inserted record, a moved head
-    row, or a witnessed record that is gone (exit 1)."""
+    row, or a witnessed record that is gone (exit 5)."""
     with registry_from_options(config, db) as reg:
         result = reg.verify_audit(expect_head=expect_head)
     if as_json:
@@ -122,7 +123,7 @@ def audit_verify(
     else:
         say(f"audit log BROKEN: {result.problem}", err=True)
     if not result.ok:
-        raise SystemExit(1)
+        raise SystemExit(Exit.VERIFY_FAILED)
 
 
 @audit.command("log")
@@ -161,13 +162,19 @@ def token() -> None:
 )
 @db_options
 @actor_option
-def token_create(name: str, role: str, config: Path | None, db: str | None, actor: str) -> None:
+@json_option
+def token_create(
+    name: str, role: str, config: Path | None, db: str | None, actor: str, as_json: bool
+) -> None:
     """Create a token and print it once; only its hash is stored."""
     from driftd.registry.tokens import create_token
 
     with registry_from_options(config, db) as reg:
         secret = create_token(reg, name, role, actor)
-    click.echo(secret)
+    if as_json:
+        echo_json({"name": name, "role": role, "token": secret})
+    else:
+        click.echo(secret)
     click.echo("store it now: it cannot be shown again", err=True)
 
 
@@ -192,13 +199,19 @@ def token_list(config: Path | None, db: str | None, as_json: bool) -> None:
 @click.argument("token_id")
 @db_options
 @actor_option
-def token_revoke(token_id: str, config: Path | None, db: str | None, actor: str) -> None:
+@json_option
+def token_revoke(
+    token_id: str, config: Path | None, db: str | None, actor: str, as_json: bool
+) -> None:
     """Revoke a token by id."""
     from driftd.registry.tokens import revoke_token
 
     with registry_from_options(config, db) as reg:
         revoke_token(reg, token_id, actor)
-    say(f"revoked {token_id}")
+    if as_json:
+        echo_json({"id": token_id, "revoked": True})
+    else:
+        say(f"revoked {token_id}")
 
 
 @click.group()
@@ -231,22 +244,32 @@ def _dispatcher(
     help="Seconds between audit.head events (the audit head, for witnesses; 0: none). "
     "Not with --once.",
 )
-def outbox_run(config: Path, once: bool, poll: float, witness_every: float) -> None:
+@json_option
+def outbox_run(config: Path, once: bool, poll: float, witness_every: float, as_json: bool) -> None:
     """Deliver pending events until SIGTERM (or once with --once); publish the audit head as an
-    audit.head event every --witness-every seconds when it moved."""
+    audit.head event every --witness-every seconds when it moved. With --json it prints one
+    summary when it ends (deliveries are logged on stderr as they happen)."""
     import signal
     import threading
+    import time
 
     settings, url = registry_settings(config, None)
+    started = time.time()
     with opened_registry(settings, url) as reg:
         dispatcher = _dispatcher(reg, settings, witness_every or None)
         if once:
-            click.echo(f"delivered {dispatcher.run_once()} event(s)", err=True)
+            delivered = dispatcher.run_once()
+            click.echo(f"delivered {delivered} event(s)", err=True)
+            if as_json:
+                echo_json({"command": "outbox run", "once": True, "delivered": delivered})
             return
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         dispatcher.run(stop, poll)
+    if as_json:
+        summary = {"command": "outbox run", "once": False, "started_at": started}
+        echo_json({**summary, "stopped_at": time.time()})
 
 
 @outbox.command("status")
@@ -279,8 +302,12 @@ def api() -> None:
 @config_option("TOML file.")
 @click.option("--host", help="Listen address (default: registry.api_host).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default: registry.api_port).")
-def api_serve(config: Path, host: str | None, port: int | None) -> None:
-    """Serve the HTTP API (OpenAPI at /openapi.json) until SIGTERM; gates come from the config."""
+@json_option
+def api_serve(config: Path, host: str | None, port: int | None, as_json: bool) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json) until SIGTERM; gates come from the config.
+    With --json it prints one summary when it stops (uvicorn logs on stderr)."""
+    import time
+
     import uvicorn
 
     from driftd.api import create_app
@@ -292,12 +319,25 @@ def api_serve(config: Path, host: str | None, port: int | None) -> None:
     full = load_settings(config) if config is not None else None
     incidents = full.incidents if full is not None else None
     labeled = LabeledStore(full.retrain.store_dir) if full is not None else None
+    started = time.time()
+    listen_host = host or settings.api_host
+    listen_port = settings.api_port if port is None else port
     with opened_registry(settings, url, apply_gates=True) as reg:
         uvicorn.run(
             create_app(reg, settings.api_max_body_bytes, incidents, labeled),
-            host=host or settings.api_host,
-            port=settings.api_port if port is None else port,
+            host=listen_host,
+            port=listen_port,
             log_level="warning",
+        )
+    if as_json:
+        echo_json(
+            {
+                "command": "api serve",
+                "host": listen_host,
+                "port": listen_port,
+                "started_at": started,
+                "stopped_at": time.time(),
+            }
         )
 
 

@@ -1,7 +1,9 @@
-"""The options many commands share: ``--config``, ``--db``, ``--actor`` and ``--json``."""
+"""The options many commands share: ``--config``, ``--db``, ``--actor``, ``--json``, and the
+type of ``--at`` options (a time as ISO 8601 or Unix seconds)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +62,44 @@ def actor_option(f: F) -> F:
     )(f)
 
 
+JSON_HELP = "Print one JSON document on stdout (times in ISO 8601 UTC); logs go to stderr."
+
+
 def json_option(f: F) -> F:
-    """``--json``: machine-readable output."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
+    """``--json``: machine-readable output, one JSON document on stdout."""
+    return click.option("--json", "as_json", is_flag=True, help=JSON_HELP)(f)
+
+
+def parse_time(text: str) -> float:
+    """Unix seconds from ``1796283076.5`` or ISO 8601 (``2026-12-01T10:00:00Z``, an offset
+    such as ``+02:00``, or none: UTC); a ValueError naming both forms otherwise."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        t = dt.datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time: give ISO 8601 (2026-12-01T10:00:00Z) or Unix seconds"
+        ) from None
+    return (t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)).timestamp()
+
+
+class TimeType(click.ParamType[float, Any]):
+    """A time option: ISO 8601 or Unix seconds, as Unix seconds (``parse_time``)."""
+
+    name = "TIME"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return parse_time(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+TIME = TimeType()

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 import click
 
 from driftd.cli.access import opened_registry, registry_from_options
-from driftd.cli.options import actor_option, config_option, db_options, json_option
-from driftd.cli.output import cells, console, echo_json, say, when
+from driftd.cli.errors import failure
+from driftd.cli.options import TIME, actor_option, config_option, db_options, json_option
+from driftd.cli.output import cells, clip, console, echo_json, say, when
 from driftd.config import load_settings
 from driftd.errors import DriftdError
-from driftd.textsafe import markup_safe, safe_lines
+from driftd.textsafe import markup_safe
 
 if TYPE_CHECKING:
     from driftd.registry.artifacts import ArtifactPolicy
@@ -87,7 +88,7 @@ def show(ref: str, config: Path | None, db: str | None, as_json: bool) -> None:
                 ", ".join(v.aliases),
                 when(v.created_at),
                 v.created_by,
-                f"{v.artifact_uri} ({v.artifact_sha256[:8]})",
+                f"{v.artifact_uri} ({clip(v.artifact_sha256, 9)})",
             )
         )
     console().print(table)
@@ -192,6 +193,7 @@ def register(
 @click.option("--request-id", help="Idempotency key.")
 @db_options
 @actor_option
+@json_option
 def promote(
     ref: str,
     stage: str,
@@ -201,13 +203,18 @@ def promote(
     config: Path | None,
     db: str | None,
     actor: str,
+    as_json: bool,
 ) -> None:
-    """Move a version (NAME/VERSION or NAME@ALIAS) to another stage; its gate applies."""
+    """Move a version (NAME/VERSION or NAME@ALIAS) to another stage; its gate applies (exit 3
+    when it refuses)."""
     with registry_from_options(config, db) as reg:
         v = reg.resolve(ref)
         v = reg.promote(
             v.model, v.version, stage, actor, reason, expected_stage=expected, request_id=request_id
         )
+    if as_json:
+        echo_json(v.to_dict())
+        return
     say(f"{v.uri} is now in {v.stage}" + (f" ({', '.join(v.aliases)})" if v.aliases else ""))
 
 
@@ -221,6 +228,7 @@ def promote(
 @click.option("--request-id", help="Idempotency key.")
 @db_options
 @actor_option
+@json_option
 def approve(
     ref: str,
     stage: str,
@@ -230,11 +238,16 @@ def approve(
     config: Path | None,
     db: str | None,
     actor: str,
+    as_json: bool,
 ) -> None:
-    """Approve a version for a stage (you cannot approve your own version)."""
+    """Approve a version for a stage (you cannot approve your own version: exit 3)."""
     with registry_from_options(config, db) as reg:
         v = reg.resolve(ref)
         reg.approve(v.model, v.version, stage, actor, role, comment, request_id=request_id)
+    if as_json:
+        approval = {"model": v.model, "version": v.version, "uri": v.uri, "stage": stage}
+        echo_json({**approval, "approver": actor, "role": role, "comment": comment})
+        return
     say(f"{actor} approved {v.uri} for {stage}")
 
 
@@ -245,6 +258,7 @@ def approve(
 @click.option("--request-id", help="Idempotency key.")
 @db_options
 @actor_option
+@json_option
 def rollback(
     model: str,
     reason: str,
@@ -253,10 +267,14 @@ def rollback(
     config: Path | None,
     db: str | None,
     actor: str,
+    as_json: bool,
 ) -> None:
     """Take MODEL's canary (or champion) out of service; no gate applies."""
     with registry_from_options(config, db) as reg:
         v = reg.rollback(model, actor, reason, version=version, request_id=request_id)
+    if as_json:
+        echo_json({"champion": v.to_dict()})
+        return
     say(f"rolled back; {v.uri} is serving as champion")
 
 
@@ -266,25 +284,41 @@ def rollback(
 @click.option("--delete", is_flag=True, help="Remove the alias instead.")
 @db_options
 @actor_option
+@json_option
 def alias(
-    ref: str, alias: str, delete: bool, config: Path | None, db: str | None, actor: str
+    ref: str,
+    alias: str,
+    delete: bool,
+    config: Path | None,
+    db: str | None,
+    actor: str,
+    as_json: bool,
 ) -> None:
     """Point ALIAS (e.g. challenger) at a version, or --delete it (REF is then the model)."""
     with registry_from_options(config, db) as reg:
         if delete:
-            reg.delete_alias(ref.removeprefix("models:/"), alias, actor)
-            say(f"deleted {ref}@{alias}")
+            model = ref.removeprefix("models:/")
+            reg.delete_alias(model, alias, actor)
+            if as_json:
+                echo_json({"model": model, "alias": alias, "version": None})
+            else:
+                say(f"deleted {ref}@{alias}")
             return
         v = reg.resolve(ref)
         reg.set_alias(v.model, alias, v.version, actor)
-    say(f"{v.model}@{alias} → {v.version}")
+    if as_json:
+        echo_json({"model": v.model, "alias": alias, "version": v.version})
+    else:
+        say(f"{v.model}@{alias} → {v.version}")
 
 
 @registry.command("history")
 @click.argument("model")
 @click.option("--version", type=click.IntRange(min=1), help="Only this version.")
 @click.option("--alias", "at_alias", default="champion", show_default=True)
-@click.option("--at", "at", type=float, help="Unix time: print the version ALIAS held then.")
+@click.option(
+    "--at", "at", type=TIME, help="A time (ISO 8601 or Unix seconds): the version ALIAS held then."
+)
 @db_options
 @json_option
 def history(
@@ -326,17 +360,30 @@ def history(
 @registry.command("gates")
 @config_option("TOML file.")
 @actor_option
-def gates(config: Path, actor: str) -> None:
+@json_option
+def gates(config: Path, actor: str, as_json: bool) -> None:
     """Make the database's approval gates those of the config's [registry.gates]."""
     try:
         settings = load_settings(config)
     except DriftdError as exc:
-        raise click.ClickException(safe_lines(str(exc))) from None
+        raise failure(exc) from None
     from driftd.registry.configure import gates_from
 
     with opened_registry(settings.registry, settings.registry_url) as reg:
         reg.set_gates(gates_from(settings.registry), actor)
         current = reg.gates()
+    if as_json:
+        echo_json(
+            {
+                stage.value: {
+                    "approvals": g.approvals,
+                    "role": g.role.value,
+                    "require_evaluation": g.require_evaluation,
+                }
+                for stage, g in sorted(current.items())
+            }
+        )
+        return
     for stage, g in sorted(current.items()):
         click.echo(
             f"{stage.value}: {g.approvals} approval(s) from {g.role.value}"

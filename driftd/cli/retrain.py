@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from driftd.cli import options
-from driftd.cli.errors import ConfigFailure
-from driftd.cli.output import cells, console, echo_json, say, when
+from driftd.cli.errors import Failure, failure
+from driftd.cli.exitcodes import Exit
+from driftd.cli.output import cells, clip, console, echo_json, say, when
 from driftd.config import Settings, load_settings
-from driftd.errors import ConfigError, DriftdError
+from driftd.errors import DriftdError
 from driftd.retrain.abc import JobState
-from driftd.textsafe import markup_safe, safe, safe_lines
+from driftd.textsafe import markup_safe, safe_lines
 
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
@@ -43,7 +44,8 @@ class DefaultGroup(click.Group):
 
 
 def parse_window(text: str) -> Window:
-    """``rows:N``, ``last:30d`` (s/m/h/d), ``since:UNIX_TS`` or ``range:START:END``."""
+    """``rows:N``, ``last:30d`` (s/m/h/d), ``since:TIME`` (ISO 8601 or Unix seconds) or
+    ``range:START:END`` (Unix seconds)."""
     from driftd.retrain.snapshot import LastN, SinceAlarm, TimeRange
 
     kind, _, rest = text.partition(":")
@@ -59,15 +61,15 @@ def parse_window(text: str) -> Window:
             now = time.time()
             return TimeRange(now - float(m.group(1)) * _UNITS[m.group(2)], now)
         if kind == "since":
-            return SinceAlarm(float(rest))
+            return SinceAlarm(options.parse_time(rest))
         if kind == "range":
             start, _, end = rest.partition(":")
             return TimeRange(float(start), float(end))
     except ValueError:
         pass
     raise click.BadParameter(
-        f"{text!r}: expected rows:N, last:DURATION (e.g. last:7d), since:UNIX_TS or "
-        "range:START:END",
+        f"{text!r}: expected rows:N, last:DURATION (e.g. last:7d), since:TIME (ISO 8601 or "
+        "Unix seconds) or range:START:END",
         param_hint="--window",
     )
 
@@ -75,10 +77,8 @@ def parse_window(text: str) -> Window:
 def _settings(config: Path) -> Settings:
     try:
         return load_settings(config)
-    except ConfigError as exc:
-        raise ConfigFailure(str(exc)) from None  # exit 2, like every bad config
     except DriftdError as exc:
-        raise click.ClickException(safe_lines(str(exc))) from None
+        raise failure(exc) from None  # exit 2, like every bad config
 
 
 def _open(settings: Settings) -> Registry:
@@ -86,10 +86,8 @@ def _open(settings: Settings) -> Registry:
 
     try:
         return open_registry(settings.registry, settings.registry_url, apply_gates=False)
-    except ConfigError as exc:
-        raise ConfigFailure(str(exc)) from None  # exit 2, like every bad config
     except DriftdError as exc:
-        raise click.ClickException(safe(str(exc))) from None
+        raise failure(exc) from None
 
 
 config_option = options.config_option(envvar=True, exists=True, dir_okay=False)
@@ -105,9 +103,11 @@ def retrain() -> None:
 @config_option
 @click.option("--window", help="rows:N, last:7d, since:UNIX_TS or range:START:END.")
 @click.option("--trials", type=click.IntRange(min=0), help="Optuna trials (0: train once).")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option("--json", "as_json", is_flag=True, help=f"The outcome as JSON. {options.JSON_HELP}")
 def run(model: str, config: Path, window: str | None, trials: int | None, as_json: bool) -> None:
-    """Retrain MODEL now: snapshot, train or tune, evaluate against the champion, register."""
+    """Retrain MODEL now: snapshot, train or tune, evaluate against the champion, register.
+    Exit 3 when the candidate is refused (registered, but not promoted)."""
+    from driftd.logs import adopt_library_logs
     from driftd.retrain import service
 
     settings = _settings(config)
@@ -117,6 +117,7 @@ def run(model: str, config: Path, window: str | None, trials: int | None, as_jso
             param_hint="MODEL",
         )
     bar, progress = _progress(settings, model, trials, quiet=as_json)
+    adopt_library_logs()  # Optuna's lines go to the log on stderr, not among the output
     registry = _open(settings)
     try:
         with bar:
@@ -131,13 +132,15 @@ def run(model: str, config: Path, window: str | None, trials: int | None, as_jso
                 progress=progress,
             )
     except DriftdError as exc:
-        raise click.ClickException(safe(str(exc))) from None
+        raise failure(exc) from None
     finally:
         registry.engine.dispose()
     if as_json:
         echo_json(outcome.to_dict())
     else:
         _print_outcome(model, outcome)
+    if not outcome.promoted:
+        raise SystemExit(Exit.REFUSED)
 
 
 def _progress(
@@ -195,8 +198,11 @@ def _print_outcome(model: str, outcome: service.RetrainOutcome) -> None:
 @click.argument("model")
 @config_option
 @click.option("--request-id", help="Idempotency key: the same key queues one job.")
-def submit(model: str, config: Path, request_id: str | None) -> None:
+@options.json_option
+def submit(model: str, config: Path, request_id: str | None, as_json: bool) -> None:
     """Queue a retrain of MODEL for the daemon's worker (or `driftd retrain worker`)."""
+    import dataclasses
+
     from driftd.retrain.jobs import JobQueue
     from driftd.retrain.triggers import Triggers, retrain_sections
 
@@ -207,11 +213,16 @@ def submit(model: str, config: Path, request_id: str | None) -> None:
         try:
             sub = triggers.manual(model, request_id or uuid.uuid4().hex)
         except KeyError as exc:
-            raise click.ClickException(safe(exc.args[0])) from None
+            raise Failure(str(exc.args[0])) from None
     finally:
         registry.engine.dispose()
     if sub.job is None:
-        raise click.ClickException(safe(f"not queued: {sub.reason}"))
+        raise Failure(f"not queued: {sub.reason}")
+    if as_json:
+        echo_json(
+            {"job": dataclasses.asdict(sub.job), "created": sub.created, "reason": sub.reason}
+        )
+        return
     created = "queued" if sub.created else "already exists"
     say(f"job {sub.job.id} {created} ({sub.reason})")
 
@@ -220,7 +231,7 @@ def submit(model: str, config: Path, request_id: str | None) -> None:
 @config_option
 @click.option("--model", help="Only this model.")
 @click.option("--state", type=click.Choice([state.value for state in JobState]))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@options.json_option
 def jobs(config: Path, model: str | None, state: str | None, as_json: bool) -> None:
     """List retrain jobs, newest first."""
     import dataclasses
@@ -241,49 +252,54 @@ def jobs(config: Path, model: str | None, state: str | None, as_json: bool) -> N
     table = Table("job", "model", "state", "attempts", "created", "trigger", "error / result")
     for j in rows:
         created = when(j.created_at)
-        detail = j.error or (json.dumps(j.result)[:80] if j.result else "")
-        row = (j.id[:12], j.model, j.state, f"{j.attempts}/{j.max_attempts}", created)
+        detail = j.error or (clip(json.dumps(j.result), 80) if j.result else "")
+        row = (clip(j.id, 13), j.model, j.state, f"{j.attempts}/{j.max_attempts}", created)
         table.add_row(*cells(*row, j.trigger.get("kind"), detail))
     console().print(table)
 
 
 @retrain.command("worker")
 @config_option
-def worker(config: Path) -> None:
+@options.json_option
+def worker(config: Path, as_json: bool) -> None:
     """Run queued retrain jobs until SIGTERM (the daemon runs one too unless retrain.worker
-    is false)."""
+    is false). Each job is logged (picked, started, finished or failed, with its id and model)
+    on stderr; with --json it prints one summary when it stops."""
     import signal
     import threading
+    import time
 
+    from driftd.logs import configure
     from driftd.retrain.triggers import make_worker, retrain_sections
 
     settings = _settings(config)
+    configure(settings.log)
     registry = _open(settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    started = time.time()
     try:
         sections = retrain_sections(settings.models)
         runner = make_worker(settings.retrain, sections, registry)
         runner.run_forever(stop)
     finally:
         registry.engine.dispose()
+    if as_json:
+        summary = {"command": "retrain worker", "worker": runner.worker_id}
+        echo_json({**summary, "started_at": started, "stopped_at": time.time()})
 
 
 def recorded_run(registry: Registry, run_id: str) -> tuple[dict[str, Any], Path]:
     """The run as ``repro.reproduce`` wants it, and its snapshot directory."""
     run = registry.get_run(run_id)
     if run.dataset_id is None:
-        raise click.ClickException(
-            safe(f"run {run_id} recorded no dataset; it cannot be reproduced")
-        )
+        raise Failure(f"run {run_id} recorded no dataset; it cannot be reproduced")
     dataset = registry.get_dataset(run.dataset_id)
     tags = run.tags
     missing = [k for k in ("entry_point", "task", "artifact_sha256") if k not in tags]
     if missing:
-        raise click.ClickException(
-            safe(f"run {run_id} lacks {', '.join(missing)}; was it finished?")
-        )
+        raise Failure(f"run {run_id} lacks {', '.join(missing)}; was it finished?")
     record = {
         "entry_point": tags["entry_point"],
         "task": tags["task"],
@@ -305,10 +321,11 @@ def recorded_run(registry: Registry, run_id: str) -> tuple[dict[str, Any], Path]
 @click.argument("run_id")
 @config_option
 @click.option("--tolerance", default=0.0, show_default=True, help="Allowed metric difference.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@options.json_option
 def reproduce(run_id: str, config: Path, tolerance: float, as_json: bool) -> None:
     """Rerun RUN_ID from its recorded metadata alone; say whether artifact and metrics match
-    and, when not, what changed (dataset, code, params, environment). Exit 1 on a mismatch."""
+    and, when not, what changed (dataset, code, params, environment). Exit 5 (verification
+    failed) on a mismatch or a snapshot whose content changed."""
     from driftd.retrain.repro import reproduce as rerun_and_compare
 
     settings = _settings(config)
@@ -316,7 +333,7 @@ def reproduce(run_id: str, config: Path, tolerance: float, as_json: bool) -> Non
     try:
         record, snapshot = recorded_run(registry, run_id)
     except DriftdError as exc:
-        raise click.ClickException(safe(str(exc))) from None
+        raise failure(exc) from None
     finally:
         registry.engine.dispose()
     from driftd.retrain.snapshot import SnapshotIntegrityError
@@ -325,9 +342,13 @@ def reproduce(run_id: str, config: Path, tolerance: float, as_json: bool) -> Non
         _, report = rerun_and_compare(record, snapshot, tolerance=tolerance)
     except SnapshotIntegrityError as exc:
         # The snapshot on disk no longer holds the content the run was trained on.
-        click.echo("NOT reproduced")
-        say(f"dataset changed: {exc}")
-        raise SystemExit(1) from None
+        if as_json:
+            changed = {"ok": False, "artifact_match": False, "metrics_match": False}
+            echo_json({**changed, "differences": [f"dataset changed: {exc}"]})
+        else:
+            click.echo("NOT reproduced")
+            say(f"dataset changed: {exc}")
+        raise SystemExit(Exit.VERIFY_FAILED) from None
     if as_json:
         echo_json(
             {
@@ -341,4 +362,4 @@ def reproduce(run_id: str, config: Path, tolerance: float, as_json: bool) -> Non
     else:
         click.echo(safe_lines(report.summary()))
     if not report.ok:
-        raise SystemExit(1)
+        raise SystemExit(Exit.VERIFY_FAILED)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import click
 
-from driftd.cli.output import echo_json, when
+from driftd.cli.errors import Failure
+from driftd.cli.options import JSON_HELP, json_option
+from driftd.cli.output import console, echo_json, when
 from driftd.textsafe import markup_safe as esc
 
 
@@ -66,6 +68,7 @@ from driftd.textsafe import markup_safe as esc
     show_default=True,
     help="Comma-separated model versions that serve traffic (split evenly).",
 )
+@json_option
 def generate(
     out: Path,
     events: int,
@@ -77,6 +80,7 @@ def generate(
     malformed_rate: float,
     duplicate_rate: float,
     versions: str,
+    as_json: bool,
 ) -> None:
     """Write a synthetic prediction + label stream with a known drift point.
 
@@ -104,7 +108,10 @@ def generate(
         err=True,
     )
     drift = spec.start_ts + spec.drift_at * spec.events / spec.rate_per_s
-    click.echo(f"inputs and concept drift from {when(drift)} UTC on (see truth.json)", err=True)
+    click.echo(f"inputs and concept drift from {when(drift)} on (see truth.json)", err=True)
+    if as_json:
+        written = {name: str(path) for name, path in paths.items()}
+        echo_json({"paths": written, "events": events, "seed": seed, "drift_ts": drift})
 
 
 @click.command(short_help="Run the whole loop on simulated traffic (files, SQLite, CPU).")
@@ -123,7 +130,7 @@ def generate(
     type=click.IntRange(0, 65535),
     help="Serve /metrics while it runs (0: any free port).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option("--json", "as_json", is_flag=True, help=f"The outcome as JSON. {JSON_HELP}")
 def demo(out: Path, seed: int, metrics_port: int, as_json: bool) -> None:
     """Drift → alarm → retrain → challenger beats champion (with CIs) → canary → promoted;
     then a challenger with an injected latency regression → canary → rolled back.
@@ -134,17 +141,18 @@ def demo(out: Path, seed: int, metrics_port: int, as_json: bool) -> None:
     """
     import shutil
 
-    from rich.console import Console
     from rich.table import Table
 
     from driftd.cli.ops import lineage_tree
+    from driftd.logs import adopt_library_logs
     from driftd.sim.demo import run_demo
 
+    adopt_library_logs()  # its retrains tune: Optuna's lines go to the log, on stderr
     if out.exists():
         shutil.rmtree(out)
-    console = Console()
+    printer = console()
     if not as_json:
-        console.print(f"[bold]driftd demo[/] in {out}: simulating an hour of traffic …")
+        printer.print(f"[bold]driftd demo[/] in {out}: simulating an hour of traffic …")
     result = run_demo(out, seed=seed, metrics_port=metrics_port)
     if as_json:
         echo_json(result, strict=True)
@@ -153,18 +161,18 @@ def demo(out: Path, seed: int, metrics_port: int, as_json: bool) -> None:
         for e in result["timeline"]:
             m, s = divmod(int(e["event_s"]), 60)
             table.add_row(f"{m:>3}:{s:02d}", e["what"])
-        console.print(table)
+        printer.print(table)
         speeds = ", ".join(
             f"{k.replace('_', ' ')} {v:.0f} s" for k, v in result["closed_loop_s"].items()
         )
-        console.print(f"closed loop (event time): {speeds}")
-        console.print(lineage_tree(result["lineage"], "champion"))
+        printer.print(f"closed loop (event time): {speeds}")
+        printer.print(lineage_tree(result["lineage"], "champion"))
         for line in result["incidents"]:
-            console.print(f"incident {esc(line)}")
+            printer.print(f"incident {esc(line)}")
         if result["report"]:
-            console.print(f"incident report (open it in a browser): {esc(result['report'])}")
-        console.print(
+            printer.print(f"incident report (open it in a browser): {esc(result['report'])}")
+        printer.print(
             f"{result['wall_s']:.0f} s of wall time; registry, events and metrics.prom in {out}"
         )
     if not result["ok"]:
-        raise click.ClickException("the demo did not reach the expected end (see the timeline)")
+        raise Failure("the demo did not reach the expected end (see the timeline)")

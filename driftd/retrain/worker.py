@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from driftd.retrain.abc import Executor, Job, JobStore, Outcome
 
@@ -65,15 +66,31 @@ class Worker:
         job = self.queue.claim(self.worker_id, self.lease_s)
         if job is None:
             return None
-        log.info("job %s (%s) attempt %d started", job.id, job.model, job.attempts)
+        fields = _fields(job, self.worker_id)
+        log.info(
+            "job %s (%s) picked: attempt %d of %d, trigger %s",
+            job.id, job.model, job.attempts, job.max_attempts, job.trigger.get("kind"),
+            extra={**fields, "trigger": job.trigger.get("kind")},
+        )  # fmt: skip
+        log.info("job %s (%s) attempt %d started", job.id, job.model, job.attempts, extra=fields)
+        started = time.monotonic()
         outcome, lost = self._execute(job, claimed_at)
+        fields["duration_s"] = round(time.monotonic() - started, 3)
         if lost is not None:
-            log.warning("job %s: %s; its trainer was killed", job.id, lost)
+            log.warning("job %s: %s; its trainer was killed", job.id, lost, extra=fields)
             self.queue.fail(job.id, self.worker_id, lost)  # fenced: no-op if no longer ours
         elif outcome.ok:
             self.queue.succeed(job.id, self.worker_id, outcome.result)
+            summary = _summary(outcome.result)
+            log.info(
+                "job %s (%s) finished: %s", job.id, job.model, summary or outcome.reason,
+                extra={**fields, **summary},
+            )  # fmt: skip
         else:
-            log.warning("job %s attempt %d failed: %s", job.id, job.attempts, outcome.reason)
+            log.warning(
+                "job %s (%s) attempt %d failed: %s", job.id, job.model, job.attempts,
+                outcome.reason, extra={**fields, "reason": outcome.reason},
+            )  # fmt: skip
             self.queue.fail(job.id, self.worker_id, outcome.reason)
         return self.queue.get(job.id)
 
@@ -133,3 +150,21 @@ class Worker:
             if lost is not None:
                 stop.set()
         return box[0], lost
+
+
+def _fields(job: Job, worker_id: str) -> dict[str, Any]:
+    """What every log record of a job carries, for structured logs."""
+    return {"job_id": job.id, "model": job.model, "attempt": job.attempts, "worker": worker_id}
+
+
+def _summary(result: dict[str, Any] | None) -> dict[str, Any]:
+    """The outcome of a retrain (its version, whether it was promoted, its primary metric and
+    the tuning's trials) from a job's result; empty for a result of another shape."""
+    if not isinstance(result, dict):
+        return {}
+    keys = ("version", "promoted", "run_id", "trials", "best_value")
+    out = {k: result[k] for k in keys if k in result}
+    primary = (result.get("evaluation") or {}).get("primary")
+    if isinstance(primary, dict):
+        out["primary"] = {k: primary[k] for k in ("metric", "lower_bound") if k in primary}
+    return out
