@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 import driftd
-from driftd.api import incidents, reads, writes
+from driftd.api import incidents, reads, rollouts, writes
 from driftd.api.errors import DATABASE_DOWN, error_response
 from driftd.api.limits import DEFAULT_MAX_BODY_BYTES, BodyGate
 from driftd.api.schemas import Health
@@ -120,6 +120,7 @@ def create_app(
     app.include_router(reads.router, prefix="/api/v1")
     app.include_router(writes.router, prefix="/api/v1")
     app.include_router(incidents.router, prefix="/api/v1")
+    app.include_router(rollouts.router, prefix="/api/v1")
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     def healthz() -> Health:

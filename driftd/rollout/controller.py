@@ -8,6 +8,9 @@ as pending before it is executed and cleared after, and every registry call carr
 decision id as its idempotency key, so a crash at any point neither loses nor repeats a
 traffic decision. The clock is event time (the newest prediction seen), so a replay decides
 exactly as the live run did. The store, the registry side and the inputs are given to it.
+An operator's manual commands (``driftd.rollout.manual``) live in the same row: a paused
+rollout gathers evidence and verdicts but takes no step, and every save names the sequence it
+read, so a decision made on a row a manual command has since changed is dropped.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from typing import Any
 
 from driftd.config import ModelSettings
 from driftd.config.rollout import RolloutSettings
+from driftd.registry.errors import RegistryError
 from driftd.rollout.actions import RegistryActions
 from driftd.rollout.counts import Totals
 from driftd.rollout.evidence import SLO, Batch, Evidence, RolloutDecision, Verdict
 from driftd.rollout.inputs import drift_pvalue
-from driftd.rollout.machine import PROMOTED, Action, Rollout, decide, start
+from driftd.rollout.machine import ACTIVE, PROMOTED, Action, Rollout, decide, start
 from driftd.rollout.plan import Plan, Rates, make_plan, nulls_of
 from driftd.rollout.rules import ArgoRule, FlaggerRule, Rule, SequentialRule
 from driftd.rollout.store import RolloutStore, to_rollout
@@ -132,7 +136,10 @@ class Controller:
                 continue
             r = to_rollout(row)
             if row.pending:
-                self._execute(r, Action.from_dict(row.pending))
+                pending = Action.from_dict(row.pending)
+                if row.paused and pending.kind == "promote":
+                    continue  # a paused rollout is not promoted by itself, approved or not
+                self._execute(r, pending)
                 continue
             self._analyse(r, row, rs)
 
@@ -233,7 +240,10 @@ class Controller:
         with self._lock:
             self.verdicts[r.model] = verdict
         now = self.clock()
-        nr, action = decide(r, verdict, now, rs.step_min_s)
+        if row.paused:  # an operator paused it: evidence accrues, no step and no verdict action
+            nr, action = r, None
+        else:
+            nr, action = decide(r, verdict, now, rs.step_min_s)
         last = self._saved.get(r.id)
         if action is None and last is not None:
             decision, at = last
@@ -243,7 +253,13 @@ class Controller:
         plan = self.plans.get(r.id)
         if plan is not None:  # what `driftd rollout status` shows beside the verdict
             stored["plan"] = {**plan.to_dict(), "summary": plan.summary()}
-        self.store.save(nr, now, action, stored)
+        # Only over the row this decision read: a manual command since (a pause, a promote or
+        # an abort by hand) wins, and this decision is dropped unsaved and unexecuted.
+        if not self.store.save(
+            nr, now, action, stored, expect_seq=r.seq, unless_paused=action is not None
+        ):
+            log.info("rollout changed by hand; decision dropped", extra={"model": r.model})
+            return
         self._saved[r.id] = (verdict.decision, time.monotonic())
         if action is not None:
             self._execute(nr, action)
@@ -253,14 +269,27 @@ class Controller:
     def _execute(self, r: Rollout, action: Action) -> None:
         """Carry out ``action`` and record it done (or still pending while it waits)."""
         now = self.clock()
-        done = self.actions.apply(r, action)
-        if done is None:
-            self.store.save(r, now, action)  # stays pending: retried every tick
+        try:
+            done = self.actions.apply(r, action)
+        except RegistryError:
+            if self._still_ours(r):
+                raise
+            log.info("rollout changed by hand; action dropped", extra={"model": r.model})
             return
-        self.store.save(done, now, None)
+        if done is None:
+            self.store.save(r, now, action, expect_seq=r.seq)  # stays pending: retried
+            return
+        if not self.store.save(done, now, None, expect_seq=r.seq):
+            return  # a manual command ended the rollout meanwhile; it says what happened
         self._note(done, action.kind, action.reason)
         if done.phase == PROMOTED or action.kind in ("rollback", "halt"):
             self._live.pop(done.id, None)
+
+    def _still_ours(self, r: Rollout) -> bool:
+        """Whether the stored rollout is still the one ``r`` was decided on (no manual
+        command has moved it since)."""
+        row = self.store.get(r.id)
+        return row is not None and row.seq == r.seq and row.phase in ACTIVE
 
     def _note(self, r: Rollout, what: str, detail: str) -> None:
         entry = {

@@ -1,5 +1,10 @@
-"""The rollouts table: each canary's state, the evidence counts it started from, and the
-action decided but not yet confirmed (so a restart finishes it instead of losing it)."""
+"""The rollouts table: each canary's state, the evidence counts it started from, the action
+decided but not yet confirmed (so a restart finishes it instead of losing it), and the manual
+controls an operator set (``paused``, the last manual command in ``control``).
+
+A save names the sequence number it read (``expect_seq``): a manual command bumps the sequence
+in its own transaction, so a controller that decided on a stale row writes nothing and acts on
+nothing (``driftd.rollout.manual``)."""
 
 from __future__ import annotations
 
@@ -29,6 +34,9 @@ rollouts = sa.Table(
     sa.Column("pending", sa.JSON),  # an action decided, not yet confirmed done
     sa.Column("verdict", sa.JSON),  # the last verdict, with its reasons
     sa.Column("updated_at", sa.Float, nullable=False),
+    # An operator's pause: no automatic step or verdict action until resumed (evidence accrues).
+    sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("control", sa.JSON),  # the last manual command: kind, actor, reason, at
 )
 
 
@@ -104,10 +112,20 @@ class RolloutStore:
         now: float,
         pending: Action | None,
         verdict: dict[str, Any] | None = None,
-    ) -> None:
-        """Store the new state and its pending action (or clear it: None)."""
+        expect_seq: int | None = None,
+        unless_paused: bool = False,
+    ) -> bool:
+        """Store the new state and its pending action (or clear it: None); with ``expect_seq``
+        only while the stored sequence is still that one, and with ``unless_paused`` only while
+        the rollout is not paused. True when the row was written."""
         values = {**_row(r), "pending": pending.to_dict() if pending else None, "updated_at": now}
         if verdict is not None:
             values["verdict"] = verdict
+        where = rollouts.c.id == r.id
+        if expect_seq is not None:
+            where = where & (rollouts.c.seq == expect_seq)
+        if unless_paused:
+            where = where & rollouts.c.paused.is_(False)
         with write_transaction(self.engine) as conn:
-            conn.execute(rollouts.update().where(rollouts.c.id == r.id).values(**values))
+            done = conn.execute(rollouts.update().where(where).values(**values))
+        return done.rowcount == 1
