@@ -6,7 +6,7 @@ Each has an in-process implementation used by the embedded default and the tests
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from driftd.contracts.events import DeadLetter
@@ -25,6 +25,19 @@ class RawChunk:
     raws: list[bytes]
     positions: Sequence[int]  # offset (Kafka) or line number (file) of each raw event
     resume: Offsets  # the offsets to record once this chunk is processed
+
+
+@dataclass(frozen=True, slots=True)
+class Lag:
+    """What a source has not read yet, in its own unit (read at scrape time).
+
+    A Kafka source counts messages behind per (topic, partition) it is assigned; a file source
+    counts the bytes left in the file it reads (``None``: unknown, e.g. gzip). Neither names a
+    file: paths are not label values.
+    """
+
+    messages: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    remaining_bytes: int | None = None
 
 
 class PartitionOwner(Protocol):
@@ -67,8 +80,8 @@ class Source(Protocol):
         """Report offsets as processed (after the checkpoint that holds them)."""
         ...
 
-    def lag(self) -> dict[str, int]:
-        """Events not yet read, per stream."""
+    def lag(self) -> Lag:
+        """What is not read yet: messages per topic partition, or bytes left in a file."""
         ...
 
     def close(self) -> None:

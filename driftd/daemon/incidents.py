@@ -87,17 +87,23 @@ class IncidentCollector(Collector):
         return (
             GaugeMetricFamily(
                 "driftd_incidents",
-                "Incidents by model and state (open, acknowledged, resolved).",
+                "Incidents by model and state (open, acknowledged, resolved). Unit: incidents. "
+                "Read from the registry database at scrape: survives restarts, same on every "
+                "instance.",
                 labels=["model", "state"],
             ),
             GaugeMetricFamily(
                 "driftd_incident_open_since_timestamp_seconds",
-                "Event time of the first alarm of the oldest unresolved incident, per model.",
+                "Event time of the first alarm of the oldest unresolved incident, per model. "
+                "Unit: unix timestamp in seconds. Read from the registry database at scrape: "
+                "survives restarts, same on every instance.",
                 labels=["model"],
             ),
             GaugeMetricFamily(
                 "driftd_incident_info",
-                "One series per unresolved incident (value 1), with its state and address.",
+                "One series per unresolved incident (value 1), with its state and address. "
+                "Unit: 1 or 0. Read from the registry database at scrape: survives restarts, "
+                "same on every instance.",
                 labels=["model", "version", "stream", "incident", "state", "url", "report_url"],
             ),
         )

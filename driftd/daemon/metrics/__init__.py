@@ -2,9 +2,9 @@
 
 One module per concern: ``recorder`` (what this process times and counts), ``checkpointed``
 (event, join and alarm counters kept in the checkpoint), ``sli`` (per-version SLIs), ``state``
-(pending joins, lag, checkpoint age), ``registry`` (the model registry's tables), ``rollout``
-(the canary's verdicts and evidence) and ``kinds`` (the two phrases that say whether a family
-survives a restart). Every collector reads snapshot methods at scrape time, never another
+(pending joins, source lag, checkpoint age), ``registry`` (the model registry's tables and
+outbox), ``rollout`` (the canary's verdicts and evidence) and ``kinds`` (how every family's
+help names its unit and says whether it survives a restart). Every collector reads snapshot methods at scrape time, never another
 component's internals, and describes its families without collecting them.
 """
 

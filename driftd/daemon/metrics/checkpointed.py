@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from driftd.contracts.events import DEAD_LETTER_REASONS
 from driftd.daemon.alarm_log import Alarms
 from driftd.daemon.join import JOIN_COUNTERS
-from driftd.daemon.metrics.kinds import RESTORED
+from driftd.daemon.metrics.kinds import RESTORED, help_text
 from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.state import PartitionCounts
 
@@ -54,34 +54,46 @@ class CheckpointedCollector(Collector):
         return (
             CounterMetricFamily(
                 "driftd_events_consumed",
-                "Raw events read from the sources, per partition." + RESTORED,
+                help_text("Raw events read from the sources, per partition.", "events", RESTORED),
                 labels=[PARTITION],
             ),
             CounterMetricFamily(
                 "driftd_events_decoded",
-                "Events that decoded and validated, per partition." + RESTORED,
+                help_text("Events that decoded and validated, per partition.", "events", RESTORED),
                 labels=[PARTITION],
             ),
             CounterMetricFamily(
                 "driftd_events_dead_lettered",
-                "Events sent to the dead-letter sink, per partition." + RESTORED,
+                help_text(
+                    "Events sent to the dead-letter sink, per partition.", "events", RESTORED
+                ),
                 labels=["reason", PARTITION],
             ),
             CounterMetricFamily(
                 "driftd_events_ignored",
-                "Events (or parts) ignored by policy, per partition." + RESTORED,
+                help_text(
+                    "Events (or parts) ignored by policy, per partition.", "events", RESTORED
+                ),
                 labels=["reason", PARTITION],
             ),
             CounterMetricFamily(
                 "driftd_join_events",
-                "Join outcomes: predictions, labels, joined, expired, duplicates, "
-                "unmatched_labels, evicted, dropped; per partition." + RESTORED,
+                help_text(
+                    "Join outcomes: predictions, labels, joined, expired, duplicates, "
+                    "unmatched_labels, evicted, dropped; per partition.",
+                    "events",
+                    RESTORED,
+                ),
                 labels=["model", "outcome", PARTITION],
             ),
             CounterMetricFamily(
                 "driftd_feature_missing",
-                "Predictions accepted without a declared feature (absent or null), per model, "
-                "feature and partition: a data-quality signal." + RESTORED,
+                help_text(
+                    "Predictions accepted without a declared feature (absent or null), per "
+                    "model, feature and partition: a data-quality signal.",
+                    "predictions",
+                    RESTORED,
+                ),
                 labels=["model", "feature", PARTITION],
             ),
         )
@@ -91,17 +103,29 @@ class CheckpointedCollector(Collector):
         return (
             CounterMetricFamily(
                 "driftd_drift_alarms",
-                "Streaming detector alarms, per model version, stream and detector." + RESTORED,
+                help_text(
+                    "Streaming detector alarms, per model version, stream and detector.",
+                    "alarms",
+                    RESTORED,
+                ),
                 labels=[*_ALARM_KEYS, "kind"],
             ),
             GaugeMetricFamily(
                 "driftd_drift_statistic",
-                "A drift detector's statistic at its last alarm." + RESTORED,
+                help_text(
+                    "A drift detector's statistic at its last alarm.",
+                    "detector statistic",
+                    RESTORED,
+                ),
                 labels=_ALARM_KEYS,
             ),
             GaugeMetricFamily(
                 "driftd_drift_threshold",
-                "The threshold that statistic was compared with." + RESTORED,
+                help_text(
+                    "The threshold that statistic was compared with.",
+                    "detector statistic",
+                    RESTORED,
+                ),
                 labels=_ALARM_KEYS,
             ),
         )

@@ -14,72 +14,112 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from driftd.daemon.leader import Leader
-from driftd.daemon.metrics.kinds import PROCESS_LOCAL, RESTORED
+from driftd.daemon.metrics.kinds import COUNTED_HERE, LIVE, RESTORED, help_text
 
 
 def _families() -> tuple[GaugeMetricFamily | CounterMetricFamily, ...]:
     return (
         GaugeMetricFamily(
             "driftd_leader",
-            "1 on the instance that holds the leader lease (and takes the decisions), else 0.",
+            help_text(
+                "1 on the instance that holds the leader lease (and takes the decisions), else 0.",
+                "1 or 0",
+                LIVE,
+            ),
             labels=["pipeline"],
         ),
         GaugeMetricFamily(
             "driftd_leader_epoch",
-            "The fencing epoch of the lease this instance holds (0 while it does not lead).",
+            help_text(
+                "The fencing epoch of the lease this instance holds (0 while it does not lead).",
+                "epoch number",
+                LIVE,
+            ),
             labels=["pipeline"],
         ),
         GaugeMetricFamily(
             "driftd_leader_event_clock_seconds",
-            "Event time up to which the leader has merged every partition (leader only).",
+            help_text(
+                "Event time up to which the leader has merged every partition (leader only).",
+                "unix timestamp in seconds",
+                RESTORED,
+            ),
             labels=["pipeline"],
         ),
         GaugeMetricFamily(
             "driftd_leader_held_buckets",
-            "Merged buckets waiting for the global watermark, over models (leader only).",
+            help_text(
+                "Merged buckets waiting for the global watermark, over models (leader only).",
+                "buckets",
+                RESTORED,
+            ),
             labels=["pipeline"],
         ),
         CounterMetricFamily(
             "driftd_leader_late_values",
-            "Values that reached the leader after the watermark passed their bucket; they were "
-            "merged into the next bucket (leader only)." + RESTORED,
+            help_text(
+                "Values that reached the leader after the watermark passed their bucket; they "
+                "were merged into the next bucket (leader only).",
+                "values",
+                RESTORED,
+            ),
             labels=["pipeline"],
         ),
         CounterMetricFamily(
             "driftd_check_segment_overflow_rows",
-            "Rows of segments beyond a model's max_segments: the window checks test them in "
-            "the pooled stream only (leader only)." + RESTORED,
+            help_text(
+                "Rows of segments beyond a model's max_segments: the window checks test them in "
+                "the pooled stream only (leader only).",
+                "rows",
+                RESTORED,
+            ),
             labels=["pipeline", "model"],
         ),
         GaugeMetricFamily(
             "driftd_detector_statistic",
-            "Each streaming detector's test statistic now, on the merged stream (leader only; "
-            "NaN while it warms up).",
+            help_text(
+                "Each streaming detector's test statistic now, on the merged stream (leader only; "
+                "NaN while it warms up).",
+                "detector statistic",
+                RESTORED,
+            ),
             labels=["pipeline", "model", "version", "stream", "detector"],
         ),
         GaugeMetricFamily(
             "driftd_detector_threshold",
-            "The threshold that statistic alarms at now (leader only).",
+            help_text(
+                "The threshold that statistic alarms at now (leader only).",
+                "detector statistic",
+                RESTORED,
+            ),
             labels=["pipeline", "model", "version", "stream", "detector"],
         ),
         CounterMetricFamily(
             "driftd_leader_merges",
-            f"Merges of the partitions' reports by this instance, {PROCESS_LOCAL}.",
+            help_text(
+                "Merges of the partitions' reports by this instance.", "merges", COUNTED_HERE
+            ),
             labels=["pipeline"],
         ),
         CounterMetricFamily(
             "driftd_leader_merge_seconds",
-            f"Time spent merging reports and running the decisions, {PROCESS_LOCAL}.",
+            help_text(
+                "Time spent merging reports and running the decisions.", "seconds", COUNTED_HERE
+            ),
             labels=["pipeline"],
         ),
         CounterMetricFamily(
             "driftd_leader_fenced_out",
-            f"Leader writes refused because the lease had moved to a newer epoch, {PROCESS_LOCAL}.",
+            help_text(
+                "Leader writes refused because the lease had moved to a newer epoch.",
+                "writes",
+                COUNTED_HERE,
+            ),
             labels=["pipeline"],
         ),
         CounterMetricFamily(
             "driftd_lease_renewal_failures",
-            f"Lease renewals that failed on a database error, {PROCESS_LOCAL}.",
+            help_text("Lease renewals that failed on a database error.", "failures", COUNTED_HERE),
             labels=["pipeline"],
         ),
     )

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from driftd.daemon.alarm_log import Alarms
 from driftd.daemon.metrics.checkpointed import CheckpointedCollector
-from driftd.daemon.metrics.kinds import PROCESS_LOCAL
+from driftd.daemon.metrics.kinds import COUNTED_HERE, help_text
 from driftd.daemon.metrics.sli import SliCollector
 from driftd.daemon.pipeline import Pipeline
 from driftd.daemon.sources.file_identity import CHANGES
@@ -37,25 +37,29 @@ class Recorder:
         registry.register(SliCollector(pipeline, dict(tasks)))
         self.batch_seconds = Histogram(
             "driftd_batch_processing_seconds",
-            f"Time to process one chunk of events, {PROCESS_LOCAL}.",
+            help_text("Time to process one chunk of events.", "seconds", COUNTED_HERE),
             buckets=_BATCH_BUCKETS,
             registry=registry,
         )
         self.checkpoint_seconds = Histogram(
             "driftd_checkpoint_duration_seconds",
-            f"Time to save a checkpoint, {PROCESS_LOCAL}.",
+            help_text("Time to save a checkpoint.", "seconds", COUNTED_HERE),
             buckets=_CHECKPOINT_BUCKETS,
             registry=registry,
         )
         self.checkpoint_failures = Counter(
             "driftd_checkpoint_failures_total",
-            f"Checkpoints that could not be saved, {PROCESS_LOCAL}.",
+            help_text("Checkpoints that could not be saved.", "checkpoints", COUNTED_HERE),
             registry=registry,
         )
         self.source_rotations = Counter(
             "driftd_source_rotations_total",
-            "Times a file source found its path naming a new file (rotated) or its file "
-            f"truncated (truncated), {PROCESS_LOCAL}.",
+            help_text(
+                "Times a file source found its path naming a new file (rotated) or its file "
+                "truncated (truncated).",
+                "file changes",
+                COUNTED_HERE,
+            ),
             ["kind"],
             registry=registry,
         )

@@ -1,5 +1,6 @@
 """Per model, version and partition SLIs for Prometheus, read at scrape time from the pipeline's
-per-version counts: predictions, errors, latency, labeled and correct rows, quality.
+per-version counts: predictions, errors, latency, labeled and correct rows, squared errors
+(regression) and lifetime quality.
 
 The counts are pipeline state, checkpointed with the offsets, so the counters survive a restart
 (no reset to zero) and never count a replayed event twice. Each series is one partition's (a
@@ -21,7 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from driftd.daemon.metrics.checkpointed import PARTITION
-from driftd.daemon.metrics.kinds import RESTORED
+from driftd.daemon.metrics.kinds import RESTORED, help_text
 from driftd.daemon.pipeline import Pipeline
 from driftd.rollout.counts import PROMETHEUS_BUCKETS_S, Totals, totals
 
@@ -54,33 +55,61 @@ class SliCollector(Collector):
         CounterMetricFamily,
         CounterMetricFamily,
         CounterMetricFamily,
+        CounterMetricFamily,
         HistogramMetricFamily,
         GaugeMetricFamily,
     ]:
         return (
             CounterMetricFamily(
-                "driftd_predictions", "Predictions served." + RESTORED, labels=_MVP
+                "driftd_predictions",
+                help_text("Predictions served.", "predictions", RESTORED),
+                labels=_MVP,
             ),
             CounterMetricFamily(
                 "driftd_prediction_errors",
-                "Predictions the server reported as errors." + RESTORED,
+                help_text("Predictions the server reported as errors.", "predictions", RESTORED),
                 labels=_MVP,
             ),
             CounterMetricFamily(
-                "driftd_labeled", "Predictions joined with their label." + RESTORED, labels=_MVP
+                "driftd_labeled",
+                help_text("Predictions joined with their label.", "predictions", RESTORED),
+                labels=_MVP,
             ),
             CounterMetricFamily(
                 "driftd_correct",
-                "Joined predictions that matched their label." + RESTORED,
+                help_text(
+                    "Joined predictions that matched their label (classification).",
+                    "predictions",
+                    RESTORED,
+                ),
+                labels=_MVP,
+            ),
+            CounterMetricFamily(
+                "driftd_squared_error",
+                help_text(
+                    "Sum of (prediction - label)^2 over joined predictions (regression): "
+                    "rmse over a window is sqrt(rate(driftd_squared_error_total) / "
+                    "rate(driftd_labeled_total)).",
+                    "squared label units",
+                    RESTORED,
+                ),
                 labels=_MVP,
             ),
             HistogramMetricFamily(
-                "driftd_prediction_latency_seconds", "Model server latency." + RESTORED, labels=_MVP
+                "driftd_prediction_latency_seconds",
+                help_text("Model server latency.", "seconds", RESTORED),
+                labels=_MVP,
             ),
             GaugeMetricFamily(
                 "driftd_model_quality",
-                "Quality over every joined label of the partition so far (accuracy, or rmse for "
-                "regression)." + RESTORED,
+                help_text(
+                    "Lifetime quality: over every joined label of the partition since its first "
+                    "(accuracy, or rmse for regression); it moves slowly by design. For a window, "
+                    "use the counters: rate(driftd_correct_total) / rate(driftd_labeled_total), "
+                    "or driftd_squared_error_total for rmse.",
+                    "ratio (accuracy) or label units (rmse)",
+                    RESTORED,
+                ),
                 labels=[*_MVP, "metric"],
             ),
         )
@@ -91,7 +120,7 @@ class SliCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """The SLI families, from the counts so far."""
-        preds, errs, labeled, correct, lat, quality = self._families()
+        preds, errs, labeled, correct, squared, lat, quality = self._families()
         for model, version, part, tot in self._totals():
             req, err, nl, nc, sq, lsum_ms = tot.counts.tolist()
             labels = [model, version, part]
@@ -99,6 +128,8 @@ class SliCollector(Collector):
             errs.add_metric(labels, err)
             labeled.add_metric(labels, nl)
             correct.add_metric(labels, nc)
+            if self.tasks.get(model) == "regression":
+                squared.add_metric(labels, sq)
             buckets = [(str(b), tot.at_most(b * 1000.0)) for b in PROMETHEUS_BUCKETS_S]
             buckets.append(("+Inf", float(tot.latency.sum())))
             lat.add_metric(labels, buckets, lsum_ms / 1000.0)
@@ -107,4 +138,4 @@ class SliCollector(Collector):
                     quality.add_metric([*labels, "rmse"], float(np.sqrt(sq / nl)))
                 else:
                     quality.add_metric([*labels, "accuracy"], nc / nl)
-        yield from (preds, errs, labeled, correct, lat, quality)
+        yield from (preds, errs, labeled, correct, squared, lat, quality)

@@ -1,19 +1,20 @@
-"""Gauges of the daemon's live state: pending joins, consumer lag and checkpoint age."""
+"""Gauges of the daemon's live state: pending joins, source lag and checkpoint age."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from driftd.daemon.metrics.kinds import PROCESS_LOCAL
+from driftd.daemon.abc import Lag
+from driftd.daemon.metrics.kinds import LIVE, PROCESS_LOCAL, RESTORED, help_text
 from driftd.daemon.pipeline import Pipeline
 
 
 class StateCollector(Collector):
-    """Pending joins, consumer lag and checkpoint age, read at scrape time.
+    """Pending joins, source lag and checkpoint age, read at scrape time.
 
     ``last_checkpoint`` is the wall time of the oldest state this process holds: its last
     save, or the checkpoints it restored at start. Until there is one (a first start), the age
@@ -24,7 +25,7 @@ class StateCollector(Collector):
     def __init__(
         self,
         pipeline: Pipeline,
-        lag: Callable[[], Mapping[str, int]],
+        lag: Callable[[], Lag],
         last_checkpoint: Callable[[], float | None],
         started_at: float | None = None,
     ) -> None:
@@ -37,22 +38,43 @@ class StateCollector(Collector):
     def _families() -> tuple[GaugeMetricFamily, ...]:
         return (
             GaugeMetricFamily(
-                "driftd_join_pending", "Predictions waiting for their label.", labels=["model"]
+                "driftd_join_pending",
+                help_text("Predictions waiting for their label.", "predictions", RESTORED),
+                labels=["model"],
             ),
             GaugeMetricFamily(
                 "driftd_join_pending_labels",
-                "Labels waiting for their prediction.",
+                help_text("Labels waiting for their prediction.", "labels", RESTORED),
                 labels=["model"],
             ),
             GaugeMetricFamily(
                 "driftd_consumer_lag",
-                "Events not yet read, per stream (topic[partition] or file).",
-                labels=["stream"],
+                help_text(
+                    "Kafka messages not yet read, per assigned topic partition (the broker's "
+                    "high watermark minus this consumer's position).",
+                    "messages",
+                    LIVE,
+                ),
+                labels=["topic", "partition"],
+            ),
+            GaugeMetricFamily(
+                "driftd_file_source_remaining_bytes",
+                help_text(
+                    "Bytes a file source has not read yet in the plain file it reads (no sample "
+                    "while no file is open, nor for gzip, whose size is unknown).",
+                    "bytes",
+                    LIVE,
+                ),
             ),
             GaugeMetricFamily(
                 "driftd_checkpoint_age_seconds",
-                "Seconds since the last checkpoint this process saved or restored at start; "
-                f"{PROCESS_LOCAL} while there is none; no sample while it holds no partition.",
+                help_text(
+                    "Time since the last checkpoint this process saved or restored at start; "
+                    "no sample while it holds no partition.",
+                    "seconds",
+                    " After a restart it counts from the restored checkpoint's save time; "
+                    f"{PROCESS_LOCAL} while there is none.",
+                ),
             ),
         )
 
@@ -62,7 +84,7 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Yield the gauges."""
-        pending, waiting, lag, age = self._families()
+        pending, waiting, lag, remaining, age = self._families()
         parts = self.pipeline.counts()
         totals: dict[str, list[int]] = {}
         for st in parts:
@@ -73,13 +95,13 @@ class StateCollector(Collector):
         for name, (p, w) in sorted(totals.items()):
             pending.add_metric([name], p)
             waiting.add_metric([name], w)
-        yield pending
-        yield waiting
-        for stream, n in sorted(self.lag().items()):
-            lag.add_metric([stream], n)
-        yield lag
+        behind = self.lag()
+        for (topic, partition), n in sorted(behind.messages.items()):
+            lag.add_metric([topic, str(partition)], n)
+        if behind.remaining_bytes is not None:
+            remaining.add_metric([], behind.remaining_bytes)
         last = self.last_checkpoint()
         if parts:
             since = self.started_at if last is None else last
             age.add_metric([], max(time.time() - since, 0.0))
-        yield age
+        yield from (pending, waiting, lag, remaining, age)

@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from driftd.config import KafkaSettings
 from driftd.contracts.events import DeadLetter
-from driftd.daemon.abc import Offsets, PartitionOwner, RawChunk
+from driftd.daemon.abc import Lag, Offsets, PartitionOwner, RawChunk
 from driftd.daemon.sources.topics import offset_key, topic_streams
 from driftd.errors import SourceError
 
@@ -150,19 +150,19 @@ class ConfluentSource:
             except KafkaException as exc:
                 log.warning("offset commit failed: %s", exc)
 
-    def lag(self) -> dict[str, int]:
-        """High watermark minus position per assigned partition."""
-        out = {}
+    def lag(self) -> Lag:
+        """Messages behind, high watermark minus position, per assigned topic partition."""
+        out: dict[tuple[str, int], int] = {}
         try:
             for tp in self.consumer.position(self.consumer.assignment()):
                 if tp.offset < 0:
                     continue
                 _, high = self.consumer.get_watermark_offsets(tp, cached=True)
                 if high >= 0:
-                    out[offset_key(tp.topic, tp.partition)] = max(high - tp.offset, 0)
+                    out[(tp.topic, tp.partition)] = max(high - tp.offset, 0)
         except KafkaException:
-            return out
-        return out
+            return Lag(messages=out)
+        return Lag(messages=out)
 
     def close(self) -> None:
         """Leave the group."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from driftd.daemon.abc import Offsets, PartitionOwner, RawChunk
+from driftd.daemon.abc import Lag, Offsets, PartitionOwner, RawChunk
 from driftd.daemon.sources import file_identity as ident
 from driftd.daemon.sources.file_identity import LINE_SUFFIX, Change, Cursor
 from driftd.daemon.sources.file_lines import LineReader
@@ -317,18 +317,18 @@ class FileSource:
     def commit(self, partition: int, offsets: Offsets) -> None:
         """Files have no broker to report to."""
 
-    def lag(self) -> dict[str, int]:
-        """Bytes left in the current plain file (none for gzip, whose size is unknown)."""
+    def lag(self) -> Lag:
+        """Bytes left in the plain file being read; unknown (``None``) while no file is open
+        (before the first read, after a replay's last) and for gzip, whose size is not the
+        bytes it holds."""
         f, cur = self._f, self._cur  # read at scrape time, from another thread
         if self._file_idx >= len(self.paths) or f is None or not f.plain:
-            return {}
+            return Lag()
         try:
             size = os.fstat(f.raw.fileno()).st_size
         except (OSError, ValueError):  # closed since: the next scrape tells
-            return {}
-        return {
-            str(self.paths[min(self._file_idx, len(self.paths) - 1)]): max(size - cur.offset, 0)
-        }
+            return Lag()
+        return Lag(remaining_bytes=max(size - cur.offset, 0))
 
     def close(self) -> None:
         """Close the open file."""

@@ -23,7 +23,7 @@ from kafka.structs import OffsetAndMetadata
 
 from driftd.config import KafkaSettings
 from driftd.contracts.events import DeadLetter
-from driftd.daemon.abc import Offsets, PartitionOwner, RawChunk
+from driftd.daemon.abc import Lag, Offsets, PartitionOwner, RawChunk
 from driftd.daemon.sources.topics import offset_key, topic_streams
 from driftd.errors import SourceError
 
@@ -190,18 +190,19 @@ class KafkaSource:
         except KafkaError as exc:  # e.g. a rebalance in progress; the next checkpoint retries
             log.warning("offset commit failed: %s", exc)
 
-    def lag(self) -> dict[str, int]:
-        """highwater - position per assigned partition (tansu's end_offsets is unreliable)."""
+    def lag(self) -> Lag:
+        """Messages behind, highwater - position, per assigned topic partition (tansu's
+        end_offsets is unreliable); a partition with no highwater yet is left out."""
         out = {}
         for tp in self.consumer.assignment():
             hw = self.consumer.highwater(tp)
             if hw is None:
                 continue
             try:
-                out[offset_key(tp.topic, tp.partition)] = max(hw - self.consumer.position(tp), 0)
+                out[(tp.topic, tp.partition)] = max(hw - self.consumer.position(tp), 0)
             except KafkaError:
                 continue
-        return out
+        return Lag(messages=out)
 
     def close(self) -> None:
         """Leave the group and close the connection."""
