@@ -4,8 +4,9 @@ One module per concern: ``recorder`` (what this process times and counts), ``che
 (event, join and alarm counters kept in the checkpoint), ``sli`` (per-version SLIs), ``state``
 (pending joins, source lag, checkpoint age), ``registry`` (the model registry's tables and
 outbox), ``rollout`` (the canary's verdicts and evidence) and ``kinds`` (how every family's
-help names its unit and says whether it survives a restart). Every collector reads snapshot methods at scrape time, never another
-component's internals, and describes its families without collecting them.
+help names its unit and says whether it survives a restart). Every collector reads snapshot
+methods at scrape time, never another component's internals, and describes its families without
+collecting them.
 """
 
 from driftd.daemon.metrics.kinds import PROCESS_LOCAL, RESTORED
