@@ -1,5 +1,5 @@
-"""Per-version SLIs: counts, errors, latency buckets (Prometheus ``le`` semantics), accuracy;
-a series per partition."""
+"""Per-version SLIs: counts, errors, latency buckets (Prometheus ``le`` semantics), accuracy,
+squared errors for regression; a series per partition."""
 
 from __future__ import annotations
 
@@ -85,3 +85,31 @@ def test_counts_buckets_and_accuracy_per_version() -> None:
     assert s[("driftd_labeled_total", a)] == 6 and s[("driftd_labeled_total", b)] == 4
     assert s[("driftd_model_quality", tuple(sorted((*a, ("metric", "accuracy")))))] == 4 / 6
     assert s[("driftd_model_quality", tuple(sorted((*b, ("metric", "accuracy")))))] == 2 / 4
+
+
+def test_regression_exports_squared_errors_so_a_window_rmse_is_a_ratio_of_rates() -> None:
+    counts = VersionCounts("regression")
+    counts.update(_batch())
+    c = SliCollector(_Pipeline(counts), {"m": "regression"})  # type: ignore[arg-type]
+    s = _samples(c)
+    part = ("partition", "3")
+    a, b = (("model", "m"), part, ("version", "a")), (("model", "m"), part, ("version", "b"))
+    # a: predictions 1, 0, 1 against labels 1, 1, 1; b: 1, 1 against 0, 1 (the NaN label is out).
+    assert s[("driftd_squared_error_total", a)] == 1.0
+    assert s[("driftd_squared_error_total", b)] == 1.0
+    assert s[("driftd_labeled_total", a)] == 3 and s[("driftd_labeled_total", b)] == 2
+    rmse = s[("driftd_model_quality", tuple(sorted((*a, ("metric", "rmse")))))]
+    assert rmse == np.sqrt(s[("driftd_squared_error_total", a)] / s[("driftd_labeled_total", a)])
+    counts.update(_batch())  # a second window: its rates give the same rmse
+    later = _samples(c)
+    d_sq = later[("driftd_squared_error_total", b)] - s[("driftd_squared_error_total", b)]
+    d_n = later[("driftd_labeled_total", b)] - s[("driftd_labeled_total", b)]
+    assert np.sqrt(d_sq / d_n) == np.sqrt(1 / 2)
+
+
+def test_classification_exports_no_squared_errors() -> None:
+    counts = VersionCounts("binary")
+    counts.update(_batch())
+    s = _samples(SliCollector(_Pipeline(counts), {"m": "binary"}))  # type: ignore[arg-type]
+    assert not any(name == "driftd_squared_error_total" for name, _ in s)
+    assert any(name == "driftd_correct_total" for name, _ in s)
