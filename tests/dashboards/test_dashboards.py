@@ -40,6 +40,7 @@ COUNTERS_AND_GAUGES = {
     "driftd_join_pending",
     "driftd_join_pending_labels",
     "driftd_consumer_lag",
+    "driftd_file_source_remaining_bytes",
     "driftd_checkpoint_age_seconds",
     "driftd_checkpoint_failures_total",
     "driftd_drift_alarms_total",
@@ -47,6 +48,8 @@ COUNTERS_AND_GAUGES = {
     "driftd_prediction_errors_total",
     "driftd_labeled_total",
     "driftd_correct_total",
+    "driftd_squared_error_total",
+    "driftd_feature_missing_total",
     "driftd_model_quality",
     "driftd_drift_statistic",
     "driftd_drift_threshold",
@@ -59,6 +62,10 @@ COUNTERS_AND_GAUGES = {
     "driftd_canary_verdict",
     "driftd_rollbacks_total",
     "driftd_promotions_total",
+    # registry collector (read from the database at scrape)
+    "driftd_outbox_events",
+    "driftd_outbox_oldest_pending_age_seconds",
+    "driftd_retrain_job_oldest_age_seconds",
     # driftd/daemon/incidents.py
     "driftd_incidents",
     "driftd_incident_open_since_timestamp_seconds",
@@ -84,6 +91,8 @@ CONTRACT = COUNTERS_AND_GAUGES | {
     f"{h}{suffix}" for h in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")
 }
 BUILTIN = {"up"}
+# Recording rules generated from the configuration (one per model), not in rules.yml.
+GENERATED_RULES = {"driftd:slo_objective"}
 # Exported by the leader only: dashboards and alerts read them through driftd:leader:* rules.
 DECISION = {
     "driftd_drift_alarms_total",
@@ -142,9 +151,16 @@ def _rules() -> list[dict[str, Any]]:
     return [r for g in doc["groups"] for r in g["rules"]]
 
 
+# Label lists (by, on...) and label matchers: label names there are not metric names (the
+# canary verdict's state-set label is called driftd_canary_verdict, like its metric).
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_MATCHER = re.compile(r'\b\w+\s*(?:=~|!~|!=|=)\s*""')
+
+
 def _metric_names(expr: str) -> set[str]:
-    """driftd_* and recording-rule (a:b:c) names in a PromQL expression, strings removed."""
-    bare = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    """driftd_* and recording-rule (a:b:c) names in a PromQL expression, strings, label lists
+    and label matchers removed."""
+    bare = _MATCHER.sub("", _GROUPING.sub("", re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)))
     names = set(re.findall(r"(?<![\w:])driftd_[A-Za-z0-9_]+(?![\w:])", bare))
     names |= set(re.findall(r"\b[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_:]+\b", bare))
     names |= set(re.findall(r"(?<![\w:])(up)\s*[{\[]", bare))
@@ -184,16 +200,9 @@ def test_panels_have_unique_ids_and_a_query(name: str) -> None:
         assert targets, f"{name}: panel {p['title']!r} has no query"
         for t in targets:
             assert t.get("expr", "").strip(), f"{name}: panel {p['title']!r} has an empty query"
-            assert t["datasource"]["uid"] == "prometheus"
+            assert t["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         refs = [t["refId"] for t in targets]
         assert len(refs) == len(set(refs)), f"{name}: panel {p['title']!r} repeats a refId"
-
-
-def test_promotions_and_rollbacks_are_annotated_everywhere() -> None:
-    for name, dash in _dashboards().items():
-        exprs = " ".join(a.get("expr", "") for a in dash["annotations"]["list"])
-        assert "driftd_promotions_total" in exprs, name
-        assert "driftd_rollbacks_total" in exprs, name
 
 
 def test_queries_json_lists_every_panel_query_with_variables_substituted() -> None:
@@ -204,7 +213,164 @@ def test_queries_json_lists_every_panel_query_with_variables_substituted() -> No
             for t in p.get("targets") or []:
                 assert (dash["uid"], p["id"], t["refId"]) in listed
     for q in queries:
-        assert "$" not in q["query"], q
+        assert not re.search(r"\$[A-Za-z_{]", q["query"]), q  # $1: a label_replace group
+
+
+def _datasource_refs(node: Any) -> list[Any]:
+    """Every value of a ``datasource`` key anywhere in a dashboard."""
+    if isinstance(node, dict):
+        found = [v for k, v in node.items() if k == "datasource"]
+        return found + [r for v in node.values() for r in _datasource_refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _datasource_refs(v)]
+    return []
+
+
+@pytest.mark.parametrize("name", ["overview.json", "model.json", "canary.json", "lineage.json"])
+def test_every_query_reads_the_datasource_variable(name: str) -> None:
+    dash = _dashboards()[name]
+    variables = dash["templating"]["list"]
+    first = variables[0]
+    assert (first["name"], first["type"], first["query"]) == (
+        "datasource",
+        "datasource",
+        "prometheus",
+    ), "the datasource variable comes first: the other variables query it"
+    refs = _datasource_refs(dash["panels"]) + _datasource_refs(dash["annotations"])
+    refs += _datasource_refs(variables[1:])
+    assert refs, name
+    for ref in refs:
+        assert ref == {"type": "prometheus", "uid": "${datasource}"}, f"{name}: {ref!r}"
+    # No datasource uid is written anywhere (the provisioned one is "prometheus").
+    assert '"uid": "prometheus"' not in json.dumps(dash)
+
+
+def test_dashboards_link_to_each_other() -> None:
+    dashboards = _dashboards()
+    for name, dash in dashboards.items():
+        (link,) = dash["links"]
+        assert link["type"] == "dashboards" and link["tags"] == ["driftd"], name
+        assert link["includeVars"] and link["keepTime"], name
+        assert "driftd" in dash["tags"], name
+
+
+def _data_links(dash: dict[str, Any]) -> dict[str, list[str]]:
+    """Panel title -> the URLs of its data links."""
+    return {
+        p["title"]: [lnk["url"] for lnk in p["fieldConfig"]["defaults"]["links"]]
+        for p in _panels(dash["panels"])
+        if (p.get("fieldConfig") or {}).get("defaults", {}).get("links")
+    }
+
+
+def test_model_and_canary_panels_link_to_their_dashboards_with_the_model() -> None:
+    dashboards = _dashboards()
+    uids = {d["uid"] for d in dashboards.values()}
+    carried = "var-model=${__field.labels.model}"
+    for name, dash in dashboards.items():
+        links = _data_links(dash)
+        for title, urls in links.items():
+            for url in urls:
+                target = re.match(r"/d/([\w-]+)\?", url)
+                assert target and target.group(1) in uids, f"{name} / {title}: {url}"
+                assert "${__url_time_range}" in url and "${datasource:queryparam}" in url, url
+        if name == "lineage.json":
+            assert any("var-model=${__data.fields.model}" in u for u in links["Lineage"])
+            continue
+        to_model = {t for t, urls in links.items() if any("/d/driftd-model?" in u for u in urls)}
+        to_canary = {t for t, urls in links.items() if any("/d/driftd-canary?" in u for u in urls)}
+        assert all(carried in u for urls in links.values() for u in urls), name
+        if name == "overview.json":
+            assert {"Predictions per second", "Prediction error ratio", "Drift alarms"} <= to_model
+            assert "Canary verdict" in to_model & to_canary
+        if name == "canary.json":
+            assert {"Verdict", "Error ratio per version"} <= to_model
+        if name == "model.json":
+            assert "Traffic weight per version" in to_canary
+    # That each such panel's series keep their model label: the multi-instance test checks.
+
+
+def _panel_queries(dashboard: str, title: str) -> list[dict[str, Any]]:
+    found = [q for q in _queries() if q["dashboard"] == dashboard and q["panel"] == title]
+    assert found, f"no panel {title!r} on {dashboard}"
+    return found
+
+
+def test_slo_panels_read_the_ratio_rules_and_fall_back_to_the_default_objective() -> None:
+    for slo, rule, default in (
+        ("Errors", "model_version:driftd_prediction_errors:ratio_rate", "0.995"),
+        ("Latency", "model_version:driftd_prediction_latency_slow:ratio_rate", "0.99"),
+    ):
+        fallback = f"or on (model) ({default} * group by (model) (driftd_model_version_info"
+        burn = _panel_queries("driftd-model", f"{slo}: burn rate")
+        assert [re.search(rf"{rule}(\w+)\{{", q["expr"]).group(1) for q in burn] == [  # type: ignore[union-attr]
+            "1h",
+            "6h",
+            "3d",
+        ]
+        sli = _panel_queries("driftd-model", f"{slo}: SLI vs objective")
+        assert f"1 - {rule}5m" in sli[0]["expr"]
+        budget = _panel_queries("driftd-model", f"{slo}: error budget left (30d)")
+        assert budget[0]["expr"].startswith(f"1 - {rule}30d{{")
+        for q in [*burn, *sli[1:], *budget]:
+            assert 'driftd:slo_objective{model=~"$model", slo="' in q["expr"], q["panel"]
+            assert fallback in q["expr"], q["panel"]
+            assert "driftd:slo_objective" in q["query"]
+        (overview,) = _panel_queries(
+            "driftd-overview", f"{slo}: error budget left (production, 30d)"
+        )
+        assert 'driftd_model_version_info{stage="production"}' in overview["expr"]
+        (fastest,) = _panel_queries("driftd-overview", f"{slo}: burn rate 1h (fastest version)")
+        for q in (overview, fastest):
+            assert fallback in q["expr"], q["panel"]
+
+
+def test_features_show_their_detector_statistic_beside_the_threshold() -> None:
+    stat_now, threshold, ratio = _panel_queries("driftd-model", "Feature detectors now")
+    assert "driftd:leader:detector_statistic" in stat_now["expr"]
+    assert "driftd:leader:detector_threshold" in threshold["expr"]
+    for q in (stat_now, threshold, ratio):
+        assert 'stream=~"feature:(${feature})(=.*)?"' in q["expr"]
+        assert '"feature", "$1", "stream", "feature:([^=]*).*"' in q["expr"]
+        assert q["instant"] and not q["expect_data"] and q["optional"]
+    (over_time,) = _panel_queries("driftd-model", "Feature detectors: statistic / threshold")
+    assert "detector_statistic" in over_time["expr"] and "detector_threshold" in over_time["expr"]
+    (missing,) = _panel_queries("driftd-model", "Missing values per feature")
+    assert missing["expect_data"] and 'feature=~"$feature"' in missing["expr"]
+    feature = {v["name"]: v for v in _dashboards()["model.json"]["templating"]["list"]}["feature"]
+    assert "driftd_feature_missing_total" in feature["query"]
+
+
+def test_rollouts_and_incidents_are_annotated_everywhere() -> None:
+    for name, dash in _dashboards().items():
+        notes = {a["name"]: a for a in dash["annotations"]["list"] if "expr" in a}
+        assert {"Promotions", "Rollbacks", "Canary verdicts", "Incidents"} <= set(notes), name
+        assert "driftd_promotions_total" in notes["Promotions"]["expr"]
+        assert "driftd_rollbacks_total" in notes["Rollbacks"]["expr"]
+        verdicts = notes["Canary verdicts"]
+        assert "driftd:leader:canary_verdict" in verdicts["expr"]
+        assert "{{driftd_canary_verdict}}" in verdicts["titleFormat"]
+        assert "{{report_url}}" in notes["Incidents"]["textFormat"]
+
+
+def test_the_verdict_shows_the_state_name() -> None:
+    states = {"continue", "promote", "rollback", "halt"}
+    for dashboard, title in (("driftd-overview", "Canary verdict"), ("driftd-canary", "Verdict"),
+                             ("driftd-canary", "Verdict over time")):  # fmt: skip
+        (q,) = _panel_queries(dashboard, title)
+        named = set(re.findall(r'driftd_canary_verdict="(\w+)"', q["expr"]))
+        assert named == states, q["expr"]
+        dash = next(d for d in _dashboards().values() if d["uid"] == dashboard)
+        panel = next(p for p in _panels(dash["panels"]) if p["title"] == title)
+        (mapping,) = panel["fieldConfig"]["defaults"]["mappings"]
+        assert {m["text"] for m in mapping["options"].values()} == states
+
+
+def test_optional_queries_name_why() -> None:
+    optional = [q for q in _queries() if q["kind"] == "panel" and not q["expect_data"]]
+    assert optional
+    for q in optional:
+        assert q["optional"], q
 
 
 # -- PromQL validity and the metric contract -------------------------------------------------
@@ -243,7 +409,7 @@ def test_only_contract_metrics_are_used() -> None:
     used: set[str] = set()
     for e in exprs:
         used |= _metric_names(e)
-    unknown = sorted(used - CONTRACT - recorded - BUILTIN)
+    unknown = sorted(used - CONTRACT - recorded - BUILTIN - GENERATED_RULES)
     assert not unknown, f"metrics outside the recorder contract: {unknown}"
 
 
@@ -384,6 +550,12 @@ _REGISTRY: list[tuple[str, dict[str, str], str]] = [
      "1x60"),
     ("driftd_retrain_jobs", {"model": "m", "state": "succeeded"}, "2x60"),
     ("driftd_retrain_jobs", {"model": "m", "state": "queued"}, "1x60"),
+    ("driftd_retrain_job_oldest_age_seconds", {"model": "m", "state": "queued"}, "0+60x60"),
+    ("driftd_retrain_job_oldest_age_seconds", {"model": "m", "state": "running"}, "0x60"),
+    ("driftd_outbox_events", {"state": "pending"}, "2x60"),
+    ("driftd_outbox_events", {"state": "delivered"}, "0+1x60"),
+    ("driftd_outbox_events", {"state": "dead"}, "0x60"),
+    ("driftd_outbox_oldest_pending_age_seconds", {}, "5x60"),
     *[
         ("driftd_retrain_job_duration_seconds_bucket",
          {"model": "m", "outcome": "succeeded", "le": le}, v)
@@ -405,11 +577,28 @@ _DECISION: list[tuple[str, dict[str, str], str, str]] = [  # (name, labels, lead
      "stream": "error", "detector": "DDM"}, "0.1x60", "9x60"),
     ("driftd_detector_threshold", {"pipeline": "p", "model": "m", "version": "1",
      "stream": "error", "detector": "DDM"}, "0.2x60", "9x60"),
-    ("driftd_canary_verdict", {"model": "m"}, "0x60", "2x60"),
+    # A feature detector: an ADWIN on a numeric feature, a DDM on a category of another.
     *[
-        ("driftd_canary_evidence", {"model": "m", "slo": slo, "bound": bound}, "1.5x60", "9x60")
+        (name, {"pipeline": "p", "model": "m", "version": "1", "stream": stream,
+         "detector": det}, value, "9x60")
+        for stream, det, stat, thr in (("feature:amount", "ADWIN", "0.5x60", "2x60"),
+                                       ("feature:country=FR", "DDM", "1x30 3x30", "2x60"))
+        for name, value in (("driftd_detector_statistic", stat),
+                            ("driftd_detector_threshold", thr))
+    ],
+    # A state set: the canary continues for 20 minutes, then is rolled back; the stale
+    # follower still says promote.
+    *[
+        ("driftd_canary_verdict", {"model": "m", "driftd_canary_verdict": state}, lead, stale)
+        for state, lead, stale in (("continue", "1x20 0x40", "0x60"),
+                                   ("promote", "0x60", "1x60"),
+                                   ("rollback", "0x20 1x40", "0x60"),
+                                   ("halt", "0x60", "0x60"))
+    ],
+    *[
+        ("driftd_canary_evidence", {"model": "m", "slo": slo, "test": test}, "1.5x60", "9x60")
         for slo in ("error_rate", "latency_p99", "quality")
-        for bound in ("lower", "upper")
+        for test in ("rollback", "promote")
     ],
     ("driftd_leader_event_clock_seconds", {"pipeline": "p"}, "0+60x60", "5x60"),
     ("driftd_leader_held_buckets", {"pipeline": "p"}, "3x60", "40x60"),
@@ -428,6 +617,8 @@ def _partition_series() -> list[tuple[str, dict[str, str], float, bool]]:
         ("driftd_join_events_total", {"model": "m", "outcome": "joined"}, 50, True),
         ("driftd_join_pending", {"model": "m"}, 30, False),
         ("driftd_join_pending_labels", {"model": "m"}, 10, False),
+        ("driftd_feature_missing_total", {"model": "m", "feature": "amount"}, 3, True),
+        ("driftd_feature_missing_total", {"model": "m", "feature": "country"}, 0, True),
         ("driftd_checkpoint_failures_total", {}, 0, True),
         ("driftd_leader_merges_total", {"pipeline": "p"}, 60, True),
         ("driftd_leader_merge_seconds_total", {"pipeline": "p"}, 3, True),
@@ -479,6 +670,17 @@ def _two_scenarios() -> list[dict[str, str]]:
             add("driftd_labeled_total", mv, "many", inst, ramp(n, True))
             add("driftd_correct_total", mv, "many", inst, ramp(n * acc, True))
             add("driftd_model_quality", q, "many", inst, ramp(acc, False))
+    # A regressor r: rmse 2 over the window on both instances (squared errors 4 per label).
+    reg = {"model": "r", "version": "1"}
+    add("driftd_labeled_total", reg, "one", "o", ramp(10, True))
+    add("driftd_correct_total", reg, "one", "o", ramp(0, True))
+    add("driftd_squared_error_total", reg, "one", "o", ramp(40, True))
+    add("driftd_model_quality", {**reg, "metric": "rmse"}, "one", "o", ramp(2, False))
+    for inst, n in (("a", 6), ("b", 4)):
+        add("driftd_labeled_total", reg, "many", inst, ramp(n, True))
+        add("driftd_correct_total", reg, "many", inst, ramp(0, True))
+        add("driftd_squared_error_total", reg, "many", inst, ramp(4 * n, True))
+        add("driftd_model_quality", {**reg, "metric": "rmse"}, "many", inst, ramp(2, False))
     # Per-partition and per-process gauges: a partition moving from a to b is on both.
     for job, insts in (("one", {"o": (12, ["predictions[0]", "predictions[1]"])}),
                        ("many", {"a": (12, ["predictions[0]"]),
@@ -487,7 +689,9 @@ def _two_scenarios() -> list[dict[str, str]]:
             add("driftd_checkpoint_age_seconds", {}, job, inst, f"{age}x60")
             for stream in streams:
                 lag = "500x60" if stream.endswith("[0]") else "200x60"
-                add("driftd_consumer_lag", {"stream": stream}, job, inst, lag)
+                part = {"topic": "predictions", "partition": stream[-2]}
+                add("driftd_consumer_lag", part, job, inst, lag)
+            add("driftd_file_source_remaining_bytes", {}, job, inst, "4096x60")
             add("driftd_lease_renewal_failures_total", {"pipeline": "p"}, job, inst, "0x60")
             add("driftd_leader_fenced_out_total", {"pipeline": "p"}, job, inst, "0x60")
     for name, labels, values in _REGISTRY:
@@ -500,6 +704,8 @@ def _two_scenarios() -> list[dict[str, str]]:
     for job, inst, lead, epoch in (("one", "o", 1, 3), ("many", "a", 1, 3), ("many", "b", 0, 0)):
         add("driftd_leader", {"pipeline": "p"}, job, inst, f"{lead}x60")
         add("driftd_leader_epoch", {"pipeline": "p"}, job, inst, f"{epoch}x60")
+    # Model m's error objective comes from a generated rule; latency falls back to 0.99.
+    series.append({"series": 'driftd:slo_objective{model="m", slo="errors"}', "values": "0.98x60"})
     return series
 
 
@@ -507,13 +713,17 @@ def _on_job(query: str, job: str) -> str:
     """``query`` with every selector restricted to ``job``."""
 
     def restrict(m: re.Match[str]) -> str:
-        name, matchers = m.group(1), m.group(2)
+        if m.group(1):  # a label list: its names are labels
+            return m.group(1)
+        name, matchers = m.group(2), m.group(3)
         inner = f'job="{job}"' + (f", {matchers[1:-1]}" if matchers and matchers[1:-1] else "")
         return f"{name}{{{inner}}}"
 
-    bare = re.sub(r'"(?:[^"\\]|\\.)*"', "", query)
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', "", query).replace("driftd:slo_objective", "")
     assert not re.search(r"[a-zA-Z_]+:[a-zA-Z_:]+", bare), f"a rule is not inlined: {query!r}"
-    return re.sub(r"(?<![\w:])(driftd_[A-Za-z0-9_]+)(\{[^}]*\})?", restrict, query)
+    return re.sub(
+        rf"({_GROUPING.pattern})|(?<![\w:])(driftd_[A-Za-z0-9_]+)(\{{[^}}]*\}})?", restrict, query
+    )
 
 
 # Leadership panels that show instances one by one, or count them, differ by design.
@@ -530,18 +740,30 @@ def test_every_query_answers_the_same_on_one_instance_and_on_several(tmp_path: P
     """Partition series sum, registry series count once, decision series come from the leader
     (not from a follower's stale series): N instances show what one instance would."""
     promtool = _tool("promtool")
+    linked = {
+        (dash["uid"], title)
+        for dash in _dashboards().values()
+        for title, urls in _data_links(dash).items()
+        if any("${__field.labels.model}" in u for u in urls)
+    }
     checks: list[dict[str, Any]] = []
     for q in _queries():
         if q["panel"] in _PER_INSTANCE_PANELS:
             continue
         one, many = _on_job(q["query"], "one"), _on_job(q["query"], "many")
-        for expr in (
+        exprs = [
             f"({one}) unless ignoring (job) ({many})",
             f"({many}) unless ignoring (job) ({one})",
             f"abs(({one}) - ignoring (job) ({many})) > 1e-6",
-        ):
+        ]
+        if (q["dashboard"], q["panel"]) in linked:
+            # The data link reads the series' model label: every series keeps it.
+            exprs.append(f'({one}) unless on (model) driftd_model_version_info{{job="one"}}')
+        for expr in exprs:
             checks.append({"expr": expr, "eval_time": "40m", "exp_samples": []})
-        if q["expect_data"]:
+        # Every panel query returns data here, optional ones too (the synthetic series
+        # include a file source, feature detectors and a regressor).
+        if q["kind"] == "panel":
             checks.append(
                 {
                     "expr": f"count({one}) > bool 0",
