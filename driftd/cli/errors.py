@@ -102,6 +102,10 @@ class DriftdGroup(click.Group):
             if ctx.meta.get("driftd.json"):
                 click.echo(json_error(exc))
             raise
+        except click.Abort:  # a declined or unanswerable prompt: exit 1, as click's
+            if ctx.meta.get("driftd.json"):
+                click.echo(json.dumps({"error": "aborted", "exit_code": int(Exit.ERROR)}))
+            raise
 
     def _invoke(self, ctx: click.Context) -> Any:
         try:
