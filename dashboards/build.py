@@ -1614,6 +1614,9 @@ OPTIONAL = {
 
 
 def collect_queries(dashboards: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    panels = {(d["uid"], p["title"]) for d in dashboards.values() for p in iter_panels(d["panels"])}
+    if unknown := set(OPTIONAL) - panels:
+        raise ValueError(f"OPTIONAL names panels that do not exist: {sorted(unknown)}")
     out: list[dict[str, Any]] = []
     for fname, dash in dashboards.items():
         for p in iter_panels(dash.get("panels") or []):
