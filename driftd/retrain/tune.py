@@ -5,6 +5,9 @@ Each trial trains with ``base params | sampled params`` (fixed seed, own ``out_d
 completed trial's artifact becomes the candidate. Coarse-then-fine runs two studies in the same
 storage: ``<study>`` (RandomSampler) then ``<study>-fine`` (TPE on the space narrowed to the
 coarse phase's best quartile), because Optuna refuses one parameter with two distributions.
+A second run with the same study name continues the study: its trials are added to those
+stored, sampled from a seed derived from how many there are (not replaying the first run's),
+and the best over all of them wins.
 
 Studies live in the registry database. Optuna and driftd's migrations would both own the
 ``alembic_version`` table, so on PostgreSQL Optuna's tables go to their own schema
@@ -22,6 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import optuna
 import sqlalchemy as sa
 from optuna.samplers import RandomSampler, TPESampler
@@ -191,13 +195,16 @@ def tune(
         optuna.storages.InMemoryStorage() if storage_url is None else open_storage(storage_url)
     )
     phases: list[tuple[PhaseResult, optuna.Study]] = []
+    quiet_optuna()
     try:
         for phase, name, n in _plan(study_name, n_trials, coarse_fraction):
-            sampler = RandomSampler(seed=seed) if phase == "coarse" else TPESampler(seed=seed)
             study = optuna.create_study(
-                storage=storage, sampler=sampler, pruner=_pruner(pruner), study_name=name,
-                direction=direction, load_if_exists=True,
+                storage=storage, sampler=_sampler(phase, seed, 0), pruner=_pruner(pruner),
+                study_name=name, direction=direction, load_if_exists=True,
             )  # fmt: skip
+            if existing := len(study.get_trials(deepcopy=False)):
+                # A study resumed: new trials follow the ones it holds, from a seed of their own.
+                study.sampler = _sampler(phase, seed, existing)
             if phase == "fine":
                 space = _fine_space(study, space, phases[0][1], direction)
             warm = warm_start if not phases else None  # the first phase tries the champion
@@ -209,6 +216,27 @@ def tune(
     shown = "memory" if storage_url is None else sa.make_url(storage_url).render_as_string()
     wall_s = time.monotonic() - t0
     return _best(rows, [p for p, _ in phases], base_params, direction, study_name, shown, wall_s)
+
+
+def quiet_optuna() -> None:
+    """Optuna's log lines go to the ``logging`` module (``optuna.*`` loggers, shown or not by
+    driftd's log settings, on stderr), not to its own handler among a command's output."""
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+
+
+def phase_seed(seed: int, existing: int) -> int:
+    """The sampler seed of a run that finds ``existing`` trials in its study: ``seed`` for a
+    new study (the same seed samples the same params), and for a resumed one a seed derived
+    from both, so that a second run samples new params instead of replaying the first's."""
+    if existing == 0:
+        return seed
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, existing]).generate_state(1)[0])
+
+
+def _sampler(phase: str, seed: int, existing: int) -> optuna.samplers.BaseSampler:
+    s = phase_seed(seed, existing)
+    return RandomSampler(seed=s) if phase == "coarse" else TPESampler(seed=s)
 
 
 def _plan(study_name: str, n_trials: int, coarse_fraction: float) -> list[tuple[str, str, int]]:
