@@ -47,7 +47,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         registry.engine.dispose()
     metrics = (out / "metrics.prom").read_text()
     assert 'driftd_rollbacks_total{model="fraud"} 1.0' in metrics
-    assert 'driftd_canary_verdict{model="fraud"} -1.0' in metrics
+    assert 'driftd_canary_verdict{driftd_canary_verdict="rollback",model="fraud"} 1.0' in metrics
     res = CliRunner().invoke(
         cli, ["rollout", "status", "fraud", "--config", str(out / "driftd.toml"), "--json"]
     )

@@ -380,7 +380,12 @@ def test_closed_loop_end_to_end(
         # only from the leader's, which Prometheus may scrape a moment later: wait for it.
         _wait(
             "the leader's rollback verdict in Prometheus",
-            lambda: prom_value(f'driftd_canary_verdict{{model="{MODEL}"}}') == -1.0,
+            lambda: (
+                prom_value(
+                    f'driftd_canary_verdict{{model="{MODEL}",driftd_canary_verdict="rollback"}}'
+                )
+                == 1.0
+            ),
             60,
             procs,
         )
