@@ -30,7 +30,10 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
 
 
-@click.command("check")
+SHORT_HELP = "Gate input data in CI: exit 6 when a detector alarms or a data check fails."
+
+
+@click.command("check", short_help=SHORT_HELP)
 @config_option(envvar=True, exists=True, dir_okay=False)
 @click.option("--model", help="Check only this model (default: every configured model).")
 @click.option(
