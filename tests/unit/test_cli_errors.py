@@ -4,6 +4,7 @@ be reached."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -143,3 +144,35 @@ def test_every_command_group_exits_2_on_a_bad_config(
     line = one_line(res)
     assert res.returncode == 2, res.stderr
     assert "registry.url" in line and "mysql://db/registry" in line
+
+
+def test_the_help_lists_every_exit_code_and_the_json_error() -> None:
+    from driftd.cli.exitcodes import MEANING, Exit
+
+    res = driftd("--help")
+    assert res.returncode == 0
+    listed = res.stdout.split("Exit codes:")[1]
+    for code in Exit:
+        assert f"  {int(code)}  {MEANING[code]}" in listed, code
+    assert '{"error": "<message>", "exit_code": N}' in listed
+
+
+def test_under_json_an_error_is_one_json_document_on_stdout(tmp_path: Path) -> None:
+    res = driftd("db", "upgrade", "--db", "mysql://db/state", "--json")
+    line = one_line(res)  # people still get their line on stderr
+    doc = json.loads(res.stdout)
+    assert res.returncode == 2 and doc == {"error": line.removeprefix("Error: "), "exit_code": 2}
+    res = driftd("registry", "ls", "--json")  # click's own usage error, before any work
+    assert res.returncode == 2 and json.loads(res.stdout)["exit_code"] == 2
+    res = driftd("no-such-command", "--json")
+    assert res.returncode == 2 and "no-such-command" in json.loads(res.stdout)["error"]
+
+
+def test_under_json_stdout_holds_the_result_and_nothing_else(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/r.db"
+    res = driftd("db", "upgrade", "--db", url, "--json")
+    assert res.returncode == 0, res.stderr
+    (done,) = json.loads(res.stdout)["upgraded"]
+    assert done["from"] is None and done["to"]
+    res = driftd("registry", "ls", "--db", url, "--json", env={"DRIFTD_REGISTRY__SECRET": "s"})
+    assert res.returncode == 0 and json.loads(res.stdout) == []
