@@ -123,7 +123,7 @@ def audit_verify(
     else:
         say(f"audit log BROKEN: {result.problem}", err=True)
     if not result.ok:
-        raise SystemExit(Exit.VERIFY_FAILED)
+        raise SystemExit(int(Exit.VERIFY_FAILED))
 
 
 @audit.command("log")

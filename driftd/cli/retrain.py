@@ -140,7 +140,7 @@ def run(model: str, config: Path, window: str | None, trials: int | None, as_jso
     else:
         _print_outcome(model, outcome)
     if not outcome.promoted:
-        raise SystemExit(Exit.REFUSED)
+        raise SystemExit(int(Exit.REFUSED))
 
 
 def _progress(
@@ -348,7 +348,7 @@ def reproduce(run_id: str, config: Path, tolerance: float, as_json: bool) -> Non
         else:
             click.echo("NOT reproduced")
             say(f"dataset changed: {exc}")
-        raise SystemExit(Exit.VERIFY_FAILED) from None
+        raise SystemExit(int(Exit.VERIFY_FAILED)) from None
     if as_json:
         echo_json(
             {
@@ -362,4 +362,4 @@ def reproduce(run_id: str, config: Path, tolerance: float, as_json: bool) -> Non
     else:
         click.echo(safe_lines(report.summary()))
     if not report.ok:
-        raise SystemExit(Exit.VERIFY_FAILED)
+        raise SystemExit(int(Exit.VERIFY_FAILED))
