@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from driftd.daemon.abc import RawChunk
+from driftd.daemon.abc import Lag, RawChunk
 from driftd.daemon.sources import file as file_source
 from driftd.daemon.sources.file import LINE_SUFFIX, FileSource, Unterminated
 from driftd.errors import SourceError
@@ -248,9 +248,9 @@ def test_lag_is_the_bytes_left_in_a_plain_file(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jsonl", b"AAAA\nBBBB\n")
     src = FileSource([path], LIMIT)
     src.poll(0.0, 1)
-    assert src.lag() == {str(path): 5}
+    assert src.lag() == Lag(remaining_bytes=5)
     read_all(src, 10)
-    assert src.lag() == {}
+    assert src.lag() == Lag()
 
 
 def test_a_missing_file_is_a_source_error(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from driftd.daemon.abc import Lag
 from driftd.daemon.metrics.checkpointed import CheckpointedCollector
 from driftd.daemon.metrics.registry import RegistryCollector
 from driftd.daemon.metrics.sli import SliCollector
@@ -42,13 +43,13 @@ def test_sli_collector_describes_what_it_collects(pipeline: Pipeline) -> None:
 
 
 def test_state_collector_describes_what_it_collects(pipeline: Pipeline) -> None:
-    _check(StateCollector(pipeline, lambda: {"s": 3}, lambda: None))
+    _check(StateCollector(pipeline, lambda: Lag({("predictions", 0): 3}, 10), lambda: None))
 
 
 def test_registry_collector_describes_what_it_collects(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/registry.db")
     upgrade(engine)
     try:
-        _check(RegistryCollector(engine), samples=False)  # an empty registry
+        _check(RegistryCollector(engine), samples=True)  # empty: the outbox gauges read 0
     finally:
         engine.dispose()

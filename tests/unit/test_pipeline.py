@@ -13,7 +13,7 @@ from driftd.config import IngestSettings, JoinSettings, ModelSettings
 from driftd.contracts.events import DEAD_LETTER_REASONS
 from driftd.contracts.monitor import MonitorBatch
 from driftd.daemon import state_codec
-from driftd.daemon.abc import RawChunk, Stream
+from driftd.daemon.abc import Lag, RawChunk, Stream
 from driftd.daemon.columns import ModelSchema
 from driftd.daemon.pipeline import ChunkOutcome, Pipeline
 from driftd.daemon.summary import JOIN_KEYS
@@ -364,8 +364,8 @@ class ListSource:
 
     def seek(self, partition: int, offsets: dict[str, int]) -> None: ...
     def commit(self, partition: int, offsets: dict[str, int]) -> None: ...
-    def lag(self) -> dict[str, int]:
-        return {}
+    def lag(self) -> Lag:
+        return Lag()
 
     def close(self) -> None: ...
 

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from driftd.config import load_settings
 from driftd.daemon import app as app_mod
 from driftd.daemon import state_codec
+from driftd.daemon.abc import Lag
 from driftd.daemon.metrics import PROCESS_LOCAL, RESTORED, Recorder, StateCollector
 from driftd.daemon.replay import checkpoint_status, print_summary
 from driftd.daemon.state import STATE_KIND, STATE_VERSION
@@ -145,7 +146,7 @@ def test_checkpoint_age_counts_from_process_start_without_a_checkpoint(
     tmp_path: Path, stream: synth.Stream
 ) -> None:
     pipeline = app_mod.build_pipeline(load_settings(_config(tmp_path, stream), env={}))
-    collector = StateCollector(pipeline, dict, lambda: None, started_at=time.time() - 50)
+    collector = StateCollector(pipeline, Lag, lambda: None, started_at=time.time() - 50)
     registry = CollectorRegistry()
     registry.register(collector)
     # No partition held (an idle group member): nothing to save, so no age to alert on.
@@ -162,7 +163,7 @@ def test_every_cumulative_metric_says_whether_it_survives_a_restart(
     pipeline = app_mod.build_pipeline(settings)
     registry = CollectorRegistry()
     Recorder(registry, {name: m.task for name, m in settings.models.items()}, pipeline)
-    registry.register(StateCollector(pipeline, dict, lambda: None))
+    registry.register(StateCollector(pipeline, Lag, lambda: None))
     families = list(registry.collect())
     assert {"driftd_events_consumed", "driftd_batch_processing_seconds"} <= {
         f.name for f in families
