@@ -65,9 +65,17 @@ COMMANDS: dict[str, Lazy] = {
         short_help="Write an incident's self-contained HTML report.",
     ),
     "rollout": Lazy(
-        "driftd.cli.ops:rollout",
-        help="Canary rollouts: where each model's stands, and the evidence behind its last "
-        "verdict.",
+        "driftd.cli.rollout:rollout",
+        help="Canary rollouts: where each model's stands, the evidence behind its last verdict, "
+        "and manual control (pause, resume, promote, abort).",
+    ),
+    "check": Lazy(
+        "driftd.cli.check:check",
+        short_help="Gate input data in CI: exit 6 when a detector alarms or a data check fails.",
+    ),
+    "rules": Lazy(
+        "driftd.cli.rules:rules",
+        short_help="Write the Prometheus rules (SLO burn rates, alerts) for a config.",
     ),
     "retrain": Lazy(
         "driftd.cli.retrain:retrain",

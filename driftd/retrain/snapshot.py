@@ -39,6 +39,10 @@ FORMAT = "driftd-snapshot/1"
 MANIFEST = "manifest.json"
 
 
+class EmptyWindow(DriftdError, ValueError):
+    """A snapshot's window selects no labeled rows: nothing to train on (one line, exit 1)."""
+
+
 class SnapshotIntegrityError(DriftdError):
     """A snapshot's content does not match its manifest (or the manifest is unreadable)."""
 
@@ -280,7 +284,7 @@ def make_snapshot(
         raise FileExistsError(f"{out_dir} already holds a snapshot")
     table = select(store, spec)
     if table.num_rows == 0:
-        raise ValueError(f"the window {spec.window} of model {spec.model!r} selects no rows")
+        raise EmptyWindow(f"the window {spec.window} of model {spec.model!r} selects no rows")
     ts = table.column("ts").to_numpy()
     b1, b2 = split_bounds(ts, spec)
     parts = (table.slice(0, b1), table.slice(b1, b2 - b1), table.slice(b2))

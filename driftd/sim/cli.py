@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from driftd.cli.options import json_option
+from driftd.cli.output import echo_json
 from driftd.sim.server import LabelEmitter, ModelServer, Regression
 from driftd.sim.sinks import ControlFollower, JsonlSink, KafkaSink
 from driftd.sim.synth import CATEGORIES
@@ -141,6 +143,7 @@ def _world(settings: Settings, model: str, seed: int, drift_at: float | None) ->
     "traffic of the same world (the real retrain path) and give it all traffic.",
 )
 @click.option("--status-every", default=10.0, show_default=True, help="Seconds between status.")
+@json_option
 def serve_sim(
     config_path: Path,
     model: str | None,
@@ -156,6 +159,7 @@ def serve_sim(
     seed: int,
     bootstrap_first: bool,
     status_every: float,
+    as_json: bool,
 ) -> None:
     """Serve a model's registered versions to a simulated world; emit the events.
 
@@ -199,6 +203,17 @@ def serve_sim(
         server, sink, follower, rate, duration, status_every, f"{model} v{first}", where
     )
     click.echo(f"served {served} requests; {emitter.pending} labels were still pending", err=True)
+    if as_json:  # one summary when it stops, as driftd's other long-running commands
+        echo_json(
+            {
+                "command": "serve-sim",
+                "model": model,
+                "served": served,
+                "labels_pending": emitter.pending,
+                "started_at": start,
+                "stopped_at": time.time(),
+            }
+        )
     sys.stdout.flush()
 
 
@@ -220,10 +235,12 @@ def _choose_model(settings: Settings, model: str | None, config_path: Path) -> s
     """``--model``, which must be configured, else the config's only model."""
     if model is None:
         if len(settings.models) != 1:
-            raise click.ClickException(f"choose --model among {', '.join(settings.models)}")
+            raise click.BadParameter(
+                f"choose one among {', '.join(settings.models)}", param_hint="--model"
+            )
         return next(iter(settings.models))
     if model not in settings.models:
-        raise click.ClickException(f"model {model!r} is not in {config_path}")
+        raise click.BadParameter(f"model {model!r} is not in {config_path}", param_hint="--model")
     return model
 
 

@@ -112,9 +112,9 @@ def test_cli_verify_expect_head(db_url: str) -> None:
     code, out = _cli(db_url, "audit", "verify", "--expect-head", seen)
     assert code == 0 and f"witness {head} matches" in out, out
     code, out = _cli(db_url, "audit", "verify", "--expect-head", f"{head}:{'cd' * 32}")
-    assert code == 1 and f"record {head} does not match the witness" in out
+    assert code == 5 and f"record {head} does not match the witness" in out
     code, out = _cli(db_url, "audit", "verify", "--json", "--expect-head", f"{head + 1}:{SHA}")
-    assert code == 1 and json.loads(out)["seq"] == head + 1
+    assert code == 5 and json.loads(out)["seq"] == head + 1
     code, out = _cli(db_url, "audit", "verify", "--expect-head", "nine:abc")
     assert code == 2 and "--expect-head" in out and "SEQ:HASH" in out
 
@@ -124,7 +124,7 @@ def test_cli_verify_of_a_keyed_log_without_the_key_says_so(db_url: str) -> None:
     reg.register_version("fraud", "file:///m", SHA, 1, "trainer")
     reg.engine.dispose()
     code, out = _cli(db_url, "audit", "verify", secret=None)
-    assert code == 1 and "keyed" in out and "no key is configured" in out
+    assert code == 5 and "keyed" in out and "no key is configured" in out
     assert "altered" not in out
 
 

@@ -72,9 +72,9 @@ n_boot = 500
     return config, LabeledStore(tmp_path / "labeled")
 
 
-def _retrain(config: Path) -> dict[str, object]:
+def _retrain(config: Path, code: int = 0) -> dict[str, object]:
     res = CliRunner().invoke(cli, ["retrain", "fraud", "--config", str(config), "--json"])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == code, res.output
     return dict(json.loads(res.stdout))
 
 
@@ -140,7 +140,7 @@ def test_an_equal_candidate_is_refused(setup: tuple[Path, LabeledStore]) -> None
     registry.promote("fraud", 1, "production", "ops")
     registry.engine.dispose()
     write_rows(store, 6000, seed=4, t0=10_000.0, weights=w)  # same concept, new rows
-    second = _retrain(config)
+    second = _retrain(config, code=3)  # refused: exit 3 (Exit.REFUSED)
     assert second["promoted"] is False
     assert second["evaluation"]["reasons"]  # type: ignore[index]
     registry = open_registry(settings.registry, settings.registry_url, apply_gates=False)
