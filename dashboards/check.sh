@@ -22,12 +22,15 @@ missing() {
 
 step "dashboards are current (build.py --check)"
 "$PY" dashboards/build.py --check
+step "rules.yml is current (driftd rules --config deploy/compose/driftd.toml)"
+"$PY" -c 'from driftd.cli.rules import rules; rules(["--config", "deploy/compose/driftd.toml"])' \
+  | diff -u dashboards/prometheus/rules.yml -
 
 if command -v promtool >/dev/null 2>&1; then
   step "promtool check rules"
   promtool check rules dashboards/prometheus/rules.yml
   step "promtool test rules"
-  (cd dashboards/prometheus && promtool test rules rules_test.yml)
+  (cd dashboards/prometheus && promtool test rules rules_test.yml rules_test_long.yml)
   step "promtool check config"
   promtool check config dashboards/prometheus/prometheus.yml
 else
