@@ -8,7 +8,6 @@ restarts, and only the leader acts on it. Each command is recorded in the audit 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ import click
 from driftd.cli.exitcodes import Exit
 from driftd.cli.options import actor_option, db_options, json_option
 from driftd.cli.output import echo_json, say
+from driftd.cli.output import iso as output_iso
 
 if TYPE_CHECKING:
     from driftd.rollout.evidence import SLO
@@ -37,13 +37,8 @@ class _Refused(click.ClickException):
 
 
 def iso(ts: float | None) -> str | None:
-    """A Unix time as ISO 8601 UTC (``2026-12-01T10:00:00Z``); None for none."""
-    if ts is None:
-        return None
-    t = dt.datetime.fromtimestamp(ts, dt.UTC)
-    return t.isoformat(timespec="milliseconds" if t.microsecond else "seconds").replace(
-        "+00:00", "Z"
-    )
+    """A Unix time as ISO 8601 UTC; None for none (``driftd.cli.output.iso``)."""
+    return None if ts is None else output_iso(ts)
 
 
 @click.group()
@@ -131,8 +126,11 @@ def status_lines(doc: dict[str, Any]) -> list[str]:
 def rollout_status(model: str, config: Path | None, db: str | None, as_json: bool) -> None:
     """The model's latest rollout: phase, paused or not, step, traffic, and the last verdict's
     checks in words (what each is tested against and what crossing its bound means). With
-    --config, the model's SLO margins are named too. Exit 0 whatever the phase."""
+    --config, the model's SLO margins are named too. Exits 4 (HALTED) when the rollout is
+    halted or was rolled back, after printing, so a pipeline can stop on it (as
+    ``kubectl argo rollouts status`` does on an aborted rollout); 0 otherwise."""
     from driftd.cli.access import registry_from_options
+    from driftd.rollout.machine import HALTED, ROLLED_BACK
     from driftd.rollout.store import RolloutStore
 
     with registry_from_options(config, db) as reg:
@@ -143,9 +141,11 @@ def rollout_status(model: str, config: Path | None, db: str | None, as_json: boo
     doc = status_document(row, weights, _slo(config, model))
     if as_json:
         echo_json(doc)
-        return
-    for line in status_lines(doc):
-        say(line)
+    else:
+        for line in status_lines(doc):
+            say(line)
+    if row.phase in (HALTED, ROLLED_BACK):
+        raise SystemExit(int(Exit.HALTED))
 
 
 @contextmanager

@@ -107,3 +107,7 @@ def test_abort_rolls_back(canary: tuple[Registry, str, Path]) -> None:
     assert reg.traffic("fraud") == {1: 1.0}
     assert invoke(url, "abort", "fraud", "--yes").exit_code == Exit.ERROR
     assert reg.verify_audit().ok
+    # status still prints the rolled-back rollout, then exits HALTED (4) for a pipeline to stop
+    halted = invoke(url, "status", "fraud", "--json")
+    assert halted.exit_code == Exit.HALTED
+    assert json.loads(halted.stdout)["phase"] == "rolled_back"
