@@ -125,9 +125,8 @@ def quality(settings: Settings) -> list[Alert]:
             any_of(acc_parts),
             "ticket",
             f"{VERSION} accuracy over 1h fell more than allowed below its 6h accuracy",
-            f"The accuracy of the labeled predictions of {VERSION} over the last hour is "
-            f"{{{{ $value | humanize }}}} below its accuracy over 6 hours, for 15 minutes "
-            f"(allowed drop: {per_cohort(acc, num)}).",
+            f"The accuracy of the labeled predictions of {VERSION} over the last hour has been "
+            f"more than {per_cohort(acc, num)} below its accuracy over 6 hours for 15 minutes.",
             MODEL,
             per_model=True,
             for_="15m",
@@ -138,9 +137,8 @@ def quality(settings: Settings) -> list[Alert]:
             any_of(rmse_parts),
             "ticket",
             f"{VERSION} rmse over 1h rose more than allowed above its 6h rmse",
-            f"The rmse of the labeled predictions of {VERSION} over the last hour is "
-            f"{{{{ $value | humanize }}}}, above its rmse over 6 hours by more than "
-            f"{per_cohort(rmse, _pct)}, for 15 minutes.",
+            f"The rmse of the labeled predictions of {VERSION} over the last hour has been more "
+            f"than {per_cohort(rmse, _pct)} above its rmse over 6 hours for 15 minutes.",
             MODEL,
             per_model=True,
             for_="15m",
