@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from driftd.config.slo import LATENCY_BUCKETS_S
 from driftd.contracts.monitor import DriftDetected, MonitorBatch
 from driftd.contracts.versioning import require_state_version
 from driftd.rollout.evidence import ArmCounts
 
 STATE_KIND, STATE_VERSION = "version_counts", 1
 # Prometheus' latency bucket bounds (seconds): exact edges of the histogram below.
-PROMETHEUS_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+PROMETHEUS_BUCKETS_S = LATENCY_BUCKETS_S  # one list: an SLO's latency threshold must be a bucket
 # Latency bucket upper edges in ms: 0.1 ms .. 100 s, 40 per decade (≈ 6% apart), the
 # Prometheus bounds, then +inf.
 EDGES_MS = np.unique(

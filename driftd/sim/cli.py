@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import signal
 import sys
@@ -12,8 +14,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from driftd.cli.options import json_option
-from driftd.cli.output import echo_json
 from driftd.sim.server import LabelEmitter, ModelServer, Regression
 from driftd.sim.sinks import ControlFollower, JsonlSink, KafkaSink
 from driftd.sim.synth import CATEGORIES
@@ -143,7 +143,7 @@ def _world(settings: Settings, model: str, seed: int, drift_at: float | None) ->
     "traffic of the same world (the real retrain path) and give it all traffic.",
 )
 @click.option("--status-every", default=10.0, show_default=True, help="Seconds between status.")
-@json_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary when it stops.")
 def serve_sim(
     config_path: Path,
     model: str | None,
@@ -204,17 +204,21 @@ def serve_sim(
     )
     click.echo(f"served {served} requests; {emitter.pending} labels were still pending", err=True)
     if as_json:  # one summary when it stops, as driftd's other long-running commands
-        echo_json(
-            {
-                "command": "serve-sim",
-                "model": model,
-                "served": served,
-                "labels_pending": emitter.pending,
-                "started_at": start,
-                "stopped_at": time.time(),
-            }
-        )
+        summary = {
+            "command": "serve-sim",
+            "model": model,
+            "served": served,
+            "labels_pending": emitter.pending,
+            "started_at": _iso(start),
+            "stopped_at": _iso(time.time()),
+        }
+        click.echo(json.dumps(summary, indent=2))
     sys.stdout.flush()
+
+
+def _iso(ts: float) -> str:
+    """ISO 8601 UTC, as driftd's own commands print times (sim sits below driftd.cli)."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _load(config_path: Path) -> Settings:

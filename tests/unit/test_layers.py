@@ -1,8 +1,8 @@
 """The package reads top-down: each layer imports only the layers below it, imports inside
 functions included, and no module imports itself back through another.
 
-    contracts < config < db, detectors, logs < registry < retrain, rollout, incidents
-    < daemon < api < sim < cli
+    contracts < config < db, detectors, logs, alerts < registry < retrain, rollout, incidents
+    < daemon < api, check < sim < cli
 
 ``driftd.errors`` and ``driftd.textsafe`` (pure helpers with no driftd imports) sit under all.
 """
@@ -27,6 +27,7 @@ TIERS: dict[str, int] = {
     "driftd.config": 2,
     "driftd.db": 3,
     "driftd.detectors": 3,
+    "driftd.alerts": 3,
     "driftd.logs": 3,
     "driftd.registry": 4,
     "driftd.incidents": 5,
@@ -35,6 +36,7 @@ TIERS: dict[str, int] = {
     "driftd.rollout": 5,
     "driftd.daemon": 6,
     "driftd.api": 7,
+    "driftd.check": 7,
     "driftd.sim": 8,
     "driftd.cli": 9,
 }
