@@ -86,6 +86,7 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 # Decision series, exported by the leader only: recording rule -> raw family (shared with the
 # rules generator).
 from driftd.alerts.leader import LEADER_RULES, leader_rule_expr, selector
+from driftd.alerts.recording import QUALITY_RULE, quality_rule_expr
 
 HERE = Path(__file__).resolve().parent
 GRAFANA_DIR = HERE / "grafana"
@@ -108,30 +109,6 @@ SUBSTITUTIONS = {
     "$feature": ".+",
 }
 TAGS = ["driftd", "generated"]
-
-# Quality over every instance's joined rows: each instance exports the quality of its own
-# partitions, so the rule weights them by their labeled rows (accuracy: sum(correct) /
-# sum(labeled); rmse: the root of the weighted mean square).
-QUALITY_RULE = "model_version_metric:driftd_model_quality:labeled_weighted"
-
-
-def quality_rule_expr(matchers: str = "") -> str:
-    """``QUALITY_RULE``'s expression, with ``matchers`` on the model and version labels."""
-
-    def weighted(metric: str, power: str) -> str:
-        return (
-            "sum by (model, version, metric) ("
-            f"driftd_model_quality{selector(metric, matchers)}{power} "
-            f"* on (instance, job, partition, model, version) group_left () "
-            f"driftd_labeled_total{selector(matchers)}) "
-            "/ on (model, version) group_left () "
-            f"sum by (model, version) (driftd_labeled_total{selector(matchers)})"
-        )
-
-    accuracy = weighted('metric!="rmse"', "")
-    rmse = weighted('metric="rmse"', " ^ 2")
-    return f"{accuracy} or sqrt({rmse})"
-
 
 # The SLOs of prometheus/rules.yml: the share of bad predictions, per model and version, is
 # recorded over these windows; the objective of a model comes from its driftd:slo_objective
