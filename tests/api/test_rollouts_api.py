@@ -12,16 +12,16 @@ from driftd.registry import Registry
 from driftd.registry.names import Stage
 from driftd.registry.roles import Gate
 from tests.api.conftest import Tokens
-from tests.rollout.test_controller import CONFIG, SHA, Traffic, _controller, _run
+from tests.rollout.test_controller import (
+    Traffic,
+    _controller,
+    _run,
+    champion_and_challenger,
+)
 
 
 def _canary(reg: Registry, tmp_path: Path) -> None:
-    reg.register_version("fraud", "file:///1", SHA, 1, "t", stage="staging")
-    reg.promote("fraud", 1, "production", "ops")
-    reg.register_version("fraud", "file:///2", SHA, 1, "t", stage="staging",
-                         aliases=["challenger"], parent_version=1)  # fmt: skip
-    config = tmp_path / "driftd.toml"
-    config.write_text(CONFIG.format(step_min_s=30))
+    config = champion_and_challenger(reg, tmp_path)
     traffic = Traffic(6)
     _run(_controller(reg, config, traffic), reg, traffic, {"1": 0.005, "2": 0.005}, 2)
 

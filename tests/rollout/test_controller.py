@@ -60,18 +60,25 @@ class Traffic:
             self.totals[str(v)] = Totals(old.counts + c, old.latency + lat)
 
 
+def champion_and_challenger(reg: Registry, tmp_path: Path) -> Path:
+    """fraud/1 in production (the champion), fraud/2 in staging as the challenger, and a
+    config whose rollout starts it; the config's path."""
+    reg.register_version("fraud", "file:///1", SHA, 1, "t", stage="staging")
+    reg.promote("fraud", 1, "production", "ops")
+    reg.register_version("fraud", "file:///2", SHA, 1, "t", stage="staging",
+                         aliases=["challenger"], parent_version=1)  # fmt: skip
+    config = tmp_path / "driftd.toml"
+    config.write_text(CONFIG.format(step_min_s=30))
+    return config
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Registry, Path]]:
     with fresh_database(request.param, tmp_path) as url:
         engine = make_engine(url)
         upgrade(engine)
         reg = Registry(engine)
-        reg.register_version("fraud", "file:///1", SHA, 1, "t", stage="staging")
-        reg.promote("fraud", 1, "production", "ops")
-        reg.register_version("fraud", "file:///2", SHA, 1, "t", stage="staging",
-                             aliases=["challenger"], parent_version=1)  # fmt: skip
-        config = tmp_path / "driftd.toml"
-        config.write_text(CONFIG.format(step_min_s=30))
+        config = champion_and_challenger(reg, tmp_path)
         yield reg, config
         engine.dispose()
 

@@ -17,7 +17,12 @@ from driftd.registry.roles import Gate
 from driftd.rollout.machine import Action
 from driftd.rollout.manual import NoActiveRollout, control
 from driftd.rollout.store import RolloutStore, to_rollout
-from tests.rollout.test_controller import CONFIG, SHA, Traffic, _controller, _run
+from tests.rollout.test_controller import (
+    Traffic,
+    _controller,
+    _run,
+    champion_and_challenger,
+)
 
 GOOD = {"1": 0.005, "2": 0.005}
 BAD = {"1": 0.005, "2": 0.04}
@@ -28,12 +33,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[Registry, Path]]:
     engine = make_engine(f"sqlite:///{tmp_path / 'registry.db'}")
     upgrade(engine)
     reg = Registry(engine)
-    reg.register_version("fraud", "file:///1", SHA, 1, "t", stage="staging")
-    reg.promote("fraud", 1, "production", "ops")
-    reg.register_version("fraud", "file:///2", SHA, 1, "t", stage="staging",
-                         aliases=["challenger"], parent_version=1)  # fmt: skip
-    config = tmp_path / "driftd.toml"
-    config.write_text(CONFIG.format(step_min_s=30))
+    config = champion_and_challenger(reg, tmp_path)
     yield reg, config
     engine.dispose()
 
