@@ -1,7 +1,8 @@
 """The registry's HTTP API as a FastAPI app: ``create_app(registry)``.
 
 Everything lives under ``/api/v1`` except ``/healthz`` (liveness, no auth) and ``/readyz``
-(checks the database: 503 when it is unreachable). The OpenAPI schema is at ``/openapi.json``.
+(checks the database: 503 when it is unreachable). The OpenAPI schema is at ``/openapi.json``, and
+Swagger UI at ``/docs``, served from local assets so that it works offline (``docs``).
 Errors always answer ``{"error": <class name>, "detail": <message>}``: a registry error with its
 ``status``, 401 / 403 for tokens and roles, 413 for a body over ``max_body_bytes`` (read only
 after authentication, see ``limits``), 400 / 422 for a body that is not JSON or names a field
@@ -21,6 +22,7 @@ from starlette.exceptions import HTTPException
 
 import driftd
 from driftd.api import incidents, reads, rollouts, writes
+from driftd.api.docs import mount_docs
 from driftd.api.errors import DATABASE_DOWN, error_response
 from driftd.api.limits import DEFAULT_MAX_BODY_BYTES, BodyGate
 from driftd.api.schemas import Health
@@ -104,7 +106,10 @@ def create_app(
             "audit log, and incidents. Send an API token from `driftd token create` as a "
             "bearer token."
         ),
+        docs_url=None,  # mount_docs serves /docs from local assets; FastAPI's uses a CDN
+        redoc_url=None,  # nothing installed bundles ReDoc, so there is no offline /redoc
     )
+    mount_docs(app)
     app.state.registry = registry
     app.state.incidents = IncidentStore.configured(
         registry, incident_settings or IncidentSettings()
