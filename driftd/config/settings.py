@@ -212,16 +212,41 @@ class GateSettings(Section):
 
 
 class WebhookSettings(Section):
-    """A webhook the registry's outbox delivers events to, signed with HMAC-SHA256."""
+    """A webhook the registry's outbox delivers events to: Standard Webhooks signatures over
+    CloudEvents bodies (``format = "cloudevents"``), or driftd's older headers and bare payload
+    (``"legacy"``). A webhook new to the database starts at the newest event unless ``replay``."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
     url: Annotated[str, Field(pattern=r"^https?://.+")]
+    # "whsec_<base64>" (Standard Webhooks) signs with the decoded key; any other text signs
+    # with its UTF-8 bytes.
     secret: SecretStr | None = None
     events: list[str] = []  # empty: every event
     max_attempts: Annotated[int, Field(ge=1, le=1000)] = 8
     backoff_s: Annotated[float, Field(gt=0)] = 1.0
     max_backoff_s: Annotated[float, Field(gt=0)] = 300.0
     timeout_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+    format: Literal["cloudevents", "legacy"] = "cloudevents"
+    # The CloudEvents source prefix: events of model M come from "<source>/models/M".
+    source: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:.+")] = "driftd://registry"
+    # False: a webhook that never delivered starts after the newest event (no history).
+    replay: bool = False
+
+    @field_validator("secret")
+    @classmethod
+    def _standard_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        text = v.get_secret_value() if v is not None else ""
+        if text.startswith("whsec_"):
+            import base64
+            import binascii
+
+            try:
+                key = base64.b64decode(text.removeprefix("whsec_") + "==")
+            except binascii.Error:
+                key = b""
+            if not key:
+                raise ValueError('a "whsec_" webhook secret must be non-empty base64 after it')
+        return v
 
 
 StageName = Literal["staging", "canary", "production", "archived", "rolled_back"]

@@ -7,15 +7,18 @@ target (``registry_outbox_cursors``: the last id handled, the attempts spent on 
 
 Guarantees:
 
-- Nothing is lost. A new cursor starts at 0, so a target added later receives the whole
-  history; the cursor only moves past a row once the target accepted it (2xx / broker ack),
+- Nothing is lost once a target started. A new cursor starts at 0 (the whole history) for the
+  Kafka control topic and for a webhook with ``replay = true``; a webhook configured without
+  it starts after the newest row that existed when its cursor was created ("from now": a
+  receiver added today is not flooded with last year's events). From there on the cursor only
+  moves past a row once the target accepted it (2xx / broker ack),
   filtered it out, or it was dead-lettered after ``max_attempts`` (kept in
   ``registry_outbox_dead``). Skipping by id is safe because outbox ids commit in id order:
   every registry write holds the audit-head row lock (or SQLite's write lock) from before its
   insert until its commit, so no smaller id can appear after a larger one is visible.
 - At least once, duplicates only in one window. The cursor is committed after each accepted
   row, so a crash between the target's acceptance and that commit redelivers that one row —
-  with the same ``X-Driftd-Delivery`` id (``<target>-<outbox id>``), which lets the receiver
+  with the same ``webhook-id`` (``<target>-<outbox id>``), which lets the receiver
   drop it. That window is the only source of duplicates: at most one per crash per target.
 - Ordered per target, isolated between targets: a failing row blocks later rows for its own
   target only (until it succeeds or is dead-lettered); other targets carry on.
@@ -37,7 +40,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -104,7 +107,10 @@ class Dispatcher:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         witness_every_s: float | None = None,
+        start_at_head: Collection[str] = (),
     ) -> None:
+        """``start_at_head`` names the targets whose new cursor starts after the newest row
+        (the others start at 0); a cursor that exists is never moved by it."""
         names = [tg.name for tg in targets]
         if len(set(names)) != len(names):
             raise ValueError(f"target names must be unique: {names}")
@@ -114,6 +120,7 @@ class Dispatcher:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._pg = engine.dialect.name != "sqlite"
         self.witness_every_s = witness_every_s
+        self.start_at_head = frozenset(start_at_head)
 
     def run(self, stop: threading.Event, poll_s: float = 1.0) -> None:
         """Dispatch until ``stop`` is set, waiting ``poll_s`` whenever nothing was delivered;
@@ -148,22 +155,34 @@ class Dispatcher:
         return delivered
 
     def _ensure_cursors(self) -> None:
-        """Create missing cursors at 0 (never at the current end: nothing is skipped)."""
-        values = [
-            {
-                "target": tg.name,
-                "last_id": 0,
-                "attempts": 0,
-                "next_attempt_at": 0.0,
-                "last_error": "",
-            }
-            for tg in self.targets
-        ]
-        if not values:
+        """Create missing cursors: at 0, or after the newest row for ``start_at_head``."""
+        if not self.targets:
             return
-        ins = pg_insert if self._pg else sqlite_insert
-        with write_transaction(self.engine) as conn:
-            conn.execute(ins(t.outbox_cursors).values(values).on_conflict_do_nothing())
+        c = t.outbox_cursors
+        with self.engine.connect() as conn:
+            have = set(conn.execute(sa.select(c.c.target)).scalars())
+        missing = [tg.name for tg in self.targets if tg.name not in have]
+        if missing:
+            ins = pg_insert if self._pg else sqlite_insert
+            with write_transaction(self.engine) as conn:
+                head = 0
+                if self.start_at_head.intersection(missing):
+                    head = int(
+                        conn.execute(
+                            sa.select(sa.func.coalesce(sa.func.max(t.outbox.c.id), 0))
+                        ).scalar_one()
+                    )
+                values = [
+                    {
+                        "target": name,
+                        "last_id": head if name in self.start_at_head else 0,
+                        "attempts": 0,
+                        "next_attempt_at": 0.0,
+                        "last_error": "",
+                    }
+                    for name in missing
+                ]
+                conn.execute(ins(c).values(values).on_conflict_do_nothing())
 
     @contextlib.contextmanager
     def _claim(self, name: str) -> Iterator[tuple[bool, sa.Connection | None]]:
@@ -305,11 +324,15 @@ def dispatcher_from_settings(
     witness_every_s: float | None = None,
 ) -> Dispatcher:
     """A dispatcher for the configured webhooks and, optionally, the Kafka control topic; with
-    ``witness_every_s`` its ``run`` also publishes the audit head that often."""
+    ``witness_every_s`` its ``run`` also publishes the audit head that often. A webhook without
+    ``replay`` that never delivered starts after the newest event."""
     targets: list[Target] = [WebhookTarget(w) for w in webhooks]
     if kafka is not None:
         targets.append(KafkaTarget(kafka))
-    return Dispatcher(engine, targets, clock=clock, witness_every_s=witness_every_s)
+    fresh = [w.name for w in webhooks if not w.replay]
+    return Dispatcher(
+        engine, targets, clock=clock, witness_every_s=witness_every_s, start_at_head=fresh
+    )
 
 
 def status(engine: sa.Engine, targets: Sequence[str] = ()) -> list[dict[str, Any]]:

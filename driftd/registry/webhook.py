@@ -1,16 +1,26 @@
 """Signed webhook delivery of outbox rows, and the check a receiver runs on a delivery.
 
-A delivery is ``POST <url>`` with the outbox row's canonical JSON as the body and headers:
+A delivery is ``POST <url>``. In the default ``cloudevents`` format it follows the Standard
+Webhooks specification (https://www.standardwebhooks.com):
 
-- ``X-Driftd-Event``: the event name (``version_created``, ``alias_moved``, ...);
-- ``X-Driftd-Delivery``: ``<target>-<outbox id>``, the same on every attempt and redelivery,
-  so a receiver de-duplicates on it (see ``driftd.registry.outbox`` for when a duplicate can
-  happen);
-- ``X-Driftd-Timestamp``: unix seconds when this attempt was signed;
-- ``X-Driftd-Signature``: ``sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`` under the
-  webhook's secret (absent when the webhook has no secret).
+- the body is a CloudEvent 1.0 in structured JSON mode (``driftd.registry.cloudevents``) whose
+  ``data`` is the outbox row's payload, ``Content-Type: application/cloudevents+json``;
+- ``webhook-id``: ``<target>-<outbox id>``, also the CloudEvent's ``id``; the same on every
+  attempt and redelivery, so a receiver de-duplicates on it (see ``driftd.registry.outbox``
+  for when a duplicate can happen);
+- ``webhook-timestamp``: unix seconds when this attempt was signed;
+- ``webhook-signature``: ``v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`` under the
+  webhook's secret (absent when the webhook has no secret); a ``whsec_<base64>`` secret is
+  decoded as the spec says, any other secret is used as its UTF-8 bytes. A receiver checks it
+  with ``standardwebhooks.Webhook(secret).verify(body, headers)``.
 
-The timestamp is inside the signed text (as Stripe does) so that a captured request cannot be
+``X-Driftd-Event`` and ``X-Driftd-Delivery`` are sent too, for routing without parsing.
+
+The ``legacy`` format is driftd's first one: the row's canonical JSON as the body, and
+``X-Driftd-Event``, ``X-Driftd-Delivery``, ``X-Driftd-Timestamp`` and ``X-Driftd-Signature``
+(``sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">``), checked by ``verify`` below.
+
+Both formats sign the timestamp (as Stripe does) so that a captured request cannot be
 replayed later: the receiver rejects a timestamp older than a few minutes, and an attacker
 cannot move it without the secret.
 """
@@ -22,15 +32,21 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
+from standardwebhooks import Webhook
 
 from driftd.config import WebhookSettings
+from driftd.registry import cloudevents
 
 EVENT_HEADER = "X-Driftd-Event"
 DELIVERY_HEADER = "X-Driftd-Delivery"
 TIMESTAMP_HEADER = "X-Driftd-Timestamp"
 SIGNATURE_HEADER = "X-Driftd-Signature"
+WEBHOOK_ID = "webhook-id"
+WEBHOOK_TIMESTAMP = "webhook-timestamp"
+WEBHOOK_SIGNATURE = "webhook-signature"
 
 
 class DeliveryError(Exception):
@@ -68,6 +84,11 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
+def standard_signer(secret: str) -> Webhook:
+    """The Standard Webhooks signer for a configured secret (``whsec_<base64>`` or raw text)."""
+    return Webhook(secret) if secret.startswith("whsec_") else Webhook(secret.encode())
+
+
 def verify(
     secret: bytes,
     timestamp: str,
@@ -99,7 +120,9 @@ class WebhookTarget:
         self.name = settings.name
         self.policy = RetryPolicy(settings.max_attempts, settings.backoff_s, settings.max_backoff_s)
         self._events = frozenset(settings.events)
-        self._secret = settings.secret.get_secret_value().encode() if settings.secret else None
+        raw = settings.secret.get_secret_value() if settings.secret else None
+        self._secret = raw.encode() if raw else None
+        self._signer = standard_signer(raw) if raw else None
         self._client = client or httpx.Client(timeout=settings.timeout_s)
         self._clock = clock
 
@@ -107,22 +130,39 @@ class WebhookTarget:
         """Whether the webhook subscribed to ``event`` (no filter: every event)."""
         return not self._events or event in self._events
 
+    def body(self, row: OutboxRow) -> bytes:
+        """What is POSTed for ``row``: the same bytes on every attempt."""
+        if self.settings.format == "legacy":
+            return row.payload.encode()
+        return cloudevents.structured(
+            delivery_id(self.name, row.id),
+            self.settings.source,
+            row.event,
+            row.model,
+            row.created_at,
+            row.payload,
+        )
+
     def headers(self, row: OutboxRow, body: bytes) -> dict[str, str]:
         """The delivery headers for ``row``, signed at the current clock."""
-        ts = str(int(self._clock()))
-        h = {
-            "Content-Type": "application/json",
-            EVENT_HEADER: row.event,
-            DELIVERY_HEADER: delivery_id(self.name, row.id),
-            TIMESTAMP_HEADER: ts,
-        }
-        if self._secret:
-            h[SIGNATURE_HEADER] = sign(self._secret, ts, body)
+        now = int(self._clock())
+        ts = str(now)
+        msg_id = delivery_id(self.name, row.id)
+        h = {EVENT_HEADER: row.event, DELIVERY_HEADER: msg_id}
+        if self.settings.format == "legacy":
+            h |= {"Content-Type": "application/json", TIMESTAMP_HEADER: ts}
+            if self._secret:
+                h[SIGNATURE_HEADER] = sign(self._secret, ts, body)
+            return h
+        h |= {"Content-Type": cloudevents.CONTENT_TYPE, WEBHOOK_ID: msg_id, WEBHOOK_TIMESTAMP: ts}
+        if self._signer is not None:
+            at = datetime.fromtimestamp(now, tz=UTC)
+            h[WEBHOOK_SIGNATURE] = self._signer.sign(msg_id, at, body)
         return h
 
     def send(self, row: OutboxRow) -> None:
         """Deliver ``row``; raise DeliveryError unless the receiver answered 2xx."""
-        body = row.payload.encode()
+        body = self.body(row)
         try:
             r = self._client.post(
                 self.settings.url,
@@ -134,6 +174,11 @@ class WebhookTarget:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
         if not 200 <= r.status_code < 300:
             raise DeliveryError(f"HTTP {r.status_code}: {r.text[:200]}")
+
+    @property
+    def replay(self) -> bool:
+        """Whether a new cursor for this webhook starts at the first event (else the newest)."""
+        return self.settings.replay
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
