@@ -240,3 +240,16 @@ deployments = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Index("ix_registry_deployments_at", "model_id", "valid_from"),
 )
+
+# Step-wise metric history of runs (epoch or step -> value), one row per run, key and step;
+# the run's ``metrics`` keep the final numbers. ``value`` is NULL for a number that was not
+# finite (NaN or infinity: JSON and SQLite cannot hold them).
+run_metric_steps = sa.Table(
+    "registry_run_metric_steps",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("registry_runs.id"), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("step", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("value", sa.Float),
+    sa.Column("ts", sa.Float, nullable=False),
+)

@@ -221,7 +221,7 @@ def train(request: TrainRequest) -> TrainResult:
                 torch.set_float32_matmul_precision("high")
             seed_everything(request.seed)
             net = build_model(tr, request.task, n_classes, p).to(device)
-            best, history = _fit(request, net, device, p, tr, va)
+            best, history, reported = _fit(request, net, device, p, tr, va)
         finally:
             torch.set_float32_matmul_precision(precision)
     net.load_state_dict(best["state"])
@@ -234,10 +234,12 @@ def train(request: TrainRequest) -> TrainResult:
         "best_epoch": float(best["epoch"]),
         "epochs_run": float(len(history)),
     }
-    metrics |= {f"rows_per_s_epoch_{i}": h["rows"] / h["seconds"] for i, h in enumerate(history, 1)}
     metrics |= {"rows_per_s": rows / train_s, "rows_per_s_wall": rows / wall_s}
     metrics |= {"train_seconds": train_s, "wall_seconds": wall_s}
-    return TrainResult(path, file_sha256(path), metrics, len(history), str(device), rows / train_s)
+    speed = rows / train_s
+    return TrainResult(
+        path, file_sha256(path), metrics, len(history), str(device), speed, history=reported
+    )
 
 
 def _fit(
@@ -247,8 +249,9 @@ def _fit(
     p: Mapping[str, Any],
     tr: TrainingArrays,
     va: TrainingArrays,
-) -> tuple[dict[str, Any], list[dict[str, float]]]:
-    """The epoch loop; returns the best epoch (weights, metrics) and per-epoch timings."""
+) -> tuple[dict[str, Any], list[dict[str, float]], list[dict[str, float]]]:
+    """The epoch loop; returns the best epoch (weights, metrics), per-epoch timings, and the
+    metrics reported at each epoch (validation metrics, train loss, rows/s, seconds)."""
     train_t = _place(tr, device, p["resident_fraction"])
     val_t = _place(va, device, p["resident_fraction"])
     gen = torch.Generator(device=train_t.label.device)
@@ -259,6 +262,7 @@ def _fit(
     )
     best: dict[str, Any] = {"loss": math.inf}
     history: list[dict[str, float]] = []
+    reported: list[dict[str, float]] = []
     stale = 0
     for epoch in range(1, p["epochs"] + 1):
         net.train()
@@ -278,6 +282,7 @@ def _fit(
         metrics = validation_metrics(request.task, va.label, pred)
         metrics |= {"train_loss": train_loss, "rows_per_s": len(train_t) / seconds}
         request.report(epoch, dict(metrics))
+        reported.append({**metrics, "epoch_seconds": seconds})
         if metrics["loss"] < best["loss"] or "state" not in best:
             state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             best = {"loss": metrics["loss"], "epoch": epoch, "metrics": metrics, "state": state}
@@ -287,7 +292,7 @@ def _fit(
             if p["patience"] > 0 and stale >= p["patience"]:
                 break
     best["metrics"] = {k: v for k, v in best["metrics"].items() if k != "rows_per_s"}
-    return best, history
+    return best, history, reported
 
 
 def align(arrays: TrainingArrays, config: Mapping[str, Any]) -> TrainingArrays:

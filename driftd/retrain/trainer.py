@@ -90,7 +90,9 @@ class TrainRequest:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a trainer returns: one artifact file, its hash, and flat numeric metrics."""
+    """What a trainer returns: one artifact file, its hash, and flat numeric metrics (final
+    numbers); ``history`` holds the metrics reported at each epoch (epoch 1 first), which the
+    registry stores as the run's step-wise series."""
 
     artifact: Path
     artifact_sha256: str
@@ -98,6 +100,7 @@ class TrainResult:
     epochs_run: int
     device: str
     rows_per_s: float
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
 class Trainer(Protocol):
