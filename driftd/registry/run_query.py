@@ -213,10 +213,12 @@ class Comparison:
         return [r.name for r in self.rows if r.differs]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data: ``runs``, ``sections`` (section -> key -> run id -> value), ``differs``."""
-        sections: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in SECTIONS}
+        """Plain data: ``runs``, ``sections`` (section -> key -> the values, in the order of
+        ``runs``) and ``differs``. Values are lists under their own key, so a time field
+        (``window_start``) keeps its name for readers and for ISO 8601 conversion."""
+        sections: dict[str, dict[str, list[Any]]] = {s: {} for s in SECTIONS}
         for row in self.rows:
-            sections[row.section][row.key] = dict(zip(self.runs, row.values, strict=True))
+            sections[row.section][row.key] = list(row.values)
         return {"runs": self.runs, "sections": sections, "differs": self.differs}
 
 

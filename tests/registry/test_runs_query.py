@@ -145,9 +145,10 @@ def test_compare_shows_each_section_side_by_side_and_names_the_differences(
     cmp = compare_runs([best, worse], datasets)
     doc = cmp.to_dict()
     assert doc["runs"] == [best.id, worse.id]
-    assert doc["sections"]["params"]["lr"] == {best.id: 0.01, worse.id: 0.1}
-    assert doc["sections"]["environment"]["packages.torch"] == {best.id: "2.5", worse.id: "2.5"}
-    assert doc["sections"]["dataset"]["row_count"] == {best.id: 100, worse.id: 120}
+    assert doc["sections"]["params"]["lr"] == [0.01, 0.1]  # in the order of doc["runs"]
+    assert doc["sections"]["environment"]["packages.torch"] == ["2.5", "2.5"]
+    assert doc["sections"]["dataset"]["row_count"] == [100, 120]
+    assert doc["sections"]["tags"]["device"] == [None, "gpu"]
     differs = set(cmp.differs)
     assert {"params.lr", "metrics.roc_auc", "dataset.sha256", "trigger.kind"} <= differs
     assert "tags.device" in differs  # present in one run only

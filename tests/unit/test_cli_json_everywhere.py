@@ -177,6 +177,10 @@ RECIPES: dict[str, tuple[Recipe, int]] = {
     "retrain submit": (lambda w: ["fraud", "--config", str(w.config)], 1),
     "retrain worker": (lambda w: ["--config", str(w.config)], 0),
     "run": (lambda w: ["--config", str(w.config)], 0),
+    "runs compare": (lambda w: ["no-such-run", "nor-this-one", "--config", str(w.config)], 1),
+    "runs gc": (lambda w: ["--config", str(w.config), "--dry-run"], 0),
+    "runs ls": (lambda w: ["--config", str(w.config)], 0),
+    "runs show": (lambda w: ["no-such-run", "--config", str(w.config)], 1),
     # Serving runs until stopped (tests/integration covers it): a model the config lacks.
     "serve-sim": (lambda w: ["--config", str(w.config), "--model", "nope"], 2),
     "status": (lambda w: ["--config", str(w.config)], 0),
