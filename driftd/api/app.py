@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 import driftd
-from driftd.api import incidents, reads, rollouts, writes
+from driftd.api import incidents, reads, rollouts, runs, writes
 from driftd.api.docs import mount_docs
 from driftd.api.errors import DATABASE_DOWN, error_response
 from driftd.api.limits import DEFAULT_MAX_BODY_BYTES, BodyGate
@@ -122,6 +122,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(sa.exc.OperationalError, _on_database_down)
     app.add_exception_handler(Exception, _on_bug)
+    app.include_router(runs.router, prefix="/api/v1")  # before reads: /runs/compare, /runs/{id}
     app.include_router(reads.router, prefix="/api/v1")
     app.include_router(writes.router, prefix="/api/v1")
     app.include_router(incidents.router, prefix="/api/v1")
