@@ -54,6 +54,7 @@ from driftd.config.envsource import env_source, environ_given
 from driftd.config.errors import env_error, located, read_toml
 from driftd.config.errors import format_errors as _format_errors
 from driftd.config.incidents import IncidentSettings
+from driftd.config.lineage import LineageSettings
 from driftd.config.retrain import ModelRetrainSettings, RetrainSettings
 from driftd.config.rollout import RolloutSettings
 from driftd.config.sections import Section
@@ -408,6 +409,7 @@ class Settings(BaseSettings):
     retrain: RetrainSettings = RetrainSettings()
     incidents: IncidentSettings = IncidentSettings()
     alerts: AlertSettings = AlertSettings()
+    lineage: LineageSettings = LineageSettings()  # OpenLineage RunEvents of retrains
     models: Annotated[dict[str, ModelSettings], Field(min_length=1)]
 
     @model_validator(mode="after")

@@ -6,7 +6,7 @@ or appends them to a JSON-lines file; ``settings`` is the ``[lineage]`` config (
 ``url`` or ``file`` is set). Emission never fails a retrain: errors are logged.
 """
 
+from driftd.config.lineage import LineageSettings
 from driftd.lineage.emit import RetrainLineage, lineage_from_settings
-from driftd.lineage.settings import LineageSettings
 
 __all__ = ["LineageSettings", "RetrainLineage", "lineage_from_settings"]

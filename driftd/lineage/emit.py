@@ -24,8 +24,8 @@ from openlineage.client.transport.http import (
 )
 from openlineage.client.transport.transport import Transport
 
+from driftd.config.lineage import LineageSettings
 from driftd.lineage import events
-from driftd.lineage.settings import LineageSettings
 
 log = logging.getLogger("driftd.lineage")
 

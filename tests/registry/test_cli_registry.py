@@ -162,6 +162,7 @@ url = "{db_url}"
 name = "ops"
 url = "{receiver.url}"
 secret = "s3cret"
+replay = true
 [registry.gates.production]
 approvals = 1
 """
@@ -174,7 +175,7 @@ approvals = 1
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["outbox", "run", "--once", "--config", str(config)])
     assert res.exit_code == 0 and "delivered 1 event(s)" in res.output, res.output
-    assert [json.loads(d.body)["event"] for d in receiver.ok()] == ["version_created"]
+    assert [json.loads(d.body)["data"]["event"] for d in receiver.ok()] == ["version_created"]
     res = runner.invoke(cli, ["outbox", "status", "--json", "--config", str(config)])
     rows = json.loads(res.stdout)
     assert rows[0]["target"] == "ops" and rows[0]["pending"] == 0 and rows[0]["dead"] == 0

@@ -1,8 +1,8 @@
 """The package reads top-down: each layer imports only the layers below it, imports inside
 functions included, and no module imports itself back through another.
 
-    contracts < config < db, detectors, logs, alerts < registry < retrain, rollout, incidents
-    < daemon < api, check < sim < cli
+    contracts < config < db, detectors, logs, alerts, lineage < registry
+    < retrain, rollout, incidents < daemon < api, check < sim < cli
 
 ``driftd.errors`` and ``driftd.textsafe`` (pure helpers with no driftd imports) sit under all.
 """
@@ -28,6 +28,7 @@ TIERS: dict[str, int] = {
     "driftd.db": 3,
     "driftd.detectors": 3,
     "driftd.alerts": 3,
+    "driftd.lineage": 3,
     "driftd.logs": 3,
     "driftd.registry": 4,
     "driftd.incidents": 5,
