@@ -21,12 +21,15 @@ from typing import Any
 
 from driftd.config import ModelSettings, load_settings
 from driftd.config.retrain import ModelRetrainSettings, RetrainSettings
+from driftd.lineage import RetrainLineage, lineage_from_settings
 from driftd.logs import configure
 from driftd.registry import NotFound, Registry, VersionInfo
 from driftd.registry.configure import open_registry
+from driftd.registry.metric_series import epoch_series
 from driftd.retrain.abandoned import ACTOR, env_attempt_tags
 from driftd.retrain.candidate import evaluate_candidate
 from driftd.retrain.provenance import code_version, entry_point_dir, environment
+from driftd.retrain.retention import keep_best
 from driftd.retrain.snapshot import (
     LastN,
     SinceAlarm,
@@ -178,8 +181,10 @@ def _start_run(
     n_trials: int,
     trigger: Mapping[str, Any] | None,
     job_tags: Mapping[str, Any] | None,
+    artifact_dir: Path,
 ) -> str:
-    """Open the registry run: params, seed, code version, environment, trigger and tags."""
+    """Open the registry run: params, seed, code version, environment, trigger and tags (the
+    ``artifact_dir`` its files go to, which artifact retention may delete later)."""
     return registry.start_run(
         model,
         ACTOR,
@@ -194,6 +199,7 @@ def _start_run(
             "device": rs.device,
             "trials": n_trials,
             "snapshot_uri": snap.dataset_record()["uri"],
+            "artifact_dir": artifact_dir.resolve().as_uri(),
             **dict(job_tags or {}),
         },
         dataset_id=dataset_id,
@@ -249,13 +255,15 @@ def _request(
 def _finish_run(
     registry: Registry, run_id: str, result: TrainResult, params: dict[str, Any]
 ) -> dict[str, float]:
-    """Close the run as finished with its metrics, final params and artifact; the metrics."""
+    """Close the run as finished with its metrics, final params, artifact and per-epoch metric
+    series (steps); the metrics."""
     metrics = {k: float(v) for k, v in result.metrics.items()}
     registry.finish_run(
         run_id,
         ACTOR,
         metrics=metrics,
         params=params,
+        steps=epoch_series(result.history),
         tags={
             "artifact_sha256": result.artifact_sha256,
             "epochs_run": result.epochs_run,
@@ -263,6 +271,21 @@ def _finish_run(
         },
     )
     return metrics
+
+
+def _retain(registry: Registry, model: str, ms: ModelSettings, paths: RetrainSettings) -> None:
+    """Apply artifact retention after a retrain; a failure is logged, never fails the retrain
+    (its version is registered already) — ``driftd runs gc`` retries it."""
+    try:
+        report = keep_best(registry, model, ms, paths, ACTOR)
+    except Exception:
+        log.warning("artifact retention failed", extra={"model": model}, exc_info=True)
+        return
+    if report is not None and report.deleted:
+        log.info(
+            "deleted artifacts of runs beyond the best",
+            extra={"model": model, "runs": sorted(report.deleted), "keep": report.keep},
+        )
 
 
 def retrain_model(
@@ -277,11 +300,12 @@ def retrain_model(
     trials: int | None = None,
     progress: Progress | None = None,
     job_tags: Mapping[str, Any] | None = None,
+    lineage: RetrainLineage | None = None,
 ) -> RetrainOutcome:
     """Retrain ``model`` (configured by ``ms``) now, in this process, and register the
     candidate. ``paths`` says where labeled rows and work files live, ``storage_url`` where
     tuning studies go (the registry database); ``job_tags`` name the queued job attempt this
-    is (see ``driftd.retrain.abandoned``)."""
+    is (see ``driftd.retrain.abandoned``); ``lineage`` gets the run's OpenLineage events."""
     rs = ms.retrain or ModelRetrainSettings()
     prog = progress or Progress()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
@@ -294,22 +318,29 @@ def retrain_model(
     champion = _champion(registry, model)
     request = _request(ms.task, rs, snap, work / "artifact", prog.epoch)
     n_trials = rs.tuning.trials if trials is None else trials
-    run_id = _start_run(model, ms, rs, registry, snap, dataset_id, n_trials, trigger, job_tags)
+    run_id = _start_run(
+        model, ms, rs, registry, snap, dataset_id, n_trials, trigger, job_tags, request.out_dir
+    )
+    ol = lineage or RetrainLineage(None)
+    ol.start(model, run_id, snap)
     try:
         prog.phase("train" if n_trials <= 0 else f"tune ({n_trials} trials)")
         result, params = _train(model, rs, request, champion, registry, storage_url, n_trials, prog)
         prog.phase("evaluate")
         evaluation = evaluate_candidate(snap, ms.task, rs, result, champion, registry.artifacts)
-    except BaseException:
+    except BaseException as exc:
         registry.finish_run(run_id, ACTOR, status="failed")
+        ol.fail(model, run_id, snap, exc)
         raise
     version = _register_candidate(model, ms, registry, result, run_id, champion, evaluation)
     promoted = bool(evaluation["promote"])
     metrics = _finish_run(registry, run_id, result, params)
+    ol.complete(model, run_id, snap, version, promoted)
     log.info(
         "retrain finished",
         extra={"model": model, "version": version.version, "promoted": promoted, "run": run_id},
     )
+    _retain(registry, model, ms, paths)
     return RetrainOutcome(
         model, run_id, snap.sha256, version.version, promoted, evaluation, metrics
     )
@@ -330,6 +361,7 @@ def run_job(config: str, model: str, trigger: Mapping[str, Any] | None = None) -
             storage_url=settings.registry_url,
             trigger=trigger,
             job_tags=env_attempt_tags(os.environ),
+            lineage=lineage_from_settings(getattr(settings, "lineage", None)),
         )
         return outcome.to_dict()
     finally:
