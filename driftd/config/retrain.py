@@ -98,8 +98,8 @@ class ModelRetrainSettings(Section):
     # Artifact retention: after each retrain (and `driftd runs gc`) only the best N runs by
     # the gate's primary metric keep their artifact files; versions in staging, canary or
     # production and aliased ones keep theirs always; run metadata is never deleted.
-    # None keeps every artifact.
-    keep_best_artifacts: Annotated[int, Field(ge=1)] | None = 5
+    # 0 keeps every artifact (retention off).
+    keep_best_artifacts: Annotated[int, Field(ge=0)] = 5
 
     @field_validator("split")
     @classmethod

@@ -29,9 +29,9 @@ def keep_best(
     *,
     dry_run: bool = False,
 ) -> RetentionReport | None:
-    """Apply ``model``'s artifact retention; None when it keeps every artifact."""
+    """Apply ``model``'s artifact retention; None when it keeps every artifact (0)."""
     rs = ms.retrain or ModelRetrainSettings()
-    if rs.keep_best_artifacts is None:
+    if rs.keep_best_artifacts == 0:
         return None
     metric, higher = primary_metric(ms)
     root = paths.work_dir / model
