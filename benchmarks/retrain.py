@@ -399,7 +399,7 @@ def run_trainer(
     res = tabular.train(req)
     t1 = time.perf_counter()
     n = snap.manifest["splits"]["train"]["rows"]
-    rates = [res.metrics[f"rows_per_s_epoch_{i}"] for i in range(1, res.epochs_run + 1)]
+    rates = [h["rows_per_s"] for h in res.history]
     later = rates[1:] or rates
     steady = len(later) * n / sum(n / r for r in later)
     window = (marks[0], marks[-1]) if len(marks) > 1 else (t0, t1)

@@ -64,6 +64,11 @@ COMMANDS: dict[str, Lazy] = {
         "driftd.cli.incidents:report",
         short_help="Write an incident's self-contained HTML report.",
     ),
+    "runs": Lazy(
+        "driftd.cli.runs:runs",
+        help="Training runs: list, filter and sort them, show one, compare several, clean "
+        "artifacts.",
+    ),
     "rollout": Lazy(
         "driftd.cli.rollout:rollout",
         help="Canary rollouts: where each model's stands, the evidence behind its last verdict, "

@@ -107,6 +107,7 @@ def retrain() -> None:
 def run(model: str, config: Path, window: str | None, trials: int | None, as_json: bool) -> None:
     """Retrain MODEL now: snapshot, train or tune, evaluate against the champion, register.
     Exit 3 when the candidate is refused (registered, but not promoted)."""
+    from driftd.lineage import lineage_from_settings
     from driftd.logs import adopt_library_logs
     from driftd.retrain import service
 
@@ -130,6 +131,7 @@ def run(model: str, config: Path, window: str | None, trials: int | None, as_jso
                 window=parse_window(window) if window else None,
                 trials=trials,
                 progress=progress,
+                lineage=lineage_from_settings(settings.lineage),
             )
     except DriftdError as exc:
         raise failure(exc) from None

@@ -361,7 +361,7 @@ def run_job(config: str, model: str, trigger: Mapping[str, Any] | None = None) -
             storage_url=settings.registry_url,
             trigger=trigger,
             job_tags=env_attempt_tags(os.environ),
-            lineage=lineage_from_settings(getattr(settings, "lineage", None)),
+            lineage=lineage_from_settings(settings.lineage),
         )
         return outcome.to_dict()
     finally:
