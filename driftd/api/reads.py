@@ -23,7 +23,6 @@ from driftd.api.schemas import (
     HistoryOut,
     ModelOut,
     ModelPage,
-    RunOut,
     VerifyOut,
     VersionOut,
     VersionPage,
@@ -166,14 +165,6 @@ def lineage_by_alias(
     """The lineage of the version an alias points at now."""
     v = _resolve(registry, name, alias, None)
     return registry.lineage(ModelRef(name, version=v.version), depth)
-
-
-@router.get("/runs/{run_id}", summary="Get a run")
-def get_run(
-    registry: Reg, run_id: Annotated[str, Path(pattern=r"^[0-9A-Za-z_-]{1,64}$")]
-) -> RunOut:
-    """One training run by id."""
-    return RunOut.model_validate(registry.get_run(run_id).to_dict())
 
 
 @router.get("/datasets/{dataset_id}", summary="Get a dataset")
