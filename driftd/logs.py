@@ -81,3 +81,5 @@ def adopt_library_logs() -> None:
 
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
+    # The root's level decides, not a verbosity set earlier in the process (set_verbosity).
+    logging.getLogger("optuna").setLevel(logging.NOTSET)

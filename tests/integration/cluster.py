@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from driftd.cli.output import iso
 from driftd.db import lease_history, leases, make_engine
 from driftd.sim.synth import Stream
 from tests.integration.conftest import REPO
@@ -367,9 +369,12 @@ def db_now(conn: sa.Connection) -> float:
 
 def alarm_key(a: dict[str, Any]) -> tuple[str, str, str, str, str, float]:
     """An alarm's identity: (model, version, stream, detector, kind, event time); from a log
-    record ("event_ts") or a summary's alarm ("ts")."""
+    record ("event_ts", Unix seconds) or a summary's alarm ("ts", ISO 8601 as the CLI prints
+    times). Times are taken as the CLI prints them (``iso``: milliseconds, truncated)."""
     ts = a["event_ts"] if "event_ts" in a else a["ts"]
-    return (a["model"], a["version"], a["stream"], a["detector"], a["kind"], float(ts))
+    text = ts if isinstance(ts, str) else iso(float(ts))
+    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return (a["model"], a["version"], a["stream"], a["detector"], a["kind"], t)
 
 
 class CutProxy:

@@ -51,7 +51,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     res = CliRunner().invoke(
         cli, ["rollout", "status", "fraud", "--config", str(out / "driftd.toml"), "--json"]
     )
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 4, res.output  # Exit.HALTED: the rollout was rolled back
     state = json.loads(res.stdout)
     assert state["phase"] == "rolled_back" and state["canary"] == 3 and state["pending"] is None
     assert state["verdict"]["decision"] == "rollback"
