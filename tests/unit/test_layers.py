@@ -28,6 +28,7 @@ TIERS: dict[str, int] = {
     "driftd.db": 3,
     "driftd.detectors": 3,
     "driftd.alerts": 3,
+    "driftd.artifacts": 3,
     "driftd.lineage": 3,
     "driftd.logs": 3,
     "driftd.registry": 4,
@@ -39,6 +40,7 @@ TIERS: dict[str, int] = {
     "driftd.api": 7,
     "driftd.check": 7,
     "driftd.sim": 8,
+    "driftd.interop": 8,
     "driftd.cli": 9,
 }
 # What the contracts may import besides the standard library and driftd.errors.
